@@ -1,0 +1,160 @@
+import { z } from 'zod';
+import { deploymentSchema } from './deployment.ts';
+import { mailboxFilterSchema } from './mailbox-filter.ts';
+
+/**
+ * The contract between the bot and the agent: what a job asks for, how it reports progress, and
+ * what it returns. Both sides parse with these schemas (on enqueue and on dequeue).
+ */
+export const runIdSchema = z.string().regex(/^[a-z0-9]{8,32}$/, 'is not a run id');
+/** An Entra object id (activity.from.aadObjectId). */
+export const aadObjectIdSchema = z.string().regex(/^[0-9a-fA-F-]{8,64}$/, 'is not an Entra object id');
+
+export const jobTypeSchema = z.enum(['plan', 'status', 'approve', 'test']);
+export type JobType = z.infer<typeof jobTypeSchema>;
+
+export const mailboxActionSchema = z.enum(['approve', 'test']);
+export type MailboxAction = z.infer<typeof mailboxActionSchema>;
+
+const common = {
+  runId: runIdSchema,
+  deployment: deploymentSchema,
+  requestedBy: aadObjectIdSchema,
+};
+
+export const planPayloadSchema = z.object({
+  type: z.literal('plan'),
+  ...common,
+  action: mailboxActionSchema,
+  filter: mailboxFilterSchema,
+}).strict();
+
+export const statusPayloadSchema = z.object({ type: z.literal('status'), ...common }).strict();
+
+export const approvePayloadSchema = z.object({
+  type: z.literal('approve'),
+  ...common,
+  filter: mailboxFilterSchema,
+  approvedBy: aadObjectIdSchema,
+}).strict();
+
+export const testPayloadSchema = z.object({
+  type: z.literal('test'),
+  ...common,
+  filter: mailboxFilterSchema,
+  approvedBy: aadObjectIdSchema,
+}).strict();
+
+export const jobPayloadSchema = z.discriminatedUnion('type', [
+  planPayloadSchema,
+  statusPayloadSchema,
+  approvePayloadSchema,
+  testPayloadSchema,
+]);
+export type JobPayload = z.infer<typeof jobPayloadSchema>;
+export type PayloadOf<T extends JobType> = Extract<JobPayload, { type: T }>;
+
+// ---- progress -------------------------------------------------------------------------------
+
+export const progressSchema = z.object({
+  phase: z.enum(['reading', 'approving', 'scheduling', 'waiting', 'collecting']),
+  done: z.number().int().nonnegative(),
+  total: z.number().int().nonnegative(),
+  /** Outcome counts so far (for example succeeded / failed while Test & Enable results arrive). */
+  counts: z.record(z.string(), z.number().int().nonnegative()).optional(),
+}).strict();
+export type Progress = z.infer<typeof progressSchema>;
+
+// ---- results --------------------------------------------------------------------------------
+
+const count = z.number().int().nonnegative();
+const addressSample = z.array(z.string().max(320)).max(10);
+
+/** Failures grouped by cause, with the remediation from shared/d365-contract.md. */
+export const failureGroupSchema = z.object({
+  cause: z.string().max(64),
+  title: z.string().max(200),
+  remediation: z.string().max(600),
+  count,
+  sample: addressSample,
+  /** One trace text as CRM wrote it, shortened (for the causes not recognised). */
+  example: z.string().max(400).optional(),
+}).strict();
+export type FailureGroup = z.infer<typeof failureGroupSchema>;
+
+export const planResultSchema = z.object({
+  type: z.literal('plan'),
+  action: mailboxActionSchema,
+  matched: count,
+  /** How many of the matched would actually change (approve skips the already approved). */
+  toChange: count,
+  sample: addressSample,
+}).strict();
+
+export const statusResultSchema = z.object({
+  type: z.literal('status'),
+  total: count,
+  approval: z.object({ empty: count, approved: count, pending: count, rejected: count }).strict(),
+  test: z.object({ success: count, failure: count, notRun: count }).strict(),
+  crmUser: z.string().max(64),
+}).strict();
+
+export const approveResultSchema = z.object({
+  type: z.literal('approve'),
+  matched: count,
+  approved: count,
+  alreadyApproved: count,
+  failed: count,
+  failures: z.array(failureGroupSchema).max(20),
+  crmRequests: count,
+  durationMs: count,
+}).strict();
+
+export const testResultSchema = z.object({
+  type: z.literal('test'),
+  selected: count,
+  succeeded: count,
+  failed: count,
+  /** Scheduled but no result before the time-out. */
+  noResult: count,
+  failures: z.array(failureGroupSchema).max(20),
+  crmRequests: count,
+  durationMs: count,
+}).strict();
+
+export const jobResultSchema = z.discriminatedUnion('type', [
+  planResultSchema,
+  statusResultSchema,
+  approveResultSchema,
+  testResultSchema,
+]);
+export type JobResult = z.infer<typeof jobResultSchema>;
+export type ResultOf<T extends JobType> = Extract<JobResult, { type: T }>;
+export type PlanResult = ResultOf<'plan'>;
+export type StatusResult = ResultOf<'status'>;
+export type ApproveResult = ResultOf<'approve'>;
+export type TestResult = ResultOf<'test'>;
+
+// ---- reports (agent → bot) -------------------------------------------------------------------
+
+export const reportEventSchema = z.discriminatedUnion('kind', [
+  z.object({ kind: z.literal('started') }).strict(),
+  z.object({ kind: z.literal('progress'), progress: progressSchema }).strict(),
+  z.object({ kind: z.literal('result'), result: jobResultSchema }).strict(),
+  z.object({
+    kind: z.literal('failed'),
+    error: z.object({ code: z.string().max(64), message: z.string().max(1000), hint: z.string().max(1000).optional() }).strict(),
+  }).strict(),
+]);
+export type ReportEvent = z.infer<typeof reportEventSchema>;
+
+export const reportSchema = z.object({
+  runId: runIdSchema,
+  deployment: deploymentSchema,
+  jobType: jobTypeSchema,
+  /** Increases with every report of a run; the relay drops anything older than what it posted. */
+  seq: z.number().int().nonnegative(),
+  at: z.string().datetime(),
+  event: reportEventSchema,
+}).strict();
+export type Report = z.infer<typeof reportSchema>;
