@@ -1,0 +1,73 @@
+import { randomBytes } from 'node:crypto';
+import type { JobsOptions } from 'bullmq';
+import type { EnvelopeSigner, Envelope } from './envelope-signer.ts';
+import { jobPayloadSchema, reportSchema, type JobPayload, type JobType, type Report } from './job-types.ts';
+
+/** How long a signed job stays valid: a plan nobody picks up soon is stale; approved work may wait for an agent restart. */
+export const jobTtlMs: Readonly<Record<JobType, number>> = {
+  plan: 15 * 60_000,
+  status: 5 * 60_000,
+  approve: 24 * 60 * 60_000,
+  test: 24 * 60 * 60_000,
+};
+
+/** Reports are consumed within seconds; a day covers a bot outage. */
+export const reportTtlMs = 24 * 60 * 60_000;
+
+/** A run id: 10 characters of [a-z0-9], short enough to type in `@setup resume <run>`. */
+export function newRunId(): string {
+  const alphabet = 'abcdefghijklmnopqrstuvwxyz0123456789';
+  const bytes = randomBytes(10);
+  let id = '';
+  for (const b of bytes) id += alphabet[b % alphabet.length];
+  return id;
+}
+
+/** Deterministic job id: adding the same job twice is a no-op in BullMQ (no double work). */
+export function jobIdFor(runId: string, type: JobType): string {
+  return `${runId}-${type}`;
+}
+
+export function reportJobIdFor(runId: string, seq: number): string {
+  return `${runId}-r${seq}`;
+}
+
+export function jobAddOptions(runId: string, type: JobType): JobsOptions {
+  const readOnly = type === 'plan' || type === 'status';
+  return {
+    jobId: jobIdFor(runId, type),
+    attempts: readOnly ? 3 : 5,
+    backoff: { type: 'exponential', delay: readOnly ? 2_000 : 10_000 },
+    removeOnComplete: { age: 7 * 24 * 3600, count: 5_000 },
+    removeOnFail: { age: 30 * 24 * 3600 },
+  };
+}
+
+export function reportAddOptions(runId: string, seq: number): JobsOptions {
+  return {
+    jobId: reportJobIdFor(runId, seq),
+    attempts: 8,
+    backoff: { type: 'exponential', delay: 2_000 },
+    removeOnComplete: { age: 24 * 3600, count: 10_000 },
+    removeOnFail: { age: 7 * 24 * 3600 },
+  };
+}
+
+/** Signs a job payload after checking it against the contract. */
+export function signJob(signer: EnvelopeSigner, payload: JobPayload): Envelope<JobPayload> {
+  const body = jobPayloadSchema.parse(payload);
+  return signer.sign('job', body, jobTtlMs[body.type]);
+}
+
+/** Verifies a job's envelope (signature, expiry, schema). Throws SetupError on any problem. */
+export function verifyJob(signer: EnvelopeSigner, data: unknown): JobPayload {
+  return signer.verify('job', data, jobPayloadSchema).body;
+}
+
+export function signReport(signer: EnvelopeSigner, report: Report): Envelope<Report> {
+  return signer.sign('report', reportSchema.parse(report), reportTtlMs);
+}
+
+export function verifyReport(signer: EnvelopeSigner, data: unknown): Report {
+  return signer.verify('report', data, reportSchema).body;
+}
