@@ -94,7 +94,7 @@ export class EnvelopeSigner {
     if (!parsed.success) {
       throw new SetupError('JOB_INVALID', `The job content is not valid: ${parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')}`);
     }
-    return { body: parsed.data, sig };
+    return { body: parsed.data as z.output<S>, sig };
   }
 
   #mac(purpose: Purpose, body: unknown, kid: string, iat: number, exp: number): string {

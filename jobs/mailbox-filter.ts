@@ -20,7 +20,7 @@ export const profileNameSchema = z
   .string()
   .min(1)
   .max(100)
-  .regex(/^[^\u0000-\u001f"]+$/, 'may not contain double quotes or control characters');
+  .refine((name) => !/["\p{Cc}]/u.test(name), 'may not contain double quotes or control characters');
 
 export const MAX_FILTER_ADDRESSES = 50;
 
