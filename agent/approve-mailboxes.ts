@@ -1,0 +1,47 @@
+import { EmailRouterAccessApproval } from '../jobs/crm-values.ts';
+import type { ApproveResult, PayloadOf } from '../jobs/job-types.ts';
+import { FailureGroups } from './failure-groups.ts';
+import type { JobContext } from './job-context.ts';
+import { readSelection } from './mailbox-selection.ts';
+import { patchInBatches } from './patch-in-batches.ts';
+
+/**
+ * Approve Email: sets `emailrouteraccessapproval` to Approved on every selected mailbox that is not
+ * approved yet. Idempotent: a second run finds them approved and writes nothing.
+ */
+export async function approveMailboxes(payload: PayloadOf<'approve'>, ctx: JobContext): Promise<ApproveResult> {
+  const started = ctx.now();
+  const rows = await readSelection(ctx.crm, payload.filter, (done) => ctx.report({ phase: 'reading', done, total: done }));
+  const todo = rows.filter((r) => r.emailrouteraccessapproval !== EmailRouterAccessApproval.Approved);
+  const alreadyApproved = rows.length - todo.length;
+  const failures = new FailureGroups();
+  let approved = 0;
+  let done = 0;
+  const progress = () =>
+    ctx.report({ phase: 'approving', done, total: todo.length, counts: { approved, failed: failures.total, alreadyApproved } });
+  progress();
+  await patchInBatches(
+    ctx,
+    todo,
+    { emailrouteraccessapproval: EmailRouterAccessApproval.Approved },
+    {
+      onOutcome: (outcome) => {
+        done += 1;
+        if (outcome.ok) approved += 1;
+        else failures.add(outcome.target.emailaddress || outcome.target.mailboxid, outcome.error ?? 'failed');
+        progress();
+      },
+    },
+  );
+  ctx.logger.info({ matched: rows.length, approved, alreadyApproved, failed: failures.total }, 'approve finished');
+  return {
+    type: 'approve',
+    matched: rows.length,
+    approved,
+    alreadyApproved,
+    failed: failures.total,
+    failures: failures.toArray(),
+    crmRequests: ctx.crm.requestCount,
+    durationMs: Math.max(0, Math.round(ctx.now() - started)),
+  };
+}

@@ -1,0 +1,153 @@
+import { z } from 'zod';
+import { MailboxTestStatus as T } from '../jobs/crm-values.ts';
+import type { PayloadOf, TestResult } from '../jobs/job-types.ts';
+import { FailureGroups } from './failure-groups.ts';
+import type { JobContext } from './job-context.ts';
+import { isKnownCause } from './known-errors.ts';
+import { MAILBOX_SET, TRACE_SET, guidSchema, optionalIntSchema, readSelection } from './mailbox-selection.ts';
+import { patchInBatches } from './patch-in-batches.ts';
+
+const optionalDate = z
+  .string()
+  .nullable()
+  .optional()
+  .transform((v) => (v ? new Date(v) : null))
+  .refine((d) => d === null || !Number.isNaN(d.getTime()), 'is not a date-time');
+
+const polledRowSchema = z.object({
+  mailboxid: guidSchema,
+  emailaddress: z.string().nullable().optional(),
+  testemailconfigurationscheduled: z.boolean().nullable().optional(),
+  incomingemailstatus: optionalIntSchema,
+  outgoingemailstatus: optionalIntSchema,
+  actstatus: optionalIntSchema,
+  testmailboxaccesscompletedon: optionalDate,
+});
+const polledColumns = [
+  'mailboxid',
+  'emailaddress',
+  'testemailconfigurationscheduled',
+  'incomingemailstatus',
+  'outgoingemailstatus',
+  'actstatus',
+  'testmailboxaccesscompletedon',
+] as const;
+
+const traceRowSchema = z.object({
+  tracelogid: guidSchema,
+  text: z.string().nullable().optional(),
+  _regardingobjectid_value: guidSchema.nullable().optional(),
+  createdon: optionalDate,
+});
+
+/** OData DateTimeOffset literal, whole seconds (CRM's Date header has no finer precision). */
+export function odataDateTime(date: Date): string {
+  return date.toISOString().replace(/\.\d{3}Z$/, 'Z');
+}
+
+const noTraceText = 'The test failed, but CRM recorded no alert for this mailbox since the test started.';
+
+/**
+ * Test & Enable: schedules the test on every selected mailbox (PATCH testemailconfigurationscheduled
+ * = true through $batch), then polls with one paged query per interval until every scheduled mailbox
+ * has a result or TEST_TIMEOUT_MS passes, then reads the trace records written since T0 to explain
+ * the failures. T0 is CRM's own clock (the `Date` header of the earliest batch answer) minus 1 s, so
+ * a skewed agent clock cannot make old results look new or new ones look old.
+ */
+export async function testMailboxes(payload: PayloadOf<'test'>, ctx: JobContext): Promise<TestResult> {
+  const started = ctx.now();
+  const { TEST_POLL_INTERVAL_MS: pollMs, TEST_TIMEOUT_MS: timeoutMs } = ctx.settings;
+  const rows = await readSelection(ctx.crm, payload.filter, (done) => ctx.report({ phase: 'reading', done, total: done }));
+  const addressOf = new Map(rows.map((r) => [r.mailboxid, r.emailaddress || r.mailboxid]));
+  const failures = new FailureGroups();
+
+  // ---- schedule ----
+  let crmNow: Date | undefined;
+  const localT0 = ctx.now();
+  const waiting = new Set<string>();
+  let scheduledDone = 0;
+  await patchInBatches(
+    ctx,
+    rows,
+    { testemailconfigurationscheduled: true },
+    {
+      onBatchDate: (date) => {
+        if (date && (!crmNow || date < crmNow)) crmNow = date;
+      },
+      onOutcome: (outcome) => {
+        scheduledDone += 1;
+        if (outcome.ok) waiting.add(outcome.target.mailboxid);
+        else failures.add(outcome.target.emailaddress || outcome.target.mailboxid, outcome.error ?? 'failed');
+        ctx.report({ phase: 'scheduling', done: scheduledDone, total: rows.length, counts: { scheduled: waiting.size, failed: failures.total } });
+      },
+    },
+  );
+  if (!crmNow && rows.length > 0) ctx.logger.warn('CRM sent no Date header; using the agent clock for the start of the test');
+  const t0 = new Date((crmNow?.getTime() ?? localT0) - 1000);
+  const scheduled = waiting.size;
+
+  // ---- wait for results ----
+  const succeededIds = new Set<string>();
+  const failedIds = new Set<string>();
+  const deadline = ctx.now() + timeoutMs;
+  const pollFilter = `testemailconfigurationscheduled eq true or testmailboxaccesscompletedon ge ${odataDateTime(t0)}`;
+  while (waiting.size > 0) {
+    const left = deadline - ctx.now();
+    if (left <= 0) break;
+    await ctx.sleep(Math.min(pollMs, left), ctx.signal);
+    for await (const page of ctx.crm.getAll(MAILBOX_SET, { select: polledColumns, filter: pollFilter, schema: polledRowSchema })) {
+      for (const row of page) {
+        if (!waiting.has(row.mailboxid)) continue;
+        const completed = row.testmailboxaccesscompletedon;
+        if (row.testemailconfigurationscheduled === true || !completed || completed < t0) continue;
+        waiting.delete(row.mailboxid);
+        if (row.incomingemailstatus === T.Success && row.outgoingemailstatus === T.Success) succeededIds.add(row.mailboxid);
+        else failedIds.add(row.mailboxid);
+      }
+    }
+    ctx.report({
+      phase: 'waiting',
+      done: scheduled - waiting.size,
+      total: scheduled,
+      counts: { succeeded: succeededIds.size, failed: failedIds.size + failures.total, waiting: waiting.size },
+    });
+  }
+
+  // ---- explain the failures ----
+  if (failedIds.size > 0) {
+    ctx.report({ phase: 'collecting', done: 0, total: failedIds.size });
+    const traces = new Map<string, { text: string; at: number }[]>();
+    for await (const page of ctx.crm.getAll(TRACE_SET, {
+      select: ['tracelogid', 'text', '_regardingobjectid_value', 'createdon'],
+      filter: `createdon ge ${odataDateTime(t0)}`,
+      schema: traceRowSchema,
+    })) {
+      for (const row of page) {
+        const regarding = row._regardingobjectid_value;
+        if (!regarding || !failedIds.has(regarding) || !row.text) continue;
+        const list = traces.get(regarding) ?? [];
+        list.push({ text: row.text, at: row.createdon?.getTime() ?? 0 });
+        traces.set(regarding, list);
+      }
+    }
+    for (const id of failedIds) {
+      const list = (traces.get(id) ?? []).sort((a, b) => b.at - a.at);
+      // The newest alert that names a known cause explains it best; else the newest alert.
+      const text = list.find((t) => isKnownCause(t.text))?.text ?? list[0]?.text ?? noTraceText;
+      failures.add(addressOf.get(id) ?? id, text);
+    }
+  }
+
+  const result: TestResult = {
+    type: 'test',
+    selected: rows.length,
+    succeeded: succeededIds.size,
+    failed: failures.total,
+    noResult: waiting.size,
+    failures: failures.toArray(),
+    crmRequests: ctx.crm.requestCount,
+    durationMs: Math.max(0, Math.round(ctx.now() - started)),
+  };
+  ctx.logger.info({ selected: result.selected, succeeded: result.succeeded, failed: result.failed, noResult: result.noResult }, 'test finished');
+  return result;
+}
