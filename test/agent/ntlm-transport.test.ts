@@ -1,0 +1,140 @@
+import { afterEach, describe, expect, it } from 'vitest';
+import { CrmClient } from '../../agent/crm-client.ts';
+import { sendJson, startLocalServer, type LocalServer, type SeenRequest } from './support/local-server.ts';
+
+const PASSWORD = 'S3cret!pass';
+
+/** A Type 2 (challenge) message with target info, as IIS sends it. */
+function type2Message(): string {
+  const utf16 = (s: string) => Buffer.from(s, 'utf16le');
+  const target = utf16('CONTOSO');
+  const avDomain = utf16('CONTOSO');
+  const targetInfo = Buffer.alloc(4 + avDomain.length + 4);
+  targetInfo.writeUInt16LE(2, 0); // MsvAvNbDomainName
+  targetInfo.writeUInt16LE(avDomain.length, 2);
+  avDomain.copy(targetInfo, 4);
+  // MsvAvEOL: four zero bytes already there
+  const header = Buffer.alloc(56);
+  header.write('NTLMSSP\0', 0, 'ascii');
+  header.writeUInt32LE(2, 8);
+  header.writeUInt16LE(target.length, 12);
+  header.writeUInt16LE(target.length, 14);
+  header.writeUInt32LE(56, 16);
+  const flags = 0x1 | 0x4 | 0x200 | 0x8000 | 0x80000 | 0x800000 | 0x2000000;
+  header.writeUInt32LE(flags, 20);
+  Buffer.from('0123456789abcdef', 'hex').copy(header, 24);
+  header.writeUInt16LE(targetInfo.length, 40);
+  header.writeUInt16LE(targetInfo.length, 42);
+  header.writeUInt32LE(56 + target.length, 44);
+  return `NTLM ${Buffer.concat([header, target, targetInfo]).toString('base64')}`;
+}
+
+function decode(authorization: string | undefined): Buffer | undefined {
+  const m = /^NTLM (.+)$/.exec(authorization ?? '');
+  return m?.[1] ? Buffer.from(m[1], 'base64') : undefined;
+}
+
+function field(msg: Buffer, at: number): string {
+  const len = msg.readUInt16LE(at);
+  const offset = msg.readUInt32LE(at + 4);
+  return msg.subarray(offset, offset + len).toString('utf16le');
+}
+
+interface NtlmServer {
+  server: LocalServer;
+  type3: { user: string; domain: string; socketId: number; type1SocketId: number }[];
+}
+
+async function ntlmServer(options: { acceptPassword: boolean }): Promise<NtlmServer> {
+  const authed = new Set<number>();
+  const type1Sockets = new Map<number, number>();
+  const type3: NtlmServer['type3'] = [];
+  const server = await startLocalServer((req: SeenRequest, res) => {
+    const msg = decode(req.headers.authorization);
+    if (msg && msg.toString('ascii', 0, 8) === 'NTLMSSP\0') {
+      const type = msg.readUInt32LE(8);
+      if (type === 1) {
+        type1Sockets.set(req.socketId, req.socketId);
+        res.writeHead(401, { 'WWW-Authenticate': type2Message(), 'Content-Length': '0' });
+        res.end();
+        return;
+      }
+      if (type === 3) {
+        type3.push({ user: field(msg, 36), domain: field(msg, 28), socketId: req.socketId, type1SocketId: type1Sockets.get(req.socketId) ?? -1 });
+        if (!options.acceptPassword) {
+          res.writeHead(401, [['WWW-Authenticate', 'Negotiate'], ['WWW-Authenticate', 'NTLM']]);
+          res.end();
+          return;
+        }
+        authed.add(req.socketId);
+        sendJson(res, 200, { UserId: 'u-1', BusinessUnitId: 'b', OrganizationId: 'o' });
+        return;
+      }
+    }
+    if (authed.has(req.socketId)) {
+      sendJson(res, 200, { UserId: 'u-1', BusinessUnitId: 'b', OrganizationId: 'o' });
+      return;
+    }
+    res.writeHead(401, [['WWW-Authenticate', 'Negotiate'], ['WWW-Authenticate', 'NTLM']]);
+    res.end('unauthorized');
+  });
+  return { server, type3 };
+}
+
+let current: NtlmServer | undefined;
+let client: CrmClient | undefined;
+afterEach(async () => {
+  client?.close();
+  await current?.server.close();
+  client = undefined;
+  current = undefined;
+});
+
+function ntlmClient(origin: string, slots = 1): CrmClient {
+  return CrmClient.create({
+    orgUrl: `${origin}/contoso`,
+    auth: { kind: 'ntlm', username: 'svc-setup', password: PASSWORD, domain: 'contoso' },
+    pageSize: 100,
+    timeoutMs: 2_000,
+    maxRetries: 0,
+    maxSockets: slots,
+  });
+}
+
+describe('NTLM transport', () => {
+  it('does the Type 1 / Type 2 / Type 3 handshake on one kept-alive connection, then reuses it without a handshake', async () => {
+    current = await ntlmServer({ acceptPassword: true });
+    client = ntlmClient(current.server.origin);
+    expect((await client.whoAmI()).UserId).toBe('u-1');
+    expect(await client.whoAmI()).toMatchObject({ UserId: 'u-1' });
+
+    const reqs = current.server.requests;
+    expect(reqs).toHaveLength(3);
+    expect(decode(reqs[0]?.headers.authorization)?.readUInt32LE(8)).toBe(1);
+    expect(decode(reqs[1]?.headers.authorization)?.readUInt32LE(8)).toBe(3);
+    expect(reqs[2]?.headers.authorization).toBeUndefined();
+    expect(new Set(reqs.map((r) => r.socketId)).size).toBe(1);
+    expect(current.type3).toEqual([{ user: 'svc-setup', domain: 'CONTOSO', socketId: reqs[0]?.socketId, type1SocketId: reqs[0]?.socketId }]);
+    expect(client.requestCount).toBe(3);
+    // The password never travels in clear.
+    for (const r of reqs) expect(JSON.stringify(r.headers) + r.body + Buffer.from(JSON.stringify(r.headers)).toString('base64')).not.toContain(PASSWORD);
+  });
+
+  it('authenticates each connection slot once when requests run in parallel', async () => {
+    current = await ntlmServer({ acceptPassword: true });
+    client = ntlmClient(current.server.origin, 2);
+    await Promise.all(Array.from({ length: 6 }, () => client?.whoAmI()));
+    expect(current.type3).toHaveLength(2);
+    expect(current.type3.every((t) => t.socketId === t.type1SocketId)).toBe(true);
+    expect(current.server.requests.filter((r) => !r.headers.authorization)).toHaveLength(6 - current.type3.length);
+  });
+
+  it('reports rejected credentials as CRM_AUTH_FAILED naming the account, not the password', async () => {
+    current = await ntlmServer({ acceptPassword: false });
+    client = ntlmClient(current.server.origin);
+    const error = await client.whoAmI().catch((e: unknown) => e);
+    expect(error).toMatchObject({ code: 'CRM_AUTH_FAILED' });
+    expect((error as Error).message).toContain('contoso\\svc-setup');
+    expect((error as Error).message).not.toContain(PASSWORD);
+  });
+});
