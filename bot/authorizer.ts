@@ -1,0 +1,78 @@
+/**
+ * Who may do what. Identities are Entra object ids (activity.from.aadObjectId), matched against
+ * SETUP_OPERATORS and SETUP_APPROVERS; names and card data are never trusted. Empty lists mean
+ * nobody (fail closed).
+ */
+export type Permission = 'run-command' | 'approve' | 'confirm-test';
+
+export type AuthzDecision =
+  | { allowed: true }
+  | { allowed: false; reason: string };
+
+export interface AuthorizerOptions {
+  operators: readonly string[];
+  approvers: readonly string[];
+}
+
+export interface ConfirmContext {
+  /** The run's requester (for a test run the requester may confirm it). */
+  requesterAadObjectId: string;
+}
+
+export class Authorizer {
+  readonly #operators: ReadonlySet<string>;
+  readonly #approvers: ReadonlySet<string>;
+
+  constructor(options: AuthorizerOptions) {
+    this.#operators = new Set(options.operators.map(normaliseId).filter((id) => id.length > 0));
+    this.#approvers = new Set(options.approvers.map(normaliseId).filter((id) => id.length > 0));
+  }
+
+  isOperator(aadObjectId: string | undefined): boolean {
+    const id = normaliseId(aadObjectId);
+    return id.length > 0 && this.#operators.has(id);
+  }
+
+  isApprover(aadObjectId: string | undefined): boolean {
+    const id = normaliseId(aadObjectId);
+    return id.length > 0 && this.#approvers.has(id);
+  }
+
+  /** Operators run commands; approvers may too. */
+  canRunCommands(aadObjectId: string | undefined): AuthzDecision {
+    if (this.isOperator(aadObjectId) || this.isApprover(aadObjectId)) return { allowed: true };
+    return {
+      allowed: false,
+      reason: `Only the operators listed in SETUP_OPERATORS (or the approvers in SETUP_APPROVERS) may run commands; ask your CRM administrator to add your Entra object ID ${describeId(aadObjectId)}.`,
+    };
+  }
+
+  /** Approving mailboxes changes CRM: approvers only. */
+  canApprove(aadObjectId: string | undefined): AuthzDecision {
+    if (this.isApprover(aadObjectId)) return { allowed: true };
+    return {
+      allowed: false,
+      reason: `Only the approvers listed in SETUP_APPROVERS may approve or reject this; ask your CRM administrator to add your Entra object ID ${describeId(aadObjectId)}, or ask an approver.`,
+    };
+  }
+
+  /** A test run may be confirmed by the operator who asked for it (if still an operator) or an approver. */
+  canConfirmTest(aadObjectId: string | undefined, context: ConfirmContext): AuthzDecision {
+    if (this.isApprover(aadObjectId)) return { allowed: true };
+    const id = normaliseId(aadObjectId);
+    if (id.length > 0 && id === normaliseId(context.requesterAadObjectId) && this.isOperator(id)) return { allowed: true };
+    return {
+      allowed: false,
+      reason: `Only the operator who asked for this test or an approver listed in SETUP_APPROVERS may confirm or cancel it; ask your CRM administrator to add your Entra object ID ${describeId(aadObjectId)} to SETUP_APPROVERS.`,
+    };
+  }
+}
+
+function normaliseId(id: string | undefined): string {
+  return (id ?? '').trim().toLowerCase();
+}
+
+function describeId(id: string | undefined): string {
+  const n = normaliseId(id);
+  return n.length > 0 ? n : '(unknown: Teams sent no Entra object ID)';
+}

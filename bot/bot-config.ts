@@ -1,0 +1,102 @@
+import { z } from 'zod';
+import { parseEnv, parseIdList } from '../core/parse-env.ts';
+import { SetupError } from '../core/setup-error.ts';
+import { deploymentSchema } from '../jobs/deployment.ts';
+import { MIN_SIGNING_KEY_LENGTH } from '../jobs/envelope-signer.ts';
+
+/**
+ * The bot's configuration: parsed once, at start, from the environment. Nothing else in bot/
+ * reads process.env.
+ */
+const idList = z
+  .string()
+  .optional()
+  .transform((v) => parseIdList(v))
+  .pipe(z.array(z.string().regex(/^[0-9a-f-]{8,64}$/, 'must be a comma-separated list of Entra object IDs (GUIDs)')));
+
+const botEnvSchema = z.object({
+  PORT: z.coerce.number().int().min(0).max(65535).default(3978),
+  MicrosoftAppId: z.string().optional(),
+  MicrosoftAppPassword: z.string().optional(),
+  MicrosoftAppType: z.enum(['MultiTenant', 'SingleTenant', 'UserAssignedMSI']).optional(),
+  MicrosoftAppTenantId: z.string().optional(),
+  NODE_ENV: z.string().default('development'),
+  REDIS_URL: z.string().url().default('redis://127.0.0.1:6379'),
+  REDIS_PREFIX: z.string().regex(/^[A-Za-z0-9_.-]{1,64}$/, 'use 1-64 letters, digits, dots, dashes or underscores').default('setup'),
+  DEPLOYMENT: deploymentSchema.default('default'),
+  JOB_SIGNING_KEY: z
+    .string({ required_error: 'is required (the HMAC key shared with the agent)' })
+    .min(MIN_SIGNING_KEY_LENGTH, `must be at least ${MIN_SIGNING_KEY_LENGTH} characters`),
+  SETUP_OPERATORS: idList,
+  SETUP_APPROVERS: idList,
+  APPROVAL_TTL_MINUTES: z.coerce.number().int().positive().max(7 * 24 * 60).default(60),
+  CARD_UPDATE_INTERVAL_MS: z.coerce.number().int().nonnegative().max(60_000).default(2000),
+  LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+});
+
+export interface BotConfig {
+  port: number;
+  /** The four standard Bot Framework variables, passed as they are to ConfigurationBotFrameworkAuthentication. */
+  auth: {
+    MicrosoftAppId?: string;
+    MicrosoftAppPassword?: string;
+    MicrosoftAppType?: string;
+    MicrosoftAppTenantId?: string;
+  };
+  /** The bot's app id ('' when authentication is off). */
+  appId: string;
+  production: boolean;
+  redisUrl: string;
+  redisPrefix: string;
+  deployment: string;
+  signingKey: string;
+  operators: readonly string[];
+  approvers: readonly string[];
+  approvalTtlMinutes: number;
+  cardUpdateIntervalMs: number;
+  logLevel: string;
+}
+
+export function loadBotConfig(env: NodeJS.ProcessEnv): Readonly<BotConfig> {
+  const e = parseEnv(botEnvSchema, env);
+  const auth: BotConfig['auth'] = {};
+  if (e.MicrosoftAppId) auth.MicrosoftAppId = e.MicrosoftAppId;
+  if (e.MicrosoftAppPassword) auth.MicrosoftAppPassword = e.MicrosoftAppPassword;
+  if (e.MicrosoftAppType) auth.MicrosoftAppType = e.MicrosoftAppType;
+  if (e.MicrosoftAppTenantId) auth.MicrosoftAppTenantId = e.MicrosoftAppTenantId;
+  if (e.MicrosoftAppType === 'SingleTenant' && !e.MicrosoftAppTenantId) {
+    throw new SetupError('CONFIG_INVALID', 'The configuration is not valid:\n  MicrosoftAppTenantId: is required when MicrosoftAppType is SingleTenant', {
+      hint: 'Set it to the directory (tenant) id of the bot\'s app registration.',
+    });
+  }
+  const config: BotConfig = {
+    port: e.PORT,
+    auth,
+    appId: e.MicrosoftAppId ?? '',
+    production: e.NODE_ENV === 'production',
+    redisUrl: e.REDIS_URL,
+    redisPrefix: e.REDIS_PREFIX,
+    deployment: e.DEPLOYMENT,
+    signingKey: e.JOB_SIGNING_KEY,
+    operators: Object.freeze([...e.SETUP_OPERATORS]),
+    approvers: Object.freeze([...e.SETUP_APPROVERS]),
+    approvalTtlMinutes: e.APPROVAL_TTL_MINUTES,
+    cardUpdateIntervalMs: e.CARD_UPDATE_INTERVAL_MS,
+    logLevel: e.LOG_LEVEL,
+  };
+  return Object.freeze(config);
+}
+
+/**
+ * Authentication off is right for local tries (the Agents Playground sends no token) and wrong in
+ * production, where anyone could post activities as any user.
+ */
+export function assertAuthenticationConfigured(config: BotConfig): void {
+  if (config.production && !config.appId) {
+    throw new SetupError(
+      'CONFIG_INVALID',
+      'Refusing to start in production (NODE_ENV=production) without Bot Framework authentication: MicrosoftAppId is not set, so anyone could post messages and approvals as any user.',
+      { hint: 'Set MicrosoftAppId, MicrosoftAppPassword, MicrosoftAppType (and MicrosoftAppTenantId for SingleTenant) from the bot\'s Azure registration.' },
+    );
+  }
+}

@@ -1,0 +1,178 @@
+import { readFileSync } from 'node:fs';
+import type { AddressInfo } from 'node:net';
+import { ActivityTypes, type Request as BotRequest, type TurnContext } from 'botbuilder';
+import { Application, TeamsAdapter } from '@microsoft/teams-ai';
+import type { Redis } from 'ioredis';
+import restify from 'restify';
+import { createLogger, type Logger } from '../core/logger.ts';
+import { connectRedis } from '../core/redis-connection.ts';
+import { userMessage } from '../core/setup-error.ts';
+import { EnvelopeSigner } from '../jobs/envelope-signer.ts';
+import { Authorizer } from './authorizer.ts';
+import { assertAuthenticationConfigured, type BotConfig } from './bot-config.ts';
+import { personFrom, type ActivityRequest, type BotServices } from './bot-services.ts';
+import { handleCardAction } from './card-actions.ts';
+import { verbs } from './cards/card-kit.ts';
+import { createConnectorHttpClient } from './connector-http-client.ts';
+import { BullJobDispatcher } from './job-dispatcher.ts';
+import { routeMessage } from './message-router.ts';
+import { ProgressRelay } from './progress-relay.ts';
+import { RunStore } from './run-store.ts';
+import { TeamsPoster, type PostPolicy } from './teams-poster.ts';
+
+export interface BotDeps {
+  /** A connected Redis (the caller keeps ownership); otherwise the bot connects to REDIS_URL. */
+  redis?: Redis;
+  logger?: Logger;
+  /** The clock for approvals, expiry and the card update interval. */
+  now?: () => number;
+  /** How the poster waits between retries. */
+  sleep?: (ms: number) => Promise<void>;
+  postPolicy?: PostPolicy;
+  relayConcurrency?: number;
+  /** Host to listen on (default: all interfaces). */
+  host?: string;
+}
+
+export interface RunningBot {
+  url: string;
+  port: number;
+  close(): Promise<void>;
+}
+
+const version = readVersion();
+
+/**
+ * Starts the bot: restify (`POST /api/messages`, `GET /healthz`), botbuilder CloudAdapter (teams-ai
+ * TeamsAdapter) with ConfigurationBotFrameworkAuthentication, the teams-ai Application routes, and
+ * the progress relay. Port 0 picks a free port.
+ */
+export async function startBot(config: Readonly<BotConfig>, deps: BotDeps = {}): Promise<RunningBot> {
+  const logger = deps.logger ?? createLogger({ name: 'setup-bot', level: config.logLevel });
+  assertAuthenticationConfigured(config);
+  if (!config.appId) {
+    logger.warn(
+      'AUTHENTICATION IS OFF: MicrosoftAppId is not set, so the bot accepts activities from anyone without a token. ' +
+        'That is only for local use (Agents Playground, tests); set MicrosoftAppId, MicrosoftAppPassword and MicrosoftAppType for Teams.',
+    );
+  }
+  const now = deps.now ?? Date.now;
+  const ownsRedis = !deps.redis;
+  const redis = deps.redis ?? (await connectRedis(config.redisUrl));
+  redis.on('error', (err: Error) => logger.warn({ err: err.message }, 'Redis connection error'));
+
+  const signer = new EnvelopeSigner({ key: config.signingKey });
+  const connectorOptions = { httpClient: createConnectorHttpClient() } as unknown as ConstructorParameters<typeof TeamsAdapter>[3];
+  const adapter = new TeamsAdapter(config.auth, undefined, undefined, connectorOptions);
+  adapter.onTurnError = async (context: TurnContext, error: Error) => {
+    logger.error({ err: error, activityId: context.activity.id }, 'unhandled error in a turn');
+    if (context.activity.type === 'message') {
+      try {
+        await context.sendActivity(userMessage(error));
+      } catch (sendError) {
+        logger.warn({ err: sendError }, 'could not tell the user about the error');
+      }
+    }
+  };
+
+  const poster = new TeamsPoster({
+    adapter,
+    appId: config.appId,
+    logger: logger.child({ component: 'teams-poster' }),
+    now,
+    ...(deps.sleep ? { sleep: deps.sleep } : {}),
+    ...(deps.postPolicy ? { policy: deps.postPolicy } : {}),
+  });
+  const jobs = new BullJobDispatcher({ connection: redis, prefix: config.redisPrefix, deployment: config.deployment, signer });
+  const services: BotServices = {
+    config,
+    authorizer: new Authorizer({ operators: config.operators, approvers: config.approvers }),
+    runs: new RunStore({ redis, prefix: config.redisPrefix, now }),
+    jobs,
+    poster,
+    redis,
+    now,
+    logger,
+  };
+
+  const app = new Application({ adapter, botAppId: config.appId, startTypingTimer: false, removeRecipientMention: true });
+  const requestFor = (ctx: TurnContext): ActivityRequest => {
+    const from = personFrom(ctx);
+    return {
+      ctx,
+      from,
+      services,
+      log: logger.child({ activityId: ctx.activity.id, conversationId: ctx.activity.conversation?.id, aadObjectId: from.aadObjectId }),
+    };
+  };
+  app.activity(ActivityTypes.Message, async (ctx) => {
+    await routeMessage(requestFor(ctx));
+  });
+  app.adaptiveCards.actionExecute(verbs.approve, async (ctx, _state, data) => handleCardAction(requestFor(ctx), verbs.approve, data));
+  app.adaptiveCards.actionExecute(verbs.reject, async (ctx, _state, data) => handleCardAction(requestFor(ctx), verbs.reject, data));
+
+  const relay = new ProgressRelay({ services, connection: redis, signer, ...(deps.relayConcurrency ? { concurrency: deps.relayConcurrency } : {}) });
+
+  const server = restify.createServer({ name: 'setup-bot' });
+  server.use(restify.plugins.bodyParser({ maxBodySize: 256 * 1024 }));
+  server.post('/api/messages', async (req, res) => {
+    await adapter.process(req as unknown as BotRequest, res, async (context) => {
+      await app.run(context);
+    });
+  });
+  server.get('/healthz', async (_req, res) => {
+    let redisOk = false;
+    try {
+      redisOk = (await redis.ping()) === 'PONG';
+    } catch {
+      redisOk = false;
+    }
+    res.status(redisOk ? 200 : 503);
+    res.json({ ok: redisOk, redis: redisOk, version, authentication: config.appId ? 'on' : 'off', deployment: config.deployment });
+  });
+
+  try {
+    await relay.waitUntilReady();
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject);
+      server.listen(config.port, deps.host, () => resolve());
+    });
+  } catch (error) {
+    await relay.close();
+    await jobs.close();
+    if (ownsRedis) redis.disconnect();
+    throw error;
+  }
+  const port = (server.address() as AddressInfo | null)?.port ?? config.port;
+  const url = `http://127.0.0.1:${port}`;
+  logger.info({ port, deployment: config.deployment, prefix: config.redisPrefix, version }, 'setup bot listening');
+
+  let closed = false;
+  return {
+    url,
+    port,
+    async close() {
+      if (closed) return;
+      closed = true;
+      await new Promise<void>((resolve) => {
+        server.close(() => {
+          resolve();
+        });
+      });
+      await relay.close();
+      await jobs.close();
+      if (ownsRedis) await redis.quit().catch(() => undefined);
+      logger.info('setup bot stopped');
+    },
+  };
+}
+
+function readVersion(): string {
+  try {
+    const pkg: unknown = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8'));
+    const v = typeof pkg === 'object' && pkg !== null ? (pkg as { version?: unknown }).version : undefined;
+    return typeof v === 'string' ? v : '0.0.0';
+  } catch {
+    return '0.0.0';
+  }
+}

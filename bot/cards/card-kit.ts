@@ -1,0 +1,76 @@
+/**
+ * Small builders for Adaptive Card 1.5 JSON. Cards are plain data: easy to test, no templating.
+ */
+export interface AdaptiveCardJson {
+  type: 'AdaptiveCard';
+  $schema: string;
+  version: '1.5';
+  body: CardElement[];
+  actions?: CardAction[];
+  msteams?: { width: 'Full' };
+  [key: string]: unknown;
+}
+
+export type CardElement = Record<string, unknown> & { type: string };
+export type CardAction = Record<string, unknown> & { type: 'Action.Execute' };
+
+/** Teams' smallest limit on some paths; keep every card under it. */
+export const MAX_CARD_BYTES = 28 * 1024;
+
+export const verbs = { approve: 'run.approve', reject: 'run.reject' } as const;
+export type Verb = (typeof verbs)[keyof typeof verbs];
+
+export function card(body: CardElement[], actions: CardAction[] = []): AdaptiveCardJson {
+  const c: AdaptiveCardJson = {
+    type: 'AdaptiveCard',
+    $schema: 'http://adaptivecards.io/schemas/adaptive-card.json',
+    version: '1.5',
+    body,
+    msteams: { width: 'Full' },
+  };
+  if (actions.length > 0) c.actions = actions;
+  return c;
+}
+
+export function title(text: string, color: 'Default' | 'Good' | 'Warning' | 'Attention' | 'Accent' = 'Default'): CardElement {
+  return { type: 'TextBlock', text: clip(text, 200), size: 'Medium', weight: 'Bolder', wrap: true, color };
+}
+
+export function text(value: string, options: { subtle?: boolean; color?: string; size?: string; weight?: string } = {}): CardElement {
+  const el: CardElement = { type: 'TextBlock', text: clip(value, 2000), wrap: true };
+  if (options.subtle) el['isSubtle'] = true;
+  if (options.color) el['color'] = options.color;
+  if (options.size) el['size'] = options.size;
+  if (options.weight) el['weight'] = options.weight;
+  return el;
+}
+
+export function facts(entries: readonly (readonly [string, string | number])[]): CardElement {
+  return { type: 'FactSet', facts: entries.map(([t, v]) => ({ title: clip(t, 80), value: clip(String(v), 400) })) };
+}
+
+export function bullets(items: readonly string[], max = 10): CardElement {
+  const shown = items.slice(0, max).map((i) => `- ${clip(i, 320)}`);
+  if (items.length > max) shown.push(`- … and ${items.length - max} more`);
+  return text(shown.join('\n'));
+}
+
+export function container(items: CardElement[], style?: 'emphasis' | 'good' | 'attention' | 'warning'): CardElement {
+  const el: CardElement = { type: 'Container', items };
+  if (style) el['style'] = style;
+  return el;
+}
+
+/** A button whose data is only the run id: everything else is reloaded from Redis on click. */
+export function executeAction(buttonTitle: string, verb: Verb, runId: string, style: 'positive' | 'destructive' | 'default' = 'default'): CardAction {
+  return { type: 'Action.Execute', title: buttonTitle, verb, data: { runId }, style };
+}
+
+/** Text from people or CRM shown on a card: no markdown surprises, bounded length. */
+export function clip(value: string, max: number): string {
+  return value.length > max ? `${value.slice(0, max - 1)}…` : value;
+}
+
+export function cardBytes(c: AdaptiveCardJson): number {
+  return Buffer.byteLength(JSON.stringify(c), 'utf8');
+}

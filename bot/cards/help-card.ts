@@ -1,0 +1,20 @@
+import { filterForms } from '../command-parser.ts';
+import { bullets, card, text, title, type AdaptiveCardJson } from './card-kit.ts';
+
+export function helpCard(notice?: string): AdaptiveCardJson {
+  const body = [];
+  if (notice) body.push(text(notice, { color: 'Warning' }));
+  body.push(
+    title('@setup: Exchange Online server-side sync for Dynamics 365'),
+    text('In a channel, @mention me first; in a personal chat just type the command.', { subtle: true }),
+    bullets([
+      '`help`: this card',
+      '`status`: whether the on-premises agent is reachable, and mailbox counts by approval and Test & Enable result',
+      '`approve mailboxes [filter]`: plan, then (after an approver confirms) approve the mailboxes\' email (default filter: `pending`)',
+      '`test mailboxes [filter]`: plan, then run Test & Enable on the mailboxes (default filter: `untested`)',
+    ]),
+    text('Filters', { weight: 'Bolder' }),
+    bullets(filterForms),
+  );
+  return card(body);
+}

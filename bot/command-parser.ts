@@ -1,0 +1,149 @@
+import {
+  MAX_FILTER_ADDRESSES,
+  domainSchema,
+  emailAddressSchema,
+  profileNameSchema,
+  type MailboxFilter,
+  mailboxFilterSchema,
+} from '../jobs/mailbox-filter.ts';
+
+/**
+ * The strict grammar of what a person types. Everything a message says goes through `parseCommand`
+ * (one parser, anchored patterns): command words are case-insensitive, values keep their case.
+ */
+export type Command =
+  | { kind: 'help' }
+  | { kind: 'status' }
+  | { kind: 'approve-mailboxes'; filter: MailboxFilter }
+  | { kind: 'test-mailboxes'; filter: MailboxFilter };
+
+export type ParseFailure = {
+  ok: false;
+  code: 'COMMAND_UNKNOWN' | 'COMMAND_INVALID' | 'FILTER_INVALID';
+  /** Said to the person: what was wrong (never echoes more than a short, cleaned excerpt). */
+  message: string;
+};
+
+export type ParseResult = { ok: true; command: Command } | ParseFailure;
+
+/** Longer than any command anyone would type (50 addresses of 254 characters fit). */
+export const MAX_COMMAND_LENGTH = 14_000;
+
+export const filterForms: readonly string[] = [
+  '`pending`: not yet approved (the default for approve)',
+  '`untested`: approved but the last Test & Enable did not succeed (the default for test)',
+  '`failed`: the last Test & Enable failed',
+  '`all`: every active mailbox',
+  '`email ends with @contoso.com`',
+  '`profile "Exchange Online"`',
+  `a list of up to ${MAX_FILTER_ADDRESSES} addresses, separated by commas or spaces: \`alice@contoso.com, bob@contoso.com\``,
+];
+
+export function filterFormsText(): string {
+  return `Valid filters: ${filterForms.join('; ')}.`;
+}
+
+/**
+ * Removes what Teams leaves around the text: mentions (`<at>…</at>`), other HTML tags (links Teams
+ * makes of addresses), entities, non-breaking spaces, curly quotes and extra whitespace.
+ */
+export function normaliseText(text: string | undefined): string {
+  if (!text) return '';
+  return text
+    .replace(/<at\b[^>]*>[\s\S]*?<\/at>/gi, ' ')
+    .replace(/<[^>]{0,500}>/g, ' ')
+    .replace(/&nbsp;/gi, ' ')
+    .replace(/&quot;/gi, '"')
+    .replace(/&#39;|&apos;/gi, "'")
+    .replace(/&lt;/gi, '<')
+    .replace(/&gt;/gi, '>')
+    .replace(/&amp;/gi, '&')
+    .replace(/[\u201c\u201d\u201e\u201f]/g, '"')
+    .replace(/[\u2018\u2019]/g, "'")
+    .replace(/[\s\u00a0\u200b\u202f\ufeff]+/g, ' ')
+    .trim();
+}
+
+export function parseCommand(rawText: string | undefined): ParseResult {
+  if (rawText !== undefined && rawText.length > MAX_COMMAND_LENGTH) {
+    return { ok: false, code: 'COMMAND_INVALID', message: `That message is too long to be a command (${rawText.length} characters).` };
+  }
+  const text = normaliseText(rawText);
+  if (text === '' || /^(help|\?)$/i.test(text)) return { ok: true, command: { kind: 'help' } };
+  if (/^status$/i.test(text)) return { ok: true, command: { kind: 'status' } };
+
+  const mailboxCommand = /^(approve|test) mailbox(?:es)?(?: (.+))?$/i.exec(text);
+  if (mailboxCommand) {
+    const verb = (mailboxCommand[1] ?? '').toLowerCase() === 'approve' ? 'approve' : 'test';
+    const rest = mailboxCommand[2];
+    const filter = rest === undefined ? defaultFilter(verb) : parseFilter(rest);
+    if (!filter.ok) return filter;
+    return {
+      ok: true,
+      command: verb === 'approve' ? { kind: 'approve-mailboxes', filter: filter.filter } : { kind: 'test-mailboxes', filter: filter.filter },
+    };
+  }
+  if (/^status\b/i.test(text)) {
+    return { ok: false, code: 'COMMAND_INVALID', message: '`status` takes nothing after it.' };
+  }
+  if (/^(approve|test)\b/i.test(text)) {
+    return { ok: false, code: 'COMMAND_INVALID', message: 'Write `approve mailboxes [filter]` or `test mailboxes [filter]`.' };
+  }
+  return { ok: false, code: 'COMMAND_UNKNOWN', message: `I don't know the command "${excerpt(text)}".` };
+}
+
+function defaultFilter(verb: 'approve' | 'test'): { ok: true; filter: MailboxFilter } {
+  return { ok: true, filter: verb === 'approve' ? { kind: 'pending' } : { kind: 'untested' } };
+}
+
+export function parseFilter(input: string): { ok: true; filter: MailboxFilter } | ParseFailure {
+  const text = normaliseText(input);
+  const invalid = (why: string): ParseFailure => ({ ok: false, code: 'FILTER_INVALID', message: `${why} ${filterFormsText()}` });
+
+  const keyword = /^(pending|untested|failed|all)$/i.exec(text);
+  if (keyword) {
+    const kind = (keyword[1] ?? '').toLowerCase() as 'pending' | 'untested' | 'failed' | 'all';
+    return checked({ kind }, invalid);
+  }
+
+  const domain = /^email ends with @?(\S+)$/i.exec(text);
+  if (domain) {
+    const parsed = domainSchema.safeParse(domain[1]);
+    if (!parsed.success) return invalid(`"${excerpt(domain[1] ?? '')}" is not a domain name.`);
+    return checked({ kind: 'domain', domain: parsed.data }, invalid);
+  }
+  if (/^email\b/i.test(text)) return invalid('Write the domain filter as `email ends with @contoso.com`.');
+
+  const profile = /^profile "([^"]+)"$/i.exec(text);
+  if (profile) {
+    const parsed = profileNameSchema.safeParse((profile[1] ?? '').trim());
+    if (!parsed.success) return invalid('That profile name is not valid.');
+    return checked({ kind: 'profile', name: parsed.data }, invalid);
+  }
+  if (/^profile\b/i.test(text)) return invalid('Put the profile name in double quotes: `profile "Exchange Online"`.');
+
+  // Otherwise it must be a list of addresses and nothing else.
+  const tokens = text.split(/[\s,;]+/).filter((t) => t.length > 0);
+  if (tokens.length > MAX_FILTER_ADDRESSES) {
+    return invalid(`That is ${tokens.length} addresses; a list may hold at most ${MAX_FILTER_ADDRESSES} (use a domain or profile filter for more).`);
+  }
+  const addresses: string[] = [];
+  for (const token of tokens) {
+    const parsed = emailAddressSchema.safeParse(token);
+    if (!parsed.success) return invalid(`"${excerpt(token)}" is not a filter I know nor an email address.`);
+    if (!addresses.some((a) => a.toLowerCase() === parsed.data.toLowerCase())) addresses.push(parsed.data);
+  }
+  if (addresses.length === 0) return invalid('The filter is empty.');
+  return checked({ kind: 'addresses', addresses }, invalid);
+}
+
+function checked(filter: MailboxFilter, invalid: (why: string) => ParseFailure): { ok: true; filter: MailboxFilter } | ParseFailure {
+  const parsed = mailboxFilterSchema.safeParse(filter);
+  return parsed.success ? { ok: true, filter: parsed.data } : invalid('That filter is not valid.');
+}
+
+/** A short, printable piece of what was typed, for the reply. */
+function excerpt(text: string): string {
+  const cleaned = text.replace(/[^\x20-\x7e\u00a0-\uffff]/g, '').replace(/[`*_[\]<>]/g, '');
+  return cleaned.length > 60 ? `${cleaned.slice(0, 57)}...` : cleaned;
+}

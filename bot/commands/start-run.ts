@@ -1,0 +1,61 @@
+import { TurnContext } from 'botbuilder';
+import { toSetupError, userMessage } from '../../core/setup-error.ts';
+import { newRunId } from '../../jobs/job-options.ts';
+import type { JobPayload } from '../../jobs/job-types.ts';
+import type { MailboxFilter } from '../../jobs/mailbox-filter.ts';
+import type { ActivityRequest } from '../bot-services.ts';
+import type { AdaptiveCardJson } from '../cards/card-kit.ts';
+import { errorCard } from '../cards/message-cards.ts';
+import type { Run, RunKind } from '../run-store.ts';
+
+export interface StartRunSpec {
+  kind: RunKind;
+  filter?: MailboxFilter;
+  /** The first card ("Planning…", "Checking…"). */
+  firstCard: (run: Run) => AdaptiveCardJson | Promise<AdaptiveCardJson>;
+  /** The job that moves the run on (plan or status). */
+  job: (run: Run) => JobPayload;
+}
+
+/**
+ * The common tail of the commands that start work: create the run (its state tells the relay what
+ * to expect), reply with the first card and keep its id (so the relay can update it in place),
+ * then enqueue the signed job. The order matters: the card id is stored before any report can come.
+ */
+export async function startRun(req: ActivityRequest, spec: StartRunSpec): Promise<Run | undefined> {
+  const { runs, jobs, config, poster } = req.services;
+  const reference = TurnContext.getConversationReference(req.ctx.activity);
+  const run = await runs.create({
+    runId: newRunId(),
+    deployment: config.deployment,
+    kind: spec.kind,
+    state: spec.kind === 'status' ? 'running' : 'planning',
+    ...(spec.filter ? { filter: spec.filter } : {}),
+    requester: req.from,
+    conversation: JSON.parse(JSON.stringify(reference)) as Run['conversation'],
+  });
+  const log = req.log.child({ runId: run.runId });
+  const failedState = spec.kind === 'status' ? 'failed' : 'plan-failed';
+
+  const posted = await poster.replyCard(req.ctx, await spec.firstCard(run));
+  if (!posted.ok || !posted.id) {
+    log.warn({ status: posted.ok ? undefined : posted.status }, 'could not post the first card; the run stops here');
+    await runs.transition(run.runId, [run.state], failedState, {
+      error: { code: 'TEAMS_POST_FAILED', message: 'The bot could not post its card in this conversation.' },
+    });
+    return undefined;
+  }
+  await runs.patch(run.runId, { cardActivityId: posted.id });
+
+  try {
+    const { jobId } = await jobs.dispatch(spec.job(run));
+    log.info({ jobId }, 'job enqueued');
+  } catch (error) {
+    const e = toSetupError(error);
+    log.error({ err: e }, 'could not enqueue the job');
+    await runs.transition(run.runId, [run.state], failedState, { error: { code: e.code, message: userMessage(e) } });
+    await poster.updateCard(run.conversation, posted.id, errorCard('Could not start', userMessage(e)));
+    return undefined;
+  }
+  return (await runs.get(run.runId)) ?? run;
+}

@@ -1,0 +1,42 @@
+import { userMessage } from '../core/setup-error.ts';
+import type { ActivityRequest } from './bot-services.ts';
+import { parseCommand } from './command-parser.ts';
+import { errorCard } from './cards/message-cards.ts';
+import { handleApproveMailboxesCommand } from './commands/approve-mailboxes-command.ts';
+import { handleHelpCommand } from './commands/help-command.ts';
+import { handleStatusCommand } from './commands/status-command.ts';
+import { handleTestMailboxesCommand } from './commands/test-mailboxes-command.ts';
+
+/**
+ * Every message goes through one strict parser, then to its command's handler. Unknown input is
+ * answered with help; a bad filter with the valid forms.
+ */
+export async function routeMessage(req: ActivityRequest): Promise<void> {
+  const parsed = parseCommand(req.ctx.activity.text);
+  if (!parsed.ok) {
+    req.log.info({ code: parsed.code }, 'not a valid command');
+    if (parsed.code === 'FILTER_INVALID') {
+      await req.services.poster.replyCard(req.ctx, errorCard('That filter is not valid', parsed.message));
+      return;
+    }
+    await handleHelpCommand(req, parsed.message);
+    return;
+  }
+  const command = parsed.command;
+  req.log.info({ command: command.kind }, 'command');
+  try {
+    switch (command.kind) {
+      case 'help':
+        return await handleHelpCommand(req);
+      case 'status':
+        return await handleStatusCommand(req);
+      case 'approve-mailboxes':
+        return await handleApproveMailboxesCommand(req, command);
+      case 'test-mailboxes':
+        return await handleTestMailboxesCommand(req, command);
+    }
+  } catch (error) {
+    req.log.error({ err: error }, 'command failed');
+    await req.services.poster.replyCard(req.ctx, errorCard('That did not work', userMessage(error)));
+  }
+}

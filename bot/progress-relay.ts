@@ -1,0 +1,248 @@
+import { DelayedError, UnrecoverableError, Worker, type Job } from 'bullmq';
+import type { Redis } from 'ioredis';
+import type { Logger } from '../core/logger.ts';
+import { toSetupError } from '../core/setup-error.ts';
+import { reportQueueName } from '../jobs/deployment.ts';
+import type { EnvelopeSigner } from '../jobs/envelope-signer.ts';
+import { verifyReport } from '../jobs/job-options.ts';
+import type { ApproveResult, PlanResult, Report, StatusResult, TestResult } from '../jobs/job-types.ts';
+import { readAgentSeen, type BotServices } from './bot-services.ts';
+import type { AdaptiveCardJson } from './cards/card-kit.ts';
+import { errorCard } from './cards/message-cards.ts';
+import { planCard } from './cards/plan-cards.ts';
+import { resultsCard, runCard } from './cards/run-cards.ts';
+import { statusCard, statusFailedCard } from './cards/status-card.ts';
+import type { Run, RunState } from './run-store.ts';
+import type { PostOutcome } from './teams-poster.ts';
+
+/**
+ * Turns the agent's reports into card updates. A BullMQ worker on the reports queue: each report
+ * goes to exactly one bot instance, so with several instances each update is still posted once.
+ *
+ * - bad signature / wrong deployment: logged and dropped (UnrecoverableError, no retry)
+ * - plan result: planning → awaiting-approval, the card becomes the plan card with buttons
+ * - status result: the status card with counts
+ * - started / progress: the run card updated in place, at most once per CARD_UPDATE_INTERVAL_MS
+ *   per run; a report that comes too soon stores its progress and is delayed (moveToDelayed +
+ *   DelayedError) so the newest progress is posted when the interval has passed; reports older
+ *   than what was posted are dropped
+ * - result / failed: final run card (+ results card in the thread)
+ */
+export interface ProgressRelayOptions {
+  services: BotServices;
+  connection: Redis;
+  signer: EnvelopeSigner;
+  concurrency?: number;
+}
+
+export class ProgressRelay {
+  readonly #services: BotServices;
+  readonly #signer: EnvelopeSigner;
+  readonly #log: Logger;
+  readonly #worker: Worker;
+
+  constructor(options: ProgressRelayOptions) {
+    this.#services = options.services;
+    this.#signer = options.signer;
+    this.#log = options.services.logger.child({ component: 'progress-relay' });
+    const { config } = options.services;
+    this.#worker = new Worker(reportQueueName(config.deployment), (job, token) => this.process(job, token), {
+      connection: options.connection,
+      prefix: config.redisPrefix,
+      concurrency: options.concurrency ?? 8,
+      autorun: true,
+    });
+    this.#worker.on('failed', (job, err) => {
+      this.#log.warn({ reportJobId: job?.id, err: err.message }, 'report not processed');
+    });
+    this.#worker.on('error', (err) => {
+      this.#log.error({ err: err.message }, 'report worker error');
+    });
+  }
+
+  get worker(): Worker {
+    return this.#worker;
+  }
+
+  async waitUntilReady(): Promise<void> {
+    await this.#worker.waitUntilReady();
+  }
+
+  async close(): Promise<void> {
+    await this.#worker.close();
+  }
+
+  async process(job: Job, token: string | undefined): Promise<void> {
+    let report: Report;
+    try {
+      report = verifyReport(this.#signer, job.data);
+    } catch (error) {
+      const e = toSetupError(error);
+      this.#log.warn({ reportJobId: job.id, code: e.code, err: e.message }, 'dropping a report that fails verification');
+      throw new UnrecoverableError(`${e.code}: ${e.message}`);
+    }
+    const log = this.#log.child({ reportJobId: job.id, runId: report.runId, seq: report.seq, event: report.event.kind, jobType: report.jobType });
+    if (report.deployment !== this.#services.config.deployment) {
+      log.warn({ deployment: report.deployment }, 'dropping a report for another deployment');
+      throw new UnrecoverableError('report for another deployment');
+    }
+    const run = await this.#services.runs.get(report.runId);
+    if (!run) {
+      log.warn('dropping a report for an unknown run');
+      return;
+    }
+    if (!jobTypeFits(run, report)) {
+      log.warn({ kind: run.kind, state: run.state }, 'dropping a report whose job type does not fit the run');
+      return;
+    }
+    const event = report.event;
+    switch (event.kind) {
+      case 'started':
+      case 'progress':
+        return this.#progress(job, token, run, report, log);
+      case 'result':
+        switch (event.result.type) {
+          case 'plan':
+            return this.#planResult(run, report, event.result, log);
+          case 'status':
+            return this.#statusResult(run, report, event.result, log);
+          case 'approve':
+          case 'test':
+            return this.#workResult(run, report, event.result, log);
+        }
+        return;
+      case 'failed':
+        return this.#failed(run, report, event.error, log);
+    }
+  }
+
+  async #progress(job: Job, token: string | undefined, run: Run, report: Report, log: Logger): Promise<void> {
+    const { runs, config } = this.#services;
+    if (report.event.kind === 'started') {
+      await runs.transition(run.runId, ['approved'], 'running');
+    }
+    const progress = report.event.kind === 'progress' ? report.event.progress : undefined;
+    const decision = await runs.relayProgress(run.runId, report.seq, progress, config.cardUpdateIntervalMs);
+    switch (decision.action) {
+      case 'missing':
+      case 'stale':
+        log.debug({ decision: decision.action }, 'progress not posted (older than what was posted, or the run has ended)');
+        return;
+      case 'wait': {
+        log.debug({ waitMs: decision.waitMs }, 'progress too soon after the last update: delayed');
+        await job.moveToDelayed(Date.now() + decision.waitMs, token);
+        throw new DelayedError();
+      }
+      case 'post': {
+        const latest = await runs.get(run.runId);
+        if (!latest?.cardActivityId) return;
+        await this.#update(latest, runCard(latest), log);
+        return;
+      }
+    }
+  }
+
+  async #planResult(run: Run, report: Report, plan: PlanResult, log: Logger): Promise<void> {
+    const { runs, config, now } = this.#services;
+    const to: RunState = plan.toChange === 0 ? 'succeeded' : 'awaiting-approval';
+    const moved = await runs.transition(run.runId, ['planning'], to, {
+      plan,
+      expiresAt: now() + config.approvalTtlMinutes * 60_000,
+      lastPostedSeq: report.seq,
+    });
+    if (!(await this.#shouldPostFinal(run, report, moved, to, log))) return;
+    const latest = await runs.get(run.runId);
+    if (!latest?.plan) return;
+    await this.#update(latest, planCard(latest, latest.plan), log);
+    await runs.markFinalPosted(run.runId, report.seq);
+  }
+
+  async #statusResult(run: Run, report: Report, result: StatusResult, log: Logger): Promise<void> {
+    const { runs } = this.#services;
+    const moved = await runs.transition(run.runId, ['running'], 'succeeded', { result, lastPostedSeq: report.seq });
+    if (!(await this.#shouldPostFinal(run, report, moved, 'succeeded', log))) return;
+    const latest = await runs.get(run.runId);
+    if (!latest) return;
+    await this.#update(latest, statusCard(latest, await readAgentSeen(this.#services), result), log);
+    await runs.markFinalPosted(run.runId, report.seq);
+  }
+
+  async #workResult(run: Run, report: Report, result: ApproveResult | TestResult, log: Logger): Promise<void> {
+    const { runs, poster } = this.#services;
+    const moved = await runs.transition(run.runId, ['approved', 'running'], 'succeeded', { result, lastPostedSeq: report.seq });
+    if (!(await this.#shouldPostFinal(run, report, moved, 'succeeded', log))) return;
+    const latest = await runs.get(run.runId);
+    if (!latest) return;
+    await this.#update(latest, runCard(latest), log);
+    const sent = await poster.sendCard(latest.conversation, resultsCard(latest, result));
+    await this.#noteFailure(latest, sent, log);
+    await runs.markFinalPosted(run.runId, report.seq);
+    log.info({ result: { type: result.type, failed: result.failed } }, 'run finished');
+  }
+
+  async #failed(run: Run, report: Report, error: { code: string; message: string; hint?: string | undefined }, log: Logger): Promise<void> {
+    const { runs } = this.#services;
+    const e = { code: error.code, message: error.message, ...(error.hint ? { hint: error.hint } : {}) };
+    const from: RunState[] = report.jobType === 'plan' ? ['planning'] : report.jobType === 'status' ? ['running'] : ['approved', 'running'];
+    const to: RunState = report.jobType === 'plan' ? 'plan-failed' : 'failed';
+    const moved = await runs.transition(run.runId, from, to, { error: e, lastPostedSeq: report.seq });
+    if (!(await this.#shouldPostFinal(run, report, moved, to, log))) return;
+    const latest = await runs.get(run.runId);
+    if (!latest) return;
+    let card: AdaptiveCardJson;
+    if (report.jobType === 'plan') {
+      card = errorCard('The plan could not be made', `${e.message}${e.hint ? ` What to do: ${e.hint}` : ''}`);
+    } else if (report.jobType === 'status') {
+      card = statusFailedCard(latest, await readAgentSeen(this.#services));
+    } else {
+      card = runCard(latest);
+    }
+    await this.#update(latest, card, log);
+    await runs.markFinalPosted(run.runId, report.seq);
+    log.info({ code: e.code }, 'run failed');
+  }
+
+  /**
+   * The final cards are posted once: by the report that made the transition, or again by the same
+   * report when it is redelivered before they were marked posted (the bot stopped in between).
+   */
+  async #shouldPostFinal(run: Run, report: Report, moved: Awaited<ReturnType<BotServices['runs']['transition']>>, to: RunState, log: Logger): Promise<boolean> {
+    if (moved.ok) return true;
+    if (moved.reason === 'conflict' && moved.current === to) {
+      const latest = await this.#services.runs.get(run.runId);
+      if (latest && latest.finalPostedSeq < report.seq && latest.lastPostedSeq === report.seq) return true;
+    }
+    log.info({ outcome: moved }, 'final report does not fit the run state: dropped');
+    return false;
+  }
+
+  async #update(run: Run, card: AdaptiveCardJson, log: Logger): Promise<void> {
+    if (!run.cardActivityId) {
+      log.warn('run has no card to update');
+      return;
+    }
+    const posted = await this.#services.poster.updateCard(run.conversation, run.cardActivityId, card);
+    await this.#noteFailure(run, posted, log);
+  }
+
+  async #noteFailure(run: Run, posted: PostOutcome, log: Logger): Promise<void> {
+    if (posted.ok) return;
+    log.warn({ status: posted.status, permanent: posted.permanent }, 'could not post to Teams');
+    if (posted.permanent) {
+      await this.#services.runs.patch(run.runId, { postFailure: `${posted.status ?? ''} ${posted.message}`.trim() });
+    }
+  }
+}
+
+function jobTypeFits(run: Run, report: Report): boolean {
+  switch (report.jobType) {
+    case 'plan':
+      return run.kind === 'approve' || run.kind === 'test';
+    case 'status':
+      return run.kind === 'status';
+    case 'approve':
+      return run.kind === 'approve';
+    case 'test':
+      return run.kind === 'test';
+  }
+}

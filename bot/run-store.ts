@@ -1,0 +1,346 @@
+import type { Redis } from 'ioredis';
+import { z } from 'zod';
+import { mailboxFilterSchema, type MailboxFilter } from '../jobs/mailbox-filter.ts';
+import { jobResultSchema, planResultSchema, progressSchema, type JobResult, type PlanResult, type Progress } from '../jobs/job-types.ts';
+
+/**
+ * The run: one record per command that does work (status, approve, test), kept in a Redis hash
+ * `<prefix>:run:<runId>`. Every state change is a compare-and-set in a Lua script, so a double
+ * click, a replayed invoke or a second bot instance cannot move a run twice.
+ *
+ *   approve/test: planning → awaiting-approval → approved → running → succeeded | failed
+ *                 planning → plan-failed;  awaiting-approval → rejected | expired
+ *   status:       running → succeeded | failed
+ */
+export const runStates = [
+  'planning',
+  'awaiting-approval',
+  'approved',
+  'running',
+  'succeeded',
+  'failed',
+  'rejected',
+  'expired',
+  'plan-failed',
+] as const;
+export type RunState = (typeof runStates)[number];
+export const finalStates: readonly RunState[] = ['succeeded', 'failed', 'rejected', 'expired', 'plan-failed'];
+
+export const runKindSchema = z.enum(['approve', 'test', 'status']);
+export type RunKind = z.infer<typeof runKindSchema>;
+
+export const personSchema = z.object({ aadObjectId: z.string().max(64), name: z.string().max(200) }).strict();
+export type Person = z.infer<typeof personSchema>;
+
+/** The part of a Bot Framework ConversationReference the bot needs to post proactively. */
+export const conversationRefSchema = z
+  .object({
+    activityId: z.string().max(512).optional(),
+    bot: z.object({ id: z.string().max(512), name: z.string().max(200).optional() }).passthrough(),
+    channelId: z.string().max(64),
+    conversation: z
+      .object({ id: z.string().max(1024), conversationType: z.string().max(64).optional(), tenantId: z.string().max(128).optional(), isGroup: z.boolean().optional() })
+      .passthrough(),
+    serviceUrl: z.string().url().max(1024),
+    locale: z.string().max(32).optional(),
+  })
+  .passthrough();
+export type ConversationRef = z.infer<typeof conversationRefSchema>;
+
+export const decisionSchema = z
+  .object({ decision: z.enum(['approved', 'rejected', 'expired']), decidedBy: personSchema.optional(), decidedAt: z.string() })
+  .strict();
+export type Decision = z.infer<typeof decisionSchema>;
+
+export const runErrorSchema = z.object({ code: z.string(), message: z.string(), hint: z.string().optional() }).strict();
+export type RunError = z.infer<typeof runErrorSchema>;
+
+export interface Run {
+  runId: string;
+  deployment: string;
+  kind: RunKind;
+  state: RunState;
+  filter?: MailboxFilter;
+  requester: Person;
+  conversation: ConversationRef;
+  cardActivityId?: string;
+  createdAt: string;
+  updatedAt: string;
+  plan?: PlanResult;
+  /** When the approval stops being valid (ISO); set when the plan arrives. */
+  expiresAt?: string;
+  approval?: Decision;
+  progress?: Progress;
+  progressSeq: number;
+  result?: JobResult;
+  error?: RunError;
+  lastPostedSeq: number;
+  lastPostedAt: number;
+  /** Seq of the final report whose cards were posted (so a redelivered final report posts once). */
+  finalPostedSeq: number;
+  /** Last permanent failure posting to Teams (403/404/413), for the logs and `status`. */
+  postFailure?: string;
+}
+
+export const RUN_TTL_SECONDS = 30 * 24 * 3600;
+
+export type TransitionOutcome =
+  | { ok: true; from: RunState }
+  | { ok: false; reason: 'missing' }
+  | { ok: false; reason: 'conflict'; current: RunState }
+  | { ok: false; reason: 'expired'; current: RunState };
+
+export type RelayDecision =
+  | { action: 'post'; seq: number; progress: Progress | undefined }
+  | { action: 'stale' }
+  | { action: 'wait'; waitMs: number }
+  | { action: 'missing' };
+
+/**
+ * KEYS[1] run key. ARGV[1] allowed current states (comma-separated), ARGV[2] new state, ARGV[3]
+ * now (ms), ARGV[4] expiry check ('1': refuse when now > expiresAtMs), ARGV[5] now (ISO), ARGV[6..]
+ * field/value pairs.
+ */
+const transitionScript = `
+local state = redis.call('HGET', KEYS[1], 'state')
+if not state then return {'missing', ''} end
+local allowed = false
+for s in string.gmatch(ARGV[1], '[^,]+') do
+  if s == state then allowed = true end
+end
+if not allowed then return {'conflict', state} end
+if ARGV[4] == '1' then
+  local exp = tonumber(redis.call('HGET', KEYS[1], 'expiresAtMs') or '0')
+  if exp > 0 and tonumber(ARGV[3]) > exp then return {'expired', state} end
+end
+redis.call('HSET', KEYS[1], 'state', ARGV[2], 'updatedAt', ARGV[5])
+for i = 6, #ARGV, 2 do
+  redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1])
+end
+return {'ok', state}
+`;
+
+/**
+ * Progress coalescing. KEYS[1] run key. ARGV[1] seq, ARGV[2] progress JSON ('' for none), ARGV[3]
+ * now (ms), ARGV[4] minimum interval (ms). Keeps the newest progress; posts it when nothing newer
+ * was posted and the interval since the last post has passed, and claims the post atomically.
+ */
+const relayProgressScript = `
+local h = redis.call('HMGET', KEYS[1], 'state', 'progressSeq', 'lastPostedSeq', 'lastPostedAt')
+if not h[1] then return {'missing', ''} end
+if h[1] ~= 'approved' and h[1] ~= 'running' then return {'stale', ''} end
+local seq = tonumber(ARGV[1])
+local progressSeq = tonumber(h[2] or '-1')
+if seq > progressSeq then
+  if ARGV[2] ~= '' then
+    redis.call('HSET', KEYS[1], 'progressSeq', ARGV[1], 'progress', ARGV[2])
+  else
+    redis.call('HSET', KEYS[1], 'progressSeq', ARGV[1])
+  end
+  progressSeq = seq
+end
+local lastSeq = tonumber(h[3] or '-1')
+if progressSeq <= lastSeq then return {'stale', ''} end
+local lastAt = tonumber(h[4] or '0')
+local now = tonumber(ARGV[3])
+local interval = tonumber(ARGV[4])
+if lastAt > 0 and now - lastAt < interval then return {'wait', tostring(lastAt + interval - now)} end
+redis.call('HSET', KEYS[1], 'lastPostedSeq', tostring(progressSeq), 'lastPostedAt', ARGV[3])
+return {'post', tostring(progressSeq)}
+`;
+
+/** KEYS[1] run key; ARGV[1] seq. Marks the final report's cards posted unless already marked. */
+const markFinalPostedScript = `
+local cur = tonumber(redis.call('HGET', KEYS[1], 'finalPostedSeq') or '-1')
+if cur >= tonumber(ARGV[1]) then return 0 end
+redis.call('HSET', KEYS[1], 'finalPostedSeq', ARGV[1])
+return 1
+`;
+
+export interface NewRun {
+  runId: string;
+  deployment: string;
+  kind: RunKind;
+  state: 'planning' | 'running';
+  filter?: MailboxFilter;
+  requester: Person;
+  conversation: ConversationRef;
+}
+
+export interface RunStoreOptions {
+  redis: Redis;
+  prefix: string;
+  now?: () => number;
+}
+
+export type RunPatch = Partial<{
+  cardActivityId: string;
+  plan: PlanResult;
+  expiresAt: number;
+  approval: Decision;
+  result: JobResult;
+  error: RunError;
+  lastPostedSeq: number;
+  lastPostedAt: number;
+  postFailure: string;
+}>;
+
+export class RunStore {
+  readonly #redis: Redis;
+  readonly #prefix: string;
+  readonly #now: () => number;
+
+  constructor(options: RunStoreOptions) {
+    this.#redis = options.redis;
+    this.#prefix = options.prefix;
+    this.#now = options.now ?? Date.now;
+  }
+
+  key(runId: string): string {
+    return `${this.#prefix}:run:${runId}`;
+  }
+
+  async create(run: NewRun): Promise<Run> {
+    const at = new Date(this.#now()).toISOString();
+    const fields: Record<string, string> = {
+      runId: run.runId,
+      deployment: run.deployment,
+      kind: run.kind,
+      state: run.state,
+      requester: JSON.stringify(personSchema.parse(run.requester)),
+      conversation: JSON.stringify(conversationRefSchema.parse(run.conversation)),
+      createdAt: at,
+      updatedAt: at,
+      progressSeq: '-1',
+      lastPostedSeq: '-1',
+      lastPostedAt: '0',
+      finalPostedSeq: '-1',
+    };
+    if (run.filter) fields['filter'] = JSON.stringify(mailboxFilterSchema.parse(run.filter));
+    const key = this.key(run.runId);
+    // HSETNX on runId first: a run id is never reused.
+    const created = await this.#redis.hsetnx(key, 'runId', run.runId);
+    if (created !== 1) throw new Error(`run ${run.runId} already exists`);
+    await this.#redis.multi().hset(key, fields).expire(key, RUN_TTL_SECONDS).exec();
+    const stored = await this.get(run.runId);
+    if (!stored) throw new Error(`run ${run.runId} vanished after creation`);
+    return stored;
+  }
+
+  async get(runId: string): Promise<Run | undefined> {
+    const h = await this.#redis.hgetall(this.key(runId));
+    if (!h['state'] || !h['runId']) return undefined;
+    return decodeRun(h);
+  }
+
+  /** Sets fields without a state change (card id, post failure). */
+  async patch(runId: string, patch: RunPatch): Promise<void> {
+    const pairs = encodePatch(patch);
+    if (pairs.length === 0) return;
+    await this.#redis.hset(this.key(runId), Object.fromEntries(chunkPairs(pairs)));
+  }
+
+  /** Compare-and-set: moves the run to `to` only if it is in one of `from`. */
+  async transition(runId: string, from: readonly RunState[], to: RunState, patch: RunPatch = {}, options: { refuseIfExpired?: boolean } = {}): Promise<TransitionOutcome> {
+    const now = this.#now();
+    const raw = (await this.#redis.eval(
+      transitionScript,
+      1,
+      this.key(runId),
+      from.join(','),
+      to,
+      String(now),
+      options.refuseIfExpired ? '1' : '0',
+      new Date(now).toISOString(),
+      ...encodePatch(patch),
+    )) as [string, string];
+    const [status, current] = raw;
+    if (status === 'ok') return { ok: true, from: current as RunState };
+    if (status === 'missing') return { ok: false, reason: 'missing' };
+    if (status === 'expired') return { ok: false, reason: 'expired', current: current as RunState };
+    return { ok: false, reason: 'conflict', current: current as RunState };
+  }
+
+  /** Records progress (if newer) and decides whether to post now, later, or not at all. */
+  async relayProgress(runId: string, seq: number, progress: Progress | undefined, intervalMs: number): Promise<RelayDecision> {
+    const raw = (await this.#redis.eval(
+      relayProgressScript,
+      1,
+      this.key(runId),
+      String(seq),
+      progress ? JSON.stringify(progressSchema.parse(progress)) : '',
+      String(this.#now()),
+      String(intervalMs),
+    )) as [string, string];
+    const [status, value] = raw;
+    if (status === 'missing') return { action: 'missing' };
+    if (status === 'stale') return { action: 'stale' };
+    if (status === 'wait') return { action: 'wait', waitMs: Math.max(1, Number(value)) };
+    const run = await this.get(runId);
+    return { action: 'post', seq: Number(value), progress: run?.progress };
+  }
+
+  /** True the first time the final cards of report `seq` are marked posted. */
+  async markFinalPosted(runId: string, seq: number): Promise<boolean> {
+    const n = (await this.#redis.eval(markFinalPostedScript, 1, this.key(runId), String(seq))) as number;
+    return n === 1;
+  }
+}
+
+function encodePatch(patch: RunPatch): string[] {
+  const pairs: string[] = [];
+  if (patch.cardActivityId !== undefined) pairs.push('cardActivityId', patch.cardActivityId);
+  if (patch.plan !== undefined) pairs.push('plan', JSON.stringify(planResultSchema.parse(patch.plan)));
+  if (patch.expiresAt !== undefined) pairs.push('expiresAtMs', String(patch.expiresAt));
+  if (patch.approval !== undefined) pairs.push('approval', JSON.stringify(decisionSchema.parse(patch.approval)));
+  if (patch.result !== undefined) pairs.push('result', JSON.stringify(jobResultSchema.parse(patch.result)));
+  if (patch.error !== undefined) pairs.push('error', JSON.stringify(runErrorSchema.parse(patch.error)));
+  if (patch.lastPostedSeq !== undefined) pairs.push('lastPostedSeq', String(patch.lastPostedSeq));
+  if (patch.lastPostedAt !== undefined) pairs.push('lastPostedAt', String(patch.lastPostedAt));
+  if (patch.postFailure !== undefined) pairs.push('postFailure', patch.postFailure.slice(0, 500));
+  return pairs;
+}
+
+function chunkPairs(pairs: string[]): [string, string][] {
+  const out: [string, string][] = [];
+  for (let i = 0; i + 1 < pairs.length; i += 2) out.push([pairs[i] ?? '', pairs[i + 1] ?? '']);
+  return out;
+}
+
+function json<S extends z.ZodTypeAny>(schema: S, value: string | undefined): z.output<S> | undefined {
+  if (value === undefined || value === '') return undefined;
+  return schema.parse(JSON.parse(value)) as z.output<S>;
+}
+
+function decodeRun(h: Record<string, string>): Run {
+  const run: Run = {
+    runId: h['runId'] ?? '',
+    deployment: h['deployment'] ?? '',
+    kind: runKindSchema.parse(h['kind']),
+    state: z.enum(runStates).parse(h['state']),
+    requester: personSchema.parse(JSON.parse(h['requester'] ?? '{}')),
+    conversation: conversationRefSchema.parse(JSON.parse(h['conversation'] ?? '{}')),
+    createdAt: h['createdAt'] ?? '',
+    updatedAt: h['updatedAt'] ?? '',
+    progressSeq: Number(h['progressSeq'] ?? '-1'),
+    lastPostedSeq: Number(h['lastPostedSeq'] ?? '-1'),
+    lastPostedAt: Number(h['lastPostedAt'] ?? '0'),
+    finalPostedSeq: Number(h['finalPostedSeq'] ?? '-1'),
+  };
+  const filter = json(mailboxFilterSchema, h['filter']);
+  if (filter) run.filter = filter;
+  if (h['cardActivityId']) run.cardActivityId = h['cardActivityId'];
+  const plan = json(planResultSchema, h['plan']);
+  if (plan) run.plan = plan;
+  if (h['expiresAtMs']) run.expiresAt = new Date(Number(h['expiresAtMs'])).toISOString();
+  const approval = json(decisionSchema, h['approval']);
+  if (approval) run.approval = approval;
+  const progress = json(progressSchema, h['progress']);
+  if (progress) run.progress = progress;
+  const result = json(jobResultSchema, h['result']);
+  if (result) run.result = result;
+  const error = json(runErrorSchema, h['error']);
+  if (error) run.error = error;
+  if (h['postFailure']) run.postFailure = h['postFailure'];
+  return run;
+}
