@@ -122,8 +122,9 @@ describe('NTLM transport', () => {
 
   it('authenticates each connection slot once when requests run in parallel', async () => {
     current = await ntlmServer({ acceptPassword: true });
-    client = ntlmClient(current.server.origin, 2);
-    await Promise.all(Array.from({ length: 6 }, () => client?.whoAmI()));
+    const c = ntlmClient(current.server.origin, 2);
+    client = c;
+    await Promise.all(Array.from({ length: 6 }, () => c.whoAmI()));
     expect(current.type3).toHaveLength(2);
     expect(current.type3.every((t) => t.socketId === t.type1SocketId)).toBe(true);
     expect(current.server.requests.filter((r) => !r.headers.authorization)).toHaveLength(6 - current.type3.length);

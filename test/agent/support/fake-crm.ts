@@ -8,13 +8,18 @@ import type { BatchOptions, BatchResult, CrmApi, GetAllOptions, WhoAmI } from '.
 export interface FakeCrmScript {
   get: (set: string, options: { select: readonly string[]; filter?: string }) => unknown[][];
   batchPart?: (request: BatchRequest) => BatchPartResponse;
+  /** Cut the answer short (a server that stops at the first failure). */
+  truncate?: (responses: BatchPartResponse[]) => BatchPartResponse[];
   date?: () => Date | undefined;
+  batchDelayMs?: number;
 }
 
 export class FakeCrm implements CrmApi {
   requestCount = 0;
   readonly queries: { set: string; select: readonly string[]; filter?: string }[] = [];
   readonly batches: BatchRequest[][] = [];
+  inFlight = 0;
+  maxInFlight = 0;
   constructor(private readonly script: FakeCrmScript) {}
 
   whoAmI(): Promise<WhoAmI> {
@@ -37,11 +42,17 @@ export class FakeCrm implements CrmApi {
     return Promise.resolve({ date: this.script.date?.() });
   }
 
-  batch(requests: readonly BatchRequest[], _options?: BatchOptions): Promise<BatchResult> {
+  async batch(requests: readonly BatchRequest[], _options?: BatchOptions): Promise<BatchResult> {
     this.requestCount += 1;
     this.batches.push([...requests]);
+    this.inFlight += 1;
+    this.maxInFlight = Math.max(this.maxInFlight, this.inFlight);
+    await new Promise((resolve) => setTimeout(resolve, this.script.batchDelayMs ?? 0));
+    this.inFlight -= 1;
     const part = this.script.batchPart ?? (() => ({ status: 204, headers: {}, body: undefined }));
-    return Promise.resolve({ responses: requests.map(part), date: this.script.date?.() });
+    let responses = requests.map(part);
+    if (this.script.truncate) responses = this.script.truncate(responses);
+    return { responses, date: this.script.date?.() };
   }
 
   scope(): CrmApi {
