@@ -1,0 +1,322 @@
+import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { silentLogger, type Logger } from '../core/logger.ts';
+import { matchApiPath, serviceRootOf } from './api-path.ts';
+import {
+  commitTransaction,
+  errorResponse,
+  handleApiRequest,
+  newTransaction,
+  rollbackTransaction,
+  type ApiRequest,
+  type ApiResponse,
+  type CrmApiContext,
+} from './crm-api.ts';
+import { handleBatch } from './crm-batch.ts';
+import { CrmError, CrmErrorCode } from './crm-error.ts';
+import { DEFAULT_MAILBOX_COUNT, DEFAULT_SEED, seedDeployment } from './seed-deployment.ts';
+import { seededRandom } from './seeded-random.ts';
+import { faultsSchema, summarizeState, type Faults } from './sim-admin.ts';
+import type { SimState } from './sim-state.ts';
+import { TestEnableEngine } from './test-enable-engine.ts';
+
+export type { Faults } from './sim-admin.ts';
+export type { SimState } from './sim-state.ts';
+
+/**
+ * A stand-in for the Dynamics 365 (on-premises 9.x) Web API subset the agent uses, over real
+ * HTTP, with a seeded deployment, an asynchronous Test & Enable engine and fault injection. The
+ * agent reaches it only through CRM_URL (= `orgUrl`), as it reaches a real organization.
+ */
+export interface CrmSimulatorOptions {
+  /** Default '127.0.0.1'. */
+  host?: string;
+  /** Default 0 = a random free port. */
+  port?: number;
+  /** Default 'contoso' → org URL http://host:port/contoso. */
+  orgName?: string;
+  /** PRNG seed for the seeded deployment, jitter and injected failures (deterministic). */
+  seed?: number;
+  /** Default 320. */
+  mailboxCount?: number;
+  /** Added to every API request (default 0). */
+  latencyMs?: number;
+  /** Test & Enable completes this long after scheduling, plus small jitter (default 1500). */
+  testDelayMs?: number;
+  /** 0..1 probability that an API request answers 503 (default 0). */
+  failRate?: number;
+  /** Largest page size honoured (default 5000, like CRM). */
+  pageSizeMax?: number;
+  /** Default silent. */
+  logger?: Logger;
+}
+
+export interface SimulatorStats {
+  /** API requests received (a $batch counts once; /_sim/ requests are not counted). */
+  requests: number;
+  /** Request parts inside $batch requests. */
+  batchParts: number;
+  /** API requests by HTTP method (top level; parts are counted as `batch:<METHOD>`). */
+  byMethod: Record<string, number>;
+}
+
+export interface CrmSimulator {
+  /** e.g. http://127.0.0.1:43121/contoso */
+  readonly orgUrl: string;
+  /** Live state (replaced by a reset). */
+  readonly state: SimState;
+  readonly stats: SimulatorStats;
+  /** The Test & Enable engine (pending runs, completed counts). */
+  readonly engine: TestEnableEngine;
+  /** Current fault settings. */
+  readonly faults: Readonly<Faults>;
+  configure(faults: Partial<Faults>): void;
+  resetStats(): void;
+  /** Reseeds the deployment, drops pending tests, resets stats and faults to the start options. */
+  reset(): void;
+  close(): Promise<void>;
+}
+
+const MAX_BODY_BYTES = 64 * 1024 * 1024;
+
+class BodyTooLarge extends Error {}
+
+async function readBody(req: IncomingMessage): Promise<string> {
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for await (const chunk of req) {
+    const buffer = Buffer.isBuffer(chunk) ? chunk : Buffer.from(String(chunk));
+    size += buffer.length;
+    if (size > MAX_BODY_BYTES) throw new BodyTooLarge('request body too large');
+    chunks.push(buffer);
+  }
+  return Buffer.concat(chunks).toString('utf8');
+}
+
+function headerMap(req: IncomingMessage): Map<string, string> {
+  const map = new Map<string, string>();
+  for (const [name, value] of Object.entries(req.headers)) {
+    if (value !== undefined) map.set(name.toLowerCase(), Array.isArray(value) ? value.join(', ') : value);
+  }
+  return map;
+}
+
+function send(res: ServerResponse, response: ApiResponse): void {
+  res.writeHead(response.status, response.headers);
+  res.end(response.body);
+}
+
+function sendJson(res: ServerResponse, status: number, value: unknown): void {
+  send(res, { status, headers: { 'Content-Type': 'application/json' }, body: JSON.stringify(value) });
+}
+
+export async function startCrmSimulator(options: CrmSimulatorOptions = {}): Promise<CrmSimulator> {
+  const host = options.host ?? '127.0.0.1';
+  const orgName = options.orgName ?? 'contoso';
+  const seed = options.seed ?? DEFAULT_SEED;
+  const mailboxCount = options.mailboxCount ?? DEFAULT_MAILBOX_COUNT;
+  const pageSizeMax = options.pageSizeMax ?? 5000;
+  const logger = (options.logger ?? silentLogger()).child({ component: 'crm-simulator' });
+  const initialFaults: Faults = faultsSchema.required().parse({
+    latencyMs: options.latencyMs ?? 0,
+    failRate: options.failRate ?? 0,
+    testDelayMs: options.testDelayMs ?? 1500,
+    failNext: 0,
+  });
+  if (!/^[A-Za-z0-9_-]+$/.test(orgName)) throw new Error(`orgName '${orgName}' must be letters, digits, - or _`);
+
+  let state = seedDeployment({ seed, mailboxCount, orgName });
+  let faults: Faults = { ...initialFaults };
+  let faultRandom = seededRandom(seed ^ 0x5eed);
+  let idRandom = seededRandom(seed + 2);
+  const stats: SimulatorStats = { requests: 0, batchParts: 0, byMethod: {} };
+  const newId = (): string => idRandom.guid();
+
+  const engine = new TestEnableEngine({
+    getState: () => state,
+    random: seededRandom(seed + 1),
+    delayMs: faults.testDelayMs,
+    logger,
+    newId,
+  });
+  const api: CrmApiContext = {
+    getState: () => state,
+    engine,
+    pageSizeMax: () => pageSizeMax,
+    newId,
+    now: Date.now,
+  };
+  let orgUrl = '';
+
+  const configure = (changes: Partial<Faults>): void => {
+    const parsed = faultsSchema.parse(changes);
+    const next: Faults = { ...faults };
+    for (const key of ['latencyMs', 'failRate', 'testDelayMs', 'failNext'] as const) {
+      const value = parsed[key];
+      if (value !== undefined) next[key] = value;
+    }
+    faults = next;
+    engine.delayMs = faults.testDelayMs;
+    logger.info({ faults }, 'faults configured');
+  };
+  const resetStats = (): void => {
+    stats.requests = 0;
+    stats.batchParts = 0;
+    for (const key of Object.keys(stats.byMethod)) delete stats.byMethod[key];
+  };
+  const reset = (): void => {
+    engine.reset();
+    state = seedDeployment({ seed, mailboxCount, orgName });
+    faults = { ...initialFaults };
+    engine.delayMs = faults.testDelayMs;
+    faultRandom = seededRandom(seed ^ 0x5eed);
+    idRandom = seededRandom(seed + 2);
+    resetStats();
+    logger.info('simulator reset');
+  };
+  const count = (method: string): void => {
+    stats.byMethod[method] = (stats.byMethod[method] ?? 0) + 1;
+  };
+
+  async function handleAdmin(req: IncomingMessage, res: ServerResponse, pathname: string): Promise<void> {
+    const method = req.method ?? 'GET';
+    const route = `${method} ${pathname.replace(/\/+$/, '')}`;
+    switch (route) {
+      case 'GET /_sim/state/summary':
+        return sendJson(res, 200, summarizeState(state, engine));
+      case 'GET /_sim/stats':
+        return sendJson(res, 200, stats);
+      case 'GET /_sim/faults':
+        return sendJson(res, 200, faults);
+      case 'POST /_sim/faults': {
+        let body: unknown;
+        try {
+          body = JSON.parse((await readBody(req)) || '{}');
+        } catch {
+          return sendJson(res, 400, { error: { code: 'SIM_BAD_REQUEST', message: 'The body is not valid JSON.' } });
+        }
+        const parsed = faultsSchema.safeParse(body);
+        if (!parsed.success) {
+          return sendJson(res, 400, { error: { code: 'SIM_BAD_REQUEST', message: parsed.error.issues.map((i) => `${i.path.join('.') || '(body)'}: ${i.message}`).join('; ') } });
+        }
+        configure(Object.fromEntries(Object.entries(parsed.data).filter(([, v]) => v !== undefined)));
+        return sendJson(res, 200, faults);
+      }
+      case 'POST /_sim/reset':
+        reset();
+        return sendJson(res, 200, summarizeState(state, engine));
+      default:
+        return sendJson(res, 404, { error: { code: 'SIM_NOT_FOUND', message: `No simulator admin route '${route}'.` } });
+    }
+  }
+
+  async function handleApi(req: IncomingMessage, res: ServerResponse, url: URL, path: { version: string; resource: string }): Promise<void> {
+    const method = (req.method ?? 'GET').toUpperCase();
+    stats.requests++;
+    count(method);
+    const body = await readBody(req);
+    if (faults.latencyMs > 0) await sleep(faults.latencyMs);
+    if (faults.failNext > 0 || (faults.failRate > 0 && faultRandom.next() < faults.failRate)) {
+      if (faults.failNext > 0) faults.failNext--;
+      return send(res, errorResponse(new CrmError(503, CrmErrorCode.unavailable, 'The server is busy and could not process the request (simulated 503). Try again later.')));
+    }
+    const request: ApiRequest = {
+      method,
+      resource: path.resource,
+      query: url.searchParams,
+      headers: headerMap(req),
+      body,
+      serviceRoot: serviceRootOf(orgUrl, path.version),
+    };
+    if (path.resource === '$batch') {
+      return send(
+        res,
+        handleBatch(
+          {
+            api,
+            orgUrl,
+            orgName,
+            onPart: (partMethod) => {
+              stats.batchParts++;
+              count(`batch:${partMethod}`);
+            },
+          },
+          request,
+        ),
+      );
+    }
+    const tx = newTransaction();
+    const response = handleApiRequest(api, request, tx);
+    if (response.status < 400) commitTransaction(tx);
+    else rollbackTransaction(tx);
+    send(res, response);
+  }
+
+  async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const started = Date.now();
+    const url = new URL(req.url ?? '/', 'http://simulator');
+    const pathname = url.pathname;
+    if (pathname === '/_sim' || pathname.startsWith('/_sim/')) {
+      await handleAdmin(req, res, pathname);
+    } else {
+      const path = matchApiPath(pathname, orgName);
+      if (!path) {
+        send(res, errorResponse(new CrmError(404, CrmErrorCode.resourceNotFound, `Resource not found for the segment '${pathname}'.`)));
+      } else {
+        await handleApi(req, res, url, path);
+      }
+    }
+    logger.debug({ method: req.method, path: pathname, status: res.statusCode, ms: Date.now() - started }, 'request');
+  }
+
+  const server = createServer((req, res) => {
+    handle(req, res).catch((error: unknown) => {
+      const tooLarge = error instanceof BodyTooLarge;
+      if (!tooLarge) logger.error({ err: error, method: req.method, url: req.url }, 'simulator request failed');
+      if (!res.headersSent) {
+        send(res, errorResponse(new CrmError(tooLarge ? 413 : 500, CrmErrorCode.unavailable, tooLarge ? 'The request body is too large.' : 'An unexpected error occurred in the simulator.')));
+      } else {
+        res.destroy();
+      }
+    });
+  });
+  server.keepAliveTimeout = 30_000;
+
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(options.port ?? 0, host, () => {
+      server.off('error', reject);
+      resolve();
+    });
+  });
+  const address = server.address() as AddressInfo;
+  const urlHost = host === '0.0.0.0' || host === '::' ? '127.0.0.1' : host.includes(':') ? `[${host}]` : host;
+  orgUrl = `http://${urlHost}:${address.port}/${orgName}`;
+  logger.info({ orgUrl, mailboxes: state.mailboxes.size }, 'CRM simulator listening');
+
+  return {
+    get orgUrl() {
+      return orgUrl;
+    },
+    get state() {
+      return state;
+    },
+    stats,
+    engine,
+    get faults() {
+      return faults;
+    },
+    configure,
+    resetStats,
+    reset,
+    close: async () => {
+      engine.stop();
+      await new Promise<void>((resolve, reject) => {
+        server.close((error) => (error ? reject(error) : resolve()));
+        server.closeAllConnections();
+      });
+      logger.info('CRM simulator closed');
+    },
+  };
+}

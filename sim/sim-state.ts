@@ -1,0 +1,138 @@
+/**
+ * The simulator's live state: plain records with the real CRM attribute names (lookups as
+ * `_x_value`), so tests can assert against exactly what the Web API serves.
+ */
+export type MailboxRecord = {
+  mailboxid: string;
+  name: string;
+  emailaddress: string | null;
+  statecode: number;
+  statuscode: number;
+  emailrouteraccessapproval: number;
+  incomingemaildeliverymethod: number;
+  outgoingemaildeliverymethod: number;
+  actdeliverymethod: number;
+  incomingemailstatus: number;
+  outgoingemailstatus: number;
+  actstatus: number;
+  mailboxstatus: number;
+  enabledforincomingemail: boolean;
+  enabledforoutgoingemail: boolean;
+  enabledforact: boolean;
+  testemailconfigurationscheduled: boolean;
+  testemailconfigurationretrycount: number;
+  postponetestemailconfigurationuntil: string | null;
+  testmailboxaccesscompletedon: string | null;
+  processemailreceivedafter: string | null;
+  orgmarkedasprimaryforexchangesync: boolean;
+  isserviceaccount: boolean;
+  isforwardmailbox: boolean;
+  _emailserverprofile_value: string | null;
+  _regardingobjectid_value: string;
+  _ownerid_value: string;
+  _businessunitid_value: string;
+  createdon: string;
+  modifiedon: string;
+  versionnumber: number;
+};
+
+export type EmailServerProfileRecord = {
+  emailserverprofileid: string;
+  name: string;
+  description: string | null;
+  servertype: number;
+  usedefaulttenantid: boolean;
+  exchangeonlinetenantid: string | null;
+  useautodiscover: boolean;
+  incomingserverlocation: string | null;
+  outgoingserverlocation: string | null;
+  processemailsreceivedafter: string | null;
+  minpollingintervalinminutes: number;
+  moveundeliveredemails: boolean;
+  incomingcredentialretrieval: number;
+  outgoingcredentialretrieval: number;
+  incomingauthenticationprotocol: number;
+  outgoingauthenticationprotocol: number;
+  lasttestexecutionstatus: number | null;
+  statecode: number;
+  _ownerid_value: string;
+  createdon: string;
+  modifiedon: string;
+  versionnumber: number;
+};
+
+export type TraceLogRecord = {
+  tracelogid: string;
+  text: string;
+  level: number;
+  tracecode: number;
+  _regardingobjectid_value: string;
+  createdon: string;
+};
+
+export type OrganizationRecord = {
+  organizationid: string;
+  name: string;
+  _defaultemailserverprofileid_value: string | null;
+  defaultemailsettings: string;
+  emailconnectionchannel: number;
+  requireapprovalforuseremail: boolean;
+  requireapprovalforqueueemail: boolean;
+  createdon: string;
+  modifiedon: string;
+  versionnumber: number;
+};
+
+/** A user or queue that owns / is the regarding object of a mailbox (not served as an entity set). */
+export interface Principal {
+  id: string;
+  logicalName: 'systemuser' | 'queue';
+  name: string;
+  /** False for the seeded owners whose mailboxes answer 403 when approved. */
+  hasApprovePrivilege: boolean;
+}
+
+/** Why a seeded "bad" address fails Test & Enable even when everything else is right. */
+export type BadAddressKind = 'unauthorized' | 'location-unknown' | 'insufficient-permissions';
+
+/** What the seed intended for each mailbox: lets tests pick mailboxes by situation. */
+export type SeedCategory =
+  | 'pending'
+  | 'approved-success'
+  | 'approved-failed'
+  | 'approved-not-run'
+  | 'rejected'
+  | 'inactive'
+  | 'wrong-profile'
+  | 'outlook-delivery';
+
+export interface SimState {
+  organization: OrganizationRecord;
+  businessUnitId: string;
+  /** The user WhoAmI answers with (the agent's service account). */
+  callerUserId: string;
+  profileIds: { exchangeOnline: string; legacyPop3: string; exchangeOnPremises: string };
+  profiles: Map<string, EmailServerProfileRecord>;
+  mailboxes: Map<string, MailboxRecord>;
+  tracelogs: Map<string, TraceLogRecord>;
+  principals: Map<string, Principal>;
+  /** Lower-cased address → why it fails Test & Enable. */
+  badAddresses: Map<string, BadAddressKind>;
+  /** mailboxid → what the seed made of it. */
+  seedCategories: Map<string, SeedCategory>;
+}
+
+/** Mailboxes whose owner lacks prvApproveRejectEmailAddress (setting the approval answers 403). */
+export function mailboxesWithoutApprovePrivilege(state: SimState): MailboxRecord[] {
+  return [...state.mailboxes.values()].filter((m) => state.principals.get(m._ownerid_value)?.hasApprovePrivilege === false);
+}
+
+/** Mailboxes the seed put in a category, in id order of creation. */
+export function mailboxesInCategory(state: SimState, category: SeedCategory): MailboxRecord[] {
+  return [...state.mailboxes.values()].filter((m) => state.seedCategories.get(m.mailboxid) === category);
+}
+
+/** CRM serialises date-times to the second, in UTC with a Z. */
+export function crmDateTime(ms: number): string {
+  return new Date(Math.floor(ms / 1000) * 1000).toISOString().replace('.000Z', 'Z');
+}

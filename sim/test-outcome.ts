@@ -1,0 +1,132 @@
+import {
+  ActDeliveryMethod,
+  EmailRouterAccessApproval,
+  EmailServerType,
+  IncomingDeliveryMethod,
+  MailboxTestStatus as S,
+  OutgoingDeliveryMethod,
+} from '../jobs/crm-values.ts';
+import { TraceLevel } from './entity-metadata.ts';
+import { crmDateTime, type BadAddressKind, type MailboxRecord, type SimState, type TraceLogRecord } from './sim-state.ts';
+
+/**
+ * What one Test & Enable run of a mailbox gives, decided from the state at the moment it runs
+ * (as CRM's asynchronous service does). Checked in CRM's order: approval, profile, then the
+ * address against Exchange Online.
+ */
+export type TestCause = 'success' | 'nothing-to-test' | 'not-approved' | 'no-profile' | 'wrong-profile' | BadAddressKind;
+
+export interface TestOutcome {
+  cause: TestCause;
+  incomingemailstatus: number;
+  outgoingemailstatus: number;
+  actstatus: number;
+  mailboxstatus: number;
+  /** The alert text written to tracelogs when the run failed. */
+  traceText: string | null;
+  traceCode: number;
+}
+
+/** Trace codes of the simulated alerts (unverified: any stable number would do for the agent). */
+const traceCodes: Record<TestCause, number> = {
+  success: 0,
+  'nothing-to-test': 0,
+  'not-approved': 59,
+  'no-profile': 40,
+  'wrong-profile': 32,
+  unauthorized: 32,
+  'location-unknown': 57,
+  'insufficient-permissions': 96,
+};
+
+function traceText(cause: TestCause, mailbox: MailboxRecord, profileName: string): string | null {
+  const who = `the mailbox ${mailbox.name}`;
+  const address = mailbox.emailaddress ?? '(no address)';
+  switch (cause) {
+    case 'success':
+    case 'nothing-to-test':
+      return null;
+    case 'not-approved':
+      return `Email can't be received or sent for ${who} because the email address of the mailbox ${address} requires approval by an administrator. The mailbox must be approved before it can process email. Approve the email address, and then enable the mailbox for email processing.`;
+    case 'no-profile':
+      return `Email can't be received for ${who} because no email server profile is associated with it. Associate the mailbox with an email server profile, and then test and enable it.`;
+    case 'wrong-profile':
+      return `Email can't be received for ${who}. An error occurred while connecting to the email server using the email server profile "${profileName}": The request failed. The remote server returned an error: (401) Unauthorized. Check that the profile is an Exchange Online (Hybrid) profile that uses server-to-server authentication.`;
+    case 'unauthorized':
+      return `Email can't be received for ${who}. The request failed. The remote server returned an error: (401) Unauthorized. The email address ${address} may not match the mailbox in Exchange Online, the user may have no Exchange Online license, or the user may have been recreated recently.`;
+    case 'location-unknown':
+      return `The mailbox location could not be determined while processing ${who} (${address}). Autodiscover did not return a location for this address. Turn autodiscover off in the email server profile and give the EWS URLs, then test and enable the mailbox again.`;
+    case 'insufficient-permissions':
+      return `Appointments, contacts, and tasks can't be synchronized for ${who} because the owner of the mailbox does not have sufficient privileges. Error: Crm.80048306 insufficient permissions on the Mailbox entity.`;
+  }
+}
+
+export function evaluateTestOutcome(state: SimState, mailbox: MailboxRecord): TestOutcome {
+  const tested = {
+    incoming: mailbox.incomingemaildeliverymethod === IncomingDeliveryMethod.ServerSideSync,
+    outgoing: mailbox.outgoingemaildeliverymethod === OutgoingDeliveryMethod.ServerSideSync,
+    act: mailbox.actdeliverymethod === ActDeliveryMethod.ServerSideSync,
+  };
+  const profile = mailbox._emailserverprofile_value ? state.profiles.get(mailbox._emailserverprofile_value) : undefined;
+  const regarding = state.principals.get(mailbox._regardingobjectid_value);
+  const approvalRequired =
+    regarding?.logicalName === 'queue'
+      ? state.organization.requireapprovalforqueueemail
+      : state.organization.requireapprovalforuseremail;
+
+  let cause: TestCause;
+  if (!tested.incoming && !tested.outgoing && !tested.act) cause = 'nothing-to-test';
+  else if (approvalRequired && mailbox.emailrouteraccessapproval !== EmailRouterAccessApproval.Approved) cause = 'not-approved';
+  else if (!profile) cause = 'no-profile';
+  else if (profile.servertype !== EmailServerType.ExchangeOnlineHybrid) cause = 'wrong-profile';
+  else cause = state.badAddresses.get((mailbox.emailaddress ?? '').toLowerCase()) ?? 'success';
+
+  const ok = cause === 'success';
+  const status = (isTested: boolean): number => (!isTested ? S.NotRun : ok ? S.Success : S.Failure);
+  return {
+    cause,
+    incomingemailstatus: status(tested.incoming),
+    outgoingemailstatus: status(tested.outgoing),
+    actstatus: status(tested.act),
+    mailboxstatus: cause === 'nothing-to-test' ? S.NotRun : ok ? S.Success : S.Failure,
+    traceText: traceText(cause, mailbox, profile?.name ?? ''),
+    traceCode: traceCodes[cause],
+  };
+}
+
+/**
+ * Writes a finished run into the mailbox (and a trace record when it failed). Returns the trace
+ * record, if one was written.
+ */
+export function applyTestOutcome(
+  state: SimState,
+  mailbox: MailboxRecord,
+  outcome: TestOutcome,
+  nowMs: number,
+  newId: () => string,
+): TraceLogRecord | null {
+  const now = crmDateTime(nowMs);
+  mailbox.incomingemailstatus = outcome.incomingemailstatus;
+  mailbox.outgoingemailstatus = outcome.outgoingemailstatus;
+  mailbox.actstatus = outcome.actstatus;
+  mailbox.mailboxstatus = outcome.mailboxstatus;
+  mailbox.enabledforincomingemail = outcome.incomingemailstatus === S.Success;
+  mailbox.enabledforoutgoingemail = outcome.outgoingemailstatus === S.Success;
+  mailbox.enabledforact = outcome.actstatus === S.Success;
+  mailbox.testemailconfigurationscheduled = false;
+  mailbox.testemailconfigurationretrycount += 1;
+  mailbox.testmailboxaccesscompletedon = now;
+  mailbox.modifiedon = now;
+  mailbox.versionnumber += 1;
+  if (outcome.traceText === null) return null;
+  const trace: TraceLogRecord = {
+    tracelogid: newId(),
+    text: outcome.traceText,
+    level: TraceLevel.Error,
+    tracecode: outcome.traceCode,
+    _regardingobjectid_value: mailbox.mailboxid,
+    createdon: now,
+  };
+  state.tracelogs.set(trace.tracelogid, trace);
+  return trace;
+}
