@@ -42,7 +42,7 @@ export function crmHttpError(what: string, status: number, body: unknown, retrya
   const code = info.code ? ` ${info.code}` : '';
   return new SetupError('CRM_REQUEST_FAILED', `CRM answered ${status}${code} to ${what}: ${info.message}`, {
     retryable,
-    ...(retryable ? { hint: 'CRM is busy or failing; the job will be tried again.' } : {}),
+    ...(retryable ? { hint: 'CRM kept answering with server errors; check the CRM servers (event log, IIS, SQL Server) and run the command again.' } : {}),
     details: { status, crmCode: info.code, crmMessage: info.message },
   });
 }
