@@ -1,0 +1,155 @@
+import { randomUUID } from 'node:crypto';
+import { Redis } from 'ioredis';
+import { silentLogger } from '../../core/logger.ts';
+import { loadBotConfig, type BotConfig } from '../../bot/bot-config.ts';
+import { startBot, type RunningBot } from '../../bot/bot-server.ts';
+import { FakeAgent } from './fake-agent.ts';
+import { startFakeConnector, type FakeConnector } from './fake-connector.ts';
+
+export const SIGNING_KEY = 'test-signing-key-0123456789abcdef-0123456789';
+export const OPERATOR = { id: '29:operator', aadObjectId: '11111111-1111-1111-1111-111111111111', name: 'Olivia Operator' };
+export const APPROVER = { id: '29:approver', aadObjectId: '22222222-2222-2222-2222-222222222222', name: 'Adam Approver' };
+export const STRANGER = { id: '29:stranger', aadObjectId: '33333333-3333-3333-3333-333333333333', name: 'Sam Stranger' };
+export const OTHER_OPERATOR = { id: '29:operator2', aadObjectId: '44444444-4444-4444-4444-444444444444', name: 'Oscar Operator' };
+export type User = typeof OPERATOR;
+
+/** A clock the test moves by hand. */
+export class ManualClock {
+  #t: number;
+  constructor(start = Date.now()) {
+    this.#t = start;
+  }
+  now = (): number => this.#t;
+  advance(ms: number): void {
+    this.#t += ms;
+  }
+}
+
+export interface Harness {
+  prefix: string;
+  redis: Redis;
+  connector: FakeConnector;
+  agent: FakeAgent;
+  bots: RunningBot[];
+  clock: ManualClock;
+  sleeps: number[];
+  config: Readonly<BotConfig>;
+  conversationId: string;
+  close(): Promise<void>;
+}
+
+export interface HarnessOptions {
+  instances?: number;
+  env?: Record<string, string>;
+}
+
+export async function startHarness(options: HarnessOptions = {}): Promise<Harness> {
+  const prefix = `t-${randomUUID()}`;
+  const redis = new Redis('redis://127.0.0.1:6379', { maxRetriesPerRequest: null });
+  const connector = await startFakeConnector();
+  const clock = new ManualClock();
+  const sleeps: number[] = [];
+  const config = loadBotConfig({
+    PORT: '0',
+    REDIS_PREFIX: prefix,
+    DEPLOYMENT: 'contoso',
+    JOB_SIGNING_KEY: SIGNING_KEY,
+    SETUP_OPERATORS: `${OPERATOR.aadObjectId},${OTHER_OPERATOR.aadObjectId}`,
+    SETUP_APPROVERS: APPROVER.aadObjectId.toUpperCase(),
+    LOG_LEVEL: 'silent',
+    ...options.env,
+  });
+  const agent = new FakeAgent({ connection: redis, prefix, deployment: config.deployment, signingKey: SIGNING_KEY });
+  await agent.ready();
+  const bots: RunningBot[] = [];
+  for (let i = 0; i < (options.instances ?? 1); i++) {
+    bots.push(
+      await startBot(config, {
+        redis,
+        logger: silentLogger(),
+        now: clock.now,
+        sleep: (ms) => {
+          sleeps.push(ms);
+          return Promise.resolve();
+        },
+        host: '127.0.0.1',
+      }),
+    );
+  }
+  return {
+    prefix,
+    redis,
+    connector,
+    agent,
+    bots,
+    clock,
+    sleeps,
+    config,
+    conversationId: `19:${randomUUID()}@thread.tacv2;messageid=1700000000000`,
+    async close() {
+      for (const bot of bots) await bot.close();
+      await agent.close();
+      await connector.close();
+      let cursor = '0';
+      do {
+        const [next, keys] = await redis.scan(cursor, 'MATCH', `${prefix}:*`, 'COUNT', 500);
+        cursor = next;
+        if (keys.length > 0) await redis.del(...keys);
+      } while (cursor !== '0');
+      await redis.quit();
+    },
+  };
+}
+
+let activityCounter = 0;
+
+function baseActivity(h: Harness, from: User) {
+  return {
+    id: `act-${++activityCounter}-${randomUUID().slice(0, 8)}`,
+    timestamp: new Date().toISOString(),
+    channelId: 'msteams',
+    serviceUrl: h.connector.url,
+    from: { id: from.id, name: from.name, aadObjectId: from.aadObjectId },
+    conversation: { id: h.conversationId, conversationType: 'channel', isGroup: true, tenantId: 'tenant-1' },
+    recipient: { id: '28:setup-bot', name: 'setup' },
+    channelData: { tenant: { id: 'tenant-1' } },
+  };
+}
+
+/** A channel message that @mentions the bot, as Teams sends it. */
+export function messageActivity(h: Harness, from: User, text: string, mention = true): Record<string, unknown> {
+  return {
+    ...baseActivity(h, from),
+    type: 'message',
+    text: mention ? `<at>setup</at> ${text}` : text,
+    textFormat: 'plain',
+    entities: mention ? [{ type: 'mention', text: '<at>setup</at>', mentioned: { id: '28:setup-bot', name: 'setup' } }] : [],
+  };
+}
+
+/** An Action.Execute invoke from a card button. */
+export function invokeActivity(h: Harness, from: User, verb: string, data: Record<string, unknown>, replyToId: string): Record<string, unknown> {
+  return {
+    ...baseActivity(h, from),
+    type: 'invoke',
+    name: 'adaptiveCard/action',
+    replyToId,
+    value: { action: { type: 'Action.Execute', verb, data } },
+  };
+}
+
+export async function post(bot: RunningBot, activity: Record<string, unknown>): Promise<{ status: number; body: unknown }> {
+  const res = await fetch(`${bot.url}/api/messages`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify(activity),
+  });
+  const text = await res.text();
+  let body: unknown = text;
+  try {
+    body = text ? (JSON.parse(text) as unknown) : undefined;
+  } catch {
+    body = text;
+  }
+  return { status: res.status, body };
+}
