@@ -1,6 +1,6 @@
 import { EmailRouterAccessApproval, MailboxTestStatus } from '../jobs/crm-values.ts';
 import { CrmError, CrmErrorCode, odataError } from './crm-error.ts';
-import { allEntityMetadata, mailboxMetadata, metadataForSet, type AttrValue, type EntityMetadata, type Row } from './entity-metadata.ts';
+import { allEntityMetadata, mailboxMetadata, metadataForSet, type EntityMetadata, type Row } from './entity-metadata.ts';
 import { contextSelect, parsePrefer, parseQueryOptions, projectRow, runQuery, encodeSkipToken, type LookupResolver } from './odata-query.ts';
 import { isGuid, parseJsonObject, validateChanges, type Changes } from './crm-write.ts';
 import { crmDateTime, type EmailServerProfileRecord, type MailboxRecord, type SimState } from './sim-state.ts';
