@@ -46,6 +46,8 @@ export function odataDateTime(date: Date): string {
 }
 
 const noTraceText = 'The test failed, but CRM recorded no alert for this mailbox since the test started.';
+const nothingTestedText =
+  'Nothing was tested: neither incoming nor outgoing email of this mailbox is set to Server-Side Synchronization, and CRM recorded no alert.';
 
 /**
  * Test & Enable: schedules the test on every selected mailbox (PATCH testemailconfigurationscheduled
@@ -88,7 +90,8 @@ export async function testMailboxes(payload: PayloadOf<'test'>, ctx: JobContext)
 
   // ---- wait for results ----
   const succeededIds = new Set<string>();
-  const failedIds = new Set<string>();
+  /** Failed mailbox id → whether anything was tested at all (incoming or outgoing not "Not Run"). */
+  const failedIds = new Map<string, boolean>();
   const deadline = ctx.now() + timeoutMs;
   const pollFilter = `testemailconfigurationscheduled eq true or testmailboxaccesscompletedon ge ${odataDateTime(t0)}`;
   while (waiting.size > 0) {
@@ -102,7 +105,7 @@ export async function testMailboxes(payload: PayloadOf<'test'>, ctx: JobContext)
         if (row.testemailconfigurationscheduled === true || !completed || completed < t0) continue;
         waiting.delete(row.mailboxid);
         if (row.incomingemailstatus === T.Success && row.outgoingemailstatus === T.Success) succeededIds.add(row.mailboxid);
-        else failedIds.add(row.mailboxid);
+        else failedIds.set(row.mailboxid, row.incomingemailstatus !== T.NotRun || row.outgoingemailstatus !== T.NotRun);
       }
     }
     ctx.report({
@@ -130,10 +133,10 @@ export async function testMailboxes(payload: PayloadOf<'test'>, ctx: JobContext)
         traces.set(regarding, list);
       }
     }
-    for (const id of failedIds) {
+    for (const [id, tested] of failedIds) {
       const list = (traces.get(id) ?? []).sort((a, b) => b.at - a.at);
       // The newest alert that names a known cause explains it best; else the newest alert.
-      const text = list.find((t) => isKnownCause(t.text))?.text ?? list[0]?.text ?? noTraceText;
+      const text = list.find((t) => isKnownCause(t.text))?.text ?? list[0]?.text ?? (tested ? noTraceText : nothingTestedText);
       failures.add(addressOf.get(id) ?? id, text);
     }
   }

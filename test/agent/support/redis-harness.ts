@@ -93,6 +93,9 @@ export async function settled(queue: Queue, jobId: string, timeoutMs = 15_000): 
     const job = await queue.getJob(jobId);
     if (!job) return undefined;
     const state = await job.getState();
-    return state === 'completed' || state === 'failed' ? { state, job } : undefined;
+    if (state !== 'completed' && state !== 'failed') return undefined;
+    // Read the job again: the copy above may predate the state change (no failedReason/returnvalue yet).
+    const final = await queue.getJob(jobId);
+    return final ? { state, job: final } : undefined;
   }, timeoutMs);
 }

@@ -1,0 +1,99 @@
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { EmailRouterAccessApproval as A, MailboxTestStatus as T, StateCode } from '../../jobs/crm-values.ts';
+import { jobAddOptions, newRunId, signJob } from '../../jobs/job-options.ts';
+import type { ApproveResult, JobPayload, JobResult, Report, StatusResult, TestResult } from '../../jobs/job-types.ts';
+import { startCrmSimulator, type CrmSimulator } from '../../sim/crm-simulator.ts';
+import { createHarness, settled, waitFor, type Harness } from './support/redis-harness.ts';
+
+/** End to end: signed job → Redis → agent → CRM simulator over HTTP → signed reports. */
+let sim: CrmSimulator;
+let h: Harness;
+
+beforeEach(async () => {
+  sim = await startCrmSimulator({ port: 0, seed: 7, mailboxCount: 200, testDelayMs: 150 });
+  h = await createHarness();
+  await h.start({
+    CRM_URL: sim.orgUrl,
+    CRM_BATCH_SIZE: '25',
+    CRM_CONCURRENCY: '3',
+    CRM_PAGE_SIZE: '50',
+    TEST_POLL_INTERVAL_MS: '100',
+    TEST_TIMEOUT_MS: '15000',
+  });
+});
+
+afterEach(async () => {
+  await h.close();
+  await sim.close();
+});
+
+const requestedBy = 'aaaaaaaa-0000-0000-0000-000000000001';
+const approvedBy = 'aaaaaaaa-0000-0000-0000-000000000002';
+
+async function run<R extends JobResult>(payload: JobPayload): Promise<{ result: R; reports: Report[] }> {
+  await h.jobs.add(payload.type, signJob(h.signer, payload), jobAddOptions(payload.runId, payload.type));
+  const { state, job } = await settled(h.jobs, `${payload.runId}-${payload.type}`, 25_000);
+  expect(state, job.failedReason).toBe('completed');
+  await waitFor('result report', () => h.reports.find((r) => r.runId === payload.runId && r.event.kind === 'result'));
+  return { result: job.returnvalue as R, reports: h.reports.filter((r) => r.runId === payload.runId) };
+}
+
+const active = () => [...sim.state.mailboxes.values()].filter((m) => m.statecode === StateCode.Active);
+const approvals = () => new Map([...sim.state.mailboxes.values()].map((m) => [m.mailboxid, m.emailrouteraccessapproval]));
+
+describe('agent against the CRM simulator', () => {
+  it('approves pending mailboxes; the count matches the simulator and a second run changes nothing', async () => {
+    const pending = active().filter((m) => m.emailrouteraccessapproval === A.Empty || m.emailrouteraccessapproval === A.PendingApproval);
+    const noPrivilege = pending.filter((m) => sim.state.principals.get(m._ownerid_value)?.hasApprovePrivilege === false);
+    const approvedBefore = active().filter((m) => m.emailrouteraccessapproval === A.Approved).length;
+    expect(pending.length).toBeGreaterThan(50);
+    expect(noPrivilege.length).toBeGreaterThan(0); // the seed has owners without prvApproveRejectEmailAddress
+
+    const payload = { type: 'approve' as const, runId: newRunId(), deployment: 'default', requestedBy, approvedBy, filter: { kind: 'pending' as const } };
+    const { result, reports } = await run<ApproveResult>(payload);
+    expect(result).toMatchObject({ matched: pending.length, approved: pending.length - noPrivilege.length, alreadyApproved: 0, failed: noPrivilege.length });
+    expect(active().filter((m) => m.emailrouteraccessapproval === A.Approved).length).toBe(approvedBefore + result.approved);
+    expect(result.failures).toEqual([expect.objectContaining({ cause: 'insufficient-permissions', count: noPrivilege.length })]);
+    expect(result.failures[0]?.sample.sort()).toEqual(noPrivilege.map((m) => m.emailaddress).sort());
+    expect(result.crmRequests).toBeGreaterThanOrEqual(1 + Math.ceil(pending.length / 25));
+    expect(reports.map((r) => r.event.kind)).toContain('progress');
+
+    const before = approvals();
+    const again = await run<ApproveResult>({ ...payload, runId: newRunId() });
+    expect(again).toMatchObject({ result: { matched: noPrivilege.length, approved: 0, failed: noPrivilege.length } });
+    expect(approvals()).toEqual(before);
+  });
+
+  it('tests mailboxes: waits for the asynchronous results and groups failures by cause', async () => {
+    const selected = active();
+    const payload = { type: 'test' as const, runId: newRunId(), deployment: 'default', requestedBy, approvedBy, filter: { kind: 'all' as const } };
+    const { result } = await run<TestResult>(payload);
+    expect(result.selected).toBe(selected.length);
+    expect(result.noResult).toBe(0);
+    expect(result.succeeded + result.failed).toBe(selected.length);
+    const succeededInSim = active().filter((m) => m.incomingemailstatus === T.Success && m.outgoingemailstatus === T.Success).length;
+    expect(result.succeeded).toBe(succeededInSim);
+    expect(active().every((m) => !m.testemailconfigurationscheduled)).toBe(true);
+    const causes = new Map(result.failures.map((g) => [g.cause, g]));
+    // Pending mailboxes fail for want of approval; seeded bad addresses and wrong profiles give 401s.
+    expect(causes.get('approval-required')?.count).toBe(
+      selected.filter((m) => m.emailrouteraccessapproval !== A.Approved && m.incomingemaildeliverymethod === 2).length,
+    );
+    expect(causes.get('exchange-unauthorized')?.count ?? 0).toBeGreaterThan(0);
+    for (const address of causes.get('approval-required')?.sample ?? []) {
+      const box = selected.find((m) => m.emailaddress === address);
+      expect(box?.emailrouteraccessapproval).not.toBe(A.Approved);
+    }
+    expect(result.failures.reduce((n, g) => n + g.count, 0)).toBe(result.failed);
+  });
+
+  it('retries a 503 from CRM and still completes', async () => {
+    sim.configure({ failNext: 2 });
+    sim.resetStats();
+    const { result } = await run<StatusResult>({ type: 'status', runId: newRunId(), deployment: 'default', requestedBy });
+    expect(result.total).toBe(active().length);
+    expect(result.crmUser).toBe(sim.state.callerUserId);
+    // 2 refused + WhoAmI + the mailbox pages (page size 50).
+    expect(sim.stats.requests).toBe(2 + 1 + Math.ceil(active().length / 50));
+  });
+});
