@@ -196,7 +196,9 @@ function getCollection(ctx: CrmApiContext, request: ApiRequest, meta: EntityMeta
   const options = parseQueryOptions(request.query, meta, false);
   const prefs = parsePrefer(request.headers.get('prefer'));
   const limit = ctx.pageSizeMax();
-  const pageSize = Math.min(prefs.maxPageSize ?? limit, limit);
+  // With $top, CRM ignores odata.maxpagesize and returns no nextLink.
+  const maxPageSize = options.top === undefined ? prefs.maxPageSize : undefined;
+  const pageSize = Math.min(maxPageSize ?? limit, limit);
   const page = runQuery(tableFor(state, meta).values(), meta, options, pageSize);
   const resolveLookup = lookupResolver(state);
   const body: Record<string, unknown> = { '@odata.context': `${request.serviceRoot}$metadata#${contextSelect(meta, options.select)}` };
@@ -210,7 +212,7 @@ function getCollection(ctx: CrmApiContext, request: ApiRequest, meta: EntityMeta
     params.set('$skiptoken', encodeSkipToken(page.next));
     body['@odata.nextLink'] = `${request.serviceRoot}${meta.entitySet}?${params.toString().replace(/\+/g, '%20')}`;
   }
-  return jsonResponse(200, body, preferenceApplied(prefs.maxPageSize, prefs.includeAnnotations));
+  return jsonResponse(200, body, preferenceApplied(maxPageSize, prefs.includeAnnotations));
 }
 
 function preferenceApplied(maxPageSize: number | undefined, annotations: string | undefined): Record<string, string> {
