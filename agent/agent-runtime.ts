@@ -27,7 +27,14 @@ export interface RunningAgent {
   close(): Promise<void>;
 }
 
-const abortableSleep = (ms: number, signal: AbortSignal) => delay(ms, undefined, { signal }).then(() => undefined);
+/** Waits; when the agent closes, rejects with the shutdown reason (a retryable SetupError). */
+const abortableSleep = async (ms: number, signal: AbortSignal): Promise<void> => {
+  try {
+    await delay(ms, undefined, { signal });
+  } catch (error) {
+    throw signal.aborted ? signal.reason : error;
+  }
+};
 
 /**
  * Starts the on-premises agent: a BullMQ worker on the deployment's jobs queue that verifies each

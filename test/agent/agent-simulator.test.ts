@@ -96,4 +96,19 @@ describe('agent against the CRM simulator', () => {
     // 2 refused + WhoAmI + the mailbox pages (page size 50).
     expect(sim.stats.requests).toBe(2 + 1 + Math.ceil(active().length / 50));
   });
+
+  it('on close, stops waiting for Test & Enable results and leaves the job to be retried', async () => {
+    sim.configure({ testDelayMs: 600_000 });
+    const payload = { type: 'test' as const, runId: newRunId(), deployment: 'default', requestedBy, approvedBy, filter: { kind: 'all' as const } };
+    await h.jobs.add('test', signJob(h.signer, payload), jobAddOptions(payload.runId, 'test'));
+    await waitFor('waiting progress', () => h.reports.find((r) => r.runId === payload.runId && r.event.kind === 'progress' && r.event.progress.phase === 'waiting'));
+    const started = Date.now();
+    await h.agent?.close();
+    expect(Date.now() - started).toBeLessThan(1_500);
+    const job = await h.jobs.getJob(`${payload.runId}-test`);
+    expect(await job?.getState()).toBe('delayed');
+    expect(job?.attemptsMade).toBe(1);
+    expect(job?.failedReason).toMatch(/shutting down/);
+    expect(h.reports.some((r) => r.runId === payload.runId && (r.event.kind === 'failed' || r.event.kind === 'result'))).toBe(false);
+  });
 });
