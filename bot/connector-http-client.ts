@@ -7,7 +7,8 @@
 export class ConnectorHttpError extends Error {
   readonly statusCode: number;
   readonly retryAfter: string | undefined;
-  readonly response: { status: number; headers: Record<string, string> };
+  /** Not called `response`: core-client would try to deserialize it as a pipeline response. */
+  readonly responseHeaders: Record<string, string>;
 
   constructor(method: string, url: string, status: number, headers: Record<string, string>) {
     super(`Bot Framework connector answered ${status} to ${method} ${safeUrl(url)}`);
@@ -15,7 +16,7 @@ export class ConnectorHttpError extends Error {
     this.name = 'ConnectorHttpError';
     this.statusCode = status;
     this.retryAfter = headers['retry-after'];
-    this.response = { status, headers };
+    this.responseHeaders = headers;
   }
 }
 

@@ -1,6 +1,7 @@
 import { CardFactory, type CloudAdapter, type ConversationReference, type TurnContext } from 'botbuilder';
 import type { Logger } from '../core/logger.ts';
 import type { AdaptiveCardJson } from './cards/card-kit.ts';
+import { ConnectorHttpError } from './connector-http-client.ts';
 import type { ConversationRef } from './run-store.ts';
 
 /**
@@ -83,7 +84,17 @@ export class TeamsPoster {
 
   async #continue(ref: ConversationRef, logic: (ctx: TurnContext) => Promise<void>): Promise<void> {
     // The stored reference was parsed with zod on load; botbuilder's type only differs in optionality.
-    await this.#adapter.continueConversationAsync(this.#appId, ref as unknown as Partial<ConversationReference>, logic);
+    // The adapter hands errors thrown in `logic` to its onTurnError and does not rethrow them:
+    // keep the error here so the retry decision sees it.
+    let failure: { error: unknown } | undefined;
+    await this.#adapter.continueConversationAsync(this.#appId, ref as unknown as Partial<ConversationReference>, async (ctx) => {
+      try {
+        await logic(ctx);
+      } catch (error) {
+        failure = { error };
+      }
+    });
+    if (failure) throw failure.error;
   }
 
   async #withRetry(op: string, policy: PostPolicy | undefined, attempt: () => Promise<string | undefined>): Promise<PostOutcome> {
@@ -144,6 +155,7 @@ export function retryAfterMs(error: unknown, now: number): number | undefined {
 
 function headerOf(error: unknown, name: string): string | undefined {
   if (typeof error !== 'object' || error === null) return undefined;
+  if (error instanceof ConnectorHttpError) return error.responseHeaders[name];
   const response = (error as { response?: { headers?: unknown } }).response;
   const headers = response?.headers;
   if (!headers || typeof headers !== 'object') return undefined;

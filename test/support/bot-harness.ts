@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { Redis } from 'ioredis';
-import { silentLogger } from '../../core/logger.ts';
+import { createLogger, silentLogger } from '../../core/logger.ts';
 import { loadBotConfig, type BotConfig } from '../../bot/bot-config.ts';
 import { startBot, type RunningBot } from '../../bot/bot-server.ts';
 import { FakeAgent } from './fake-agent.ts';
@@ -66,7 +66,8 @@ export async function startHarness(options: HarnessOptions = {}): Promise<Harnes
     bots.push(
       await startBot(config, {
         redis,
-        logger: silentLogger(),
+        // TEST_LOG=debug shows the bot's log while debugging a test.
+        logger: process.env['TEST_LOG'] ? createLogger({ name: `bot-${i}`, level: process.env['TEST_LOG'] }) : silentLogger(),
         now: clock.now,
         sleep: (ms) => {
           sleeps.push(ms);

@@ -30,12 +30,13 @@ export class FakeAgent {
     this.#deployment = options.deployment;
     this.#worker = new Worker(
       jobQueueName(options.deployment),
-      async (job) => {
+      (job) => {
         try {
           this.jobs.push(verifyJob(this.#signer, job.data));
+          return Promise.resolve();
         } catch (error) {
           this.rejected.push(error instanceof Error ? error.message : String(error));
-          throw error;
+          return Promise.reject(error instanceof Error ? error : new Error(String(error)));
         }
       },
       { connection: options.connection, prefix: options.prefix, concurrency: 4 },
