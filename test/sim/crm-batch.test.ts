@@ -125,7 +125,7 @@ describe('simulated Web API: $batch', () => {
     expect(response.status).toBe(200);
     expect(response.parts).toHaveLength(1);
     expect(response.parts[0]).toMatchObject({ status: 403, contentId: '3' });
-    expect(JSON.parse(response.parts[0]?.body ?? '{}').error.code).toBe('0x80040220');
+    expect((JSON.parse(response.parts[0]?.body ?? '{}') as { error: { code: string } }).error.code).toBe('0x80040220');
     expect([a.emailrouteraccessapproval, b.emailrouteraccessapproval]).not.toContain(1);
     expect([a.versionnumber, b.versionnumber]).toEqual(versions);
   });
