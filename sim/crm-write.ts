@@ -96,10 +96,7 @@ function parseBind(value: unknown): { entitySet: string; id: string } | undefine
   return { entitySet: m[1] ?? '', id: (m[2] ?? '').toLowerCase() };
 }
 
-/**
- * Turns a body into attribute changes. `creating` lets a POST set writable attributes as well
- * (the same set as PATCH for the simulated entities).
- */
+/** Turns a PATCH/POST body into attribute changes (POST may set the same attributes as PATCH). */
 export function validateChanges(meta: EntityMetadata, body: Record<string, unknown>, exists: RecordExists): Changes {
   const changes: Changes = new Map();
   for (const [key, value] of Object.entries(body)) {
