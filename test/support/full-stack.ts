@@ -1,0 +1,167 @@
+import { randomUUID } from 'node:crypto';
+import { Redis } from 'ioredis';
+import { createLogger, silentLogger, type Logger } from '../../core/logger.ts';
+import { loadAgentConfig } from '../../agent/agent-config.ts';
+import { startAgent, type RunningAgent } from '../../agent/agent-runtime.ts';
+import { loadBotConfig } from '../../bot/bot-config.ts';
+import { startBot, type RunningBot } from '../../bot/bot-server.ts';
+import { startCrmSimulator, type CrmSimulator, type CrmSimulatorOptions } from '../../sim/crm-simulator.ts';
+import { startFakeConnector, cardOf, cardText, type CapturedCall, type FakeConnector } from './fake-connector.ts';
+
+/**
+ * The whole product in one process, as the tests and the benchmark need it: the CRM simulator, the
+ * real agent (reaching the simulator through CRM_URL), one or more real bots, and a local Bot
+ * Framework connector capturing what the bot posts. Real Redis with a unique key prefix.
+ */
+export const STACK_SIGNING_KEY = 'full-stack-signing-key-0123456789abcdef';
+export const OPERATOR = { id: '29:operator', aadObjectId: 'aaaaaaaa-0000-0000-0000-000000000001', name: 'Olivia Operator' };
+export const APPROVER = { id: '29:approver', aadObjectId: 'aaaaaaaa-0000-0000-0000-000000000002', name: 'Adam Approver' };
+export const STRANGER = { id: '29:stranger', aadObjectId: 'aaaaaaaa-0000-0000-0000-000000000003', name: 'Uma Unauthorised' };
+export type StackUser = typeof OPERATOR;
+
+export interface FullStackOptions {
+  sim?: CrmSimulatorOptions;
+  agentEnv?: Record<string, string>;
+  botEnv?: Record<string, string>;
+  bots?: number;
+  logLevel?: string;
+}
+
+export interface FullStack {
+  prefix: string;
+  redis: Redis;
+  sim: CrmSimulator;
+  agent: RunningAgent;
+  bots: RunningBot[];
+  connector: FakeConnector;
+  conversationId: string;
+  /** Sends a channel message that @mentions the bot; returns the bot's reply. */
+  say(from: StackUser, text: string): Promise<CapturedCall>;
+  /** Clicks a card button; returns the invoke's response body. */
+  click(from: StackUser, verb: string, runId: string, cardId: string): Promise<{ status: number; body: unknown }>;
+  /** Waits until an update of `cardId` satisfies `predicate`; returns its card text. */
+  waitForCard(cardId: string, predicate: (text: string) => boolean, what: string, timeoutMs?: number): Promise<string>;
+  close(): Promise<void>;
+}
+
+function logger(name: string, level: string | undefined): Logger {
+  return level ? createLogger({ name, level }) : silentLogger();
+}
+
+export async function startFullStack(options: FullStackOptions = {}): Promise<FullStack> {
+  const prefix = `t-${randomUUID()}`;
+  const level = options.logLevel ?? process.env['TEST_LOG'];
+  const redis = new Redis(process.env['REDIS_URL'] ?? 'redis://127.0.0.1:6379', { maxRetriesPerRequest: null });
+  const sim = await startCrmSimulator({ testDelayMs: 100, ...options.sim });
+  const connector = await startFakeConnector();
+  const common = { REDIS_PREFIX: prefix, DEPLOYMENT: 'contoso', JOB_SIGNING_KEY: STACK_SIGNING_KEY, LOG_LEVEL: 'silent' };
+  const agent = await startAgent(
+    loadAgentConfig({
+      ...common,
+      CRM_URL: sim.orgUrl,
+      CRM_AUTH: 'none',
+      TEST_POLL_INTERVAL_MS: '100',
+      PROGRESS_INTERVAL_MS: '200',
+      HEARTBEAT_INTERVAL_MS: '1000',
+      ...options.agentEnv,
+    }),
+    { redis, logger: logger('agent', level) },
+  );
+  const botConfig = loadBotConfig({
+    ...common,
+    PORT: '0',
+    SETUP_OPERATORS: OPERATOR.aadObjectId,
+    SETUP_APPROVERS: APPROVER.aadObjectId,
+    CARD_UPDATE_INTERVAL_MS: '200',
+    ...options.botEnv,
+  });
+  const bots: RunningBot[] = [];
+  for (let i = 0; i < (options.bots ?? 1); i++) {
+    bots.push(await startBot(botConfig, { redis, logger: logger(`bot-${i}`, level), host: '127.0.0.1' }));
+  }
+  const conversationId = `19:${randomUUID()}@thread.tacv2;messageid=1700000000000`;
+  let counter = 0;
+  const base = (from: StackUser) => ({
+    id: `act-${++counter}-${randomUUID().slice(0, 8)}`,
+    timestamp: new Date().toISOString(),
+    channelId: 'msteams',
+    serviceUrl: connector.url,
+    from: { id: from.id, name: from.name, aadObjectId: from.aadObjectId },
+    conversation: { id: conversationId, conversationType: 'channel', isGroup: true, tenantId: 'tenant-1' },
+    recipient: { id: '28:setup-bot', name: 'setup' },
+    channelData: { tenant: { id: 'tenant-1' } },
+  });
+  const postActivity = async (activity: Record<string, unknown>, bot = 0) => {
+    const target = bots[bot % bots.length];
+    if (!target) throw new Error('no bot');
+    const res = await fetch(`${target.url}/api/messages`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify(activity),
+    });
+    const text = await res.text();
+    return { status: res.status, body: text ? (JSON.parse(text) as unknown) : undefined };
+  };
+
+  return {
+    prefix,
+    redis,
+    sim,
+    agent,
+    bots,
+    connector,
+    conversationId,
+    async say(from, text) {
+      const before = connector.posts().length;
+      const res = await postActivity({
+        ...base(from),
+        type: 'message',
+        text: `<at>setup</at> ${text}`,
+        textFormat: 'plain',
+        entities: [{ type: 'mention', text: '<at>setup</at>', mentioned: { id: '28:setup-bot', name: 'setup' } }],
+      });
+      if (res.status !== 200) throw new Error(`the bot answered ${res.status}`);
+      await connector.waitFor(() => connector.posts().length > before, 'the reply');
+      const reply = connector.posts()[before];
+      if (!reply) throw new Error('no reply');
+      return reply;
+    },
+    async click(from, verb, runId, cardId) {
+      return postActivity({
+        ...base(from),
+        type: 'invoke',
+        name: 'adaptiveCard/action',
+        replyToId: cardId,
+        value: { action: { type: 'Action.Execute', verb, data: { runId } } },
+      });
+    },
+    async waitForCard(cardId, predicate, what, timeoutMs = 20_000) {
+      let found = '';
+      await connector.waitFor(
+        () => {
+          const updates = connector.updates(cardId);
+          const last = updates[updates.length - 1];
+          if (!last) return false;
+          found = cardText(cardOf(last));
+          return predicate(found);
+        },
+        what,
+        timeoutMs,
+      );
+      return found;
+    },
+    async close() {
+      for (const bot of bots) await bot.close();
+      await agent.close();
+      await connector.close();
+      await sim.close();
+      let cursor = '0';
+      do {
+        const [next, keys] = await redis.scan(cursor, 'MATCH', `${prefix}:*`, 'COUNT', 500);
+        cursor = next;
+        if (keys.length > 0) await redis.del(...keys);
+      } while (cursor !== '0');
+      await redis.quit();
+    },
+  };
+}
