@@ -1,3 +1,4 @@
+import { pathToFileURL } from 'node:url';
 /**
  * The people of the local demo, as the Microsoft 365 Agents Playground plays them. This module is
  * the single source of `.m365agentsplayground.yml` (see `renderPlaygroundYaml`; a test checks the
@@ -138,6 +139,6 @@ export function renderPlaygroundYaml(): string {
   return `${lines.join('\n')}\n`;
 }
 
-if (import.meta.url === `file://${process.argv[1] ?? ''}`) {
+if (process.argv[1] !== undefined && import.meta.url === pathToFileURL(process.argv[1]).href) {
   process.stdout.write(renderPlaygroundYaml());
 }
