@@ -18,7 +18,9 @@ import { BullJobDispatcher } from './job-dispatcher.ts';
 import { routeMessage } from './message-router.ts';
 import { ProgressRelay } from './progress-relay.ts';
 import { RunStore } from './run-store.ts';
+import { BullRunTimers } from './run-timers.ts';
 import { TeamsPoster, type PostPolicy } from './teams-poster.ts';
+import { TimerWorker } from './timer-worker.ts';
 
 export interface BotDeps {
   /** A connected Redis (the caller keeps ownership); otherwise the bot connects to REDIS_URL. */
@@ -45,7 +47,7 @@ const version = readVersion();
 /**
  * Starts the bot: restify (`POST /api/messages`, `GET /healthz`), botbuilder CloudAdapter (teams-ai
  * TeamsAdapter) with ConfigurationBotFrameworkAuthentication, the teams-ai Application routes, and
- * the progress relay. Port 0 picks a free port.
+ * the progress relay and the run timers. Port 0 picks a free port.
  */
 export async function startBot(config: Readonly<BotConfig>, deps: BotDeps = {}): Promise<RunningBot> {
   const logger = deps.logger ?? createLogger({ name: 'setup-bot', level: config.logLevel });
@@ -84,11 +86,13 @@ export async function startBot(config: Readonly<BotConfig>, deps: BotDeps = {}):
     ...(deps.postPolicy ? { policy: deps.postPolicy } : {}),
   });
   const jobs = new BullJobDispatcher({ connection: redis, prefix: config.redisPrefix, deployment: config.deployment, signer });
+  const timers = new BullRunTimers({ connection: redis, prefix: config.redisPrefix, deployment: config.deployment, now });
   const services: BotServices = {
     config,
     authorizer: new Authorizer({ operators: config.operators, approvers: config.approvers }),
     runs: new RunStore({ redis, prefix: config.redisPrefix, now }),
     jobs,
+    timers,
     poster,
     redis,
     now,
@@ -112,6 +116,7 @@ export async function startBot(config: Readonly<BotConfig>, deps: BotDeps = {}):
   app.adaptiveCards.actionExecute(verbs.reject, async (ctx, _state, data) => handleCardAction(requestFor(ctx), verbs.reject, data));
 
   const relay = new ProgressRelay({ services, connection: redis, signer, ...(deps.relayConcurrency ? { concurrency: deps.relayConcurrency } : {}) });
+  const timerWorker = new TimerWorker({ services, connection: redis });
 
   const server = restify.createServer({ name: 'setup-bot' });
   server.use(restify.plugins.bodyParser({ maxBodySize: 256 * 1024 }));
@@ -133,12 +138,15 @@ export async function startBot(config: Readonly<BotConfig>, deps: BotDeps = {}):
 
   try {
     await relay.waitUntilReady();
+    await timerWorker.waitUntilReady();
     await new Promise<void>((resolve, reject) => {
       server.once('error', reject);
       server.listen(config.port, deps.host, () => resolve());
     });
   } catch (error) {
     await relay.close();
+    await timerWorker.close();
+    await timers.close();
     await jobs.close();
     if (ownsRedis) redis.disconnect();
     throw error;
@@ -160,6 +168,8 @@ export async function startBot(config: Readonly<BotConfig>, deps: BotDeps = {}):
         });
       });
       await relay.close();
+      await timerWorker.close();
+      await timers.close();
       await jobs.close();
       if (ownsRedis) await redis.quit().catch(() => undefined);
       logger.info('setup bot stopped');

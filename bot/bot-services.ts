@@ -7,6 +7,7 @@ import type { BotConfig } from './bot-config.ts';
 import type { AgentSeen } from './cards/status-card.ts';
 import type { JobDispatcher } from './job-dispatcher.ts';
 import type { Person, RunStore } from './run-store.ts';
+import type { RunTimerScheduler } from './run-timers.ts';
 import type { TeamsPoster } from './teams-poster.ts';
 
 /** What handlers, card actions and the relay need; built once in bot-server.ts. */
@@ -15,6 +16,8 @@ export interface BotServices {
   authorizer: Authorizer;
   runs: RunStore;
   jobs: JobDispatcher;
+  /** Run timers (plan timeout, approval expiry, start timeout) on the bot's timer queue. */
+  timers: RunTimerScheduler;
   poster: TeamsPoster;
   redis: Redis;
   now: () => number;

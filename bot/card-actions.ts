@@ -7,6 +7,7 @@ import { verbs, type AdaptiveCardJson, type Verb } from './cards/card-kit.ts';
 import { decidedCard } from './cards/plan-cards.ts';
 import { runCard } from './cards/run-cards.ts';
 import type { Run } from './run-store.ts';
+import { jobTimeoutAt, scheduleTimer } from './run-timers.ts';
 import { invokePostPolicy } from './teams-poster.ts';
 
 /** Card data is client-controlled: only the run id is read from it, everything else from Redis. */
@@ -22,7 +23,7 @@ export type CardActionReply = AdaptiveCardJson | string;
  * deterministic id and nothing waits for the work (the invoke is answered within a few seconds).
  */
 export async function handleCardAction(req: ActivityRequest, verb: Verb, data: unknown): Promise<CardActionReply> {
-  const { runs, authorizer, jobs, now } = req.services;
+  const { runs, authorizer, jobs, timers, now } = req.services;
   const parsed = cardDataSchema.safeParse(data);
   if (!parsed.success) {
     req.log.warn('card action without a valid run id');
@@ -77,8 +78,11 @@ export async function handleCardAction(req: ActivityRequest, verb: Verb, data: u
       approvedBy: req.from.aadObjectId,
     };
     try {
+      const signedAt = now();
       const { jobId } = await jobs.dispatch(payload);
       log.info({ jobId }, 'approved: job enqueued');
+      // If no agent starts the job before it expires, the timer fails the run with what to do.
+      await scheduleTimer(timers, log, runId, 'start-timeout', jobTimeoutAt(payload.type, signedAt));
     } catch (error) {
       const e = toSetupError(error);
       log.error({ err: e }, 'approved, but the job could not be enqueued');

@@ -8,11 +8,11 @@ import { verifyReport } from '../jobs/job-options.ts';
 import type { ApproveResult, PlanResult, Report, StatusResult, TestResult } from '../jobs/job-types.ts';
 import { readAgentSeen, type BotServices } from './bot-services.ts';
 import type { AdaptiveCardJson } from './cards/card-kit.ts';
-import { errorCard } from './cards/message-cards.ts';
-import { planCard } from './cards/plan-cards.ts';
+import { planCard, planFailedCard } from './cards/plan-cards.ts';
 import { resultsCard, runCard } from './cards/run-cards.ts';
 import { statusCard, statusFailedCard } from './cards/status-card.ts';
 import type { Run, RunState } from './run-store.ts';
+import { scheduleTimer } from './run-timers.ts';
 import type { PostOutcome } from './teams-poster.ts';
 
 /**
@@ -20,7 +20,8 @@ import type { PostOutcome } from './teams-poster.ts';
  * goes to exactly one bot instance, so with several instances each update is still posted once.
  *
  * - bad signature / wrong deployment: logged and dropped (UnrecoverableError, no retry)
- * - plan result: planning → awaiting-approval, the card becomes the plan card with buttons
+ * - plan result: planning → awaiting-approval, the card becomes the plan card with buttons, and
+ *   the approval-expiry timer is scheduled (run-timers.ts)
  * - status result: the status card with counts
  * - started / progress: the run card updated in place, at most once per CARD_UPDATE_INTERVAL_MS
  *   per run; a report that comes too soon stores its progress and is delayed (moveToDelayed +
@@ -153,6 +154,10 @@ export class ProgressRelay {
     if (!(await this.#shouldPostFinal(run, report, moved, to, log))) return;
     const latest = await runs.get(run.runId);
     if (!latest?.plan) return;
+    if (latest.state === 'awaiting-approval' && latest.expiresAt) {
+      // Expires the plan card for everyone when nobody decides in time (a redelivery schedules it once).
+      await scheduleTimer(this.#services.timers, log, run.runId, 'approval-expiry', Date.parse(latest.expiresAt));
+    }
     await this.#update(latest, planCard(latest, latest.plan), log);
     await runs.markFinalPosted(run.runId, report.seq);
   }
@@ -191,7 +196,7 @@ export class ProgressRelay {
     if (!latest) return;
     let card: AdaptiveCardJson;
     if (report.jobType === 'plan') {
-      card = errorCard('The plan could not be made', `${e.message}${e.hint ? ` What to do: ${e.hint}` : ''}`);
+      card = planFailedCard(latest);
     } else if (report.jobType === 'status') {
       card = statusFailedCard(latest, await readAgentSeen(this.#services));
     } else {

@@ -19,3 +19,12 @@ export function reportQueueName(deployment: string): string {
 export function agentHeartbeatKey(prefix: string, deployment: string): string {
   return `${prefix}:agent-heartbeat:${deploymentSchema.parse(deployment)}`;
 }
+
+/**
+ * The bot's own queue of run timers (plan timeout, approval expiry, start timeout). Only bot
+ * instances use it; it is named here with the other queues so everything under the prefix is in
+ * one place.
+ */
+export function timerQueueName(deployment: string): string {
+  return `setup-timers-${deploymentSchema.parse(deployment)}`;
+}

@@ -25,6 +25,15 @@ export function planningCard(run: Run): AdaptiveCardJson {
   return card([...header(run), text('Planning… the on-premises agent is counting the matching mailboxes in CRM.', { subtle: true })]);
 }
 
+/** The plan could not be made (the agent failed it, or no agent answered): what happened and what to do. */
+export function planFailedCard(run: Run): AdaptiveCardJson {
+  const e = run.error;
+  const body: CardElement[] = [...header(run), text(`The plan could not be made${e ? `: ${e.message}` : '.'}`, { color: 'Attention', weight: 'Bolder' })];
+  if (e?.hint) body.push(text(`What to do: ${e.hint}`));
+  body.push(text('Nothing was changed.', { subtle: true }));
+  return card(body);
+}
+
 function planBody(run: Run, plan: PlanResult): CardElement[] {
   const body: CardElement[] = [
     ...header(run),

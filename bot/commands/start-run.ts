@@ -7,6 +7,7 @@ import type { ActivityRequest } from '../bot-services.ts';
 import type { AdaptiveCardJson } from '../cards/card-kit.ts';
 import { errorCard } from '../cards/message-cards.ts';
 import type { Run, RunKind } from '../run-store.ts';
+import { jobTimeoutAt, scheduleTimer } from '../run-timers.ts';
 
 export interface StartRunSpec {
   kind: RunKind;
@@ -20,10 +21,11 @@ export interface StartRunSpec {
 /**
  * The common tail of the commands that start work: create the run (its state tells the relay what
  * to expect), reply with the first card and keep its id (so the relay can update it in place),
- * then enqueue the signed job. The order matters: the card id is stored before any report can come.
+ * then enqueue the signed job and its timeout timer. The order matters: the card id is stored
+ * before any report can come.
  */
 export async function startRun(req: ActivityRequest, spec: StartRunSpec): Promise<Run | undefined> {
-  const { runs, jobs, config, poster } = req.services;
+  const { runs, jobs, config, poster, timers, now } = req.services;
   const reference = TurnContext.getConversationReference(req.ctx.activity);
   const run = await runs.create({
     runId: newRunId(),
@@ -47,9 +49,13 @@ export async function startRun(req: ActivityRequest, spec: StartRunSpec): Promis
   }
   await runs.patch(run.runId, { cardActivityId: posted.id });
 
+  const job = spec.job(run);
   try {
-    const { jobId } = await jobs.dispatch(spec.job(run));
+    const signedAt = now();
+    const { jobId } = await jobs.dispatch(job);
     log.info({ jobId }, 'job enqueued');
+    // If no agent answers before the job expires, the timer says so on the card.
+    await scheduleTimer(timers, log, run.runId, 'plan-timeout', jobTimeoutAt(job.type, signedAt));
   } catch (error) {
     const e = toSetupError(error);
     log.error({ err: e }, 'could not enqueue the job');

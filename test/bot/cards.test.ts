@@ -2,9 +2,9 @@ import { describe, expect, it } from 'vitest';
 import { MAX_CARD_BYTES, cardBytes, type AdaptiveCardJson } from '../../bot/cards/card-kit.ts';
 import { helpCard } from '../../bot/cards/help-card.ts';
 import { errorCard, refusalCard } from '../../bot/cards/message-cards.ts';
-import { decidedCard, planCard, planningCard } from '../../bot/cards/plan-cards.ts';
+import { decidedCard, planCard, planFailedCard, planningCard } from '../../bot/cards/plan-cards.ts';
 import { resultsCard, runCard } from '../../bot/cards/run-cards.ts';
-import { statusCard, statusCheckingCard } from '../../bot/cards/status-card.ts';
+import { statusCard, statusCheckingCard, statusFailedCard } from '../../bot/cards/status-card.ts';
 import type { Run } from '../../bot/run-store.ts';
 import type { FailureGroup } from '../../jobs/job-types.ts';
 
@@ -57,6 +57,8 @@ function allCards(): [string, AdaptiveCardJson][] {
     ['failed', runCard(run({ state: 'failed', error: { code: 'CRM_AUTH_FAILED', message: 'm'.repeat(1000), hint: 'h'.repeat(1000) } }))],
     ['results (approve)', resultsCard(r, { type: 'approve', matched: 5000, approved: 3000, alreadyApproved: 1000, failed: 1000, failures: Array.from({ length: 20 }, () => group), crmRequests: 100, durationMs: 1000 })],
     ['results (test)', resultsCard(run({ kind: 'test' }), { type: 'test', selected: 10, succeeded: 5, failed: 3, noResult: 2, failures: Array.from({ length: 20 }, () => group), crmRequests: 100, durationMs: 1000 })],
+    ['no plan (failed)', planFailedCard(run({ state: 'plan-failed', error: { code: 'AGENT_NO_ANSWER', message: 'm'.repeat(1000), hint: 'h'.repeat(1000) } }))],
+    ['status failed', statusFailedCard(run({ kind: 'status', state: 'failed', error: { code: 'AGENT_NO_ANSWER', message: 'm'.repeat(1000), hint: 'h'.repeat(1000) } }), { lastSeenSeconds: 90 })],
     ['status checking', statusCheckingCard(r, { lastSeenSeconds: undefined })],
     ['status', statusCard(r, { lastSeenSeconds: 4 }, { type: 'status', total: 3, approval: { empty: 0, approved: 1, pending: 1, rejected: 1 }, test: { success: 1, failure: 1, notRun: 1 }, crmUser: 'svc' })],
   ];

@@ -1,0 +1,171 @@
+import { DelayedError, UnrecoverableError, Worker, type Job } from 'bullmq';
+import type { Redis } from 'ioredis';
+import type { Logger } from '../core/logger.ts';
+import { timerQueueName } from '../jobs/deployment.ts';
+import { jobTtlMs } from '../jobs/job-options.ts';
+import { readAgentSeen, type BotServices } from './bot-services.ts';
+import type { AdaptiveCardJson } from './cards/card-kit.ts';
+import { decidedCard, planFailedCard } from './cards/plan-cards.ts';
+import { runCard } from './cards/run-cards.ts';
+import { statusFailedCard } from './cards/status-card.ts';
+import type { Run, RunError, RunPatch, RunState } from './run-store.ts';
+import { timerDataSchema, type TimerData, type TimerKind } from './run-timers.ts';
+
+/**
+ * Fires the run timers (see run-timers.ts). A BullMQ worker on `setup-timers-<deployment>` in every
+ * bot instance; each timer goes to one instance. A timer acts only if the run is still where it was
+ * left (compare-and-set on the expected state): a timer that finds the run moved on does nothing.
+ *
+ * - plan-timeout:    planning → plan-failed (status: running → failed), "no agent answered"
+ * - approval-expiry: awaiting-approval → expired, the plan card without buttons for everyone
+ * - start-timeout:   approved → failed, "no agent started the job before it expired"
+ */
+export interface TimerWorkerOptions {
+  services: BotServices;
+  connection: Redis;
+  concurrency?: number;
+}
+
+interface TimerMove {
+  from: RunState[];
+  to: RunState;
+  patch: RunPatch;
+  card: (run: Run) => AdaptiveCardJson | Promise<AdaptiveCardJson>;
+}
+
+export class TimerWorker {
+  readonly #services: BotServices;
+  readonly #log: Logger;
+  readonly #worker: Worker;
+
+  constructor(options: TimerWorkerOptions) {
+    this.#services = options.services;
+    this.#log = options.services.logger.child({ component: 'run-timers' });
+    const { config } = options.services;
+    this.#worker = new Worker(timerQueueName(config.deployment), (job, token) => this.process(job, token), {
+      connection: options.connection,
+      prefix: config.redisPrefix,
+      concurrency: options.concurrency ?? 4,
+      autorun: true,
+    });
+    this.#worker.on('failed', (job, err) => {
+      this.#log.warn({ timerJobId: job?.id, err: err.message }, 'timer not processed');
+    });
+    this.#worker.on('error', (err) => {
+      this.#log.error({ err: err.message }, 'timer worker error');
+    });
+  }
+
+  get worker(): Worker {
+    return this.#worker;
+  }
+
+  async waitUntilReady(): Promise<void> {
+    await this.#worker.waitUntilReady();
+  }
+
+  async close(): Promise<void> {
+    await this.#worker.close();
+  }
+
+  async process(job: Job, token: string | undefined): Promise<void> {
+    const parsed = timerDataSchema.safeParse(job.data);
+    if (!parsed.success) {
+      this.#log.warn({ timerJobId: job.id }, 'dropping a timer with invalid data');
+      throw new UnrecoverableError('invalid timer data');
+    }
+    const timer = parsed.data;
+    const log = this.#log.child({ timerJobId: job.id, runId: timer.runId, timer: timer.timer });
+    const { runs, now } = this.#services;
+
+    // Never act before the time (a promoted job, or instances whose clocks differ): wait the rest.
+    const early = timer.dueAt - now();
+    if (early > 0) {
+      log.debug({ early }, 'timer fired early: delayed until it is due');
+      await job.moveToDelayed(Date.now() + early, token);
+      throw new DelayedError();
+    }
+
+    const run = await runs.get(timer.runId);
+    if (!run) {
+      log.info('timer for an unknown run: nothing to do');
+      return;
+    }
+    const move = this.#move(run, timer);
+    const moved = await runs.transition(run.runId, move.from, move.to, move.patch);
+    if (!moved.ok) {
+      // A retry after this worker stopped between the state change and the card: post the card again.
+      const rerun = job.attemptsMade > 0 || job.stalledCounter > 0;
+      if (!(rerun && moved.reason === 'conflict' && moved.current === move.to && madeByTimer(run, timer.timer))) {
+        log.debug({ outcome: moved }, 'the run has moved on: timer does nothing');
+        return;
+      }
+    }
+    const latest = await runs.get(run.runId);
+    if (!latest) return;
+    log.info({ from: moved.ok ? moved.from : move.to, to: move.to }, 'timer moved the run');
+    await this.#update(latest, await move.card(latest), log);
+  }
+
+  #move(run: Run, timer: TimerData): TimerMove {
+    const decidedAt = new Date(this.#services.now()).toISOString();
+    switch (timer.timer) {
+      case 'plan-timeout': {
+        if (run.kind === 'status') {
+          const error = noAgentAnswered('status', 'Check the agent is running and connected (the agent line above shows when it last reported), then ask again.');
+          return { from: ['running'], to: 'failed', patch: { error }, card: async (r) => statusFailedCard(r, await readAgentSeen(this.#services)) };
+        }
+        const error = noAgentAnswered('plan', 'Check the agent is running and connected (`@setup status` shows when it last reported), then ask again.');
+        return { from: ['planning'], to: 'plan-failed', patch: { error }, card: planFailedCard };
+      }
+      case 'approval-expiry':
+        return { from: ['awaiting-approval'], to: 'expired', patch: { approval: { decision: 'expired', decidedAt } }, card: decidedCard };
+      case 'start-timeout': {
+        const type = run.kind === 'test' ? 'test' : 'approve';
+        const error: RunError = {
+          code: 'JOB_NOT_STARTED',
+          message: `No on-premises agent started the job within ${duration(jobTtlMs[type])}, so it expired and no agent will run it. Nothing was changed.`,
+          hint: 'Start the agent and check it is connected (`@setup status` shows when it last reported), then ask again.',
+        };
+        return { from: ['approved'], to: 'failed', patch: { error }, card: runCard };
+      }
+    }
+  }
+
+  async #update(run: Run, card: AdaptiveCardJson, log: Logger): Promise<void> {
+    if (!run.cardActivityId) {
+      log.warn('run has no card to update');
+      return;
+    }
+    const posted = await this.#services.poster.updateCard(run.conversation, run.cardActivityId, card);
+    if (posted.ok) return;
+    log.warn({ status: posted.status, permanent: posted.permanent }, 'could not update the card');
+    if (posted.permanent) await this.#services.runs.patch(run.runId, { postFailure: `${posted.status ?? ''} ${posted.message}`.trim() });
+  }
+}
+
+export const NO_AGENT_ANSWER = 'AGENT_NO_ANSWER';
+
+function noAgentAnswered(type: 'plan' | 'status', hint: string): RunError {
+  return { code: NO_AGENT_ANSWER, message: `No on-premises agent answered within ${duration(jobTtlMs[type])}.`, hint };
+}
+
+/** Whether the run's current (final) state is the one this timer sets, rather than a report's or a click's. */
+function madeByTimer(run: Run, timer: TimerKind): boolean {
+  switch (timer) {
+    case 'plan-timeout':
+      return run.error?.code === NO_AGENT_ANSWER;
+    case 'approval-expiry':
+      return run.approval?.decision === 'expired';
+    case 'start-timeout':
+      return run.error?.code === 'JOB_NOT_STARTED';
+  }
+}
+
+/** "15 minutes", "24 hours". */
+export function duration(ms: number): string {
+  const minutes = Math.round(ms / 60_000);
+  if (minutes % 60 === 0 && minutes >= 120) return `${minutes / 60} hours`;
+  if (minutes === 60) return '1 hour';
+  return minutes === 1 ? '1 minute' : `${minutes} minutes`;
+}
