@@ -5,17 +5,19 @@ import { connect, type Socket } from 'node:net';
  * "Acting as" for the Microsoft 365 Agents Playground.
  *
  * The Playground (0.2.28) always acts as the `currentUser` of its config: its UI has no way to
- * switch users. Its server, though, takes the acting user from the `from.id` of each request the
- * page sends (`POST /_conversation/v1/conversations/<id>/messages`, `/_conversation/v1/invoke`
- * for Action.Execute, `/_conversation/v1/submit`) and checks only that this user is a member of the
- * conversation; it then fills in the user's name and aadObjectId from the config.
+ * switch users, and a message typed in the compose box is always from `currentUser` (its server
+ * ignores the `from` the page sends with a message). Card actions are different: for
+ * `POST /_conversation/v1/invoke` (Action.Execute) and `/_conversation/v1/submit` (Action.Submit)
+ * the server takes the acting user from the request's `from.id`, checks only that this user is a
+ * member of the conversation, and fills in the user's name and aadObjectId from the config.
  *
  * This proxy sits in front of the Playground, adds a small "Acting as" selector to its page (a
- * cookie holds the choice) and rewrites `from.id` in those three requests, so a requester and a
- * different approver can be played in one browser. Everyone is a member of the group chat and of
- * the team's channels; the personal chat holds only the config's current user, so requests there
- * are left as they are. Everything else (the page, its assets, the WebSocket streams) passes
- * through untouched.
+ * cookie holds the choice) and rewrites `from.id` in those two requests, so one person can ask
+ * (as `currentUser`) and another approve on the card, in one browser. Everyone is a member of
+ * the group chat and of the team's channels; the personal chat holds only `currentUser`, so
+ * clicks there are left as they are. Everything else (the page, its assets, messages, the
+ * WebSocket streams) passes through untouched. To send a *message* as someone else, use the
+ * Playground's own "Mock an Activity → Custom activity" with a `from` of your choice.
  */
 export const actingUserCookie = 'setup_acting_user';
 export const switcherPath = '/_setup/acting-user.js';
@@ -45,7 +47,6 @@ export interface ActingUserProxy {
   close(): Promise<void>;
 }
 
-const messagesPath = /^\/_conversation\/v1\/conversations\/([^/?]+)\/messages(?:\?|$)/;
 const actionPaths = /^\/_conversation\/v1\/(?:invoke|submit)(?:\?|$)/;
 
 /** Reads one cookie's value from a Cookie header. */
@@ -59,9 +60,9 @@ export function readCookie(header: string | undefined, name: string): string | u
 }
 
 /**
- * Returns the body to forward: with `from.id` replaced by the acting user when the request is one
- * the Playground takes the acting user from, and the conversation is not the personal chat.
- * Returns undefined when nothing changes.
+ * Returns the body to forward: with `from.id` replaced by the acting user when the request is a
+ * card action (the only requests the Playground takes the acting user from) outside the personal
+ * chat. Returns undefined when nothing changes.
  */
 export function rewriteActingUser(
   path: string,
@@ -71,16 +72,13 @@ export function rewriteActingUser(
 ): Record<string, unknown> | undefined {
   if (!actingUserId || typeof body !== 'object' || body === null) return undefined;
   const record = body as Record<string, unknown>;
+  if (!actionPaths.test(path)) return undefined;
   let conversationId: string | undefined;
-  const m = messagesPath.exec(path);
-  if (m?.[1]) conversationId = decodeURIComponent(m[1]);
-  else if (actionPaths.test(path)) {
-    const conversation = record.conversation;
-    if (typeof conversation === 'object' && conversation !== null) {
-      const id = (conversation as Record<string, unknown>).id;
-      if (typeof id === 'string') conversationId = id;
-    }
-  } else return undefined;
+  const conversation = record.conversation;
+  if (typeof conversation === 'object' && conversation !== null) {
+    const id = (conversation as Record<string, unknown>).id;
+    if (typeof id === 'string') conversationId = id;
+  }
   if (conversationId === undefined || conversationId === personalChatId) return undefined;
   const from = record.from;
   if (typeof from !== 'object' || from === null) return undefined;
@@ -108,7 +106,7 @@ export function switcherScript(users: readonly SwitchableUser[], defaultUserId: 
       'background:#fff8e1;border:1px solid #d4a017;border-radius:6px;font:13px Segoe UI,system-ui,sans-serif;color:#333;box-shadow:0 1px 4px rgba(0,0,0,.2)';
     const label = document.createElement('label');
     label.htmlFor = 'setup-acting-user';
-    label.textContent = 'Acting as (demo)';
+    label.textContent = 'Clicking cards as (demo)';
     label.style.cssText = 'display:block;font-weight:600;margin-bottom:4px';
     const select = document.createElement('select');
     select.id = 'setup-acting-user';
@@ -124,7 +122,7 @@ export function switcherScript(users: readonly SwitchableUser[], defaultUserId: 
       document.cookie = cfg.cookie + '=' + encodeURIComponent(select.value) + '; path=/; SameSite=Strict';
     });
     const hint = document.createElement('div');
-    hint.textContent = 'Applies to messages and card buttons in the group chat and the team channels.';
+    hint.textContent = 'Who clicks card buttons (Approve, Reject, Confirm) in the group chat and the team channels. Typed messages always come from ' + (cfg.users.find((u) => u.id === cfg.defaultUserId) || { name: 'the current user' }).name + ' (a Playground limit).';
     hint.style.cssText = 'margin-top:4px;font-size:11px;color:#666';
     box.append(label, select, hint);
     document.body.appendChild(box);
@@ -195,7 +193,7 @@ export async function startActingUserProxy(options: ActingUserProxyOptions): Pro
       servePage(req, res);
       return;
     }
-    if (req.method === 'POST' && (messagesPath.test(url) || actionPaths.test(url))) {
+    if (req.method === 'POST' && actionPaths.test(url)) {
       const chunks: Buffer[] = [];
       req.on('data', (c: Buffer) => chunks.push(c));
       req.on('end', () => {
