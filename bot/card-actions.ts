@@ -76,6 +76,8 @@ export async function handleCardAction(req: ActivityRequest, verb: Verb, data: u
       requestedBy: run.requester.aadObjectId,
       filter,
       approvedBy: req.from.aadObjectId,
+      // What the approver saw; the agent refuses a selection that has grown well beyond it.
+      plannedCount: run.plan?.toChange ?? 0,
     };
     try {
       const signedAt = now();

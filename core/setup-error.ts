@@ -22,6 +22,7 @@ export type SetupErrorCode =
   | 'CRM_REQUEST_FAILED'
   | 'CRM_RESPONSE_INVALID'
   | 'PROFILE_NOT_FOUND'
+  | 'PLAN_CHANGED'
   | 'TEAMS_POST_FAILED'
   | 'INTERNAL';
 

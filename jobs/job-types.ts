@@ -31,11 +31,19 @@ export const planPayloadSchema = z.object({
 
 export const statusPayloadSchema = z.object({ type: z.literal('status'), ...common }).strict();
 
+/**
+ * What the approver saw: the plan's number of mailboxes that would change. The agent refuses to
+ * go on when the selection has since grown well beyond it (see `exceedsPlan`), so an approval of
+ * "12 mailboxes" can never turn into 5,000.
+ */
+const plannedCount = z.number().int().nonnegative();
+
 export const approvePayloadSchema = z.object({
   type: z.literal('approve'),
   ...common,
   filter: mailboxFilterSchema,
   approvedBy: aadObjectIdSchema,
+  plannedCount,
 }).strict();
 
 export const testPayloadSchema = z.object({
@@ -43,7 +51,16 @@ export const testPayloadSchema = z.object({
   ...common,
   filter: mailboxFilterSchema,
   approvedBy: aadObjectIdSchema,
+  plannedCount,
 }).strict();
+
+/**
+ * True when the selection at run time is larger than the approved plan by more than a small
+ * margin (mailboxes created meanwhile): max(5, 10% of the plan).
+ */
+export function exceedsPlan(plannedCount: number, actual: number): boolean {
+  return actual > plannedCount + Math.max(5, Math.ceil(plannedCount * 0.1));
+}
 
 export const jobPayloadSchema = z.discriminatedUnion('type', [
   planPayloadSchema,

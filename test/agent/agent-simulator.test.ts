@@ -49,7 +49,7 @@ describe('agent against the CRM simulator', () => {
     expect(pending.length).toBeGreaterThan(50);
     expect(noPrivilege.length).toBeGreaterThan(0); // the seed has owners without prvApproveRejectEmailAddress
 
-    const payload = { type: 'approve' as const, runId: newRunId(), deployment: 'default', requestedBy, approvedBy, filter: { kind: 'pending' as const } };
+    const payload = { type: 'approve' as const, runId: newRunId(), deployment: 'default', requestedBy, approvedBy, plannedCount: 5000, filter: { kind: 'pending' as const } };
     const { result, reports } = await run<ApproveResult>(payload);
     expect(result).toMatchObject({ matched: pending.length, approved: pending.length - noPrivilege.length, alreadyApproved: 0, failed: noPrivilege.length });
     expect(active().filter((m) => m.emailrouteraccessapproval === A.Approved).length).toBe(approvedBefore + result.approved);
@@ -66,7 +66,7 @@ describe('agent against the CRM simulator', () => {
 
   it('tests mailboxes: waits for the asynchronous results and groups failures by cause', async () => {
     const selected = active();
-    const payload = { type: 'test' as const, runId: newRunId(), deployment: 'default', requestedBy, approvedBy, filter: { kind: 'all' as const } };
+    const payload = { type: 'test' as const, runId: newRunId(), deployment: 'default', requestedBy, approvedBy, plannedCount: 5000, filter: { kind: 'all' as const } };
     const { result } = await run<TestResult>(payload);
     expect(result.selected).toBe(selected.length);
     expect(result.noResult).toBe(0);
@@ -99,7 +99,7 @@ describe('agent against the CRM simulator', () => {
 
   it('on close, stops waiting for Test & Enable results and leaves the job to be retried', async () => {
     sim.configure({ testDelayMs: 600_000 });
-    const payload = { type: 'test' as const, runId: newRunId(), deployment: 'default', requestedBy, approvedBy, filter: { kind: 'all' as const } };
+    const payload = { type: 'test' as const, runId: newRunId(), deployment: 'default', requestedBy, approvedBy, plannedCount: 5000, filter: { kind: 'all' as const } };
     await h.jobs.add('test', signJob(h.signer, payload), jobAddOptions(payload.runId, 'test'));
     await waitFor('waiting progress', () => h.reports.find((r) => r.runId === payload.runId && r.event.kind === 'progress' && r.event.progress.phase === 'waiting'));
     const started = Date.now();

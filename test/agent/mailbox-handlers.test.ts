@@ -123,7 +123,7 @@ describe('approve', () => {
     const denied = new Set([idOf(2), idOf(3)]);
     const crm = approvingCrm(store, { denied });
     const ctx = testContext(crm, { CRM_BATCH_SIZE: 4, CRM_CONCURRENCY: 2 });
-    const payload = { type: 'approve' as const, ...common, filter: { kind: 'all' as const }, approvedBy: approver };
+    const payload = { type: 'approve' as const, ...common, filter: { kind: 'all' as const }, approvedBy: approver, plannedCount: 5000 };
     const result = approveResultSchema.parse(await approveMailboxes(payload, ctx));
     expect(result).toMatchObject({ matched: 25, alreadyApproved: 5, approved: 18, failed: 2 });
     expect(result.failures).toEqual([
@@ -149,7 +149,7 @@ describe('approve', () => {
   it('resends the parts a server did not answer after stopping at a failure', async () => {
     const store = boxes(6, () => 2);
     const crm = approvingCrm(store, { denied: new Set([idOf(2)]), truncateAtFailure: true });
-    const result = await approveMailboxes({ type: 'approve', ...common, filter: { kind: 'pending' }, approvedBy: approver }, testContext(crm, { CRM_BATCH_SIZE: 10 }));
+    const result = await approveMailboxes({ type: 'approve', ...common, filter: { kind: 'pending' }, approvedBy: approver, plannedCount: 5000 }, testContext(crm, { CRM_BATCH_SIZE: 10 }));
     expect(result).toMatchObject({ approved: 5, failed: 1 });
     expect(crm.batches.map((b) => b.length)).toEqual([6, 4]);
     expect(store.filter((b) => b.emailrouteraccessapproval === 1)).toHaveLength(5);
@@ -203,7 +203,7 @@ describe('test (Test & Enable)', () => {
       ],
     );
     const ctx = testContext(crm, { TEST_POLL_INTERVAL_MS: 10_000 });
-    const result = testResultSchema.parse(await testMailboxes({ type: 'test', ...common, filter: { kind: 'all' }, approvedBy: approver }, ctx));
+    const result = testResultSchema.parse(await testMailboxes({ type: 'test', ...common, filter: { kind: 'all' }, approvedBy: approver, plannedCount: 5000 }, ctx));
     expect(result).toMatchObject({ selected: 5, succeeded: 3, failed: 2, noResult: 0 });
     expect(polls()).toBe(3);
     expect(ctx.sleeps).toEqual([10_000, 10_000, 10_000]);
@@ -235,7 +235,7 @@ describe('test (Test & Enable)', () => {
     const store = boxes(3, () => 1);
     const { crm } = testingCrm(store, [1, undefined, undefined], () => [1, 1], []);
     const ctx = testContext(crm, { TEST_POLL_INTERVAL_MS: 10_000, TEST_TIMEOUT_MS: 25_000 });
-    const result = await testMailboxes({ type: 'test', ...common, filter: { kind: 'all' }, approvedBy: approver }, ctx);
+    const result = await testMailboxes({ type: 'test', ...common, filter: { kind: 'all' }, approvedBy: approver, plannedCount: 5000 }, ctx);
     expect(result).toMatchObject({ selected: 3, succeeded: 1, failed: 0, noResult: 2, failures: [] });
     expect(ctx.sleeps).toEqual([10_000, 10_000, 5_000]);
   });
@@ -251,7 +251,7 @@ describe('test (Test & Enable)', () => {
         return [[{ ...store[0], testemailconfigurationscheduled: false, incomingemailstatus: 1, outgoingemailstatus: 1, testmailboxaccesscompletedon: '2025-07-01T09:00:00Z' }]];
       },
     });
-    const result = await testMailboxes({ type: 'test', ...common, filter: { kind: 'all' }, approvedBy: approver }, testContext(crm, { TEST_TIMEOUT_MS: 30_000 }));
+    const result = await testMailboxes({ type: 'test', ...common, filter: { kind: 'all' }, approvedBy: approver, plannedCount: 5000 }, testContext(crm, { TEST_TIMEOUT_MS: 30_000 }));
     expect(result).toMatchObject({ succeeded: 0, noResult: 1 });
     expect(polls).toBe(3);
   });

@@ -108,6 +108,7 @@ describe('approve mailboxes, end to end', () => {
       deployment: 'contoso',
       requestedBy: OPERATOR.aadObjectId,
       approvedBy: APPROVER.aadObjectId,
+      plannedCount: 1,
       filter: { kind: 'addresses', addresses: ['nobody@contoso.com'] },
     });
     // Someone with write access to Redis widens the selection after signing.

@@ -13,6 +13,7 @@ const payload: JobPayload = {
   requestedBy: '11111111-1111-1111-1111-111111111111',
   approvedBy: '22222222-2222-2222-2222-222222222222',
   filter: { kind: 'pending' },
+  plannedCount: 12,
 };
 
 function codeOf(fn: () => unknown): string | undefined {
@@ -96,5 +97,17 @@ describe('EnvelopeSigner', () => {
     expect(verifyReport(signer, signedReport)).toEqual(report);
     expect(codeOf(() => verifyJob(signer, signedReport))).toBe('JOB_SIGNATURE_INVALID');
     expect(codeOf(() => verifyReport(signer, signJob(signer, payload)))).toBe('JOB_SIGNATURE_INVALID');
+  });
+});
+
+describe('exceedsPlan', () => {
+  it('allows a small drift and refuses a selection that grew', async () => {
+    const { exceedsPlan } = await import('../../jobs/job-types.ts');
+    expect(exceedsPlan(12, 12)).toBe(false);
+    expect(exceedsPlan(12, 17)).toBe(false);
+    expect(exceedsPlan(12, 18)).toBe(true);
+    expect(exceedsPlan(1000, 1100)).toBe(false);
+    expect(exceedsPlan(1000, 1101)).toBe(true);
+    expect(exceedsPlan(0, 6)).toBe(true);
   });
 });
