@@ -10,7 +10,7 @@ import { formatPinoLine } from './log-format.ts';
 import { defaultPlaygroundPort, parseListeningPort, playgroundCommand, repoRoot } from './playground.ts';
 import { demoAuthorizationEnv, playgroundChats, playgroundUsers, requester } from './playground-users.ts';
 import { ProcessGroup, type ManagedProcess } from './process-group.ts';
-import { findOnPath, localRedisPort, pingRedis, redisHowTo, startLocalRedis, type LocalRedis } from './redis-check.ts';
+import { clearPrefix, findOnPath, localRedisPort, pingRedis, redisHowTo, startLocalRedis, type LocalRedis } from './redis-check.ts';
 
 /**
  * `npm start`: the whole product on one machine. Checks Redis (starts an ephemeral local one when
@@ -218,6 +218,12 @@ async function main(): Promise<void> {
     }
   } else {
     group.print('redis', `using ${env.REDIS_URL} (prefix ${env.REDIS_PREFIX})`);
+  }
+  // The simulator starts afresh each time, so the demo's runs do too (only under its own default
+  // prefix: a prefix you chose is left alone).
+  if (!process.env.REDIS_PREFIX) {
+    const cleared = await clearPrefix(env.REDIS_URL, env.REDIS_PREFIX);
+    if (cleared > 0) group.print('redis', `cleared ${cleared} keys left by an earlier demo under ${env.REDIS_PREFIX}:`);
   }
 
   // 2. Simulator, bot, agent

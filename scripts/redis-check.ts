@@ -108,3 +108,22 @@ export async function startLocalRedis(port: number, options: { executable?: stri
   await stop();
   throw new Error(`redis-server did not start on port ${port}${stderr ? `: ${stderr.trim()}` : ''}`);
 }
+
+/** Deletes every key under `<prefix>:` (the demo's leftovers from an earlier run). Returns the count. */
+export async function clearPrefix(url: string, prefix: string): Promise<number> {
+  const redis = new Redis(url, { lazyConnect: true, maxRetriesPerRequest: 1 });
+  redis.on('error', () => undefined);
+  let deleted = 0;
+  try {
+    await redis.connect();
+    let cursor = '0';
+    do {
+      const [next, keys] = await redis.scan(cursor, 'MATCH', `${prefix}:*`, 'COUNT', 1000);
+      cursor = next;
+      if (keys.length > 0) deleted += await redis.del(...keys);
+    } while (cursor !== '0');
+  } finally {
+    redis.disconnect();
+  }
+  return deleted;
+}
