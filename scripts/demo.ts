@@ -32,6 +32,8 @@ const demoEnvSchema = z.object({
   PORT: int(1, 65_535).default(3978),
   SIM_PORT: int(1, 65_535).default(3979),
   SIM_ORG: z.string().regex(/^[A-Za-z0-9_-]{1,64}$/).default('contoso'),
+  // 540 seeded mailboxes give a little over 300 pending ones: the demo's "approve 300 mailboxes".
+  SIM_MAILBOXES: int(1, 200_000).default(540),
   SIM_TEST_DELAY_MS: int(0, 86_400_000).default(3000),
   TEST_POLL_INTERVAL_MS: int(10, 3_600_000).default(2000),
   PLAYGROUND_PORT: int(1, 65_535).default(defaultPlaygroundPort),
@@ -57,6 +59,7 @@ export function childEnvironment(env: DemoEnv, signingKey: string, base: NodeJS.
     SIM_PORT: String(env.SIM_PORT),
     SIM_HOST: '127.0.0.1',
     SIM_ORG: env.SIM_ORG,
+    SIM_MAILBOXES: String(env.SIM_MAILBOXES),
     SIM_TEST_DELAY_MS: String(env.SIM_TEST_DELAY_MS),
     // Bot: the people of .m365agentsplayground.yml
     PORT: String(env.PORT),
