@@ -76,8 +76,10 @@ export interface Run {
   error?: RunError;
   lastPostedSeq: number;
   lastPostedAt: number;
-  /** Seq of the final report whose cards were posted (so a redelivered final report posts once). */
+  /** Seq of the final report whose run card was posted (so a redelivered final report posts once). */
   finalPostedSeq: number;
+  /** Seq of the final report whose results card was sent into the thread (sent once, even if the report is redelivered). */
+  resultsSentSeq: number;
   /** Last permanent failure posting to Teams (403/404/413), for the logs and `status`. */
   postFailure?: string;
 }
@@ -149,11 +151,34 @@ redis.call('HSET', KEYS[1], 'lastPostedSeq', tostring(progressSeq), 'lastPostedA
 return {'post', tostring(progressSeq)}
 `;
 
-/** KEYS[1] run key; ARGV[1] seq. Marks the final report's cards posted unless already marked. */
-const markFinalPostedScript = `
-local cur = tonumber(redis.call('HGET', KEYS[1], 'finalPostedSeq') or '-1')
-if cur >= tonumber(ARGV[1]) then return 0 end
-redis.call('HSET', KEYS[1], 'finalPostedSeq', ARGV[1])
+/**
+ * KEYS[1] run key; ARGV[1] field; ARGV[2] seq. Raises a seq field (finalPostedSeq, resultsSentSeq)
+ * to seq unless it is already there. A run that no longer exists (expired) is not recreated.
+ */
+const markSeqScript = `
+if redis.call('EXISTS', KEYS[1]) == 0 then return -1 end
+local cur = tonumber(redis.call('HGET', KEYS[1], ARGV[1]) or '-1')
+if cur >= tonumber(ARGV[2]) then return 0 end
+redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
+return 1
+`;
+
+/** KEYS[1] run key; ARGV[1] TTL (s); ARGV[2..] field/value pairs. Creates the run unless the key exists, with its TTL, in one step. */
+const createScript = `
+if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
+for i = 2, #ARGV, 2 do
+  redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1])
+end
+redis.call('EXPIRE', KEYS[1], tonumber(ARGV[1]))
+return 1
+`;
+
+/** KEYS[1] run key; ARGV field/value pairs. Sets fields of an existing run (its TTL stays); a missing run stays missing. */
+const patchScript = `
+if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
+for i = 1, #ARGV, 2 do
+  redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1])
+end
 return 1
 `;
 
@@ -215,13 +240,13 @@ export class RunStore {
       lastPostedSeq: '-1',
       lastPostedAt: '0',
       finalPostedSeq: '-1',
+      resultsSentSeq: '-1',
     };
     if (run.filter) fields['filter'] = JSON.stringify(mailboxFilterSchema.parse(run.filter));
     const key = this.key(run.runId);
-    // HSETNX on runId first: a run id is never reused.
-    const created = await this.#redis.hsetnx(key, 'runId', run.runId);
+    // One script: a run id is never reused, and the run never exists without its TTL.
+    const created = (await this.#redis.eval(createScript, 1, key, String(RUN_TTL_SECONDS), ...Object.entries(fields).flat())) as number;
     if (created !== 1) throw new Error(`run ${run.runId} already exists`);
-    await this.#redis.multi().hset(key, fields).expire(key, RUN_TTL_SECONDS).exec();
     const stored = await this.get(run.runId);
     if (!stored) throw new Error(`run ${run.runId} vanished after creation`);
     return stored;
@@ -233,11 +258,12 @@ export class RunStore {
     return decodeRun(h);
   }
 
-  /** Sets fields without a state change (card id, post failure). */
-  async patch(runId: string, patch: RunPatch): Promise<void> {
+  /** Sets fields without a state change (card id, post failure); false when the run no longer exists (nothing is written). */
+  async patch(runId: string, patch: RunPatch): Promise<boolean> {
     const pairs = encodePatch(patch);
-    if (pairs.length === 0) return;
-    await this.#redis.hset(this.key(runId), Object.fromEntries(chunkPairs(pairs)));
+    if (pairs.length === 0) return true;
+    const n = (await this.#redis.eval(patchScript, 1, this.key(runId), ...pairs)) as number;
+    return n === 1;
   }
 
   /** Compare-and-set: moves the run to `to` only if it is in one of `from`. */
@@ -280,9 +306,19 @@ export class RunStore {
     return { action: 'post', seq: Number(value), progress: run?.progress };
   }
 
-  /** True the first time the final cards of report `seq` are marked posted. */
+  /** True the first time the final run card of report `seq` is marked posted (false for a run that no longer exists). */
   async markFinalPosted(runId: string, seq: number): Promise<boolean> {
-    const n = (await this.#redis.eval(markFinalPostedScript, 1, this.key(runId), String(seq))) as number;
+    const n = (await this.#redis.eval(markSeqScript, 1, this.key(runId), 'finalPostedSeq', String(seq))) as number;
+    return n === 1;
+  }
+
+  /**
+   * True the first time the results card of report `seq` is marked sent. Kept apart from the final
+   * run card: a report redelivered because the run card could not be updated must not send the
+   * results card again.
+   */
+  async markResultsSent(runId: string, seq: number): Promise<boolean> {
+    const n = (await this.#redis.eval(markSeqScript, 1, this.key(runId), 'resultsSentSeq', String(seq))) as number;
     return n === 1;
   }
 }
@@ -299,12 +335,6 @@ function encodePatch(patch: RunPatch): string[] {
   if (patch.lastPostedAt !== undefined) pairs.push('lastPostedAt', String(patch.lastPostedAt));
   if (patch.postFailure !== undefined) pairs.push('postFailure', patch.postFailure.slice(0, 500));
   return pairs;
-}
-
-function chunkPairs(pairs: string[]): [string, string][] {
-  const out: [string, string][] = [];
-  for (let i = 0; i + 1 < pairs.length; i += 2) out.push([pairs[i] ?? '', pairs[i + 1] ?? '']);
-  return out;
 }
 
 function json<S extends z.ZodTypeAny>(schema: S, value: string | undefined): z.output<S> | undefined {
@@ -326,6 +356,7 @@ function decodeRun(h: Record<string, string>): Run {
     lastPostedSeq: Number(h['lastPostedSeq'] ?? '-1'),
     lastPostedAt: Number(h['lastPostedAt'] ?? '0'),
     finalPostedSeq: Number(h['finalPostedSeq'] ?? '-1'),
+    resultsSentSeq: Number(h['resultsSentSeq'] ?? '-1'),
   };
   const filter = json(mailboxFilterSchema, h['filter']);
   if (filter) run.filter = filter;

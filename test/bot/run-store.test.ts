@@ -79,9 +79,43 @@ describe('RunStore', () => {
     expect(await store().relayProgress(run.runId, 9, p(9), 2000)).toEqual({ action: 'stale' });
   });
 
-  it('marks final cards posted once', async () => {
+  it('marks the final run card and the results card once each, separately', async () => {
     const run = await newRun();
+    expect(await store().markResultsSent(run.runId, 4)).toBe(true);
+    expect(await store().markResultsSent(run.runId, 4)).toBe(false);
+    expect((await store().get(run.runId))?.finalPostedSeq).toBe(-1);
     expect(await store().markFinalPosted(run.runId, 4)).toBe(true);
     expect(await store().markFinalPosted(run.runId, 4)).toBe(false);
+    expect(await store().get(run.runId)).toMatchObject({ finalPostedSeq: 4, resultsSentSeq: 4 });
+  });
+
+  it('creates a run once under concurrent creates, always with its TTL', async () => {
+    const run = await newRun();
+    await redis.del(store().key(run.runId));
+    const attempts = await Promise.allSettled(Array.from({ length: 8 }, () => store().create({ ...run, state: 'planning' })));
+    expect(attempts.filter((a) => a.status === 'fulfilled')).toHaveLength(1);
+    expect(await redis.ttl(store().key(run.runId))).toBeGreaterThan(29 * 24 * 3600);
+  });
+
+  it('never recreates an expired run: patch, marks, transitions and progress are no-ops on a missing key', async () => {
+    const run = await newRun();
+    await redis.del(store().key(run.runId));
+    expect(await store().patch(run.runId, { postFailure: '404 gone', cardActivityId: 'm1' })).toBe(false);
+    expect(await store().markFinalPosted(run.runId, 3)).toBe(false);
+    expect(await store().markResultsSent(run.runId, 3)).toBe(false);
+    expect(await store().transition(run.runId, ['planning'], 'plan-failed')).toEqual({ ok: false, reason: 'missing' });
+    expect(await store().relayProgress(run.runId, 1, undefined, 0)).toEqual({ action: 'missing' });
+    expect(await redis.exists(store().key(run.runId))).toBe(0);
+  });
+
+  it('keeps the TTL when a run is patched or marked', async () => {
+    const run = await newRun();
+    await redis.expire(store().key(run.runId), 100);
+    expect(await store().patch(run.runId, { cardActivityId: 'm1' })).toBe(true);
+    await store().markFinalPosted(run.runId, 1);
+    const ttl = await redis.ttl(store().key(run.runId));
+    expect(ttl).toBeGreaterThan(0);
+    expect(ttl).toBeLessThanOrEqual(100);
+    expect((await store().get(run.runId))?.cardActivityId).toBe('m1');
   });
 });
