@@ -52,6 +52,8 @@ export interface BatchResult {
 /** What the job handlers need from CRM. */
 export interface CrmApi {
   whoAmI(): Promise<WhoAmI>;
+  /** CRM's clock: the `Date` header of a `WhoAmI` answer (undefined if the server sent none). */
+  serverDate(): Promise<Date | undefined>;
   getAll<T>(set: string, options: GetAllOptions<T>): AsyncIterable<T[]>;
   patch(set: string, id: string, body: Record<string, unknown>): Promise<{ date: Date | undefined }>;
   batch(requests: readonly BatchRequest[], options?: BatchOptions): Promise<BatchResult>;
@@ -158,6 +160,11 @@ export class CrmClient implements CrmApi {
   async whoAmI(): Promise<WhoAmI> {
     const response = await this.#send('GET', this.#url('WhoAmI'), 'WhoAmI');
     return parseJson(response, whoAmISchema, 'WhoAmI');
+  }
+
+  async serverDate(): Promise<Date | undefined> {
+    const response = await this.#send('GET', this.#url('WhoAmI'), 'WhoAmI');
+    return dateHeader(response);
   }
 
   async *getAll<T>(set: string, options: GetAllOptions<T>): AsyncGenerator<T[], void, undefined> {

@@ -32,7 +32,7 @@ export async function patchInBatches(
   ctx: JobContext,
   targets: readonly PatchTarget[],
   body: Record<string, unknown>,
-  hooks: { onOutcome?: (outcome: PatchOutcome) => void; onBatchDate?: (date: Date | undefined) => void } = {},
+  hooks: { onOutcome?: (outcome: PatchOutcome) => void } = {},
 ): Promise<PatchOutcome[]> {
   const outcomes: PatchOutcome[] = [];
   const record = (outcome: PatchOutcome) => {
@@ -50,7 +50,6 @@ export async function patchInBatches(
         body,
       }));
       const result = await ctx.crm.batch(requests, { continueOnError: true });
-      hooks.onBatchDate?.(result.date);
       const next: typeof pending = [];
       pending.forEach((item, i) => {
         const part = result.responses[i];

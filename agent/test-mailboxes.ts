@@ -45,6 +45,12 @@ export function odataDateTime(date: Date): string {
   return date.toISOString().replace(/\.\d{3}Z$/, 'Z');
 }
 
+/**
+ * Taken off CRM's clock for T0: its `Date` header has whole seconds (truncated) and, behind a load
+ * balancer, the server that answers WhoAmI may not be the one that runs the test.
+ */
+export const CLOCK_MARGIN_MS = 2_000;
+
 const noTraceText = 'The test failed, but CRM recorded no alert for this mailbox since the test started.';
 const nothingTestedText =
   'Nothing was tested: neither incoming nor outgoing email of this mailbox is set to Server-Side Synchronization, and CRM recorded no alert.';
@@ -53,8 +59,10 @@ const nothingTestedText =
  * Test & Enable: schedules the test on every selected mailbox (PATCH testemailconfigurationscheduled
  * = true through $batch), then polls with one paged query per interval until every scheduled mailbox
  * has a result or TEST_TIMEOUT_MS passes, then reads the trace records written since T0 to explain
- * the failures. T0 is CRM's own clock (the `Date` header of the earliest batch answer) minus 1 s, so
- * a skewed agent clock cannot make old results look new or new ones look old.
+ * the failures. T0 is CRM's own clock, read before the first PATCH (the `Date` header of a `WhoAmI`
+ * answer), minus CLOCK_MARGIN_MS: a skewed agent clock cannot make old results look new or new
+ * ones look old, and a mailbox whose test completes while its batch is still being answered is
+ * not missed (a batch answer's Date comes after every PATCH in it was processed).
  */
 export async function testMailboxes(payload: PayloadOf<'test'>, ctx: JobContext): Promise<TestResult> {
   const started = ctx.now();
@@ -64,8 +72,11 @@ export async function testMailboxes(payload: PayloadOf<'test'>, ctx: JobContext)
   const failures = new FailureGroups();
 
   // ---- schedule ----
-  let crmNow: Date | undefined;
+  // T0 comes from a request answered before the first PATCH is sent.
   const localT0 = ctx.now();
+  const crmNow = rows.length > 0 ? await ctx.crm.serverDate() : undefined;
+  if (!crmNow && rows.length > 0) ctx.logger.warn('CRM sent no Date header; using the agent clock for the start of the test');
+  const t0 = new Date((crmNow?.getTime() ?? localT0) - CLOCK_MARGIN_MS);
   const waiting = new Set<string>();
   let scheduledDone = 0;
   await patchInBatches(
@@ -73,9 +84,6 @@ export async function testMailboxes(payload: PayloadOf<'test'>, ctx: JobContext)
     rows,
     { testemailconfigurationscheduled: true },
     {
-      onBatchDate: (date) => {
-        if (date && (!crmNow || date < crmNow)) crmNow = date;
-      },
       onOutcome: (outcome) => {
         scheduledDone += 1;
         if (outcome.ok) waiting.add(outcome.target.mailboxid);
@@ -84,8 +92,6 @@ export async function testMailboxes(payload: PayloadOf<'test'>, ctx: JobContext)
       },
     },
   );
-  if (!crmNow && rows.length > 0) ctx.logger.warn('CRM sent no Date header; using the agent clock for the start of the test');
-  const t0 = new Date((crmNow?.getTime() ?? localT0) - 1000);
   const scheduled = waiting.size;
 
   // ---- wait for results ----

@@ -118,6 +118,14 @@ describe('CrmClient', () => {
     expect(sleeps).toEqual([375, 750]);
   });
 
+  it("reads CRM's clock from the Date header of a WhoAmI answer", async () => {
+    const { client, server } = await setup((_req, res) =>
+      sendJson(res, 200, { UserId: 'u', BusinessUnitId: 'b', OrganizationId: 'o' }, { Date: 'Tue, 01 Jul 2025 10:00:05 GMT' }),
+    );
+    expect((await client.serverDate())?.toISOString()).toBe('2025-07-01T10:00:05.000Z');
+    expect(server.requests.map((r) => `${r.method} ${r.url}`)).toEqual(['GET /contoso/api/data/v9.0/WhoAmI']);
+  });
+
   it('gives up after CRM_MAX_RETRIES on 5xx with a retryable CRM_REQUEST_FAILED', async () => {
     const { client, server } = await setup((_req, res) => sendJson(res, 500, { error: { code: '0x80040216', message: 'SQL timeout' } }), { maxRetries: 2 });
     const error = await client.whoAmI().catch((e: unknown) => e);

@@ -190,7 +190,7 @@ describe('test (Test & Enable)', () => {
     return { crm, polls: () => polls };
   }
 
-  it('schedules, polls with one query per interval from T0 (CRM clock - 1 s), and groups failures by trace', async () => {
+  it('schedules, polls with one query per interval from T0 (CRM clock before scheduling - 2 s), and groups failures by trace', async () => {
     const store = boxes(5, () => 1);
     const { crm, polls } = testingCrm(
       store,
@@ -208,7 +208,7 @@ describe('test (Test & Enable)', () => {
     expect(polls()).toBe(3);
     expect(ctx.sleeps).toEqual([10_000, 10_000, 10_000]);
     const poll = crm.queries.find((q) => q.select.includes('testmailboxaccesscompletedon'));
-    expect(poll?.filter).toBe('testemailconfigurationscheduled eq true or testmailboxaccesscompletedon ge 2025-07-01T09:59:29Z');
+    expect(poll?.filter).toBe('testemailconfigurationscheduled eq true or testmailboxaccesscompletedon ge 2025-07-01T09:59:28Z');
     expect(poll?.select).toEqual([
       'mailboxid',
       'emailaddress',
@@ -219,7 +219,7 @@ describe('test (Test & Enable)', () => {
       'testmailboxaccesscompletedon',
     ]);
     const traceQuery = crm.queries.find((q) => q.set === 'tracelogs');
-    expect(traceQuery).toEqual({ set: 'tracelogs', select: ['tracelogid', 'text', '_regardingobjectid_value', 'createdon'], filter: 'createdon ge 2025-07-01T09:59:29Z' });
+    expect(traceQuery).toEqual({ set: 'tracelogs', select: ['tracelogid', 'text', '_regardingobjectid_value', 'createdon'], filter: 'createdon ge 2025-07-01T09:59:28Z' });
     expect(result.failures).toHaveLength(2);
     expect(result.failures).toEqual(
       expect.arrayContaining([
@@ -229,6 +229,51 @@ describe('test (Test & Enable)', () => {
     );
     expect(crm.batches.flat().every((r) => JSON.stringify(r.body) === '{"testemailconfigurationscheduled":true}')).toBe(true);
     expect(ctx.progress.some((p) => p.phase === 'waiting')).toBe(true);
+  });
+
+  it("takes T0 from CRM's clock before the first PATCH, so a mailbox that completes while its batch is answered counts", async () => {
+    // CRM's clock: each PATCH takes 2 s to process; the first mailbox's test completes as soon as it
+    // is scheduled, long before the batch of 5 is answered (10 s later).
+    let crmClock = Date.parse('2025-07-01T10:00:00Z');
+    const store = boxes(5, () => 1);
+    const completeNow = (b: Box) =>
+      Object.assign(b, { testemailconfigurationscheduled: false, incomingemailstatus: 1, outgoingemailstatus: 1, testmailboxaccesscompletedon: new Date(crmClock).toISOString() });
+    const crm = new FakeCrm({
+      date: () => new Date(crmClock),
+      batchPart: (req) => {
+        crmClock += 2_000;
+        const box = store.find((b) => b.mailboxid === idFromPath(req.path));
+        if (box && box === store[0]) completeNow(box);
+        else if (box) box.testemailconfigurationscheduled = true;
+        return { status: 204, headers: {}, body: undefined };
+      },
+      get: (_set, q) => {
+        if (q.select.includes('testemailconfigurationscheduled')) {
+          crmClock += 10_000;
+          store.filter((b) => b.testemailconfigurationscheduled).forEach(completeNow);
+        }
+        return pages(store);
+      },
+    });
+    const ctx = testContext(crm, { TEST_POLL_INTERVAL_MS: 10_000, TEST_TIMEOUT_MS: 60_000 });
+    const result = await testMailboxes({ type: 'test', ...common, filter: { kind: 'all' }, approvedBy: approver, plannedCount: 5 }, ctx);
+    expect(result).toMatchObject({ selected: 5, succeeded: 5, noResult: 0 });
+    expect(ctx.sleeps).toEqual([10_000]);
+    expect(crm.log.slice(0, 4)).toEqual(['get mailboxes', 'get mailboxes', 'date', 'batch']);
+    expect(crm.queries.find((q) => q.select.includes('testmailboxaccesscompletedon'))?.filter).toBe(
+      'testemailconfigurationscheduled eq true or testmailboxaccesscompletedon ge 2025-07-01T09:59:58Z',
+    );
+  });
+
+  it('falls back to the agent clock (minus the margin) when CRM sends no Date header', async () => {
+    const store = boxes(2, () => 1);
+    const { crm } = testingCrm(store, [1, 1], () => [1, 1], []);
+    const noDate = Object.assign(Object.create(crm) as FakeCrm, { serverDate: () => Promise.resolve(undefined) });
+    const ctx = testContext(noDate);
+    const result = await testMailboxes({ type: 'test', ...common, filter: { kind: 'all' }, approvedBy: approver, plannedCount: 2 }, ctx);
+    expect(result).toMatchObject({ succeeded: 2, noResult: 0 });
+    // The fake agent clock starts at 10:00:00 (CRM's batch answers say 09:59:30, and are not used).
+    expect(crm.queries.find((q) => q.select.includes('testmailboxaccesscompletedon'))?.filter).toMatch(/ge 2025-07-01T09:59:58Z$/);
   });
 
   it('stops at TEST_TIMEOUT_MS and counts the rest as noResult', async () => {

@@ -22,7 +22,17 @@ export class FakeCrm implements CrmApi {
   maxInFlight = 0;
   constructor(private readonly script: FakeCrmScript) {}
 
+  /** The order of requests: 'whoami', 'date', 'get <set>', 'batch'. */
+  readonly log: string[] = [];
+
+  serverDate(): Promise<Date | undefined> {
+    this.requestCount += 1;
+    this.log.push('date');
+    return Promise.resolve(this.script.date?.());
+  }
+
   whoAmI(): Promise<WhoAmI> {
+    this.log.push('whoami');
     this.requestCount += 1;
     return Promise.resolve({ UserId: '11111111-2222-3333-4444-555555555555', BusinessUnitId: 'b', OrganizationId: 'o' });
   }
@@ -32,6 +42,7 @@ export class FakeCrm implements CrmApi {
     this.queries.push(query);
     for (const page of this.script.get(set, query)) {
       this.requestCount += 1;
+      this.log.push(`get ${set}`);
       await Promise.resolve();
       yield page.map((row) => options.schema.parse(row));
     }
@@ -45,6 +56,7 @@ export class FakeCrm implements CrmApi {
   async batch(requests: readonly BatchRequest[], _options?: BatchOptions): Promise<BatchResult> {
     this.requestCount += 1;
     this.batches.push([...requests]);
+    this.log.push('batch');
     this.inFlight += 1;
     this.maxInFlight = Math.max(this.maxInFlight, this.inFlight);
     await new Promise((resolve) => setTimeout(resolve, this.script.batchDelayMs ?? 0));
