@@ -28,6 +28,7 @@ function run(overrides: Partial<Run> = {}): Run {
     lastPostedSeq: -1,
     lastPostedAt: 0,
     finalPostedSeq: -1,
+    resultsSentSeq: -1,
     ...overrides,
   };
 }
