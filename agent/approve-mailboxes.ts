@@ -1,5 +1,6 @@
 import { EmailRouterAccessApproval } from '../jobs/crm-values.ts';
 import type { ApproveResult, PayloadOf } from '../jobs/job-types.ts';
+import { assertWithinPlan } from './assert-within-plan.ts';
 import { FailureGroups } from './failure-groups.ts';
 import type { JobContext } from './job-context.ts';
 import { readSelection } from './mailbox-selection.ts';
@@ -7,13 +8,15 @@ import { patchInBatches } from './patch-in-batches.ts';
 
 /**
  * Approve Email: sets `emailrouteraccessapproval` to Approved on every selected mailbox that is not
- * approved yet. Idempotent: a second run finds them approved and writes nothing.
+ * approved yet, unless there are far more of them than the approved plan said (PLAN_CHANGED, before
+ * any write). Idempotent: a second run finds them approved and writes nothing.
  */
 export async function approveMailboxes(payload: PayloadOf<'approve'>, ctx: JobContext): Promise<ApproveResult> {
   const started = ctx.now();
   const rows = await readSelection(ctx.crm, payload.filter, (done) => ctx.report({ phase: 'reading', done, total: done }));
   const todo = rows.filter((r) => r.emailrouteraccessapproval !== EmailRouterAccessApproval.Approved);
   const alreadyApproved = rows.length - todo.length;
+  assertWithinPlan(payload.plannedCount, todo.length);
   const failures = new FailureGroups();
   let approved = 0;
   let done = 0;

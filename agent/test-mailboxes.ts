@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import { MailboxTestStatus as T } from '../jobs/crm-values.ts';
 import type { PayloadOf, TestResult } from '../jobs/job-types.ts';
+import { assertWithinPlan } from './assert-within-plan.ts';
 import { FailureGroups } from './failure-groups.ts';
 import type { JobContext } from './job-context.ts';
 import { isKnownCause } from './known-errors.ts';
@@ -68,6 +69,7 @@ export async function testMailboxes(payload: PayloadOf<'test'>, ctx: JobContext)
   const started = ctx.now();
   const { TEST_POLL_INTERVAL_MS: pollMs, TEST_TIMEOUT_MS: timeoutMs } = ctx.settings;
   const rows = await readSelection(ctx.crm, payload.filter, (done) => ctx.report({ phase: 'reading', done, total: done }));
+  assertWithinPlan(payload.plannedCount, rows.length);
   const addressOf = new Map(rows.map((r) => [r.mailboxid, r.emailaddress || r.mailboxid]));
   const failures = new FailureGroups();
 

@@ -87,6 +87,35 @@ describe('agent against the CRM simulator', () => {
     expect(result.failures.reduce((n, g) => n + g.count, 0)).toBe(result.failed);
   });
 
+  it('refuses approve and test runs whose selection outgrew the approved plan, changing nothing in CRM', async () => {
+    const pending = active().filter((m) => m.emailrouteraccessapproval === A.Empty || m.emailrouteraccessapproval === A.PendingApproval);
+    const before = approvals();
+    const scheduledBefore = active().filter((m) => m.testemailconfigurationscheduled).length;
+    const common = { deployment: 'default', requestedBy, approvedBy, plannedCount: 3 };
+    for (const payload of [
+      { type: 'approve' as const, runId: newRunId(), ...common, filter: { kind: 'pending' as const } },
+      { type: 'test' as const, runId: newRunId(), ...common, filter: { kind: 'all' as const } },
+    ]) {
+      await h.jobs.add(payload.type, signJob(h.signer, payload), jobAddOptions(payload.runId, payload.type));
+      const { state, job } = await settled(h.jobs, `${payload.runId}-${payload.type}`);
+      expect(state).toBe('failed');
+      expect(job.attemptsMade).toBe(1);
+      expect(job.failedReason).toMatch(/^PLAN_CHANGED: The selection now matches \d+ mailboxes; the approved plan said 3\.$/);
+      const failed = await waitFor('failed report', () => h.reports.find((r) => r.runId === payload.runId && r.event.kind === 'failed'));
+      const count = payload.type === 'approve' ? pending.length : active().length;
+      expect(failed.event).toEqual({
+        kind: 'failed',
+        error: {
+          code: 'PLAN_CHANGED',
+          message: `The selection now matches ${count} mailboxes; the approved plan said 3.`,
+          hint: 'Nothing was changed. Ask again for a fresh plan and approve that.',
+        },
+      });
+    }
+    expect(approvals()).toEqual(before);
+    expect(active().filter((m) => m.testemailconfigurationscheduled).length).toBe(scheduledBefore);
+  });
+
   it('retries a 503 from CRM and still completes', async () => {
     sim.configure({ failNext: 2 });
     sim.resetStats();

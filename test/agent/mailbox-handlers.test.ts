@@ -146,6 +146,26 @@ describe('approve', () => {
     expect(third.batches).toHaveLength(0);
   });
 
+  it('refuses with PLAN_CHANGED before any write when far more mailboxes need approving than the plan said', async () => {
+    // 25 match, 5 already approved: 20 to change. The margin is max(5, 10%).
+    const store = boxes(25, (i) => (i % 5 === 0 ? 1 : 2));
+    const payload = (plannedCount: number) => ({ type: 'approve' as const, ...common, filter: { kind: 'all' as const }, approvedBy: approver, plannedCount });
+    const refused = approvingCrm(store);
+    const error = await approveMailboxes(payload(14), testContext(refused)).catch((e: unknown) => e);
+    expect(error).toMatchObject({
+      code: 'PLAN_CHANGED',
+      retryable: false,
+      message: 'The selection now matches 20 mailboxes; the approved plan said 14.',
+      hint: 'Nothing was changed. Ask again for a fresh plan and approve that.',
+    });
+    expect(refused.batches).toHaveLength(0);
+    expect(store.filter((b) => b.emailrouteraccessapproval === 1)).toHaveLength(5);
+
+    // Already approved mailboxes do not count: 20 to change is within 15 + 5.
+    const within = approvingCrm(store);
+    expect(await approveMailboxes(payload(15), testContext(within))).toMatchObject({ matched: 25, approved: 20, alreadyApproved: 5 });
+  });
+
   it('resends the parts a server did not answer after stopping at a failure', async () => {
     const store = boxes(6, () => 2);
     const crm = approvingCrm(store, { denied: new Set([idOf(2)]), truncateAtFailure: true });
@@ -274,6 +294,22 @@ describe('test (Test & Enable)', () => {
     expect(result).toMatchObject({ succeeded: 2, noResult: 0 });
     // The fake agent clock starts at 10:00:00 (CRM's batch answers say 09:59:30, and are not used).
     expect(crm.queries.find((q) => q.select.includes('testmailboxaccesscompletedon'))?.filter).toMatch(/ge 2025-07-01T09:59:58Z$/);
+  });
+
+  it('refuses with PLAN_CHANGED before scheduling anything when the selection outgrew the plan', async () => {
+    const store = boxes(8, () => 1);
+    const { crm } = testingCrm(store, [1, 1, 1, 1, 1, 1, 1, 1], () => [1, 1], []);
+    const payload = (plannedCount: number) => ({ type: 'test' as const, ...common, filter: { kind: 'all' as const }, approvedBy: approver, plannedCount });
+    const error = await testMailboxes(payload(2), testContext(crm)).catch((e: unknown) => e);
+    expect(error).toMatchObject({
+      code: 'PLAN_CHANGED',
+      retryable: false,
+      message: 'The selection now matches 8 mailboxes; the approved plan said 2.',
+      hint: 'Nothing was changed. Ask again for a fresh plan and approve that.',
+    });
+    expect(crm.batches).toHaveLength(0);
+    expect(crm.log).toEqual(['get mailboxes', 'get mailboxes', 'get mailboxes']);
+    expect(await testMailboxes(payload(3), testContext(crm))).toMatchObject({ selected: 8, succeeded: 8 });
   });
 
   it('stops at TEST_TIMEOUT_MS and counts the rest as noResult', async () => {
