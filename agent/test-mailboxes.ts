@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { isSetupError } from '../core/setup-error.ts';
 import { MailboxTestStatus as T } from '../jobs/crm-values.ts';
 import type { PayloadOf, TestResult } from '../jobs/job-types.ts';
 import { assertWithinPlan } from './assert-within-plan.ts';
@@ -101,20 +102,29 @@ export async function testMailboxes(payload: PayloadOf<'test'>, ctx: JobContext)
   /** Failed mailbox id → whether anything was tested at all (incoming or outgoing not "Not Run"). */
   const failedIds = new Map<string, boolean>();
   const deadline = ctx.now() + timeoutMs;
+  let pollFailures = 0;
   const pollFilter = `testemailconfigurationscheduled eq true or testmailboxaccesscompletedon ge ${odataDateTime(t0)}`;
   while (waiting.size > 0) {
     const left = deadline - ctx.now();
     if (left <= 0) break;
     await ctx.sleep(Math.min(pollMs, left), ctx.signal);
-    for await (const page of ctx.crm.getAll(MAILBOX_SET, { select: polledColumns, filter: pollFilter, schema: polledRowSchema })) {
-      for (const row of page) {
-        if (!waiting.has(row.mailboxid)) continue;
-        const completed = row.testmailboxaccesscompletedon;
-        if (row.testemailconfigurationscheduled === true || !completed || completed < t0) continue;
-        waiting.delete(row.mailboxid);
-        if (row.incomingemailstatus === T.Success && row.outgoingemailstatus === T.Success) succeededIds.add(row.mailboxid);
-        else failedIds.set(row.mailboxid, row.incomingemailstatus !== T.NotRun || row.outgoingemailstatus !== T.NotRun);
+    try {
+      for await (const page of ctx.crm.getAll(MAILBOX_SET, { select: polledColumns, filter: pollFilter, schema: polledRowSchema })) {
+        for (const row of page) {
+          if (!waiting.has(row.mailboxid)) continue;
+          const completed = row.testmailboxaccesscompletedon;
+          if (row.testemailconfigurationscheduled === true || !completed || completed < t0) continue;
+          waiting.delete(row.mailboxid);
+          if (row.incomingemailstatus === T.Success && row.outgoingemailstatus === T.Success) succeededIds.add(row.mailboxid);
+          else failedIds.set(row.mailboxid, row.incomingemailstatus !== T.NotRun || row.outgoingemailstatus !== T.NotRun);
+        }
       }
+    } catch (error) {
+      // A poll that fails for a passing reason (CRM busy or unreachable after the client's own
+      // retries) costs one interval, not the whole run; the deadline still bounds the wait.
+      if (!isSetupError(error) || !error.retryable || ctx.signal.aborted) throw error;
+      pollFailures += 1;
+      ctx.logger.warn({ code: error.code, reason: error.message, pollFailures }, 'poll for Test & Enable results failed; trying again at the next interval');
     }
     ctx.report({
       phase: 'waiting',

@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { approveMailboxes } from '../../agent/approve-mailboxes.ts';
+import { SetupError } from '../../core/setup-error.ts';
 import { mailboxStatus } from '../../agent/mailbox-status.ts';
 import { planMailboxes } from '../../agent/plan-mailboxes.ts';
 import { throttleProgress } from '../../agent/progress-throttle.ts';
@@ -180,7 +181,13 @@ describe('test (Test & Enable)', () => {
   const crmDate = new Date('2025-07-01T09:59:30Z');
 
   /** Results arrive in CRM over the polls: `finishOnPoll[i]` = poll after which mailbox i has its result (undefined: never). */
-  function testingCrm(store: Box[], finishOnPoll: (number | undefined)[], outcome: (i: number) => [number, number], traces: { id: string; text: string }[]) {
+  function testingCrm(
+    store: Box[],
+    finishOnPoll: (number | undefined)[],
+    outcome: (i: number) => [number, number],
+    traces: { id: string; text: string }[],
+    failPoll: (poll: number) => Error | undefined = () => undefined,
+  ) {
     let polls = 0;
     const crm = new FakeCrm({
       date: () => crmDate,
@@ -195,6 +202,8 @@ describe('test (Test & Enable)', () => {
         }
         if (q.select.includes('testemailconfigurationscheduled')) {
           polls += 1;
+          const failure = failPoll(polls);
+          if (failure) throw failure;
           store.forEach((b, i) => {
             if (finishOnPoll[i] !== undefined && polls >= (finishOnPoll[i] ?? 0) && b.testemailconfigurationscheduled) {
               const [inc, out] = outcome(i);
@@ -310,6 +319,32 @@ describe('test (Test & Enable)', () => {
     expect(crm.batches).toHaveLength(0);
     expect(crm.log).toEqual(['get mailboxes', 'get mailboxes', 'get mailboxes']);
     expect(await testMailboxes(payload(3), testContext(crm))).toMatchObject({ selected: 8, succeeded: 8 });
+  });
+
+  it('carries on at the next interval when a poll fails with a retryable CRM error, and fails on a permanent one', async () => {
+    const store = boxes(3, () => 1);
+    // Polls 2 and 3 fail (CRM busy, then unreachable after the client's own retries).
+    const transient = new Map<number, Error>([
+      [2, new SetupError('CRM_REQUEST_FAILED', 'CRM answered 503 to GET mailboxes', { retryable: true })],
+      [3, new SetupError('CRM_UNREACHABLE', 'Cannot reach CRM', { retryable: true })],
+    ]);
+    const { crm, polls } = testingCrm(store, [1, 4, 4], () => [1, 1], [], (poll) => transient.get(poll));
+    const ctx = testContext(crm, { TEST_POLL_INTERVAL_MS: 10_000, TEST_TIMEOUT_MS: 60_000 });
+    const result = await testMailboxes({ type: 'test', ...common, filter: { kind: 'all' }, approvedBy: approver, plannedCount: 3 }, ctx);
+    expect(result).toMatchObject({ selected: 3, succeeded: 3, noResult: 0 });
+    expect(polls()).toBe(4);
+    expect(ctx.sleeps).toEqual([10_000, 10_000, 10_000, 10_000]);
+
+    // Still bounded by the overall time-out when CRM stays down.
+    const down = testingCrm(boxes(2, () => 1), [1, 1], () => [1, 1], [], () => new SetupError('CRM_UNREACHABLE', 'Cannot reach CRM', { retryable: true }));
+    const downCtx = testContext(down.crm, { TEST_POLL_INTERVAL_MS: 10_000, TEST_TIMEOUT_MS: 30_000 });
+    expect(await testMailboxes({ type: 'test', ...common, filter: { kind: 'all' }, approvedBy: approver, plannedCount: 2 }, downCtx)).toMatchObject({ noResult: 2 });
+    expect(downCtx.sleeps).toEqual([10_000, 10_000, 10_000]);
+
+    const permanent = testingCrm(boxes(2, () => 1), [1, 1], () => [1, 1], [], () => new SetupError('CRM_REQUEST_FAILED', 'CRM answered 403', { retryable: false }));
+    await expect(
+      testMailboxes({ type: 'test', ...common, filter: { kind: 'all' }, approvedBy: approver, plannedCount: 2 }, testContext(permanent.crm)),
+    ).rejects.toMatchObject({ code: 'CRM_REQUEST_FAILED', retryable: false });
   });
 
   it('stops at TEST_TIMEOUT_MS and counts the rest as noResult', async () => {
