@@ -9,6 +9,7 @@ import type { AgentConfig } from './agent-config.ts';
 import type { CrmApi } from './crm-client.ts';
 import { runJob } from './job-handlers.ts';
 import type { JobContext } from './job-context.ts';
+import { createJobResultStore } from './job-result-store.ts';
 import { throttleProgress } from './progress-throttle.ts';
 import type { ReportPublisher } from './report-publisher.ts';
 
@@ -25,12 +26,36 @@ export interface JobProcessorDeps {
   signal: AbortSignal;
   /** Runs a verified payload; defaults to the real handlers (tests replace it). */
   run?: (payload: JobPayload, ctx: JobContext) => Promise<JobResult>;
+  /** Waits between attempts to publish the result report (then BullMQ's retry takes over). */
+  publishRetryDelaysMs?: readonly number[];
 }
 
 /** Redis key of the replay guard for a run's job of one type. */
 export function jobSeenKey(prefix: string, runId: string, type: string): string {
   return `${prefix}:job-seen:${runId}-${type}`;
 }
+
+/**
+ * What the replay guard stores: this exact BullMQ job instance. The job id alone is not enough:
+ * a finished job can be removed (or dropped after 5,000 completions) and the same signed envelope
+ * added again under the same id; BullMQ gives the new job a new timestamp.
+ */
+export function jobClaim(job: Pick<Job, 'id' | 'timestamp'>): string {
+  return `${job.id ?? ''}:${job.timestamp}`;
+}
+
+/** Appended to the claim when the job reached its final outcome: a finished claim is refused. */
+const DONE = ':done';
+
+/** Marks the claim finished, only if this job instance still holds it (compare-and-set). */
+const finishClaimScript = `
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  redis.call('SET', KEYS[1], ARGV[1] .. ARGV[2], 'KEEPTTL')
+  return 1
+end
+return 0`;
+
+const defaultPublishRetryDelaysMs = [250, 1_000, 4_000] as const;
 
 /** Kept a day longer than any job can stay valid, so a replay is caught as long as its signature is. */
 const seenTtlMs = (type: JobPayload['type']) => jobTtlMs[type] + 24 * 60 * 60_000;
@@ -46,6 +71,8 @@ const clip = (text: string, max: number) => (text.length > max ? `${text.slice(0
 export function createJobProcessor(deps: JobProcessorDeps): (job: Job) => Promise<JobResult> {
   const { config, redis, signer, publisher, now } = deps;
   const run = deps.run ?? runJob;
+  const results = createJobResultStore({ redis, prefix: config.REDIS_PREFIX, signingKey: config.JOB_SIGNING_KEY });
+  const publishRetryDelaysMs = deps.publishRetryDelaysMs ?? defaultPublishRetryDelaysMs;
 
   return async (job: Job): Promise<JobResult> => {
     const jobLog = deps.logger.child({ jobId: job.id, jobName: job.name });
@@ -73,17 +100,31 @@ export function createJobProcessor(deps: JobProcessorDeps): (job: Job) => Promis
       throw new UnrecoverableError(`${e.code}: ${e.message}`);
     }
 
-    // Replay guard: the same signed job under another BullMQ job id is refused.
-    const jobId = job.id ?? '';
-    const key = jobSeenKey(config.REDIS_PREFIX, payload.runId, payload.type);
-    const claimed = await redis.set(key, jobId, 'PX', seenTtlMs(payload.type), 'NX');
+    // Replay guard: a signed job runs as one BullMQ job instance. Its retries (same id and timestamp,
+    // claim not finished) pass; another job id, the same id added again, or a finished claim are refused.
+    const claim = jobClaim(job);
+    const seenKey = jobSeenKey(config.REDIS_PREFIX, payload.runId, payload.type);
+    const claimed = await redis.set(seenKey, claim, 'PX', seenTtlMs(payload.type), 'NX');
     if (claimed !== 'OK') {
-      const owner = await redis.get(key);
-      if (owner !== jobId) {
-        log.error({ firstJobId: owner }, 'job rejected: this signed job was already taken under another job id (replay); nothing was done');
-        throw new UnrecoverableError(`JOB_INVALID: replayed job (run ${payload.runId} ${payload.type} already ran as job ${owner ?? '?'})`);
+      const owner = await redis.get(seenKey);
+      if (owner !== claim) {
+        const finished = owner === `${claim}${DONE}`;
+        log.error(
+          { firstJob: owner },
+          finished
+            ? 'job rejected: this job already finished and was added again (replay); nothing was done'
+            : 'job rejected: this signed job was already taken by another BullMQ job (replay); nothing was done',
+        );
+        throw new UnrecoverableError(`JOB_INVALID: replayed job (run ${payload.runId} ${payload.type} already ${finished ? 'finished' : 'taken'} as job ${owner ?? '?'})`);
       }
     }
+    const finishClaim = async () => {
+      try {
+        await redis.eval(finishClaimScript, 1, seenKey, claim, DONE);
+      } catch (error) {
+        log.warn({ err: toSetupError(error).message }, 'could not mark the job finished in its replay guard');
+      }
+    };
 
     const inFlight = new Set<Promise<unknown>>();
     const sendProgress = (progress: Progress) => {
@@ -109,11 +150,20 @@ export function createJobProcessor(deps: JobProcessorDeps): (job: Job) => Promis
     };
 
     try {
-      if (job.attemptsMade === 0) await publisher.publish(target, { kind: 'started' });
-      log.info({ attempt: job.attemptsMade + 1 }, 'job started');
-      const result = await run(payload, ctx);
-      await flush();
-      await publisher.publish(target, { kind: 'result', result });
+      // An earlier attempt of this job instance may have done the work and failed only to report it.
+      let result = await results.load(payload.runId, payload.type, claim);
+      if (result) {
+        log.info({ attempt: job.attemptsMade + 1 }, 'job already done in an earlier attempt; publishing its result again');
+      } else {
+        if (job.attemptsMade === 0) await publisher.publish(target, { kind: 'started' });
+        log.info({ attempt: job.attemptsMade + 1 }, 'job started');
+        result = await run(payload, ctx);
+        await flush();
+        // Kept until the result report is out, so a retry publishes it instead of redoing the work.
+        await results.save(payload.runId, payload.type, claim, result, seenTtlMs(payload.type));
+      }
+      await publishWithRetry({ kind: 'result', result });
+      await finishClaim();
       log.info({ crmRequests: crm.requestCount }, 'job finished');
       return result;
     } catch (error) {
@@ -129,7 +179,23 @@ export function createJobProcessor(deps: JobProcessorDeps): (job: Job) => Promis
       }
       log.error({ code: e.code, reason: e.message, attempt: job.attemptsMade + 1, crmRequests: crm.requestCount }, 'job failed');
       await publishFailed(e);
+      await finishClaim();
       throw new UnrecoverableError(`${e.code}: ${e.message}`);
+    }
+
+    /** Publishes a final report, trying again in place with backoff before giving up. */
+    async function publishWithRetry(event: ReportEvent): Promise<void> {
+      for (let attempt = 0; ; attempt += 1) {
+        try {
+          await publisher.publish(target, event);
+          return;
+        } catch (error) {
+          const delayMs = publishRetryDelaysMs[attempt];
+          if (delayMs === undefined) throw error;
+          log.warn({ err: toSetupError(error).message, kind: event.kind, attempt: attempt + 1, delayMs }, 'report not published, trying again');
+          await deps.sleep(delayMs, deps.signal);
+        }
+      }
     }
 
     async function publishFailed(e: SetupError): Promise<void> {
@@ -138,7 +204,7 @@ export function createJobProcessor(deps: JobProcessorDeps): (job: Job) => Promis
         error: { code: e.code, message: clip(e.message, 1000), ...(e.hint ? { hint: clip(e.hint, 1000) } : {}) },
       };
       try {
-        await publisher.publish(target, event);
+        await publishWithRetry(event);
       } catch (publishError) {
         log.error({ err: toSetupError(publishError).message }, 'failed report not published');
       }

@@ -135,13 +135,36 @@ describe('agent runtime (real Redis)', () => {
     await h.jobs.add('status', envelope, jobAddOptions('run0000003', 'status'));
     expect((await settled(h.jobs, 'run0000003-status')).state).toBe('completed');
     const requestsAfterFirst = crm.requests.length;
-    expect(await h.redis.get(jobSeenKey(h.prefix, 'run0000003', 'status'))).toBe('run0000003-status');
+    expect(await h.redis.get(jobSeenKey(h.prefix, 'run0000003', 'status'))).toMatch(/^run0000003-status:\d+:done$/);
 
     await h.jobs.add('status', envelope, { jobId: 'replay-1', attempts: 3 });
     const replay = await settled(h.jobs, 'replay-1');
     expect(replay.state).toBe('failed');
     expect(replay.job.failedReason).toMatch(/replayed job/);
     expect(crm.requests).toHaveLength(requestsAfterFirst);
+  });
+
+  it('refuses the same signed job added again under the same job id after the first one completed', async () => {
+    const envelope = signJob(h.signer, statusJob('run0000005'));
+    const options = jobAddOptions('run0000005', 'status');
+    await h.jobs.add('status', envelope, options);
+    const first = await settled(h.jobs, 'run0000005-status');
+    expect(first.state).toBe('completed');
+    const requestsAfterFirst = crm.requests.length;
+    const reportsAfterFirst = await waitFor('result report', () => h.reports.find((r) => r.runId === 'run0000005' && r.event.kind === 'result') && h.reports.length);
+
+    // Someone with Redis write access removes the finished job and adds the envelope again,
+    // once as BullMQ would (new timestamp) and once copying the first job's timestamp.
+    for (const again of [options, { ...options, timestamp: first.job.timestamp }]) {
+      await (await h.jobs.getJob('run0000005-status'))?.remove();
+      await h.jobs.add('status', envelope, again);
+      const replay = await settled(h.jobs, 'run0000005-status');
+      expect(replay.state).toBe('failed');
+      expect(replay.job.attemptsMade).toBe(1); // UnrecoverableError: no retry
+      expect(replay.job.failedReason).toMatch(/^JOB_INVALID: replayed job/);
+    }
+    expect(crm.requests).toHaveLength(requestsAfterFirst);
+    expect(h.reports).toHaveLength(reportsAfterFirst);
   });
 
   it('lets BullMQ retry a retryable CRM failure and reports failed with code and hint when attempts run out', async () => {
