@@ -18,7 +18,7 @@ import { BullJobDispatcher } from './job-dispatcher.ts';
 import { routeMessage } from './message-router.ts';
 import { ProgressRelay } from './progress-relay.ts';
 import { RunStore } from './run-store.ts';
-import { BullRunTimers } from './run-timers.ts';
+import { BullRunTimers, type RunTimerScheduler } from './run-timers.ts';
 import { TeamsPoster, type PostPolicy } from './teams-poster.ts';
 import { TimerWorker } from './timer-worker.ts';
 
@@ -32,6 +32,8 @@ export interface BotDeps {
   sleep?: (ms: number) => Promise<void>;
   postPolicy?: PostPolicy;
   relayConcurrency?: number;
+  /** The run timer scheduler (the caller keeps ownership); otherwise BullMQ delayed jobs on setup-timers-<deployment>. */
+  timers?: RunTimerScheduler;
   /** Host to listen on (default: all interfaces). */
   host?: string;
 }
@@ -86,7 +88,8 @@ export async function startBot(config: Readonly<BotConfig>, deps: BotDeps = {}):
     ...(deps.postPolicy ? { policy: deps.postPolicy } : {}),
   });
   const jobs = new BullJobDispatcher({ connection: redis, prefix: config.redisPrefix, deployment: config.deployment, signer });
-  const timers = new BullRunTimers({ connection: redis, prefix: config.redisPrefix, deployment: config.deployment, now });
+  let ownTimers: BullRunTimers | undefined;
+  const timers: RunTimerScheduler = deps.timers ?? (ownTimers = new BullRunTimers({ connection: redis, prefix: config.redisPrefix, deployment: config.deployment, now }));
   const services: BotServices = {
     config,
     authorizer: new Authorizer({ operators: config.operators, approvers: config.approvers }),
@@ -146,7 +149,7 @@ export async function startBot(config: Readonly<BotConfig>, deps: BotDeps = {}):
   } catch (error) {
     await relay.close();
     await timerWorker.close();
-    await timers.close();
+    await ownTimers?.close();
     await jobs.close();
     if (ownsRedis) redis.disconnect();
     throw error;
@@ -169,7 +172,7 @@ export async function startBot(config: Readonly<BotConfig>, deps: BotDeps = {}):
       });
       await relay.close();
       await timerWorker.close();
-      await timers.close();
+      await ownTimers?.close();
       await jobs.close();
       if (ownsRedis) await redis.quit().catch(() => undefined);
       logger.info('setup bot stopped');

@@ -1,6 +1,6 @@
 import { z } from 'zod';
-import { toSetupError, userMessage } from '../core/setup-error.ts';
-import { runIdSchema, type JobPayload } from '../jobs/job-types.ts';
+import { toSetupError } from '../core/setup-error.ts';
+import { jobPayloadSchema, runIdSchema, type JobPayload } from '../jobs/job-types.ts';
 import type { AuthzDecision } from './authorizer.ts';
 import type { ActivityRequest } from './bot-services.ts';
 import { verbs, type AdaptiveCardJson, type Verb } from './cards/card-kit.ts';
@@ -8,7 +8,9 @@ import { decidedCard } from './cards/plan-cards.ts';
 import { runCard } from './cards/run-cards.ts';
 import type { Run } from './run-store.ts';
 import { jobTimeoutAt, scheduleTimer } from './run-timers.ts';
+import { CARD_LOCK_TTL_MS } from './progress-relay.ts';
 import { invokePostPolicy } from './teams-poster.ts';
+import { describeError } from './user-facing-error.ts';
 
 /** Card data is client-controlled: only the run id is read from it, everything else from Redis. */
 const cardDataSchema = z.object({ runId: runIdSchema }).passthrough();
@@ -52,6 +54,23 @@ export async function handleCardAction(req: ActivityRequest, verb: Verb, data: u
 
   const decidedAt = new Date(now()).toISOString();
   const approving = verb === verbs.approve;
+  let job: JobPayload | undefined;
+  if (approving) {
+    // Everything that could fail comes before the approval, so a run is never left approved
+    // without its job or its start timeout: the job is built and checked against the contract,
+    // then the timer is scheduled (it acts only on a run still approved, so early is harmless).
+    job = approvedJob(run, req.from.aadObjectId);
+    if (!job) {
+      log.error({ hasFilter: Boolean(run.filter), hasPlan: Boolean(run.plan) }, 'run record is incomplete: cannot build its job');
+      return 'This run cannot be approved: its record is incomplete. Nothing was changed; run the command again.';
+    }
+    try {
+      // If no agent starts the job before it expires, the timer fails the run with what to do.
+      await scheduleTimer(timers, log, runId, 'start-timeout', jobTimeoutAt(job.type, now()));
+    } catch (error) {
+      return `Could not approve: ${describeError(error)} Nothing was changed.`;
+    }
+  }
   const outcome = approving
     ? await runs.transition(runId, ['awaiting-approval'], 'approved', { approval: { decision: 'approved', decidedBy: req.from, decidedAt } }, { refuseIfExpired: true })
     : await runs.transition(runId, ['awaiting-approval'], 'rejected', { approval: { decision: 'rejected', decidedBy: req.from, decidedAt } });
@@ -66,29 +85,13 @@ export async function handleCardAction(req: ActivityRequest, verb: Verb, data: u
     return showToAll(req, runId);
   }
 
-  if (approving) {
-    const filter = run.filter;
-    if (!filter) throw new Error(`run ${runId} has no filter`);
-    const payload: JobPayload = {
-      type: run.kind,
-      runId,
-      deployment: run.deployment,
-      requestedBy: run.requester.aadObjectId,
-      filter,
-      approvedBy: req.from.aadObjectId,
-      // What the approver saw; the agent refuses a selection that has grown well beyond it.
-      plannedCount: run.plan?.toChange ?? 0,
-    };
+  if (job) {
     try {
-      const signedAt = now();
-      const { jobId } = await jobs.dispatch(payload);
+      const { jobId } = await jobs.dispatch(job);
       log.info({ jobId }, 'approved: job enqueued');
-      // If no agent starts the job before it expires, the timer fails the run with what to do.
-      await scheduleTimer(timers, log, runId, 'start-timeout', jobTimeoutAt(payload.type, signedAt));
     } catch (error) {
-      const e = toSetupError(error);
-      log.error({ err: e }, 'approved, but the job could not be enqueued');
-      await runs.transition(runId, ['approved'], 'failed', { error: { code: e.code, message: userMessage(e) } });
+      log.error({ err: error }, 'approved, but the job could not be enqueued');
+      await runs.transition(runId, ['approved'], 'failed', { error: { code: toSetupError(error).code, message: describeError(error) } });
     }
   } else {
     log.info('rejected');
@@ -96,16 +99,57 @@ export async function handleCardAction(req: ActivityRequest, verb: Verb, data: u
   return showToAll(req, runId);
 }
 
-/** Updates the run's card for everyone (bounded retry: the invoke has ~5 s) and returns it for the clicker. */
+/** The signed job an approval starts, or undefined when the run's record cannot make a valid one. */
+function approvedJob(run: Run, approvedBy: string): JobPayload | undefined {
+  if (!run.filter || !run.plan || (run.kind !== 'approve' && run.kind !== 'test')) return undefined;
+  const parsed = jobPayloadSchema.safeParse({
+    type: run.kind,
+    runId: run.runId,
+    deployment: run.deployment,
+    requestedBy: run.requester.aadObjectId,
+    filter: run.filter,
+    approvedBy,
+    // What the approver saw; the agent refuses a selection that has grown well beyond it.
+    plannedCount: run.plan.toChange,
+  });
+  return parsed.success ? parsed.data : undefined;
+}
+
+/** How long a click waits for the run's card lock (the invoke is answered within ~5 s). */
+const CLICK_LOCK_WAIT_MS = 1_500;
+
+/**
+ * Updates the run's card for everyone (bounded retry: the invoke has ~5 s) and returns it for the
+ * clicker. The card is rendered from the run as it is once the card lock is held, so it never
+ * overwrites a newer card (the agent may already have started); if a report keeps the lock longer
+ * than the click can wait, that report is writing a newer card and this one is not posted.
+ */
 async function showToAll(req: ActivityRequest, runId: string): Promise<CardActionReply> {
-  const run = await req.services.runs.get(runId);
-  if (!run) return 'This run is unknown or too old.';
-  const card = currentCard(run);
-  if (run.cardActivityId) {
-    const posted = await req.services.poster.updateCard(run.conversation, run.cardActivityId, card, invokePostPolicy);
-    if (!posted.ok) req.log.warn({ runId, status: posted.status }, 'could not update the card for everyone');
+  const { runs, poster } = req.services;
+  const lock = await acquireWithin(req, runId, CLICK_LOCK_WAIT_MS);
+  try {
+    const run = await runs.get(runId);
+    if (!run) return 'This run is unknown or too old.';
+    const card = currentCard(run);
+    if (!lock) {
+      req.log.info({ runId }, 'the card is being written by a report: not updated for everyone by this click');
+    } else if (run.cardActivityId) {
+      const posted = await poster.updateCard(run.conversation, run.cardActivityId, card, invokePostPolicy);
+      if (!posted.ok) req.log.warn({ runId, status: posted.status }, 'could not update the card for everyone');
+    }
+    return card;
+  } finally {
+    if (lock) await runs.releaseCardLock(runId, lock);
   }
-  return card;
+}
+
+async function acquireWithin(req: ActivityRequest, runId: string, waitMs: number): Promise<string | undefined> {
+  const deadline = Date.now() + waitMs;
+  for (;;) {
+    const lock = await req.services.runs.acquireCardLock(runId, CARD_LOCK_TTL_MS);
+    if (lock || Date.now() >= deadline) return lock;
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
 }
 
 function currentCard(run: Run): AdaptiveCardJson {

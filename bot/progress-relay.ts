@@ -1,19 +1,28 @@
 import { DelayedError, UnrecoverableError, Worker, type Job } from 'bullmq';
 import type { Redis } from 'ioredis';
 import type { Logger } from '../core/logger.ts';
-import { toSetupError } from '../core/setup-error.ts';
+import { SetupError, toSetupError } from '../core/setup-error.ts';
 import { reportQueueName } from '../jobs/deployment.ts';
 import type { EnvelopeSigner } from '../jobs/envelope-signer.ts';
 import { verifyReport } from '../jobs/job-options.ts';
 import type { ApproveResult, PlanResult, Report, StatusResult, TestResult } from '../jobs/job-types.ts';
 import { readAgentSeen, type BotServices } from './bot-services.ts';
 import type { AdaptiveCardJson } from './cards/card-kit.ts';
-import { planCard, planFailedCard } from './cards/plan-cards.ts';
+import { decidedCard, planCard, planFailedCard } from './cards/plan-cards.ts';
 import { resultsCard, runCard } from './cards/run-cards.ts';
 import { statusCard, statusFailedCard } from './cards/status-card.ts';
-import type { Run, RunState } from './run-store.ts';
+import { finalStates, type Run, type RunState } from './run-store.ts';
 import { scheduleTimer } from './run-timers.ts';
 import type { PostOutcome } from './teams-poster.ts';
+
+/**
+ * How long one card write may hold the run's card lock: longer than the poster's worst case
+ * (5 attempts of up to 15 s each, waits of up to 30 s between them), so a lock only expires when
+ * its holder died. Then the next writer takes it.
+ */
+export const CARD_LOCK_TTL_MS = 5 * 60_000;
+/** A report that finds the run's card being written comes back after this (BullMQ delay; no attempt is used). */
+export const CARD_LOCK_RETRY_MS = 500;
 
 /**
  * Turns the agent's reports into card updates. A BullMQ worker on the reports queue: each report
@@ -28,6 +37,12 @@ import type { PostOutcome } from './teams-poster.ts';
  *   DelayedError) so the newest progress is posted when the interval has passed; reports older
  *   than what was posted are dropped
  * - result / failed: final run card (+ results card in the thread)
+ *
+ * Every card write of a run holds the run's card lock (RunStore.acquireCardLock), taken before the
+ * report changes anything: a report that finds it held is delayed and comes back, so a slow progress
+ * update (429 retries) cannot land after the final card. A final card Teams did not take (outage
+ * longer than the poster's retries) throws before it is marked posted, so BullMQ delivers the report
+ * again with backoff; the results card is recorded apart (resultsSentSeq) and sent once.
  */
 export interface ProgressRelayOptions {
   services: BotServices;
@@ -96,6 +111,23 @@ export class ProgressRelay {
       log.warn({ kind: run.kind, state: run.state }, 'dropping a report whose job type does not fit the run');
       return;
     }
+    const lock = await this.#services.runs.acquireCardLock(run.runId, CARD_LOCK_TTL_MS);
+    if (!lock) {
+      log.debug('the run card is being written by another report: delayed');
+      await job.moveToDelayed(Date.now() + CARD_LOCK_RETRY_MS, token);
+      throw new DelayedError();
+    }
+    try {
+      await this.#handle(job, token, run, report, log);
+    } finally {
+      if (!(await this.#services.runs.releaseCardLock(run.runId, lock))) {
+        log.warn('the card lock expired while this report held it');
+        await this.#repostIfEnded(run.runId, log);
+      }
+    }
+  }
+
+  async #handle(job: Job, token: string | undefined, run: Run, report: Report, log: Logger): Promise<void> {
     const event = report.event;
     switch (event.kind) {
       case 'started':
@@ -115,6 +147,27 @@ export class ProgressRelay {
       case 'failed':
         return this.#failed(run, report, event.error, log);
     }
+  }
+
+  /**
+   * The lock outlived its TTL (a write slower than the poster's worst case): another writer may have
+   * posted the final card meanwhile and this write landed after it. Post the final card again.
+   */
+  async #repostIfEnded(runId: string, log: Logger): Promise<void> {
+    const latest = await this.#services.runs.get(runId);
+    if (!latest?.cardActivityId || !finalStates.includes(latest.state) || latest.finalPostedSeq < 0) return;
+    const card = latest.kind === 'status'
+      ? latest.result?.type === 'status'
+        ? statusCard(latest, await readAgentSeen(this.#services), latest.result)
+        : statusFailedCard(latest, await readAgentSeen(this.#services))
+      : latest.state === 'plan-failed'
+        ? planFailedCard(latest)
+        : latest.state === 'rejected' || latest.state === 'expired'
+          ? decidedCard(latest)
+          : latest.state === 'succeeded' && !latest.result && latest.plan
+            ? planCard(latest, latest.plan)
+            : runCard(latest);
+    await this.#update(latest, card, log);
   }
 
   async #progress(job: Job, token: string | undefined, run: Run, report: Report, log: Logger): Promise<void> {
@@ -146,20 +199,18 @@ export class ProgressRelay {
   async #planResult(run: Run, report: Report, plan: PlanResult, log: Logger): Promise<void> {
     const { runs, config, now } = this.#services;
     const to: RunState = plan.toChange === 0 ? 'succeeded' : 'awaiting-approval';
-    const moved = await runs.transition(run.runId, ['planning'], to, {
-      plan,
-      expiresAt: now() + config.approvalTtlMinutes * 60_000,
-      lastPostedSeq: report.seq,
-    });
+    const expiresAt = now() + config.approvalTtlMinutes * 60_000;
+    if (to === 'awaiting-approval' && run.state === 'planning') {
+      // The safety net first: it expires the plan card for everyone when nobody decides in time. It
+      // acts only on a run still awaiting approval, so scheduling it before the transition is
+      // harmless; if it cannot be scheduled, nothing has changed and BullMQ delivers the report again.
+      await scheduleTimer(this.#services.timers, log, run.runId, 'approval-expiry', expiresAt);
+    }
+    const moved = await runs.transition(run.runId, ['planning'], to, { plan, expiresAt, lastPostedSeq: report.seq });
     if (!(await this.#shouldPostFinal(run, report, moved, to, log))) return;
     const latest = await runs.get(run.runId);
     if (!latest?.plan) return;
-    if (latest.state === 'awaiting-approval' && latest.expiresAt) {
-      // Expires the plan card for everyone when nobody decides in time (a redelivery schedules it once).
-      await scheduleTimer(this.#services.timers, log, run.runId, 'approval-expiry', Date.parse(latest.expiresAt));
-    }
-    await this.#update(latest, planCard(latest, latest.plan), log);
-    await runs.markFinalPosted(run.runId, report.seq);
+    await this.#postFinal(latest, report, planCard(latest, latest.plan), log);
   }
 
   async #statusResult(run: Run, report: Report, result: StatusResult, log: Logger): Promise<void> {
@@ -168,20 +219,16 @@ export class ProgressRelay {
     if (!(await this.#shouldPostFinal(run, report, moved, 'succeeded', log))) return;
     const latest = await runs.get(run.runId);
     if (!latest) return;
-    await this.#update(latest, statusCard(latest, await readAgentSeen(this.#services), result), log);
-    await runs.markFinalPosted(run.runId, report.seq);
+    await this.#postFinal(latest, report, statusCard(latest, await readAgentSeen(this.#services), result), log);
   }
 
   async #workResult(run: Run, report: Report, result: ApproveResult | TestResult, log: Logger): Promise<void> {
-    const { runs, poster } = this.#services;
+    const { runs } = this.#services;
     const moved = await runs.transition(run.runId, ['approved', 'running'], 'succeeded', { result, lastPostedSeq: report.seq });
     if (!(await this.#shouldPostFinal(run, report, moved, 'succeeded', log))) return;
     const latest = await runs.get(run.runId);
     if (!latest) return;
-    await this.#update(latest, runCard(latest), log);
-    const sent = await poster.sendCard(latest.conversation, resultsCard(latest, result));
-    await this.#noteFailure(latest, sent, log);
-    await runs.markFinalPosted(run.runId, report.seq);
+    await this.#postFinal(latest, report, runCard(latest), log, resultsCard(latest, result));
     log.info({ result: { type: result.type, failed: result.failed } }, 'run finished');
   }
 
@@ -202,8 +249,7 @@ export class ProgressRelay {
     } else {
       card = runCard(latest);
     }
-    await this.#update(latest, card, log);
-    await runs.markFinalPosted(run.runId, report.seq);
+    await this.#postFinal(latest, report, card, log);
     log.info({ code: e.code }, 'run failed');
   }
 
@@ -221,13 +267,36 @@ export class ProgressRelay {
     return false;
   }
 
-  async #update(run: Run, card: AdaptiveCardJson, log: Logger): Promise<void> {
+  /**
+   * Posts a final card (and the results card, once) and marks it posted. When Teams did not take a
+   * card for a reason worth retrying (an outage longer than the poster's retries), it throws before
+   * marking, so BullMQ delivers the report again with backoff and the redelivery posts what is
+   * missing; a permanent refusal (403/404/413) is recorded on the run and not retried.
+   */
+  async #postFinal(run: Run, report: Report, card: AdaptiveCardJson, log: Logger, results?: AdaptiveCardJson): Promise<void> {
+    const { runs, poster } = this.#services;
+    const updated = await this.#update(run, card, log);
+    let sent: PostOutcome | undefined;
+    if (results && run.resultsSentSeq < report.seq) {
+      sent = await poster.sendCard(run.conversation, results);
+      if (sent.ok) await runs.markResultsSent(run.runId, report.seq);
+      else await this.#noteFailure(run, sent, log);
+    }
+    const retry = [updated, sent].find((o) => o !== undefined && !o.ok && !o.permanent);
+    if (retry && !retry.ok) {
+      throw new SetupError('TEAMS_POST_FAILED', `Teams did not take the final card (${retry.status ?? 'no answer'}): the report will be delivered again.`, { retryable: true });
+    }
+    await runs.markFinalPosted(run.runId, report.seq);
+  }
+
+  async #update(run: Run, card: AdaptiveCardJson, log: Logger): Promise<PostOutcome | undefined> {
     if (!run.cardActivityId) {
       log.warn('run has no card to update');
-      return;
+      return undefined;
     }
     const posted = await this.#services.poster.updateCard(run.conversation, run.cardActivityId, card);
     await this.#noteFailure(run, posted, log);
+    return posted;
   }
 
   async #noteFailure(run: Run, posted: PostOutcome, log: Logger): Promise<void> {

@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto';
 import type { Redis } from 'ioredis';
 import { z } from 'zod';
 import { mailboxFilterSchema, type MailboxFilter } from '../jobs/mailbox-filter.ts';
@@ -163,6 +164,12 @@ redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
 return 1
 `;
 
+/** KEYS[1] lock key; ARGV[1] token. Deletes the lock only if it is still this holder's. */
+const releaseLockScript = `
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0
+`;
+
 /** KEYS[1] run key; ARGV[1] TTL (s); ARGV[2..] field/value pairs. Creates the run unless the key exists, with its TTL, in one step. */
 const createScript = `
 if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
@@ -304,6 +311,27 @@ export class RunStore {
     if (status === 'wait') return { action: 'wait', waitMs: Math.max(1, Number(value)) };
     const run = await this.get(runId);
     return { action: 'post', seq: Number(value), progress: run?.progress };
+  }
+
+  lockKey(runId: string): string {
+    return `${this.#prefix}:run-lock:${runId}`;
+  }
+
+  /**
+   * Takes the run's card lock: every write of the run card (progress, final, timer, click) holds it,
+   * so a slow write (429 retries) cannot land after a newer one. Returns the holder's token, or
+   * undefined when another writer holds it. The lock expires after `ttlMs` if its holder dies.
+   */
+  async acquireCardLock(runId: string, ttlMs: number): Promise<string | undefined> {
+    const token = randomUUID();
+    const ok = await this.#redis.set(this.lockKey(runId), token, 'PX', Math.max(1, Math.round(ttlMs)), 'NX');
+    return ok === 'OK' ? token : undefined;
+  }
+
+  /** Releases the lock if this token still holds it; false when it had expired (another writer may have written meanwhile). */
+  async releaseCardLock(runId: string, token: string): Promise<boolean> {
+    const n = (await this.#redis.eval(releaseLockScript, 1, this.lockKey(runId), token)) as number;
+    return n === 1;
   }
 
   /** True the first time the final run card of report `seq` is marked posted (false for a run that no longer exists). */

@@ -84,8 +84,9 @@ export function timerAddOptions(runId: string, timer: TimerKind, delayMs: number
 }
 
 /**
- * Schedules a timer; a failure is logged, not thrown: the run itself went fine, only its safety net
- * is missing (a click or a report still moves it on).
+ * Schedules a timer, before the state change or the job it guards: the timer acts only by a
+ * compare-and-set on the state it expects, so one scheduled early is harmless, while a run moved on
+ * without its timer could wait forever. A failure is logged and thrown, so the caller changes nothing.
  */
 export async function scheduleTimer(
   timers: RunTimerScheduler,
@@ -96,8 +97,9 @@ export async function scheduleTimer(
 ): Promise<void> {
   try {
     await timers.schedule(runId, timer, dueAt);
-    log.info({ timer, dueAt: new Date(dueAt).toISOString() }, 'timer scheduled');
   } catch (error) {
-    log.error({ err: error, timer }, 'could not schedule the run timer');
+    log.error({ err: error, timer }, 'could not schedule the run timer: nothing was changed');
+    throw error;
   }
+  log.info({ timer, dueAt: new Date(dueAt).toISOString() }, 'timer scheduled');
 }

@@ -1,12 +1,14 @@
 import { DelayedError, UnrecoverableError, Worker, type Job } from 'bullmq';
 import type { Redis } from 'ioredis';
 import type { Logger } from '../core/logger.ts';
+import { SetupError } from '../core/setup-error.ts';
 import { timerQueueName } from '../jobs/deployment.ts';
 import { jobTtlMs } from '../jobs/job-options.ts';
 import { readAgentSeen, type BotServices } from './bot-services.ts';
 import type { AdaptiveCardJson } from './cards/card-kit.ts';
 import { decidedCard, planFailedCard } from './cards/plan-cards.ts';
 import { runCard } from './cards/run-cards.ts';
+import { CARD_LOCK_RETRY_MS, CARD_LOCK_TTL_MS } from './progress-relay.ts';
 import { statusFailedCard } from './cards/status-card.ts';
 import type { Run, RunError, RunPatch, RunState } from './run-store.ts';
 import { timerDataSchema, type TimerData, type TimerKind } from './run-timers.ts';
@@ -91,20 +93,32 @@ export class TimerWorker {
       log.info('timer for an unknown run: nothing to do');
       return;
     }
-    const move = this.#move(run, timer);
-    const moved = await runs.transition(run.runId, move.from, move.to, move.patch);
-    if (!moved.ok) {
-      // A retry after this worker stopped between the state change and the card: post the card again.
-      const rerun = job.attemptsMade > 0 || job.stalledCounter > 0;
-      if (!(rerun && moved.reason === 'conflict' && moved.current === move.to && madeByTimer(run, timer.timer))) {
-        log.debug({ outcome: moved }, 'the run has moved on: timer does nothing');
-        return;
-      }
+    // The card lock first (see progress-relay.ts): a report or a click writing the card now would
+    // otherwise land after this timer's card. Held: come back shortly, nothing changed yet.
+    const lock = await runs.acquireCardLock(run.runId, CARD_LOCK_TTL_MS);
+    if (!lock) {
+      log.debug('the run card is being written: timer delayed');
+      await job.moveToDelayed(Date.now() + CARD_LOCK_RETRY_MS, token);
+      throw new DelayedError();
     }
-    const latest = await runs.get(run.runId);
-    if (!latest) return;
-    log.info({ from: moved.ok ? moved.from : move.to, to: move.to }, 'timer moved the run');
-    await this.#update(latest, await move.card(latest), log);
+    try {
+      const move = this.#move(run, timer);
+      const moved = await runs.transition(run.runId, move.from, move.to, move.patch);
+      if (!moved.ok) {
+        // A retry after this worker stopped (or Teams failed) between the state change and the card: post the card again.
+        const rerun = job.attemptsMade > 0 || job.stalledCounter > 0;
+        if (!(rerun && moved.reason === 'conflict' && moved.current === move.to && madeByTimer(run, timer.timer))) {
+          log.debug({ outcome: moved }, 'the run has moved on: timer does nothing');
+          return;
+        }
+      }
+      const latest = await runs.get(run.runId);
+      if (!latest) return;
+      log.info({ from: moved.ok ? moved.from : move.to, to: move.to }, 'timer moved the run');
+      await this.#update(latest, await move.card(latest), log);
+    } finally {
+      await runs.releaseCardLock(run.runId, lock);
+    }
   }
 
   #move(run: Run, timer: TimerData): TimerMove {
@@ -140,7 +154,13 @@ export class TimerWorker {
     const posted = await this.#services.poster.updateCard(run.conversation, run.cardActivityId, card);
     if (posted.ok) return;
     log.warn({ status: posted.status, permanent: posted.permanent }, 'could not update the card');
-    if (posted.permanent) await this.#services.runs.patch(run.runId, { postFailure: `${posted.status ?? ''} ${posted.message}`.trim() });
+    if (posted.permanent) {
+      await this.#services.runs.patch(run.runId, { postFailure: `${posted.status ?? ''} ${posted.message}`.trim() });
+      return;
+    }
+    // Worth retrying (a Teams outage longer than the poster's retries): fail this attempt, so BullMQ
+    // tries the timer again with backoff and the retry posts the card (the state has already moved).
+    throw new SetupError('TEAMS_POST_FAILED', `Teams did not take the card (${posted.status ?? 'no answer'}): the timer will try again.`, { retryable: true });
   }
 }
 

@@ -1,5 +1,5 @@
 import { TurnContext } from 'botbuilder';
-import { toSetupError, userMessage } from '../../core/setup-error.ts';
+import { toSetupError } from '../../core/setup-error.ts';
 import { newRunId } from '../../jobs/job-options.ts';
 import type { JobPayload } from '../../jobs/job-types.ts';
 import type { MailboxFilter } from '../../jobs/mailbox-filter.ts';
@@ -8,6 +8,7 @@ import type { AdaptiveCardJson } from '../cards/card-kit.ts';
 import { errorCard } from '../cards/message-cards.ts';
 import type { Run, RunKind } from '../run-store.ts';
 import { jobTimeoutAt, scheduleTimer } from '../run-timers.ts';
+import { describeError } from '../user-facing-error.ts';
 
 export interface StartRunSpec {
   kind: RunKind;
@@ -21,8 +22,8 @@ export interface StartRunSpec {
 /**
  * The common tail of the commands that start work: create the run (its state tells the relay what
  * to expect), reply with the first card and keep its id (so the relay can update it in place),
- * then enqueue the signed job and its timeout timer. The order matters: the card id is stored
- * before any report can come.
+ * then schedule its timeout timer and enqueue the signed job. The order matters: the card id is
+ * stored before any report can come, and the timer exists before the job does.
  */
 export async function startRun(req: ActivityRequest, spec: StartRunSpec): Promise<Run | undefined> {
   const { runs, jobs, config, poster, timers, now } = req.services;
@@ -51,16 +52,19 @@ export async function startRun(req: ActivityRequest, spec: StartRunSpec): Promis
 
   const job = spec.job(run);
   try {
-    const signedAt = now();
+    // The timer first: if no agent answers before the job expires, it says so on the card. It acts
+    // only on a run still waiting, so scheduling it before the job is harmless; a job enqueued
+    // without it could leave the card waiting forever.
+    await scheduleTimer(timers, log, run.runId, 'plan-timeout', jobTimeoutAt(job.type, now()));
     const { jobId } = await jobs.dispatch(job);
     log.info({ jobId }, 'job enqueued');
-    // If no agent answers before the job expires, the timer says so on the card.
-    await scheduleTimer(timers, log, run.runId, 'plan-timeout', jobTimeoutAt(job.type, signedAt));
   } catch (error) {
-    const e = toSetupError(error);
-    log.error({ err: e }, 'could not enqueue the job');
-    await runs.transition(run.runId, [run.state], failedState, { error: { code: e.code, message: userMessage(e) } });
-    await poster.updateCard(run.conversation, posted.id, errorCard('Could not start', userMessage(e)));
+    log.error({ err: error }, 'could not start the run');
+    const message = describeError(error);
+    await runs.transition(run.runId, [run.state], failedState, { error: { code: toSetupError(error).code, message } }).catch((e: unknown) => {
+      log.warn({ err: e }, 'could not record the failure on the run');
+    });
+    await poster.updateCard(run.conversation, posted.id, errorCard('Could not start', `${message} Nothing was changed.`));
     return undefined;
   }
   return (await runs.get(run.runId)) ?? run;

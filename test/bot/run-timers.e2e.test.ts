@@ -291,8 +291,13 @@ describe('a timer retried after its worker stopped half-way', () => {
     const t = harness();
     const runs = runStore();
     const posted: AdaptiveCardJson[] = [];
+    const outage = { left: 0 };
     const poster = {
       updateCard: (_ref: unknown, _id: string, card: AdaptiveCardJson) => {
+        if (outage.left > 0) {
+          outage.left--;
+          return Promise.resolve({ ok: false as const, permanent: false, status: 503, message: 'Service Unavailable' });
+        }
         posted.push(card);
         return Promise.resolve({ ok: true as const, id: 'm1' });
       },
@@ -313,8 +318,24 @@ describe('a timer retried after its worker stopped half-way', () => {
       const data: TimerData = { runId: run.runId, timer: 'plan-timeout', dueAt: t.clock.now() };
       return { id: timerJobId(run.runId, 'plan-timeout'), data, attemptsMade, stalledCounter: 0 } as unknown as Job;
     };
-    return { runs, posted, worker, runId: run.runId, timerJob };
+    return { runs, posted, worker, runId: run.runId, timerJob, outage };
   }
+
+  it('fails the attempt when Teams does not take the card (so BullMQ retries), and the retry posts it', async () => {
+    const { runs, posted, worker, runId, timerJob, outage } = await setUp();
+    try {
+      outage.left = 1;
+      await expect(worker.process(timerJob(0), undefined)).rejects.toMatchObject({ code: 'TEAMS_POST_FAILED', retryable: true });
+      expect((await runs.get(runId))?.state).toBe('plan-failed');
+      expect(posted).toHaveLength(0);
+      await worker.process(timerJob(1), undefined);
+      expect(posted).toHaveLength(1);
+      expect(cardText(posted[0])).toContain('No on-premises agent answered');
+      expect(await h?.redis.exists(runs.lockKey(runId))).toBe(0);
+    } finally {
+      await worker.close();
+    }
+  });
 
   it('posts the card again when the first attempt changed the state; a first attempt that finds it changed does nothing', async () => {
     const { runs, posted, worker, runId, timerJob } = await setUp();

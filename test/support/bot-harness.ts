@@ -3,6 +3,7 @@ import { Redis } from 'ioredis';
 import { createLogger, silentLogger } from '../../core/logger.ts';
 import { loadBotConfig, type BotConfig } from '../../bot/bot-config.ts';
 import { startBot, type RunningBot } from '../../bot/bot-server.ts';
+import { BullRunTimers, type RunTimerScheduler } from '../../bot/run-timers.ts';
 import { FakeAgent } from './fake-agent.ts';
 import { startFakeConnector, type FakeConnector } from './fake-connector.ts';
 
@@ -41,6 +42,8 @@ export interface Harness {
 export interface HarnessOptions {
   instances?: number;
   env?: Record<string, string>;
+  /** Wraps each bot's run timer scheduler (to make scheduling fail in a test). */
+  timers?: (real: RunTimerScheduler) => RunTimerScheduler;
 }
 
 export async function startHarness(options: HarnessOptions = {}): Promise<Harness> {
@@ -62,7 +65,14 @@ export async function startHarness(options: HarnessOptions = {}): Promise<Harnes
   const agent = new FakeAgent({ connection: redis, prefix, deployment: config.deployment, signingKey: SIGNING_KEY });
   await agent.ready();
   const bots: RunningBot[] = [];
+  const schedulers: RunTimerScheduler[] = [];
   for (let i = 0; i < (options.instances ?? 1); i++) {
+    let timers: RunTimerScheduler | undefined;
+    if (options.timers) {
+      const real = new BullRunTimers({ connection: redis, prefix, deployment: config.deployment, now: clock.now });
+      schedulers.push(real);
+      timers = options.timers(real);
+    }
     bots.push(
       await startBot(config, {
         redis,
@@ -74,6 +84,7 @@ export async function startHarness(options: HarnessOptions = {}): Promise<Harnes
           return Promise.resolve();
         },
         host: '127.0.0.1',
+        ...(timers ? { timers } : {}),
       }),
     );
   }
@@ -89,6 +100,7 @@ export async function startHarness(options: HarnessOptions = {}): Promise<Harnes
     conversationId: `19:${randomUUID()}@thread.tacv2;messageid=1700000000000`,
     async close() {
       for (const bot of bots) await bot.close();
+      for (const s of schedulers) await s.close();
       await agent.close();
       await connector.close();
       let cursor = '0';

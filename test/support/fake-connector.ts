@@ -30,8 +30,13 @@ export interface FakeConnector {
   updates(activityId?: string): CapturedCall[];
   /** Answer the next `count` requests with 429 and this Retry-After (seconds). */
   throttleNext(count: number, retryAfterSeconds: string): void;
-  /** Answer the next `count` requests with this status (for 5xx / 403 / 404). */
-  failNext(count: number, status: number): void;
+  /** Answer the next `count` requests (only PUTs or POSTs when `method` is given) with this status (for 5xx / 403 / 404). */
+  failNext(count: number, status: number, method?: 'POST' | 'PUT'): void;
+  /**
+   * Holds the next PUT (a card update) until `release()`: it is recorded and answered only then, so
+   * it lands at "Teams" after whatever was posted meanwhile. `arrived` resolves when it comes in.
+   */
+  holdNextUpdate(): { arrived: Promise<void>; release: () => void };
   throttled: number;
   waitFor(predicate: () => boolean, what: string, timeoutMs?: number): Promise<void>;
   close(): Promise<void>;
@@ -41,7 +46,8 @@ export async function startFakeConnector(): Promise<FakeConnector> {
   const calls: CapturedCall[] = [];
   let nextId = 1000;
   let throttle = { count: 0, retryAfter: '1' };
-  let failures = { count: 0, status: 500 };
+  let failures: { count: number; status: number; method: 'POST' | 'PUT' | undefined } = { count: 0, status: 500, method: undefined };
+  let hold: { arrive: () => void; released: Promise<void> } | undefined;
   const state = { throttled: 0 };
 
   const handle = (req: IncomingMessage, res: ServerResponse, raw: string): void => {
@@ -59,7 +65,7 @@ export async function startFakeConnector(): Promise<FakeConnector> {
       res.end('{"error":{"code":"Throttled"}}');
       return;
     }
-    if (failures.count > 0) {
+    if (failures.count > 0 && (failures.method === undefined || failures.method === req.method)) {
       failures.count--;
       res.writeHead(failures.status, { 'content-type': 'application/json' });
       res.end('{"error":{"code":"Failure"}}');
@@ -68,6 +74,13 @@ export async function startFakeConnector(): Promise<FakeConnector> {
     const conversationId = decodeURIComponent(m[1] ?? '');
     const pathId = m[2] === undefined ? undefined : decodeURIComponent(m[2]);
     const body = JSON.parse(raw || '{}') as CapturedCall['body'];
+    if (req.method === 'PUT' && hold) {
+      const held = hold;
+      hold = undefined;
+      held.arrive();
+      void held.released.then(() => handle(req, res, raw));
+      return;
+    }
     if (req.method === 'PUT') {
       const activityId = pathId ?? '';
       calls.push({ method: 'PUT', conversationId, activityId, replyToId: undefined, body });
@@ -78,7 +91,7 @@ export async function startFakeConnector(): Promise<FakeConnector> {
     const id = `msg-${nextId++}`;
     calls.push({ method: 'POST', conversationId, activityId: id, replyToId: pathId, body });
     res.writeHead(200, { 'content-type': 'application/json' });
-      res.end(JSON.stringify({ id }));
+    res.end(JSON.stringify({ id }));
   };
 
   const server: Server = createServer((req, res) => {
@@ -100,8 +113,20 @@ export async function startFakeConnector(): Promise<FakeConnector> {
     throttleNext(count, retryAfterSeconds) {
       throttle = { count, retryAfter: retryAfterSeconds };
     },
-    failNext(count, status) {
-      failures = { count, status };
+    failNext(count, status, method) {
+      failures = { count, status, method };
+    },
+    holdNextUpdate() {
+      let arrive = (): void => undefined;
+      let release = (): void => undefined;
+      const arrived = new Promise<void>((resolve) => {
+        arrive = resolve;
+      });
+      const released = new Promise<void>((resolve) => {
+        release = resolve;
+      });
+      hold = { arrive, released };
+      return { arrived, release };
     },
     get throttled() {
       return state.throttled;
