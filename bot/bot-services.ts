@@ -6,7 +6,7 @@ import type { Authorizer } from './authorizer.ts';
 import type { BotConfig } from './bot-config.ts';
 import type { AgentSeen } from './cards/status-card.ts';
 import type { JobDispatcher } from './job-dispatcher.ts';
-import type { Person, RunStore } from './run-store.ts';
+import type { Person, Run, RunStore } from './run-store.ts';
 import type { RunTimerScheduler } from './run-timers.ts';
 import type { TeamsPoster } from './teams-poster.ts';
 
@@ -22,6 +22,20 @@ export interface BotServices {
   redis: Redis;
   now: () => number;
   logger: Logger;
+}
+
+/**
+ * Loads a run for a click, a report or a timer. Runs are scoped by deployment: a run recorded for
+ * another deployment (two deployments sharing a Redis and a prefix, or a forged id) is treated as
+ * unknown, and logged.
+ */
+export async function loadRun(services: Pick<BotServices, 'runs' | 'config'>, runId: string, log: Pick<Logger, 'warn'>): Promise<Run | undefined> {
+  const run = await services.runs.get(runId);
+  if (run && run.deployment !== services.config.deployment) {
+    log.warn({ runId, runDeployment: run.deployment, deployment: services.config.deployment }, 'the run belongs to another deployment: treated as unknown');
+    return undefined;
+  }
+  return run;
 }
 
 /** One incoming activity, with its own child logger. */

@@ -2,7 +2,7 @@ import { z } from 'zod';
 import { toSetupError } from '../core/setup-error.ts';
 import { jobPayloadSchema, runIdSchema, type JobPayload } from '../jobs/job-types.ts';
 import type { AuthzDecision } from './authorizer.ts';
-import type { ActivityRequest } from './bot-services.ts';
+import { loadRun, type ActivityRequest } from './bot-services.ts';
 import { verbs, type AdaptiveCardJson, type Verb } from './cards/card-kit.ts';
 import { decidedCard } from './cards/plan-cards.ts';
 import { runCard } from './cards/run-cards.ts';
@@ -33,7 +33,7 @@ export async function handleCardAction(req: ActivityRequest, verb: Verb, data: u
   }
   const runId = parsed.data.runId;
   const log = req.log.child({ runId, verb });
-  const run = await runs.get(runId);
+  const run = await loadRun(req.services, runId, log);
   if (!run || (run.kind !== 'approve' && run.kind !== 'test')) {
     log.info('card action for an unknown run');
     return 'This run is unknown or too old (runs are kept 30 days). Run the command again.';

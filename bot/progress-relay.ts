@@ -6,7 +6,7 @@ import { reportQueueName } from '../jobs/deployment.ts';
 import type { EnvelopeSigner } from '../jobs/envelope-signer.ts';
 import { verifyReport } from '../jobs/job-options.ts';
 import type { ApproveResult, PlanResult, Report, StatusResult, TestResult } from '../jobs/job-types.ts';
-import { readAgentSeen, type BotServices } from './bot-services.ts';
+import { loadRun, readAgentSeen, type BotServices } from './bot-services.ts';
 import type { AdaptiveCardJson } from './cards/card-kit.ts';
 import { decidedCard, planCard, planFailedCard } from './cards/plan-cards.ts';
 import { resultsCard, runCard } from './cards/run-cards.ts';
@@ -102,7 +102,7 @@ export class ProgressRelay {
       log.warn({ deployment: report.deployment }, 'dropping a report for another deployment');
       throw new UnrecoverableError('report for another deployment');
     }
-    const run = await this.#services.runs.get(report.runId);
+    const run = await loadRun(this.#services, report.runId, log);
     if (!run) {
       log.warn('dropping a report for an unknown run');
       return;

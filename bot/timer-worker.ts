@@ -4,7 +4,7 @@ import type { Logger } from '../core/logger.ts';
 import { SetupError } from '../core/setup-error.ts';
 import { timerQueueName } from '../jobs/deployment.ts';
 import { jobTtlMs } from '../jobs/job-options.ts';
-import { readAgentSeen, type BotServices } from './bot-services.ts';
+import { loadRun, readAgentSeen, type BotServices } from './bot-services.ts';
 import type { AdaptiveCardJson } from './cards/card-kit.ts';
 import { decidedCard, planFailedCard } from './cards/plan-cards.ts';
 import { runCard } from './cards/run-cards.ts';
@@ -88,7 +88,7 @@ export class TimerWorker {
       throw new DelayedError();
     }
 
-    const run = await runs.get(timer.runId);
+    const run = await loadRun(this.#services, timer.runId, log);
     if (!run) {
       log.info('timer for an unknown run: nothing to do');
       return;
