@@ -1,11 +1,12 @@
 import { setTimeout as delay } from 'node:timers/promises';
-import { Worker } from 'bullmq';
+import { DelayedError, Worker, type Job } from 'bullmq';
 import type { Redis } from 'ioredis';
 import { createLogger, type Logger } from '../core/logger.ts';
 import { connectRedis, redactUrl } from '../core/redis-connection.ts';
 import { SetupError } from '../core/setup-error.ts';
 import { agentHeartbeatKey, jobQueueName } from '../jobs/deployment.ts';
 import { EnvelopeSigner } from '../jobs/envelope-signer.ts';
+import type { JobResult } from '../jobs/job-types.ts';
 import type { AgentConfig } from './agent-config.ts';
 import { createJobProcessor } from './agent-worker.ts';
 import { createCrmClient, type CrmApi } from './crm-client.ts';
@@ -36,9 +37,19 @@ const abortableSleep = async (ms: number, signal: AbortSignal): Promise<void> =>
   }
 };
 
+/** Resolves true when `promise` settles within `ms`, false otherwise (never rejects). */
+const settlesWithin = async (promise: Promise<unknown>, ms: number): Promise<boolean> => {
+  const settled = promise.then(
+    () => true,
+    () => true,
+  );
+  return Promise.race([settled, delay(ms, false, { ref: false })]);
+};
+
 /**
  * Starts the on-premises agent: a BullMQ worker on the deployment's jobs queue that verifies each
- * job, runs it against CRM and publishes signed reports, plus a heartbeat in Redis.
+ * job, runs it against CRM and publishes signed reports, plus a heartbeat in Redis. If it cannot
+ * start, it closes what it opened (the Redis connection too, when it made it) and throws.
  */
 export async function startAgent(config: AgentConfig, deps: AgentDeps = {}): Promise<RunningAgent> {
   const logger = deps.logger ?? createLogger({ name: 'agent', level: config.LOG_LEVEL });
@@ -51,6 +62,7 @@ export async function startAgent(config: AgentConfig, deps: AgentDeps = {}): Pro
   const signer = new EnvelopeSigner({ key: config.JOB_SIGNING_KEY, now });
   const publisher = createReportPublisher({ redis, prefix: config.REDIS_PREFIX, deployment: config.DEPLOYMENT, signer, now });
   const shutdown = new AbortController();
+  const closeTimeoutMs = deps.closeTimeoutMs ?? 10_000;
 
   const processor = createJobProcessor({
     config,
@@ -63,8 +75,33 @@ export async function startAgent(config: AgentConfig, deps: AgentDeps = {}): Pro
     sleep: deps.sleep ?? abortableSleep,
     signal: shutdown.signal,
   });
+
+  /**
+   * The jobs this agent is running, each with a way to give it back to the queue. BullMQ's own
+   * close(true) cannot follow a close() (it returns the pending close), so a job that ignores the
+   * shutdown signal is handed back here: moved to delayed (ready at once, no attempt used) so
+   * another agent can take it, and its processor promise settled so BullMQ's close can finish.
+   */
+  const running = new Set<() => Promise<void>>();
+  const trackedProcessor = (job: Job, token?: string): Promise<JobResult> =>
+    new Promise<JobResult>((resolve, reject) => {
+      const giveBack = async () => {
+        try {
+          await job.moveToDelayed(Date.now(), token);
+          reject(new DelayedError('The agent stopped while this job was running; it is back in the queue.'));
+        } catch (error) {
+          reject(new Error(`INTERNAL: The agent is shutting down (${(error as Error).message}).`, { cause: error }));
+        }
+      };
+      running.add(giveBack);
+      processor(job)
+        .then(resolve, reject)
+        .finally(() => running.delete(giveBack))
+        .catch(() => undefined);
+    });
+
   const queueName = jobQueueName(config.DEPLOYMENT);
-  const worker = new Worker(queueName, processor, {
+  const worker = new Worker(queueName, trackedProcessor, {
     connection: redis,
     prefix: config.REDIS_PREFIX,
     concurrency: config.AGENT_CONCURRENCY,
@@ -80,33 +117,47 @@ export async function startAgent(config: AgentConfig, deps: AgentDeps = {}): Pro
       logger.warn({ err: (error as Error).message }, 'heartbeat not written');
     }
   };
-  await beat();
-  const heartbeat = setInterval(() => void beat(), config.HEARTBEAT_INTERVAL_MS);
-  heartbeat.unref();
+  let heartbeat: NodeJS.Timeout | undefined;
 
-  await worker.waitUntilReady();
+  /** Closes what this agent opened; each step bounded, so it always finishes. */
+  const closeOwned = async () => {
+    if (!(await settlesWithin(publisher.close(), closeTimeoutMs))) logger.warn('reports queue did not close in time');
+    if (ownCrm) crm.close();
+    if (ownRedis && !(await settlesWithin(redis.quit(), closeTimeoutMs))) redis.disconnect();
+  };
+
+  try {
+    await beat();
+    heartbeat = setInterval(() => void beat(), config.HEARTBEAT_INTERVAL_MS);
+    heartbeat.unref();
+    await worker.waitUntilReady();
+  } catch (error) {
+    clearInterval(heartbeat);
+    shutdown.abort(new SetupError('INTERNAL', 'The agent could not start.', { retryable: true }));
+    await settlesWithin(worker.close(true), closeTimeoutMs);
+    await closeOwned();
+    throw error;
+  }
   logger.info(
     { redis: redactUrl(config.REDIS_URL), prefix: config.REDIS_PREFIX, queue: queueName, crm: config.CRM_URL, crmAuth: config.CRM_AUTH, concurrency: config.AGENT_CONCURRENCY },
     'agent started',
   );
 
   let closing: Promise<void> | undefined;
-  const closeTimeoutMs = deps.closeTimeoutMs ?? 10_000;
   return {
     close() {
       closing ??= (async () => {
         clearInterval(heartbeat);
-        // Stop taking jobs; long waits end and their jobs are retried later (here or by another agent).
-        const closed = worker.close();
+        // Long waits (Test & Enable polling, backoff) end and their jobs are retried later, here
+        // or by another agent; then BullMQ stops taking jobs and waits for the running ones.
         shutdown.abort(new SetupError('INTERNAL', 'The agent is shutting down.', { retryable: true }));
-        const timedOut = await Promise.race([closed.then(() => false), delay(closeTimeoutMs, true, { ref: false })]);
-        if (timedOut) {
-          logger.warn({ closeTimeoutMs }, 'jobs still running at shutdown; stopping them');
-          await worker.close(true);
+        const closed = worker.close();
+        if (!(await settlesWithin(closed, closeTimeoutMs))) {
+          logger.warn({ closeTimeoutMs, running: running.size }, 'jobs still running at shutdown; giving them back to the queue');
+          await Promise.all([...running].map((giveBack) => giveBack()));
+          if (!(await settlesWithin(closed, closeTimeoutMs))) logger.error('the worker did not close in time; closing the connections anyway');
         }
-        await publisher.close();
-        if (ownCrm) crm.close();
-        if (ownRedis) await redis.quit().catch(() => undefined);
+        await closeOwned();
         logger.info('agent stopped');
       })();
       return closing;

@@ -17,12 +17,13 @@ const mailbox = (n: number, approval: number) => ({
 
 let h: Harness;
 let crm: LocalServer;
-let crmMode: 'ok' | 'busy' = 'ok';
+let crmMode: 'ok' | 'busy' | 'hang' = 'ok';
 
 beforeEach(async () => {
   crmMode = 'ok';
   crm = await startLocalServer((req, res) => {
     if (crmMode === 'busy') return sendJson(res, 503, { error: { code: '0x80044150', message: 'server busy' } });
+    if (crmMode === 'hang') return; // never answers (the connection closes with the server)
     if (req.url.includes('/WhoAmI')) return sendJson(res, 200, { UserId: 'c0ffee00-0000-0000-0000-000000000001', BusinessUnitId: 'b', OrganizationId: 'o' });
     if (req.url.includes('/mailboxes')) return sendJson(res, 200, { value: [mailbox(1, 1), mailbox(2, 2), mailbox(3, 1)] });
     return sendJson(res, 404, { error: { code: '0x80060888', message: 'not found' } });
@@ -165,6 +166,32 @@ describe('agent runtime (real Redis)', () => {
     }
     expect(crm.requests).toHaveLength(requestsAfterFirst);
     expect(h.reports).toHaveLength(reportsAfterFirst);
+  });
+
+  it('on close, gives a job that ignores the shutdown back to the queue within closeTimeoutMs; another agent then runs it', async () => {
+    await h.agent?.close();
+    const env = { CRM_URL: `${crm.origin}/contoso`, CRM_MAX_RETRIES: '0', CRM_TIMEOUT_MS: '60000' };
+    const agent = await h.start(env, { closeTimeoutMs: 300 });
+    crmMode = 'hang';
+    const payload = statusJob('run0000006');
+    await h.jobs.add('status', signJob(h.signer, payload), jobAddOptions(payload.runId, 'status'));
+    await waitFor('the CRM request', () => crm.requests.length > 0);
+    expect(await (await h.jobs.getJob('run0000006-status'))?.getState()).toBe('active');
+
+    const started = Date.now();
+    await agent.close();
+    const took = Date.now() - started;
+    expect(took).toBeGreaterThanOrEqual(300);
+    expect(took).toBeLessThan(2_000);
+    const job = await h.jobs.getJob('run0000006-status');
+    expect(['delayed', 'waiting']).toContain(await job?.getState());
+    expect(job?.attemptsMade).toBe(0); // given back, not failed: no attempt used
+
+    crmMode = 'ok';
+    await h.start(env);
+    const { state, job: done } = await settled(h.jobs, 'run0000006-status');
+    expect(state).toBe('completed');
+    expect(done.returnvalue).toMatchObject({ type: 'status', total: 3 });
   });
 
   it('lets BullMQ retry a retryable CRM failure and reports failed with code and hint when attempts run out', async () => {
