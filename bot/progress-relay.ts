@@ -14,6 +14,7 @@ import { statusCard, statusFailedCard } from './cards/status-card.ts';
 import { finalStates, type Run, type RunState } from './run-store.ts';
 import { scheduleTimer } from './run-timers.ts';
 import type { PostOutcome } from './teams-poster.ts';
+import { runErrorFromAgent } from './user-facing-error.ts';
 
 /**
  * How long one card write may hold the run's card lock: longer than the poster's worst case
@@ -234,7 +235,8 @@ export class ProgressRelay {
 
   async #failed(run: Run, report: Report, error: { code: string; message: string; hint?: string | undefined }, log: Logger): Promise<void> {
     const { runs } = this.#services;
-    const e = { code: error.code, message: error.message, ...(error.hint ? { hint: error.hint } : {}) };
+    const e = runErrorFromAgent(error, run.runId);
+    if (e.code !== error.code || e.message !== error.message) log.warn({ code: error.code, err: error.message }, 'the agent reported an unexpected error');
     const from: RunState[] = report.jobType === 'plan' ? ['planning'] : report.jobType === 'status' ? ['running'] : ['approved', 'running'];
     const to: RunState = report.jobType === 'plan' ? 'plan-failed' : 'failed';
     const moved = await runs.transition(run.runId, from, to, { error: e, lastPostedSeq: report.seq });

@@ -1,4 +1,5 @@
 import { isSetupError, userMessage } from '../core/setup-error.ts';
+import type { RunError } from './run-store.ts';
 
 /**
  * The one place the bot turns an error into what a person reads (a reply, an invoke answer, a
@@ -28,4 +29,29 @@ export function isRedisUnavailable(error: unknown): boolean {
     e = e instanceof Error ? e.cause : undefined;
   }
   return false;
+}
+
+/** An error as the agent reports it (jobs/job-types.ts, event `failed`). */
+export interface ReportedError {
+  code: string;
+  message: string;
+  hint?: string | undefined;
+}
+
+/**
+ * What a run card shows for an error the agent reported. A SetupError of the agent (a stable code)
+ * already says what went wrong and what to do, and is kept. Anything else reaches the bot as
+ * INTERNAL with the raw text of an exception, which means nothing to the person and may show
+ * internals: like userMessage, the card says it went wrong inside the agent and what to do; the
+ * raw text stays in the logs.
+ */
+export function runErrorFromAgent(error: ReportedError, runId: string): RunError {
+  if (error.code !== 'INTERNAL' && /^[A-Z][A-Z0-9_]{1,63}$/.test(error.code)) {
+    return { code: error.code, message: error.message, ...(error.hint ? { hint: error.hint } : {}) };
+  }
+  return {
+    code: 'INTERNAL',
+    message: 'Something went wrong inside the on-premises agent, so the run stopped.',
+    hint: `The details are in the agent's log (run ${runId}). Try again, and tell the bot's maintainers if it keeps happening.`,
+  };
 }

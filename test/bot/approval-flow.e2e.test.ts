@@ -295,6 +295,24 @@ describe('test mailboxes', () => {
   });
 });
 
+describe('an unexpected error in the agent', () => {
+  it('reaches the card as what to do, not as the raw exception text', async () => {
+    h = await startHarness();
+    const t = harness();
+    const { runId, cardId } = await planned('approve mailboxes pending', OPERATOR, { matched: 1, toChange: 1, sample: [] });
+    await click(APPROVER, 'run.approve', runId, cardId);
+    await t.agent.waitForJob('approve', runId);
+    const n = t.connector.updates(cardId).length;
+    await t.agent.report(runId, 'approve', { kind: 'failed', error: { code: 'INTERNAL', message: "TypeError: Cannot read properties of undefined (reading 'value')" } });
+    await t.connector.waitFor(() => t.connector.updates(cardId).length === n + 1, 'the failed card');
+    const text = cardText(cardOf(t.connector.updates(cardId).at(-1)));
+    expect(text).not.toContain('TypeError');
+    expect(text).toContain('Something went wrong inside the on-premises agent');
+    expect(text).toContain(`What to do: The details are in the agent's log (run ${runId}). Try again`);
+    expect((await runStore().get(runId))?.error?.code).toBe('INTERNAL');
+  });
+});
+
 async function waitForState(queue: Queue, jobId: string, state: string, timeoutMs = 10_000): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
