@@ -56,6 +56,9 @@ export function planCard(run: Run, plan: PlanResult): AdaptiveCardJson {
     body.push(text('Nothing to change: no mailbox matches that would be changed.', { color: 'Good' }));
     return card(body);
   }
+  // The job carries plan.toChange as plannedCount; the agent refuses a selection grown well beyond it.
+  const noun = plan.toChange === 1 ? 'mailbox' : 'mailboxes';
+  body.push(text(`This ${run.kind === 'approve' ? 'approval' : 'confirmation'} covers about ${plan.toChange.toLocaleString('en-US')} ${noun}. The agent stops if the selection has grown beyond this plan.`));
   const who = run.kind === 'approve'
     ? 'Only an approver (SETUP_APPROVERS) can approve.'
     : 'The requester or an approver (SETUP_APPROVERS) can confirm.';

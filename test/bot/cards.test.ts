@@ -97,6 +97,12 @@ describe('cards', () => {
     expect(test.actions?.map((a) => a['title'])).toEqual(['Confirm', 'Cancel']);
   });
 
+  it('says the work is limited to about the planned count', () => {
+    const r = run();
+    expect(JSON.stringify(planCard(r, r.plan!))).toContain('This approval covers about 4,000 mailboxes. The agent stops if the selection has grown beyond this plan.');
+    expect(JSON.stringify(planCard(run({ kind: 'test' }), { ...r.plan!, toChange: 1 }))).toContain('This confirmation covers about 1 mailbox. The agent stops');
+  });
+
   it('shows no buttons when nothing would change', () => {
     const r = run();
     expect(planCard(r, { ...r.plan!, toChange: 0 }).actions).toBeUndefined();
