@@ -34,8 +34,11 @@ export class NtlmTransport implements HttpTransport {
   readonly #waiting: ((slot: Slot) => void)[] = [];
   readonly #credentials: Required<NtlmCredentials>;
   readonly #timeoutMs: number;
+  readonly #negotiateUrl: URL;
 
+  /** `baseUrl` is the Web API service root; writes negotiate with `GET <baseUrl>WhoAmI`. */
   constructor(options: { baseUrl: URL; slots: number; timeoutMs: number; credentials: NtlmCredentials }) {
+    this.#negotiateUrl = new URL('WhoAmI', options.baseUrl);
     this.#slots = Array.from({ length: Math.max(1, options.slots) }, () => ({
       agent: createKeepAliveAgent(options.baseUrl, 1),
       authenticated: undefined,
@@ -64,15 +67,22 @@ export class NtlmTransport implements HttpTransport {
   async #sendOnSlot(slot: Slot, request: HttpRequest, onSent: () => void): Promise<HttpResponse> {
     if (slot.authenticated && !slot.authenticated.destroyed) {
       const response = await sendOnce(slot.agent, request, this.#timeoutMs, onSent);
-      if (response.status !== 401 || !ntlmChallenge(response)) return response;
+      if (response.status !== 401) return response;
       // The server forgot the connection (or closed it and we got a new one): authenticate again.
+      // A 401 executed nothing, so the request can go out again with the new handshake.
       slot.authenticated = undefined;
     }
+    // The Type 1 leg must never execute a write: a server that does not challenge runs it as it
+    // is. A read negotiates with itself; a write negotiates with `GET WhoAmI` on the same
+    // connection (IIS authenticates the connection) and goes out once, with the Type 3.
+    const read = isRead(request.method);
     const negotiate: HttpRequest = {
-      method: request.method,
-      url: request.url,
-      headers: { ...request.headers, Authorization: ntlm.createType1Message({ domain: this.#credentials.domain, workstation: this.#credentials.workstation }) },
-      body: Buffer.alloc(0),
+      method: read ? request.method : 'GET',
+      url: read ? request.url : this.#negotiateUrl,
+      headers: {
+        ...(read ? request.headers : withoutBodyHeaders(request.headers)),
+        Authorization: ntlm.createType1Message({ domain: this.#credentials.domain, workstation: this.#credentials.workstation }),
+      },
     };
     const challengeResponse = await sendOnce(slot.agent, negotiate, this.#timeoutMs, onSent);
     const challenge = ntlmChallenge(challengeResponse);
@@ -80,8 +90,8 @@ export class NtlmTransport implements HttpTransport {
       if (challengeResponse.status === 401) {
         throw new SetupError('CRM_AUTH_FAILED', 'CRM refused the NTLM negotiation (no NTLM challenge in its answer).', { hint: authHint });
       }
-      // The server does not ask for authentication: send the real request as it is.
-      return sendOnce(slot.agent, request, this.#timeoutMs, onSent);
+      // The server does not ask for authentication: a read has its answer; a write goes out now.
+      return read ? challengeResponse : sendOnce(slot.agent, request, this.#timeoutMs, onSent);
     }
     let parseError: Error | undefined;
     const type2 = ntlm.parseType2Message(challenge, (error) => {
@@ -126,4 +136,12 @@ export class NtlmTransport implements HttpTransport {
 function ntlmChallenge(response: HttpResponse): string | undefined {
   const values = (response.headers['www-authenticate'] ?? []).flatMap((v) => v.split(/,\s*(?=NTLM|Negotiate)/i));
   return values.map((v) => v.trim()).find((v) => /^NTLM\s+\S+/i.test(v));
+}
+
+const isRead = (method: string) => method === 'GET' || method === 'HEAD';
+
+/** The request's headers without those that describe a body or make a write conditional. */
+function withoutBodyHeaders(headers: Record<string, string>): Record<string, string> {
+  const dropped = new Set(['content-type', 'content-length', 'if-match', 'if-none-match', 'prefer']);
+  return Object.fromEntries(Object.entries(headers).filter(([name]) => !dropped.has(name.toLowerCase())));
 }

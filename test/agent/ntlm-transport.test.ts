@@ -45,10 +45,21 @@ interface NtlmServer {
   type3: { user: string; domain: string; socketId: number; type1SocketId: number }[];
 }
 
-async function ntlmServer(options: { acceptPassword: boolean }): Promise<NtlmServer> {
+const whoAmI = { UserId: 'u-1', BusinessUnitId: 'b', OrganizationId: 'o' };
+/** What an authenticated request gets: 204 for a write, WhoAmI's answer for a read. */
+function answer(req: SeenRequest, res: Parameters<Parameters<typeof startLocalServer>[0]>[1]): void {
+  if (req.method === 'GET') sendJson(res, 200, whoAmI);
+  else {
+    res.writeHead(204);
+    res.end();
+  }
+}
+
+async function ntlmServer(options: { acceptPassword: boolean; forgetAfter?: number }): Promise<NtlmServer> {
   const authed = new Set<number>();
   const type1Sockets = new Map<number, number>();
   const type3: NtlmServer['type3'] = [];
+  let served = 0;
   const server = await startLocalServer((req: SeenRequest, res) => {
     const msg = decode(req.headers.authorization);
     if (msg && msg.toString('ascii', 0, 8) === 'NTLMSSP\0') {
@@ -67,13 +78,17 @@ async function ntlmServer(options: { acceptPassword: boolean }): Promise<NtlmSer
           return;
         }
         authed.add(req.socketId);
-        sendJson(res, 200, { UserId: 'u-1', BusinessUnitId: 'b', OrganizationId: 'o' });
+        answer(req, res);
         return;
       }
     }
     if (authed.has(req.socketId)) {
-      sendJson(res, 200, { UserId: 'u-1', BusinessUnitId: 'b', OrganizationId: 'o' });
-      return;
+      served += 1;
+      if (served === options.forgetAfter) authed.delete(req.socketId);
+      else {
+        answer(req, res);
+        return;
+      }
     }
     res.writeHead(401, [['WWW-Authenticate', 'Negotiate'], ['WWW-Authenticate', 'NTLM']]);
     res.end('unauthorized');
@@ -128,6 +143,55 @@ describe('NTLM transport', () => {
     expect(current.type3).toHaveLength(2);
     expect(current.type3.every((t) => t.socketId === t.type1SocketId)).toBe(true);
     expect(current.server.requests.filter((r) => !r.headers.authorization)).toHaveLength(6 - current.type3.length);
+  });
+
+  it('negotiates a write with GET WhoAmI, so the write goes out once, with the Type 3, on the same connection', async () => {
+    current = await ntlmServer({ acceptPassword: true });
+    client = ntlmClient(current.server.origin);
+    const id = '00000000-0000-0000-0000-000000000001';
+    await client.patch('mailboxes', id, { emailrouteraccessapproval: 1 });
+
+    const reqs = current.server.requests;
+    expect(reqs.map((r) => [r.method, r.url, decode(r.headers.authorization)?.readUInt32LE(8)])).toEqual([
+      ['GET', '/contoso/api/data/v9.0/WhoAmI', 1],
+      ['PATCH', `/contoso/api/data/v9.0/mailboxes(${id})`, 3],
+    ]);
+    expect(reqs[0]?.body).toBe('');
+    expect(reqs[0]?.headers['if-match']).toBeUndefined();
+    expect(reqs[1]?.body).toBe('{"emailrouteraccessapproval":1}');
+    expect(reqs[1]?.headers['if-match']).toBe('*');
+    expect(new Set(reqs.map((r) => r.socketId)).size).toBe(1);
+  });
+
+  it('sends a write exactly once to a server that does not ask for authentication', async () => {
+    const server = await startLocalServer(answer);
+    current = { server, type3: [] };
+    client = ntlmClient(server.origin);
+    const id = '00000000-0000-0000-0000-000000000002';
+    await client.patch('mailboxes', id, { testemailconfigurationscheduled: true });
+    const me = await client.whoAmI();
+    expect(me.UserId).toBe('u-1');
+    const patches = server.requests.filter((r) => r.method === 'PATCH');
+    expect(patches).toHaveLength(1);
+    expect(patches[0]?.body).toBe('{"testemailconfigurationscheduled":true}');
+    expect(server.requests.map((r) => r.method)).toEqual(['GET', 'PATCH', 'GET']); // a read needs no second request
+  });
+
+  it('authenticates again when the server forgets the connection (401 offering NTLM), and the write still goes out once', async () => {
+    current = await ntlmServer({ acceptPassword: true, forgetAfter: 1 });
+    client = ntlmClient(current.server.origin);
+    await client.whoAmI();
+    const id = '00000000-0000-0000-0000-000000000003';
+    await client.patch('mailboxes', id, { emailrouteraccessapproval: 1 });
+    expect(current.type3).toHaveLength(2);
+    const reqs = current.server.requests;
+    expect(reqs.map((r) => [r.method, decode(r.headers.authorization)?.readUInt32LE(8) ?? 0])).toEqual([
+      ['GET', 1],
+      ['GET', 3],
+      ['PATCH', 0], // refused with 401: nothing executed
+      ['GET', 1],
+      ['PATCH', 3],
+    ]);
   });
 
   it('reports rejected credentials as CRM_AUTH_FAILED naming the account, not the password', async () => {
