@@ -16,6 +16,8 @@ const idList = z
 
 const botEnvSchema = z.object({
   PORT: z.coerce.number().int().min(0).max(65535).default(3978),
+  /** The address to listen on; default 127.0.0.1 while authentication is off, 0.0.0.0 with it. */
+  HOST: z.string().trim().min(1).max(255).regex(/^[A-Za-z0-9.:_-]+$/, 'must be an IP address or a host name (for example 127.0.0.1 or 0.0.0.0)').optional(),
   MicrosoftAppId: z.string().optional(),
   MicrosoftAppPassword: z.string().optional(),
   MicrosoftAppType: z.enum(['MultiTenant', 'SingleTenant', 'UserAssignedMSI']).optional(),
@@ -36,6 +38,14 @@ const botEnvSchema = z.object({
 
 export interface BotConfig {
   port: number;
+  /**
+   * Where the HTTP server listens. Without authentication anyone who reaches the port can post
+   * activities as any user, so the default then is 127.0.0.1 (local use: Agents Playground, tests);
+   * with authentication it is 0.0.0.0. HOST overrides both.
+   */
+  host: string;
+  /** Whether HOST was set (rather than the default). */
+  hostExplicit: boolean;
   /** The four standard Bot Framework variables, passed as they are to ConfigurationBotFrameworkAuthentication. */
   auth: {
     MicrosoftAppId?: string;
@@ -71,6 +81,8 @@ export function loadBotConfig(env: NodeJS.ProcessEnv): Readonly<BotConfig> {
   }
   const config: BotConfig = {
     port: e.PORT,
+    host: e.HOST ?? (e.MicrosoftAppId ? '0.0.0.0' : '127.0.0.1'),
+    hostExplicit: e.HOST !== undefined,
     auth,
     appId: e.MicrosoftAppId ?? '',
     production: e.NODE_ENV === 'production',

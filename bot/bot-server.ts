@@ -34,13 +34,15 @@ export interface BotDeps {
   relayConcurrency?: number;
   /** The run timer scheduler (the caller keeps ownership); otherwise BullMQ delayed jobs on setup-timers-<deployment>. */
   timers?: RunTimerScheduler;
-  /** Host to listen on (default: all interfaces). */
+  /** Host to listen on, overriding config.host (tests). */
   host?: string;
 }
 
 export interface RunningBot {
   url: string;
   port: number;
+  /** The address the server listens on. */
+  host: string;
   close(): Promise<void>;
 }
 
@@ -56,8 +58,12 @@ export async function startBot(config: Readonly<BotConfig>, deps: BotDeps = {}):
   assertAuthenticationConfigured(config);
   if (!config.appId) {
     logger.warn(
+      { host: deps.host ?? config.host },
       'AUTHENTICATION IS OFF: MicrosoftAppId is not set, so the bot accepts activities from anyone without a token. ' +
-        'That is only for local use (Agents Playground, tests); set MicrosoftAppId, MicrosoftAppPassword and MicrosoftAppType for Teams.',
+        'That is only for local use (Agents Playground, tests); set MicrosoftAppId, MicrosoftAppPassword and MicrosoftAppType for Teams. ' +
+        (config.hostExplicit || deps.host
+          ? 'HOST is set: the bot listens there, unauthenticated.'
+          : 'It listens on 127.0.0.1 only; set HOST to listen elsewhere.'),
     );
   }
   const now = deps.now ?? Date.now;
@@ -144,7 +150,7 @@ export async function startBot(config: Readonly<BotConfig>, deps: BotDeps = {}):
     await timerWorker.waitUntilReady();
     await new Promise<void>((resolve, reject) => {
       server.once('error', reject);
-      server.listen(config.port, deps.host, () => resolve());
+      server.listen(config.port, deps.host ?? config.host, () => resolve());
     });
   } catch (error) {
     await relay.close();
@@ -154,14 +160,17 @@ export async function startBot(config: Readonly<BotConfig>, deps: BotDeps = {}):
     if (ownsRedis) redis.disconnect();
     throw error;
   }
-  const port = (server.address() as AddressInfo | null)?.port ?? config.port;
-  const url = `http://127.0.0.1:${port}`;
-  logger.info({ port, deployment: config.deployment, prefix: config.redisPrefix, version }, 'setup bot listening');
+  const address = server.address() as AddressInfo | null;
+  const port = address?.port ?? config.port;
+  const host = address?.address ?? deps.host ?? config.host;
+  const url = `http://${host === '0.0.0.0' || host === '::' ? '127.0.0.1' : host.includes(':') ? `[${host}]` : host}:${port}`;
+  logger.info({ host, port, authentication: config.appId ? 'on' : 'off', deployment: config.deployment, prefix: config.redisPrefix, version }, `setup bot listening on ${host}:${port}`);
 
   let closed = false;
   return {
     url,
     port,
+    host,
     async close() {
       if (closed) return;
       closed = true;

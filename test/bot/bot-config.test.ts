@@ -39,4 +39,12 @@ describe('loadBotConfig', () => {
     expect(ok.auth).toEqual({ MicrosoftAppId: 'app', MicrosoftAppPassword: 'pw', MicrosoftAppType: 'SingleTenant', MicrosoftAppTenantId: 't' });
     expect(() => loadBotConfig({ JOB_SIGNING_KEY: key, MicrosoftAppType: 'SingleTenant', MicrosoftAppId: 'a' })).toThrow(/MicrosoftAppTenantId/);
   });
+
+  it('listens on 127.0.0.1 without authentication and on all interfaces with it, unless HOST says otherwise', () => {
+    expect(loadBotConfig({ JOB_SIGNING_KEY: key })).toMatchObject({ host: '127.0.0.1', hostExplicit: false });
+    expect(loadBotConfig({ JOB_SIGNING_KEY: key, MicrosoftAppId: 'app' }).host).toBe('0.0.0.0');
+    expect(loadBotConfig({ JOB_SIGNING_KEY: key, HOST: '0.0.0.0' })).toMatchObject({ host: '0.0.0.0', hostExplicit: true });
+    expect(loadBotConfig({ JOB_SIGNING_KEY: key, MicrosoftAppId: 'app', HOST: '10.0.0.5' }).host).toBe('10.0.0.5');
+    expect(() => loadBotConfig({ JOB_SIGNING_KEY: key, HOST: 'a b' })).toThrow(/HOST/);
+  });
 });

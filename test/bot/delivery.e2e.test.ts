@@ -77,6 +77,24 @@ describe('start-up', () => {
     await expect(started).rejects.toMatchObject({ code: 'CONFIG_INVALID', message: expect.stringContaining('MicrosoftAppId') as unknown });
   });
 
+  it('without authentication listens on 127.0.0.1 only, unless HOST is set', async () => {
+    h = await startHarness({ instances: 0 });
+    const local = await startBot(h.config, { redis: h.redis, logger: silentLogger() });
+    try {
+      expect(h.config.host).toBe('127.0.0.1');
+      expect(local.host).toBe('127.0.0.1');
+      expect((await fetch(`${local.url}/healthz`)).status).toBe(200);
+    } finally {
+      await local.close();
+    }
+    const everywhere = await startBot({ ...h.config, host: '0.0.0.0', hostExplicit: true }, { redis: h.redis, logger: silentLogger() });
+    try {
+      expect(everywhere.host).toBe('0.0.0.0');
+    } finally {
+      await everywhere.close();
+    }
+  });
+
   it('serves /healthz with Redis reachability and the version', async () => {
     h = await startHarness();
     const res = await fetch(`${h.bots[0]!.url}/healthz`);
