@@ -6,7 +6,6 @@ import type { Redis } from 'ioredis';
 import restify from 'restify';
 import { createLogger, type Logger } from '../core/logger.ts';
 import { connectRedis } from '../core/redis-connection.ts';
-import { userMessage } from '../core/setup-error.ts';
 import { EnvelopeSigner } from '../jobs/envelope-signer.ts';
 import { Authorizer } from './authorizer.ts';
 import { assertAuthenticationConfigured, type BotConfig } from './bot-config.ts';
@@ -21,10 +20,17 @@ import { RunStore } from './run-store.ts';
 import { BullRunTimers, type RunTimerScheduler } from './run-timers.ts';
 import { TeamsPoster, type PostPolicy } from './teams-poster.ts';
 import { TimerWorker } from './timer-worker.ts';
+import { openProducerRedis } from './producer-redis.ts';
+import { describeError } from './user-facing-error.ts';
 
 export interface BotDeps {
   /** A connected Redis (the caller keeps ownership); otherwise the bot connects to REDIS_URL. */
   redis?: Redis;
+  /**
+   * The fail-fast connection for clicks and commands (the caller keeps ownership; open it with
+   * openProducerRedis). Otherwise the bot derives its own from `redis` and closes it.
+   */
+  producerRedis?: Redis;
   logger?: Logger;
   /** The clock for approvals, expiry and the card update interval. */
   now?: () => number;
@@ -70,6 +76,17 @@ export async function startBot(config: Readonly<BotConfig>, deps: BotDeps = {}):
   const ownsRedis = !deps.redis;
   const redis = deps.redis ?? (await connectRedis(config.redisUrl));
   redis.on('error', (err: Error) => logger.warn({ err: err.message }, 'Redis connection error'));
+  // Workers keep `redis` (blocking, retries forever); everything a click or a command waits on
+  // uses this one, which fails fast when Redis is away (producer-redis.ts).
+  let producer: Redis;
+  try {
+    producer = deps.producerRedis ?? (await openProducerRedis(redis));
+  } catch (error) {
+    if (ownsRedis) redis.disconnect();
+    throw error;
+  }
+  const ownsProducer = !deps.producerRedis;
+  producer.on('error', (err: Error) => logger.debug({ err: err.message }, 'Redis (producer connection) error'));
 
   const signer = new EnvelopeSigner({ key: config.signingKey });
   const connectorOptions = { httpClient: createConnectorHttpClient() } as unknown as ConstructorParameters<typeof TeamsAdapter>[3];
@@ -78,7 +95,7 @@ export async function startBot(config: Readonly<BotConfig>, deps: BotDeps = {}):
     logger.error({ err: error, activityId: context.activity.id }, 'unhandled error in a turn');
     if (context.activity.type === 'message') {
       try {
-        await context.sendActivity(userMessage(error));
+        await context.sendActivity(describeError(error));
       } catch (sendError) {
         logger.warn({ err: sendError }, 'could not tell the user about the error');
       }
@@ -93,17 +110,17 @@ export async function startBot(config: Readonly<BotConfig>, deps: BotDeps = {}):
     ...(deps.sleep ? { sleep: deps.sleep } : {}),
     ...(deps.postPolicy ? { policy: deps.postPolicy } : {}),
   });
-  const jobs = new BullJobDispatcher({ connection: redis, prefix: config.redisPrefix, deployment: config.deployment, signer });
+  const jobs = new BullJobDispatcher({ connection: producer, prefix: config.redisPrefix, deployment: config.deployment, signer });
   let ownTimers: BullRunTimers | undefined;
-  const timers: RunTimerScheduler = deps.timers ?? (ownTimers = new BullRunTimers({ connection: redis, prefix: config.redisPrefix, deployment: config.deployment, now }));
+  const timers: RunTimerScheduler = deps.timers ?? (ownTimers = new BullRunTimers({ connection: producer, prefix: config.redisPrefix, deployment: config.deployment, now }));
   const services: BotServices = {
     config,
     authorizer: new Authorizer({ operators: config.operators, approvers: config.approvers }),
-    runs: new RunStore({ redis, prefix: config.redisPrefix, now }),
+    runs: new RunStore({ redis: producer, prefix: config.redisPrefix, now }),
     jobs,
     timers,
     poster,
-    redis,
+    redis: producer,
     now,
     logger,
   };
@@ -137,7 +154,7 @@ export async function startBot(config: Readonly<BotConfig>, deps: BotDeps = {}):
   server.get('/healthz', async (_req, res) => {
     let redisOk = false;
     try {
-      redisOk = (await redis.ping()) === 'PONG';
+      redisOk = (await producer.ping()) === 'PONG';
     } catch {
       redisOk = false;
     }
@@ -157,6 +174,7 @@ export async function startBot(config: Readonly<BotConfig>, deps: BotDeps = {}):
     await timerWorker.close();
     await ownTimers?.close();
     await jobs.close();
+    if (ownsProducer) producer.disconnect();
     if (ownsRedis) redis.disconnect();
     throw error;
   }
@@ -183,6 +201,7 @@ export async function startBot(config: Readonly<BotConfig>, deps: BotDeps = {}):
       await timerWorker.close();
       await ownTimers?.close();
       await jobs.close();
+      if (ownsProducer) await producer.quit().catch(() => producer.disconnect());
       if (ownsRedis) await redis.quit().catch(() => undefined);
       logger.info('setup bot stopped');
     },

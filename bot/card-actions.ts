@@ -25,6 +25,17 @@ export type CardActionReply = AdaptiveCardJson | string;
  * deterministic id and nothing waits for the work (the invoke is answered within a few seconds).
  */
 export async function handleCardAction(req: ActivityRequest, verb: Verb, data: unknown): Promise<CardActionReply> {
+  try {
+    return await decide(req, verb, data);
+  } catch (error) {
+    // Redis away (the producer connection fails within ~2 s), or a bug: answer the invoke in time
+    // with what to do rather than letting Teams show a generic failure.
+    req.log.error({ err: error, verb }, 'card action failed');
+    return describeError(error);
+  }
+}
+
+async function decide(req: ActivityRequest, verb: Verb, data: unknown): Promise<CardActionReply> {
   const { runs, authorizer, jobs, timers, now } = req.services;
   const parsed = cardDataSchema.safeParse(data);
   if (!parsed.success) {

@@ -1,5 +1,5 @@
-import { userMessage } from '../core/setup-error.ts';
 import type { ActivityRequest } from './bot-services.ts';
+import { describeError } from './user-facing-error.ts';
 import { parseCommand } from './command-parser.ts';
 import { errorCard } from './cards/message-cards.ts';
 import { handleApproveMailboxesCommand } from './commands/approve-mailboxes-command.ts';
@@ -37,6 +37,6 @@ export async function routeMessage(req: ActivityRequest): Promise<void> {
     }
   } catch (error) {
     req.log.error({ err: error }, 'command failed');
-    await req.services.poster.replyCard(req.ctx, errorCard('That did not work', userMessage(error)));
+    await req.services.poster.replyCard(req.ctx, errorCard('That did not work', describeError(error)));
   }
 }
