@@ -112,6 +112,7 @@ describe('demo environment', () => {
         PORT: 3978,
         SIM_PORT: 3979,
         SIM_ORG: 'contoso',
+        SIM_MAILBOXES: 540,
         SIM_TEST_DELAY_MS: 3000,
         TEST_POLL_INTERVAL_MS: 2000,
         PLAYGROUND_PORT: 56150,
@@ -123,6 +124,7 @@ describe('demo environment', () => {
     expect(env.MicrosoftAppPassword).toBeUndefined();
     expect(env.NODE_ENV).toBe('development');
     expect(env.CRM_URL).toBe('http://127.0.0.1:3979/contoso');
+    expect(env.SIM_MAILBOXES).toBe('540');
     expect(env.CRM_AUTH).toBe('none');
     expect(env.SETUP_APPROVERS).toBe(demoAuthorizationEnv().SETUP_APPROVERS);
     expect(env.PATH).toBe('/bin');
