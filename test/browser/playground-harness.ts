@@ -17,6 +17,7 @@ import { freePort } from '../../scripts/demo.ts';
 import { parseListeningPort, playgroundCommand, playgroundConfigPath } from '../../scripts/playground.ts';
 import { demoAuthorizationEnv, playgroundChats, playgroundUsers, requester } from '../../scripts/playground-users.ts';
 import { startCrmSimulator, type CrmSimulator } from '../../sim/crm-simulator.ts';
+import { deletePrefixedKeys } from '../support/delete-prefixed-keys.ts';
 
 /**
  * The real product (CRM simulator, bot, agent, in-process, on a unique Redis prefix) plus the
@@ -82,15 +83,6 @@ function waitForPlayground(child: ChildProcess, output: string[], timeoutMs: num
   });
 }
 
-async function deleteKeys(redis: Redis, prefix: string): Promise<void> {
-  let cursor = '0';
-  do {
-    const [next, keys] = await redis.scan(cursor, 'MATCH', `${prefix}:*`, 'COUNT', 500);
-    cursor = next;
-    if (keys.length > 0) await redis.del(...keys);
-  } while (cursor !== '0');
-}
-
 export async function startPlaygroundStack(): Promise<PlaygroundStack> {
   assertChromiumInstalled();
   const prefix = `pw-${randomUUID()}`;
@@ -108,7 +100,7 @@ export async function startPlaygroundStack(): Promise<PlaygroundStack> {
   try {
     const redis = await connectRedis(REDIS_URL);
     cleanups.push(async () => {
-      await deleteKeys(redis, prefix);
+      await deletePrefixedKeys(redis, prefix);
       await redis.quit();
     });
 

@@ -6,6 +6,7 @@ import { startBot, type RunningBot } from '../../bot/bot-server.ts';
 import { BullRunTimers, type RunTimerScheduler } from '../../bot/run-timers.ts';
 import { FakeAgent } from './fake-agent.ts';
 import { startFakeConnector, type FakeConnector } from './fake-connector.ts';
+import { deletePrefixedKeys } from './delete-prefixed-keys.ts';
 
 export const SIGNING_KEY = 'test-signing-key-0123456789abcdef-0123456789';
 export const OPERATOR = { id: '29:operator', aadObjectId: '11111111-1111-1111-1111-111111111111', name: 'Olivia Operator' };
@@ -103,12 +104,7 @@ export async function startHarness(options: HarnessOptions = {}): Promise<Harnes
       for (const s of schedulers) await s.close();
       await agent.close();
       await connector.close();
-      let cursor = '0';
-      do {
-        const [next, keys] = await redis.scan(cursor, 'MATCH', `${prefix}:*`, 'COUNT', 500);
-        cursor = next;
-        if (keys.length > 0) await redis.del(...keys);
-      } while (cursor !== '0');
+      await deletePrefixedKeys(redis, prefix);
       await redis.quit();
     },
   };

@@ -7,6 +7,7 @@ import { loadBotConfig } from '../../bot/bot-config.ts';
 import { startBot, type RunningBot } from '../../bot/bot-server.ts';
 import { startCrmSimulator, type CrmSimulator, type CrmSimulatorOptions } from '../../sim/crm-simulator.ts';
 import { startFakeConnector, cardOf, cardText, type CapturedCall, type FakeConnector } from './fake-connector.ts';
+import { deletePrefixedKeys } from './delete-prefixed-keys.ts';
 
 /**
  * The whole product in one process, as the tests and the benchmark need it: the CRM simulator, the
@@ -155,12 +156,7 @@ export async function startFullStack(options: FullStackOptions = {}): Promise<Fu
       await agent.close();
       await connector.close();
       await sim.close();
-      let cursor = '0';
-      do {
-        const [next, keys] = await redis.scan(cursor, 'MATCH', `${prefix}:*`, 'COUNT', 500);
-        cursor = next;
-        if (keys.length > 0) await redis.del(...keys);
-      } while (cursor !== '0');
+      await deletePrefixedKeys(redis, prefix);
       await redis.quit();
     },
   };

@@ -9,6 +9,7 @@ import { jobQueueName, reportQueueName } from '../../../jobs/deployment.ts';
 import { EnvelopeSigner } from '../../../jobs/envelope-signer.ts';
 import { verifyReport } from '../../../jobs/job-options.ts';
 import type { Report } from '../../../jobs/job-types.ts';
+import { deletePrefixedKeys } from '../../support/delete-prefixed-keys.ts';
 
 export const SIGNING_KEY = 'test-signing-key-0123456789-abcdefghij';
 
@@ -65,12 +66,7 @@ export async function createHarness(): Promise<Harness> {
       await harness.agent?.close();
       await reportWorker.close();
       await jobs.close();
-      let cursor = '0';
-      do {
-        const [next, keys] = await redis.scan(cursor, 'MATCH', `${prefix}:*`, 'COUNT', 500);
-        cursor = next;
-        if (keys.length > 0) await redis.del(...keys);
-      } while (cursor !== '0');
+      await deletePrefixedKeys(redis, prefix);
       await redis.quit();
     },
   };
