@@ -8,7 +8,7 @@ import { decidedCard } from './cards/plan-cards.ts';
 import { runCard } from './cards/run-cards.ts';
 import type { Run } from './run-store.ts';
 import { jobTimeoutAt, scheduleTimer } from './run-timers.ts';
-import { CARD_LOCK_TTL_MS } from './progress-relay.ts';
+import { CARD_LOCK_TTL_MS } from './bot-worker.ts';
 import { invokePostPolicy } from './teams-poster.ts';
 import { describeError } from './user-facing-error.ts';
 

@@ -1,4 +1,4 @@
-import { DelayedError, UnrecoverableError, Worker, type Job } from 'bullmq';
+import { DelayedError, UnrecoverableError, type Job, type Worker } from 'bullmq';
 import type { Redis } from 'ioredis';
 import type { Logger } from '../core/logger.ts';
 import { SetupError, toSetupError } from '../core/setup-error.ts';
@@ -7,6 +7,7 @@ import type { EnvelopeSigner } from '../jobs/envelope-signer.ts';
 import { verifyReport } from '../jobs/job-options.ts';
 import type { ApproveResult, PlanResult, Report, StatusResult, TestResult } from '../jobs/job-types.ts';
 import { loadRun, readAgentSeen, type BotServices } from './bot-services.ts';
+import { startBotWorker, withCardLock } from './bot-worker.ts';
 import type { AdaptiveCardJson } from './cards/card-kit.ts';
 import { decidedCard, planCard, planFailedCard } from './cards/plan-cards.ts';
 import { resultsCard, runCard } from './cards/run-cards.ts';
@@ -15,15 +16,6 @@ import { finalStates, type Run, type RunState } from './run-store.ts';
 import { scheduleTimer } from './run-timers.ts';
 import type { PostOutcome } from './teams-poster.ts';
 import { runErrorFromAgent } from './user-facing-error.ts';
-
-/**
- * How long one card write may hold the run's card lock: longer than the poster's worst case
- * (5 attempts of up to 15 s each, waits of up to 30 s between them), so a lock only expires when
- * its holder died. Then the next writer takes it.
- */
-export const CARD_LOCK_TTL_MS = 5 * 60_000;
-/** A report that finds the run's card being written comes back after this (BullMQ delay; no attempt is used). */
-export const CARD_LOCK_RETRY_MS = 500;
 
 /**
  * Turns the agent's reports into card updates. A BullMQ worker on the reports queue: each report
@@ -63,22 +55,10 @@ export class ProgressRelay {
     this.#signer = options.signer;
     this.#log = options.services.logger.child({ component: 'progress-relay' });
     const { config } = options.services;
-    this.#worker = new Worker(reportQueueName(config.deployment), (job, token) => this.process(job, token), {
-      connection: options.connection,
-      prefix: config.redisPrefix,
-      concurrency: options.concurrency ?? 8,
-      autorun: true,
-    });
-    this.#worker.on('failed', (job, err) => {
-      this.#log.warn({ reportJobId: job?.id, err: err.message }, 'report not processed');
-    });
-    this.#worker.on('error', (err) => {
-      this.#log.error({ err: err.message }, 'report worker error');
-    });
-  }
-
-  get worker(): Worker {
-    return this.#worker;
+    this.#worker = startBotWorker(
+      { queueName: reportQueueName(config.deployment), connection: options.connection, prefix: config.redisPrefix, concurrency: options.concurrency ?? 8, log: this.#log, what: 'report' },
+      (job, token) => this.process(job, token),
+    );
   }
 
   async waitUntilReady(): Promise<void> {
@@ -112,19 +92,10 @@ export class ProgressRelay {
       log.warn({ kind: run.kind, state: run.state }, 'dropping a report whose job type does not fit the run');
       return;
     }
-    const lock = await this.#services.runs.acquireCardLock(run.runId, CARD_LOCK_TTL_MS);
-    if (!lock) {
-      log.debug('the run card is being written by another report: delayed');
-      await job.moveToDelayed(Date.now() + CARD_LOCK_RETRY_MS, token);
-      throw new DelayedError();
-    }
-    try {
-      await this.#handle(job, token, run, report, log);
-    } finally {
-      if (!(await this.#services.runs.releaseCardLock(run.runId, lock))) {
-        log.warn('the card lock expired while this report held it');
-        await this.#repostIfEnded(run.runId, log);
-      }
+    const held = await withCardLock(this.#services.runs, run.runId, job, token, log, () => this.#handle(job, token, run, report, log));
+    if (!held) {
+      log.warn('the card lock expired while this report held it');
+      await this.#repostIfEnded(run.runId, log);
     }
   }
 

@@ -1,14 +1,14 @@
-import { DelayedError, UnrecoverableError, Worker, type Job } from 'bullmq';
+import { DelayedError, UnrecoverableError, type Job, type Worker } from 'bullmq';
 import type { Redis } from 'ioredis';
 import type { Logger } from '../core/logger.ts';
 import { SetupError } from '../core/setup-error.ts';
 import { timerQueueName } from '../jobs/deployment.ts';
 import { jobTtlMs } from '../jobs/job-options.ts';
 import { loadRun, readAgentSeen, type BotServices } from './bot-services.ts';
+import { startBotWorker, withCardLock } from './bot-worker.ts';
 import type { AdaptiveCardJson } from './cards/card-kit.ts';
 import { decidedCard, planFailedCard } from './cards/plan-cards.ts';
 import { runCard } from './cards/run-cards.ts';
-import { CARD_LOCK_RETRY_MS, CARD_LOCK_TTL_MS } from './progress-relay.ts';
 import { statusFailedCard } from './cards/status-card.ts';
 import type { Run, RunError, RunPatch, RunState } from './run-store.ts';
 import { timerDataSchema, type TimerData, type TimerKind } from './run-timers.ts';
@@ -44,22 +44,10 @@ export class TimerWorker {
     this.#services = options.services;
     this.#log = options.services.logger.child({ component: 'run-timers' });
     const { config } = options.services;
-    this.#worker = new Worker(timerQueueName(config.deployment), (job, token) => this.process(job, token), {
-      connection: options.connection,
-      prefix: config.redisPrefix,
-      concurrency: options.concurrency ?? 4,
-      autorun: true,
-    });
-    this.#worker.on('failed', (job, err) => {
-      this.#log.warn({ timerJobId: job?.id, err: err.message }, 'timer not processed');
-    });
-    this.#worker.on('error', (err) => {
-      this.#log.error({ err: err.message }, 'timer worker error');
-    });
-  }
-
-  get worker(): Worker {
-    return this.#worker;
+    this.#worker = startBotWorker(
+      { queueName: timerQueueName(config.deployment), connection: options.connection, prefix: config.redisPrefix, concurrency: options.concurrency ?? 4, log: this.#log, what: 'timer' },
+      (job, token) => this.process(job, token),
+    );
   }
 
   async waitUntilReady(): Promise<void> {
@@ -95,13 +83,7 @@ export class TimerWorker {
     }
     // The card lock first (see progress-relay.ts): a report or a click writing the card now would
     // otherwise land after this timer's card. Held: come back shortly, nothing changed yet.
-    const lock = await runs.acquireCardLock(run.runId, CARD_LOCK_TTL_MS);
-    if (!lock) {
-      log.debug('the run card is being written: timer delayed');
-      await job.moveToDelayed(Date.now() + CARD_LOCK_RETRY_MS, token);
-      throw new DelayedError();
-    }
-    try {
+    await withCardLock(runs, run.runId, job, token, log, async () => {
       const move = this.#move(run, timer);
       const moved = await runs.transition(run.runId, move.from, move.to, move.patch);
       if (!moved.ok) {
@@ -116,9 +98,7 @@ export class TimerWorker {
       if (!latest) return;
       log.info({ from: moved.ok ? moved.from : move.to, to: move.to }, 'timer moved the run');
       await this.#update(latest, await move.card(latest), log);
-    } finally {
-      await runs.releaseCardLock(run.runId, lock);
-    }
+    });
   }
 
   #move(run: Run, timer: TimerData): TimerMove {
