@@ -2,10 +2,9 @@ import type { ActivityRequest } from './bot-services.ts';
 import { describeError } from './user-facing-error.ts';
 import { parseCommand } from './command-parser.ts';
 import { errorCard } from './cards/message-cards.ts';
-import { handleApproveMailboxesCommand } from './commands/approve-mailboxes-command.ts';
+import { handlePlanMailboxesCommand } from './commands/plan-mailboxes-command.ts';
 import { handleHelpCommand } from './commands/help-command.ts';
 import { handleStatusCommand } from './commands/status-command.ts';
-import { handleTestMailboxesCommand } from './commands/test-mailboxes-command.ts';
 
 /**
  * Every message goes through one strict parser, then to its command's handler. Unknown input is
@@ -31,9 +30,9 @@ export async function routeMessage(req: ActivityRequest): Promise<void> {
       case 'status':
         return await handleStatusCommand(req);
       case 'approve-mailboxes':
-        return await handleApproveMailboxesCommand(req, command);
+        return await handlePlanMailboxesCommand(req, 'approve', command.filter);
       case 'test-mailboxes':
-        return await handleTestMailboxesCommand(req, command);
+        return await handlePlanMailboxesCommand(req, 'test', command.filter);
     }
   } catch (error) {
     req.log.error({ err: error }, 'command failed');
