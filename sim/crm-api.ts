@@ -3,7 +3,7 @@ import { CrmError, CrmErrorCode, odataError } from './crm-error.ts';
 import { allEntityMetadata, mailboxMetadata, metadataForSet, type EntityMetadata, type Row } from './entity-metadata.ts';
 import { contextSelect, parsePrefer, parseQueryOptions, projectRow, runQuery, encodeSkipToken, type LookupResolver } from './odata-query.ts';
 import { isGuid, parseJsonObject, validateChanges, type Changes } from './crm-write.ts';
-import { crmDateTime, type EmailServerProfileRecord, type MailboxRecord, type SimState } from './sim-state.ts';
+import { crmDateTime, newProfileRecord, type MailboxRecord, type SimState } from './sim-state.ts';
 import type { TestEnableEngine } from './test-enable-engine.ts';
 
 /**
@@ -318,31 +318,6 @@ function mailboxRules(ctx: CrmApiContext, mailbox: MailboxRecord, changes: Chang
 /** The id CRM gives prvApproveRejectEmailAddress (unverified; any stable GUID serves the simulator). */
 const APPROVE_PRIVILEGE_ID = '1e2aa3d3-b8f9-4d4b-9e41-6c5a5a0c0d9a';
 
-const profileDefaults = (id: string, owner: string, now: string): EmailServerProfileRecord => ({
-  emailserverprofileid: id,
-  name: '',
-  description: null,
-  servertype: 0,
-  usedefaulttenantid: true,
-  exchangeonlinetenantid: null,
-  useautodiscover: true,
-  incomingserverlocation: null,
-  outgoingserverlocation: null,
-  processemailsreceivedafter: null,
-  minpollingintervalinminutes: 0,
-  moveundeliveredemails: false,
-  incomingcredentialretrieval: 0,
-  outgoingcredentialretrieval: 0,
-  incomingauthenticationprotocol: 0,
-  outgoingauthenticationprotocol: 0,
-  lasttestexecutionstatus: null,
-  statecode: 0,
-  _ownerid_value: owner,
-  createdon: now,
-  modifiedon: now,
-  versionnumber: 1,
-});
-
 /** POST to a creatable set (email server profiles). */
 function createRow(ctx: CrmApiContext, request: ApiRequest, meta: EntityMetadata, tx: Transaction): ApiResponse {
   const state = ctx.getState();
@@ -352,7 +327,7 @@ function createRow(ctx: CrmApiContext, request: ApiRequest, meta: EntityMetadata
     throw new CrmError(400, CrmErrorCode.outOfRange, `A validation error occurred. The value of 'name' on record of type '${meta.logicalName}' is required.`);
   }
   const id = ctx.newId();
-  const record = profileDefaults(id, state.callerUserId, crmDateTime(ctx.now()));
+  const record = newProfileRecord(id, state.callerUserId, crmDateTime(ctx.now()));
   const row = record as unknown as Row;
   for (const [key, value] of changes) row[key] = value;
   state.profiles.set(id, record);

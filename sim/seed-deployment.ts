@@ -10,6 +10,7 @@ import {
 import { seededRandom, type SeededRandom } from './seeded-random.ts';
 import {
   crmDateTime,
+  newProfileRecord,
   type BadAddressKind,
   type EmailServerProfileRecord,
   type MailboxRecord,
@@ -119,28 +120,13 @@ export function seedDeployment(options: SeedOptions = {}): SimState {
   const profile = (name: string, servertype: number, extra: Partial<EmailServerProfileRecord>): EmailServerProfileRecord => {
     const created = crmDateTime(past(400, 900));
     return {
-      emailserverprofileid: random.guid(),
+      ...newProfileRecord(random.guid(), callerUserId, created),
       name,
-      description: null,
       servertype,
-      usedefaulttenantid: true,
-      exchangeonlinetenantid: null,
-      useautodiscover: true,
-      incomingserverlocation: null,
-      outgoingserverlocation: null,
-      processemailsreceivedafter: null,
-      minpollingintervalinminutes: 0,
-      moveundeliveredemails: false,
       incomingcredentialretrieval: 2,
       outgoingcredentialretrieval: 2,
-      incomingauthenticationprotocol: 0,
-      outgoingauthenticationprotocol: 0,
       lasttestexecutionstatus: 1,
       statecode: StateCode.Active,
-      _ownerid_value: callerUserId,
-      createdon: created,
-      modifiedon: created,
-      versionnumber: 1,
       ...extra,
     };
   };

@@ -136,3 +136,32 @@ export function mailboxesInCategory(state: SimState, category: SeedCategory): Ma
 export function crmDateTime(ms: number): string {
   return new Date(Math.floor(ms / 1000) * 1000).toISOString().replace('.000Z', 'Z');
 }
+
+/** A new email server profile as CRM fills it in before the caller's values are applied. */
+export function newProfileRecord(id: string, owner: string, now: string): EmailServerProfileRecord {
+  return {
+
+  emailserverprofileid: id,
+  name: '',
+  description: null,
+  servertype: 0,
+  usedefaulttenantid: true,
+  exchangeonlinetenantid: null,
+  useautodiscover: true,
+  incomingserverlocation: null,
+  outgoingserverlocation: null,
+  processemailsreceivedafter: null,
+  minpollingintervalinminutes: 0,
+  moveundeliveredemails: false,
+  incomingcredentialretrieval: 0,
+  outgoingcredentialretrieval: 0,
+  incomingauthenticationprotocol: 0,
+  outgoingauthenticationprotocol: 0,
+  lasttestexecutionstatus: null,
+  statecode: 0,
+  _ownerid_value: owner,
+  createdon: now,
+  modifiedon: now,
+  versionnumber: 1,
+  };
+}
