@@ -4,8 +4,8 @@ import { jobQueueName } from '../../jobs/deployment.ts';
 import { EnvelopeSigner } from '../../jobs/envelope-signer.ts';
 import { reportAddOptions, signReport } from '../../jobs/job-options.ts';
 import { reportQueueName } from '../../jobs/deployment.ts';
-import { RunStore } from '../../bot/run-store.ts';
-import { APPROVER, OPERATOR, OTHER_OPERATOR, STRANGER, invokeActivity, messageActivity, post, startHarness, type Harness, type User } from '../support/bot-harness.ts';
+import type { RunStore } from '../../bot/run-store.ts';
+import { APPROVER, OPERATOR, OTHER_OPERATOR, STRANGER, clickCard, runStoreOf, sendMessage, startHarness, waitForJobState, type Harness, type User } from '../support/bot-harness.ts';
 import { cardOf, cardText, type CapturedCall } from '../support/fake-connector.ts';
 
 let h: Harness | undefined;
@@ -19,23 +19,10 @@ function harness(): Harness {
   return h;
 }
 
-async function say(from: User, text: string): Promise<CapturedCall> {
-  const t = harness();
-  const before = t.connector.posts().length;
-  const res = await post(t.bots[0]!, messageActivity(t, from, text));
-  expect(res.status).toBe(200);
-  const posts = t.connector.posts();
-  expect(posts.length).toBe(before + 1);
-  return posts[posts.length - 1]!;
-}
+const say = (from: User, text: string): Promise<CapturedCall> => sendMessage(harness(), from, text);
 
-async function click(from: User, verb: string, runId: string, cardId: string, activity?: Record<string, unknown>) {
-  const t = harness();
-  const act = activity ?? invokeActivity(t, from, verb, { runId }, cardId);
-  const res = await post(t.bots[0]!, act);
-  expect(res.status).toBe(200);
-  return { activity: act, body: res.body as { statusCode: number; type: string; value: unknown } };
-}
+const click = (from: User, verb: string, runId: string, cardId: string, activity?: Record<string, unknown>) =>
+  clickCard(harness(), from, verb, runId, cardId, activity);
 
 /** Sends the command, answers the plan job and waits until the card shows the plan. */
 async function planned(command: string, from: User, plan: { matched: number; toChange: number; sample: string[] }, action: 'approve' | 'test' = 'approve') {
@@ -50,10 +37,7 @@ async function planned(command: string, from: User, plan: { matched: number; toC
   return { runId: job.runId, cardId: planning.activityId, card, job };
 }
 
-function runStore(): RunStore {
-  const t = harness();
-  return new RunStore({ redis: t.redis, prefix: t.prefix });
-}
+const runStore = (): RunStore => runStoreOf(harness());
 
 async function jobCounts(): Promise<number> {
   const t = harness();
@@ -313,12 +297,4 @@ describe('an unexpected error in the agent', () => {
   });
 });
 
-async function waitForState(queue: Queue, jobId: string, state: string, timeoutMs = 10_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const s = await queue.getJobState(jobId);
-    if (s === state) return;
-    if (Date.now() > deadline) throw new Error(`job ${jobId} is ${s}, not ${state}`);
-    await new Promise((resolve) => setTimeout(resolve, 20));
-  }
-}
+const waitForState = waitForJobState;

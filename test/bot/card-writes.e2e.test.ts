@@ -1,11 +1,11 @@
-import { Queue } from 'bullmq';
+import type { Queue } from 'bullmq';
 import { afterEach, describe, expect, it } from 'vitest';
-import { RunStore } from '../../bot/run-store.ts';
+import type { RunStore } from '../../bot/run-store.ts';
 import type { RunTimerScheduler } from '../../bot/run-timers.ts';
 import { REDIS_UNAVAILABLE_MESSAGE } from '../../bot/user-facing-error.ts';
 import { jobQueueName, reportQueueName } from '../../jobs/deployment.ts';
 import type { ApproveResult } from '../../jobs/job-types.ts';
-import { APPROVER, OPERATOR, invokeActivity, messageActivity, post, startHarness, type Harness, type HarnessOptions, type User } from '../support/bot-harness.ts';
+import { APPROVER, OPERATOR, clickCard, runStoreOf, sendMessage, startHarness, waitForJobState, withQueue as withHarnessQueue, type Harness, type HarnessOptions, type User } from '../support/bot-harness.ts';
 import { cardOf, cardText, type CapturedCall } from '../support/fake-connector.ts';
 
 /**
@@ -24,21 +24,10 @@ function harness(): Harness {
   return h;
 }
 
-async function say(from: User, text: string): Promise<CapturedCall> {
-  const t = harness();
-  const before = t.connector.posts().length;
-  const res = await post(t.bots[0]!, messageActivity(t, from, text));
-  expect(res.status).toBe(200);
-  expect(t.connector.posts().length).toBe(before + 1);
-  return t.connector.posts().at(-1)!;
-}
+const say = (from: User, text: string): Promise<CapturedCall> => sendMessage(harness(), from, text);
 
-async function click(from: User, verb: string, runId: string, cardId: string): Promise<unknown> {
-  const t = harness();
-  const res = await post(t.bots[0]!, invokeActivity(t, from, verb, { runId }, cardId));
-  expect(res.status).toBe(200);
-  return (res.body as { value: unknown }).value;
-}
+const click = async (from: User, verb: string, runId: string, cardId: string): Promise<unknown> =>
+  (await clickCard(harness(), from, verb, runId, cardId)).body.value;
 
 async function planned(): Promise<{ runId: string; cardId: string }> {
   const t = harness();
@@ -64,32 +53,12 @@ async function running(options: HarnessOptions = {}): Promise<{ runId: string; c
 
 const result: ApproveResult = { type: 'approve', matched: 2, approved: 2, alreadyApproved: 0, failed: 0, failures: [], crmRequests: 2, durationMs: 900 };
 
-function runStore(): RunStore {
-  const t = harness();
-  return new RunStore({ redis: t.redis, prefix: t.prefix });
-}
+const runStore = (): RunStore => runStoreOf(harness());
 
-async function withQueue<T>(name: string, use: (q: Queue) => Promise<T>): Promise<T> {
-  const t = harness();
-  const q = new Queue(name, { connection: t.redis, prefix: t.prefix });
-  try {
-    return await use(q);
-  } finally {
-    await q.close();
-  }
-}
+const withQueue = <T>(name: string, use: (q: Queue) => Promise<T>): Promise<T> => withHarnessQueue(harness(), name, use);
 
-async function waitForState(jobId: string, state: string, timeoutMs = 10_000): Promise<void> {
-  await withQueue(reportQueueName('contoso'), async (q) => {
-    const deadline = Date.now() + timeoutMs;
-    for (;;) {
-      const s = await q.getJobState(jobId);
-      if (s === state) return;
-      if (Date.now() > deadline) throw new Error(`report ${jobId} is ${s}, not ${state}`);
-      await new Promise((resolve) => setTimeout(resolve, 20));
-    }
-  });
-}
+const waitForState = (jobId: string, state: string, timeoutMs = 10_000): Promise<void> =>
+  withQueue(reportQueueName('contoso'), (q) => waitForJobState(q, jobId, state, timeoutMs));
 
 describe('a slow progress update and the final card', () => {
   it('the final card lands after the progress update that was in flight, and stays', async () => {

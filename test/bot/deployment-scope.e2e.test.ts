@@ -1,9 +1,8 @@
-import { Queue } from 'bullmq';
 import { afterEach, describe, expect, it } from 'vitest';
 import { RunStore } from '../../bot/run-store.ts';
 import { BullRunTimers, timerJobId } from '../../bot/run-timers.ts';
 import { reportQueueName, timerQueueName } from '../../jobs/deployment.ts';
-import { APPROVER, OPERATOR, invokeActivity, post, startHarness, type Harness } from '../support/bot-harness.ts';
+import { APPROVER, OPERATOR, invokeActivity, post, startHarness, waitForJobState, withQueue, type Harness } from '../support/bot-harness.ts';
 
 /** Runs are scoped by deployment: a run recorded for another deployment is an unknown run to this bot. */
 let h: Harness | undefined;
@@ -12,20 +11,8 @@ afterEach(async () => {
   h = undefined;
 });
 
-async function waitForState(t: Harness, queueName: string, jobId: string, state: string): Promise<void> {
-  const q = new Queue(queueName, { connection: t.redis, prefix: t.prefix });
-  try {
-    const deadline = Date.now() + 10_000;
-    for (;;) {
-      const s = await q.getJobState(jobId);
-      if (s === state) return;
-      if (Date.now() > deadline) throw new Error(`job ${jobId} is ${s}, not ${state}`);
-      await new Promise((resolve) => setTimeout(resolve, 20));
-    }
-  } finally {
-    await q.close();
-  }
-}
+const waitForState = (t: Harness, queueName: string, jobId: string, state: string): Promise<void> =>
+  withQueue(t, queueName, (q) => waitForJobState(q, jobId, state));
 
 describe('a run of another deployment', () => {
   it('is unknown to clicks, reports and timers: nothing changes, no card is written', async () => {

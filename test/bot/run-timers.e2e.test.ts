@@ -1,7 +1,8 @@
-import { Queue, type Job } from 'bullmq';
+import type { Queue} from 'bullmq';
+import { type Job } from 'bullmq';
 import { afterEach, describe, expect, it } from 'vitest';
 import { startBot } from '../../bot/bot-server.ts';
-import { RunStore } from '../../bot/run-store.ts';
+import type { RunStore } from '../../bot/run-store.ts';
 import type { BotServices } from '../../bot/bot-services.ts';
 import type { AdaptiveCardJson } from '../../bot/cards/card-kit.ts';
 import { TIMER_GRACE_MS, timerJobId, type TimerData, type TimerKind } from '../../bot/run-timers.ts';
@@ -9,7 +10,7 @@ import { TimerWorker, duration } from '../../bot/timer-worker.ts';
 import { silentLogger } from '../../core/logger.ts';
 import { jobQueueName, reportQueueName, timerQueueName } from '../../jobs/deployment.ts';
 import { jobTtlMs } from '../../jobs/job-options.ts';
-import { APPROVER, OPERATOR, invokeActivity, messageActivity, post, startHarness, type Harness, type User } from '../support/bot-harness.ts';
+import { APPROVER, OPERATOR, clickCard, runStoreOf, sendMessage, startHarness, waitForJobState, withQueue as withHarnessQueue, type Harness, type User } from '../support/bot-harness.ts';
 import { cardOf, cardText, type CapturedCall } from '../support/fake-connector.ts';
 
 /**
@@ -30,22 +31,10 @@ function harness(): Harness {
 
 const MINUTE = 60_000;
 
-async function say(from: User, text: string, bot = 0): Promise<CapturedCall> {
-  const t = harness();
-  const before = t.connector.posts().length;
-  const res = await post(t.bots[bot]!, messageActivity(t, from, text));
-  expect(res.status).toBe(200);
-  const posts = t.connector.posts();
-  expect(posts.length).toBe(before + 1);
-  return posts[posts.length - 1]!;
-}
+const say = (from: User, text: string, bot = 0): Promise<CapturedCall> => sendMessage(harness(), from, text, bot);
 
-async function click(from: User, verb: string, runId: string, cardId: string): Promise<unknown> {
-  const t = harness();
-  const res = await post(t.bots[0]!, invokeActivity(t, from, verb, { runId }, cardId));
-  expect(res.status).toBe(200);
-  return (res.body as { value: unknown }).value;
-}
+const click = async (from: User, verb: string, runId: string, cardId: string): Promise<unknown> =>
+  (await clickCard(harness(), from, verb, runId, cardId)).body.value;
 
 async function planned(command: string, plan = { matched: 2, toChange: 2, sample: ['a@contoso.com'] }) {
   const t = harness();
@@ -64,20 +53,9 @@ async function approved(): Promise<{ runId: string; cardId: string }> {
   return p;
 }
 
-function runStore(): RunStore {
-  const t = harness();
-  return new RunStore({ redis: t.redis, prefix: t.prefix });
-}
+const runStore = (): RunStore => runStoreOf(harness());
 
-async function withQueue<T>(name: string, use: (q: Queue) => Promise<T>): Promise<T> {
-  const t = harness();
-  const q = new Queue(name, { connection: t.redis, prefix: t.prefix });
-  try {
-    return await use(q);
-  } finally {
-    await q.close();
-  }
-}
+const withQueue = <T>(name: string, use: (q: Queue) => Promise<T>): Promise<T> => withHarnessQueue(harness(), name, use);
 
 /** The delayed timer job of the run: its delay as scheduled. */
 async function timerDelay(runId: string, timer: TimerKind): Promise<number | undefined> {
@@ -107,15 +85,7 @@ async function jobIds(): Promise<string[]> {
   });
 }
 
-async function waitForState(queue: Queue, jobId: string, state: string, timeoutMs = 10_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const s = await queue.getJobState(jobId);
-    if (s === state) return;
-    if (Date.now() > deadline) throw new Error(`job ${jobId} is ${s}, not ${state}`);
-    await new Promise((resolve) => setTimeout(resolve, 20));
-  }
-}
+const waitForState = waitForJobState;
 
 describe('plan timeout', () => {
   it('says no agent answered when the plan job expires unanswered; plan-failed, nothing else runs', async () => {

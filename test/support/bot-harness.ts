@@ -1,11 +1,14 @@
 import { randomUUID } from 'node:crypto';
+import { Queue } from 'bullmq';
+import { expect } from 'vitest';
 import { Redis } from 'ioredis';
 import { createLogger, silentLogger } from '../../core/logger.ts';
 import { loadBotConfig, type BotConfig } from '../../bot/bot-config.ts';
 import { startBot, type RunningBot } from '../../bot/bot-server.ts';
+import { RunStore } from '../../bot/run-store.ts';
 import { BullRunTimers, type RunTimerScheduler } from '../../bot/run-timers.ts';
 import { FakeAgent } from './fake-agent.ts';
-import { startFakeConnector, type FakeConnector } from './fake-connector.ts';
+import { startFakeConnector, type CapturedCall, type FakeConnector } from './fake-connector.ts';
 import { deletePrefixedKeys } from './delete-prefixed-keys.ts';
 
 export const SIGNING_KEY = 'test-signing-key-0123456789abcdef-0123456789';
@@ -161,4 +164,52 @@ export async function post(bot: RunningBot, activity: Record<string, unknown>): 
     body = text;
   }
   return { status: res.status, body };
+}
+
+/** Sends `text` as `from` to bot instance `bot`; expects exactly one reply and returns it. */
+export async function sendMessage(h: Harness, from: User, text: string, bot = 0): Promise<CapturedCall> {
+  const before = h.connector.posts().length;
+  const res = await post(h.bots[bot]!, messageActivity(h, from, text));
+  expect(res.status).toBe(200);
+  const posts = h.connector.posts();
+  expect(posts.length).toBe(before + 1);
+  return posts[posts.length - 1]!;
+}
+
+export interface ClickResponse {
+  activity: Record<string, unknown>;
+  body: { statusCode: number; type: string; value: unknown };
+}
+
+/** Clicks a card button (or replays `activity`); expects HTTP 200 and returns the invoke's answer. */
+export async function clickCard(h: Harness, from: User, verb: string, runId: string, cardId: string, activity?: Record<string, unknown>): Promise<ClickResponse> {
+  const act = activity ?? invokeActivity(h, from, verb, { runId }, cardId);
+  const res = await post(h.bots[0]!, act);
+  expect(res.status).toBe(200);
+  return { activity: act, body: res.body as ClickResponse['body'] };
+}
+
+export function runStoreOf(h: Harness): RunStore {
+  return new RunStore({ redis: h.redis, prefix: h.prefix });
+}
+
+/** Opens a BullMQ queue of the harness's prefix for `use`, and closes it. */
+export async function withQueue<T>(h: Harness, name: string, use: (q: Queue) => Promise<T>): Promise<T> {
+  const q = new Queue(name, { connection: h.redis, prefix: h.prefix });
+  try {
+    return await use(q);
+  } finally {
+    await q.close();
+  }
+}
+
+/** Waits until a job of `queue` is in `state`. */
+export async function waitForJobState(queue: Queue, jobId: string, state: string, timeoutMs = 10_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const s = await queue.getJobState(jobId);
+    if (s === state) return;
+    if (Date.now() > deadline) throw new Error(`job ${jobId} is ${s}, not ${state}`);
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
 }
