@@ -115,7 +115,10 @@ export async function startHarness(options: HarnessOptions = {}): Promise<Harnes
 
 let activityCounter = 0;
 
-function baseActivity(h: Harness, from: User) {
+/** Where an activity comes from: the channel (connector) and the conversation. */
+export type ActivityTarget = Pick<Harness, 'connector' | 'conversationId'>;
+
+function baseActivity(h: ActivityTarget, from: User) {
   return {
     id: `act-${++activityCounter}-${randomUUID().slice(0, 8)}`,
     timestamp: new Date().toISOString(),
@@ -129,7 +132,7 @@ function baseActivity(h: Harness, from: User) {
 }
 
 /** A channel message that @mentions the bot, as Teams sends it. */
-export function messageActivity(h: Harness, from: User, text: string, mention = true): Record<string, unknown> {
+export function messageActivity(h: ActivityTarget, from: User, text: string, mention = true): Record<string, unknown> {
   return {
     ...baseActivity(h, from),
     type: 'message',
@@ -140,7 +143,7 @@ export function messageActivity(h: Harness, from: User, text: string, mention = 
 }
 
 /** An Action.Execute invoke from a card button. */
-export function invokeActivity(h: Harness, from: User, verb: string, data: Record<string, unknown>, replyToId: string): Record<string, unknown> {
+export function invokeActivity(h: ActivityTarget, from: User, verb: string, data: Record<string, unknown>, replyToId: string): Record<string, unknown> {
   return {
     ...baseActivity(h, from),
     type: 'invoke',

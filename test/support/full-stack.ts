@@ -6,6 +6,7 @@ import { startAgent, type RunningAgent } from '../../agent/agent-runtime.ts';
 import { loadBotConfig } from '../../bot/bot-config.ts';
 import { startBot, type RunningBot } from '../../bot/bot-server.ts';
 import { startCrmSimulator, type CrmSimulator, type CrmSimulatorOptions } from '../../sim/crm-simulator.ts';
+import { invokeActivity, messageActivity, post } from './bot-harness.ts';
 import { startFakeConnector, cardOf, cardText, type CapturedCall, type FakeConnector } from './fake-connector.ts';
 import { deletePrefixedKeys } from './delete-prefixed-keys.ts';
 
@@ -81,28 +82,10 @@ export async function startFullStack(options: FullStackOptions = {}): Promise<Fu
     bots.push(await startBot(botConfig, { redis, logger: logger(`bot-${i}`, level), host: '127.0.0.1' }));
   }
   const conversationId = `19:${randomUUID()}@thread.tacv2;messageid=1700000000000`;
-  let counter = 0;
-  const base = (from: StackUser) => ({
-    id: `act-${++counter}-${randomUUID().slice(0, 8)}`,
-    timestamp: new Date().toISOString(),
-    channelId: 'msteams',
-    serviceUrl: connector.url,
-    from: { id: from.id, name: from.name, aadObjectId: from.aadObjectId },
-    conversation: { id: conversationId, conversationType: 'channel', isGroup: true, tenantId: 'tenant-1' },
-    recipient: { id: '28:setup-bot', name: 'setup' },
-    channelData: { tenant: { id: 'tenant-1' } },
-  });
-  const postActivity = async (activity: Record<string, unknown>, bot = 0) => {
-    const target = bots[bot % bots.length];
-    if (!target) throw new Error('no bot');
-    const res = await fetch(`${target.url}/api/messages`, {
-      method: 'POST',
-      headers: { 'content-type': 'application/json' },
-      body: JSON.stringify(activity),
-    });
-    const text = await res.text();
-    return { status: res.status, body: text ? (JSON.parse(text) as unknown) : undefined };
-  };
+  const target = { connector, conversationId };
+  // Activities go to the bot instances in turn, as a load balancer would send them.
+  let next = 0;
+  const postActivity = (activity: Record<string, unknown>) => post(bots[next++ % bots.length]!, activity);
 
   return {
     prefix,
@@ -114,13 +97,7 @@ export async function startFullStack(options: FullStackOptions = {}): Promise<Fu
     conversationId,
     async say(from, text) {
       const before = connector.posts().length;
-      const res = await postActivity({
-        ...base(from),
-        type: 'message',
-        text: `<at>setup</at> ${text}`,
-        textFormat: 'plain',
-        entities: [{ type: 'mention', text: '<at>setup</at>', mentioned: { id: '28:setup-bot', name: 'setup' } }],
-      });
+      const res = await postActivity(messageActivity(target, from, text));
       if (res.status !== 200) throw new Error(`the bot answered ${res.status}`);
       await connector.waitFor(() => connector.posts().length > before, 'the reply');
       const reply = connector.posts()[before];
@@ -128,13 +105,7 @@ export async function startFullStack(options: FullStackOptions = {}): Promise<Fu
       return reply;
     },
     async click(from, verb, runId, cardId) {
-      return postActivity({
-        ...base(from),
-        type: 'invoke',
-        name: 'adaptiveCard/action',
-        replyToId: cardId,
-        value: { action: { type: 'Action.Execute', verb, data: { runId } } },
-      });
+      return postActivity(invokeActivity(target, from, verb, { runId }, cardId));
     },
     async waitForCard(cardId, predicate, what, timeoutMs = 20_000) {
       let found = '';
