@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { spawn } from 'node:child_process';
-import { mkdirSync } from 'node:fs';
+import { mkdirSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
@@ -8,7 +8,7 @@ import { z } from 'zod';
 import { startActingUserProxy, type ActingUserProxy } from './acting-user-proxy.ts';
 import { formatPinoLine } from './log-format.ts';
 import { defaultPlaygroundPort, parseListeningPort, playgroundCommand, repoRoot } from './playground.ts';
-import { demoAuthorizationEnv, playgroundChats, playgroundUsers, requester } from './playground-users.ts';
+import { demoAuthorizationEnv, findPlaygroundUser, playgroundChats, playgroundUsers, renderPlaygroundYaml, requester, type PlaygroundUser } from './playground-users.ts';
 import { ProcessGroup, type ManagedProcess } from './process-group.ts';
 import { clearPrefix, findOnPath, localRedisPort, pingRedis, redisHowTo, startLocalRedis, type LocalRedis } from './redis-check.ts';
 
@@ -126,7 +126,22 @@ export function freePort(host = '127.0.0.1'): Promise<number> {
   });
 }
 
-function instructions(playgroundUrl: string): string {
+const roleText = (u: PlaygroundUser): string =>
+  u.role === 'none' ? 'neither an operator nor an approver: your commands are refused' : `an ${u.role}`;
+
+/** `--as <name>`: who the Playground types as (default the requester, Olivia Operator). */
+export function typingUserFromArgs(args: readonly string[]): PlaygroundUser {
+  const i = args.indexOf('--as');
+  if (i === -1) return requester;
+  const who = args[i + 1];
+  const found = who === undefined ? undefined : findPlaygroundUser(who);
+  if (!found) {
+    throw new Error(`--as needs one of: ${playgroundUsers.map((u) => u.givenName.toLowerCase()).join(', ')}`);
+  }
+  return found;
+}
+
+function instructions(playgroundUrl: string, typing: PlaygroundUser): string {
   const approver = playgroundUsers.find((u) => u.role === 'approver');
   const stranger = playgroundUsers.find((u) => u.role === 'none');
   return [
@@ -134,7 +149,7 @@ function instructions(playgroundUrl: string): string {
     '────────────────────────────────────────────────────────────────────────────',
     ` Ready. Open ${playgroundUrl}  (the Microsoft 365 Agents Playground)`,
     '',
-    ` You are ${requester.name} (an operator). In the team channel "${playgroundChats.channelName}"`,
+    ` You are ${typing.name} (${roleText(typing)}). In the team channel "${playgroundChats.channelName}"`,
     ` or the group chat "${playgroundChats.groupChatName}", type @setu, pick "setup" from the list, then:`,
     '   @setup help                 the commands',
     '   @setup approve mailboxes    a plan card: how many pending mailboxes, a sample',
@@ -143,8 +158,8 @@ function instructions(playgroundUrl: string): string {
     '   @setup test mailboxes       Confirm, and watch the Test & Enable results arrive',
     '   @setup status               agent heartbeat and mailbox counts',
     `   click a plan card's Approve as ${stranger?.name ?? 'someone else'}: the bot refuses and changes nothing`,
-    ` Typed messages always come from ${requester.name} (the Playground cannot switch the typing user;`,
-    '  its "Mock an Activity → Custom activity" can send a message with another "from").',
+    ` Typed messages come from ${typing.name}: the Playground cannot switch the typing user, so start`,
+    `  the demo with \`npm start -- --as ${stranger?.givenName.toLowerCase() ?? 'uma'}\` to type as someone without rights.`,
     ' In the Personal Chat, type the commands without @setup.',
     '',
     ' Ctrl-C stops everything.',
@@ -166,7 +181,15 @@ function openBrowser(url: string): void {
 }
 
 async function main(): Promise<void> {
-  const argv = new Set(process.argv.slice(2));
+  const args = process.argv.slice(2);
+  const argv = new Set(args);
+  let typing: PlaygroundUser;
+  try {
+    typing = typingUserFromArgs(args);
+  } catch (error) {
+    console.error(error instanceof Error ? error.message : String(error));
+    process.exit(2);
+  }
   const parsed = demoEnvSchema.safeParse(Object.fromEntries(Object.entries(process.env).filter(([, v]) => v !== undefined && v.trim() !== '')));
   if (!parsed.success) {
     for (const issue of parsed.error.issues) console.error(`  ${issue.path.join('.')}: ${issue.message}`);
@@ -254,9 +277,16 @@ async function main(): Promise<void> {
   const logDir = resolve(repoRoot, '.playground');
   mkdirSync(logDir, { recursive: true });
   const internalPort = await freePort();
+  // Typing as someone else than the requester: a generated config with that person as currentUser.
+  let configPath: string | undefined;
+  if (typing !== requester) {
+    configPath = resolve(logDir, `playground-as-${typing.id}.yml`);
+    writeFileSync(configPath, renderPlaygroundYaml(typing));
+  }
   const pg = playgroundCommand({
     appEndpoint: `http://localhost:${env.PORT}/api/messages`,
     port: internalPort,
+    ...(configPath ? { configPath } : {}),
     logFile: resolve(logDir, 'playground.log'),
   });
   const playground = group.start({ name: 'playground', command: pg.command, args: pg.args, env: pg.env, cwd: repoRoot });
@@ -270,7 +300,7 @@ async function main(): Promise<void> {
   const proxyOptions = {
     target: { host: '127.0.0.1', port: listeningPort },
     users: playgroundUsers.map((u) => ({ id: u.id, name: u.name, note: u.role === 'none' ? 'no rights' : u.role })),
-    defaultUserId: requester.id,
+    defaultUserId: typing.id,
     personalChatId: playgroundChats.personalChatId,
   };
   try {
@@ -279,7 +309,7 @@ async function main(): Promise<void> {
     group.print('demo', `port ${env.PLAYGROUND_PORT} is taken (${error instanceof Error ? error.message : String(error)}): using a free one; set PLAYGROUND_PORT to choose.`);
     proxy = await startActingUserProxy({ ...proxyOptions, port: 0 });
   }
-  console.log(instructions(proxy.url));
+  console.log(instructions(proxy.url, typing));
   if (argv.has('--open')) openBrowser(proxy.url);
 }
 

@@ -104,8 +104,20 @@ function yamlUser(u: PlaygroundUser, indent: string, first: string): string[] {
   ];
 }
 
-/** The text of `.m365agentsplayground.yml` (Playground config schema 0.1.1). */
-export function renderPlaygroundYaml(): string {
+/**
+ * The demo user `who` names: a first name, full name or channel id, case-insensitive
+ * (`npm start -- --as uma`). Undefined when nobody matches.
+ */
+export function findPlaygroundUser(who: string): PlaygroundUser | undefined {
+  const w = who.trim().toLowerCase();
+  return playgroundUsers.find((u) => u.givenName.toLowerCase() === w || u.name.toLowerCase() === w || u.id.toLowerCase() === w);
+}
+
+/**
+ * The text of `.m365agentsplayground.yml` (Playground config schema 0.1.1). `current` is the
+ * person the Playground types as (the committed file: the requester); the other five are `users`.
+ */
+export function renderPlaygroundYaml(current: PlaygroundUser = requester): string {
   const c = playgroundChats;
   const lines = [
     '# yaml-language-server: $schema=https://aka.ms/teams-app-test-tool-config/0.1.1/config.schema.json',
@@ -120,9 +132,9 @@ export function renderPlaygroundYaml(): string {
     `  id: "${playgroundBot.id}"`,
     `  name: ${playgroundBot.name}`,
     'currentUser:',
-    ...yamlUser(requester, '  ', '  '),
+    ...yamlUser(current, '  ', '  '),
     'users:',
-    ...otherUsers.flatMap((u) => yamlUser(u, '    ', '  - ')),
+    ...playgroundUsers.filter((u) => u !== current).flatMap((u) => yamlUser(u, '    ', '  - ')),
     'personalChat:',
     `  id: ${c.personalChatId}`,
     'groupChat:',

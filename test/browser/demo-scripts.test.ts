@@ -8,10 +8,10 @@ import { createInterface } from 'node:readline';
 import { afterEach, describe, expect, it } from 'vitest';
 import { loadBotConfig } from '../../bot/bot-config.ts';
 import { readCookie, rewriteActingUser } from '../../scripts/acting-user-proxy.ts';
-import { childEnvironment, freePort } from '../../scripts/demo.ts';
+import { childEnvironment, freePort, typingUserFromArgs } from '../../scripts/demo.ts';
 import { formatPinoLine } from '../../scripts/log-format.ts';
 import { parseListeningPort, playgroundCommand, playgroundConfigPath } from '../../scripts/playground.ts';
-import { demoAuthorizationEnv, playgroundChats, playgroundUsers, renderPlaygroundYaml, requester } from '../../scripts/playground-users.ts';
+import { demoAuthorizationEnv, findPlaygroundUser, playgroundChats, playgroundUsers, renderPlaygroundYaml, requester } from '../../scripts/playground-users.ts';
 import { ProcessGroup } from '../../scripts/process-group.ts';
 import { localRedisPort, pingRedis, startLocalRedis } from '../../scripts/redis-check.ts';
 
@@ -98,6 +98,29 @@ describe('acting-user proxy', () => {
   it('reads its cookie', () => {
     expect(readCookie('a=1; setup_acting_user=user-adam; b=2', 'setup_acting_user')).toBe('user-adam');
     expect(readCookie(undefined, 'setup_acting_user')).toBeUndefined();
+  });
+});
+
+describe('typing as someone else (npm start -- --as <name>)', () => {
+  it('picks the person by first name, full name or id, and refuses an unknown one', () => {
+    const uma = findPlaygroundUser('Uma');
+    expect(uma?.role).toBe('none');
+    expect(typingUserFromArgs([])).toBe(requester);
+    expect(typingUserFromArgs(['--open', '--as', 'uma'])).toBe(uma);
+    expect(typingUserFromArgs(['--as', 'Adam Approver'])?.role).toBe('approver');
+    expect(typingUserFromArgs(['--as', 'user-lee'])?.givenName).toBe('Lee');
+    expect(() => typingUserFromArgs(['--as', 'mallory'])).toThrow(/--as needs one of: olivia, adam, uma/);
+    expect(() => typingUserFromArgs(['--as'])).toThrow(/--as needs one of/);
+  });
+
+  it('renders a config with that person as the current user and the other five as users', () => {
+    const uma = findPlaygroundUser('uma');
+    if (!uma) throw new Error('no uma');
+    const yaml = renderPlaygroundYaml(uma);
+    expect(yaml).toContain(`currentUser:\n  id: ${uma.id}\n`);
+    const listed = [...yaml.matchAll(/^ {2}- id: (\S+)$/gm)].map((m) => m[1]);
+    expect(listed).toEqual(playgroundUsers.filter((u) => u !== uma).map((u) => u.id));
+    expect(listed).toContain(requester.id);
   });
 });
 

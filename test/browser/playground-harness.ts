@@ -1,6 +1,6 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
-import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
@@ -15,7 +15,7 @@ import { connectRedis } from '../../core/redis-connection.ts';
 import { startActingUserProxy, type ActingUserProxy } from '../../scripts/acting-user-proxy.ts';
 import { freePort } from '../../scripts/demo.ts';
 import { parseListeningPort, playgroundCommand, playgroundConfigPath } from '../../scripts/playground.ts';
-import { demoAuthorizationEnv, playgroundChats, playgroundUsers, requester } from '../../scripts/playground-users.ts';
+import { demoAuthorizationEnv, playgroundChats, playgroundUsers, renderPlaygroundYaml, requester, type PlaygroundUser } from '../../scripts/playground-users.ts';
 import { startCrmSimulator, type CrmSimulator } from '../../sim/crm-simulator.ts';
 import { deletePrefixedKeys } from '../support/delete-prefixed-keys.ts';
 
@@ -83,7 +83,13 @@ function waitForPlayground(child: ChildProcess, output: string[], timeoutMs: num
   });
 }
 
-export async function startPlaygroundStack(): Promise<PlaygroundStack> {
+export interface PlaygroundStackOptions {
+  /** Who the Playground types as (default the requester, an operator). */
+  typing?: PlaygroundUser;
+}
+
+export async function startPlaygroundStack(options: PlaygroundStackOptions = {}): Promise<PlaygroundStack> {
+  const typing = options.typing ?? requester;
   assertChromiumInstalled();
   const prefix = `pw-${randomUUID()}`;
   const work = mkdtempSync(join(tmpdir(), 'setup-playground-'));
@@ -137,10 +143,16 @@ export async function startPlaygroundStack(): Promise<PlaygroundStack> {
     );
     cleanups.push(() => agent.close());
 
+    // The committed config types as the requester; anyone else gets a generated one (as `npm start -- --as`).
+    let configPath = playgroundConfigPath;
+    if (typing !== requester) {
+      configPath = join(work, 'playground.yml');
+      writeFileSync(configPath, renderPlaygroundYaml(typing));
+    }
     const pg = playgroundCommand({
       appEndpoint: `${bot.url}/api/messages`,
       port: await freePort(),
-      configPath: playgroundConfigPath,
+      configPath,
       logFile: join(work, 'playground.log'),
     });
     const playground = spawn(pg.command, pg.args, { env: pg.env, cwd: work, stdio: ['ignore', 'pipe', 'pipe'] });
@@ -160,7 +172,7 @@ export async function startPlaygroundStack(): Promise<PlaygroundStack> {
       target: { host: '127.0.0.1', port: playgroundPort },
       port: 0,
       users: playgroundUsers.map((u) => ({ id: u.id, name: u.name, note: u.role })),
-      defaultUserId: requester.id,
+      defaultUserId: typing.id,
       personalChatId: playgroundChats.personalChatId,
     });
     cleanups.push(() => proxy.close());
