@@ -158,8 +158,10 @@ function instructions(playgroundUrl: string, typing: PlaygroundUser): string {
     '   @setup test mailboxes       Confirm, and watch the Test & Enable results arrive',
     '   @setup status               agent heartbeat and mailbox counts',
     `   click a plan card's Approve as ${stranger?.name ?? 'someone else'}: the bot refuses and changes nothing`,
-    ` Typed messages come from ${typing.name}: the Playground cannot switch the typing user, so start`,
-    `  the demo with \`npm start -- --as ${stranger?.givenName.toLowerCase() ?? 'uma'}\` to type as someone without rights.`,
+    ` Typed messages come from ${typing.name} (the Playground cannot switch the typing user):`,
+    typing === requester
+      ? `  start with \`npm start -- --as ${stranger?.givenName.toLowerCase() ?? 'uma'}\` to type as someone without rights.`
+      : `  start without --as to type as ${requester.name}, who may run commands.`,
     ' In the Personal Chat, type the commands without @setup.',
     '',
     ' Ctrl-C stops everything.',
