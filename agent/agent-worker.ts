@@ -2,9 +2,11 @@ import { UnrecoverableError, type Job } from 'bullmq';
 import type { Redis } from 'ioredis';
 import type { Logger } from '../core/logger.ts';
 import { SetupError, isSetupError, toSetupError } from '../core/setup-error.ts';
+import { z } from 'zod';
+import { stepStateSchema } from '../jobs/cert-types.ts';
 import type { EnvelopeSigner } from '../jobs/envelope-signer.ts';
-import { jobTtlMs, verifyJob } from '../jobs/job-options.ts';
-import type { JobPayload, JobResult, Progress, ReportEvent } from '../jobs/job-types.ts';
+import { attemptOf, jobIdFor, jobTtlMs, verifyJob } from '../jobs/job-options.ts';
+import type { JobPayload, JobResult, JobType, Progress, ReportEvent } from '../jobs/job-types.ts';
 import type { AgentConfig } from './agent-config.ts';
 import type { CrmApi } from './crm-client.ts';
 import { runJob } from './job-handlers.ts';
@@ -30,9 +32,9 @@ export interface JobProcessorDeps {
   publishRetryDelaysMs?: readonly number[];
 }
 
-/** Redis key of the replay guard for a run's job of one type. */
-export function jobSeenKey(prefix: string, runId: string, type: string): string {
-  return `${prefix}:job-seen:${runId}-${type}`;
+/** Redis key of the replay guard for a run's job of one type (and attempt, for a resumed run). */
+export function jobSeenKey(prefix: string, runId: string, type: JobType, attempt = 1): string {
+  return `${prefix}:job-seen:${jobIdFor(runId, type, attempt)}`;
 }
 
 /**
@@ -59,6 +61,8 @@ const defaultPublishRetryDelaysMs = [250, 1_000, 4_000] as const;
 
 /** Kept a day longer than any job can stay valid, so a replay is caught as long as its signature is. */
 const seenTtlMs = (type: JobPayload['type']) => jobTtlMs[type] + 24 * 60 * 60_000;
+
+const stepStatesSchema = z.array(stepStateSchema).max(12).optional();
 
 const clip = (text: string, max: number) => (text.length > max ? `${text.slice(0, max - 1)}…` : text);
 
@@ -103,7 +107,7 @@ export function createJobProcessor(deps: JobProcessorDeps): (job: Job) => Promis
     // Replay guard: a signed job runs as one BullMQ job instance. Its retries (same id and timestamp,
     // claim not finished) pass; another job id, the same id added again, or a finished claim are refused.
     const claim = jobClaim(job);
-    const seenKey = jobSeenKey(config.REDIS_PREFIX, payload.runId, payload.type);
+    const seenKey = jobSeenKey(config.REDIS_PREFIX, payload.runId, payload.type, attemptOf(payload));
     const claimed = await redis.set(seenKey, claim, 'PX', seenTtlMs(payload.type), 'NX');
     if (claimed !== 'OK') {
       const owner = await redis.get(seenKey);
@@ -199,9 +203,12 @@ export function createJobProcessor(deps: JobProcessorDeps): (job: Job) => Promis
     }
 
     async function publishFailed(e: SetupError): Promise<void> {
+      // A multi-step job (rotation) throws with the step states in its details: the card shows where it stopped.
+      const steps = stepStatesSchema.safeParse(e.details?.['steps']);
       const event: ReportEvent = {
         kind: 'failed',
         error: { code: e.code, message: clip(e.message, 1000), ...(e.hint ? { hint: clip(e.hint, 1000) } : {}) },
+        ...(steps.success && steps.data ? { steps: steps.data } : {}),
       };
       try {
         await publishWithRetry(event);

@@ -1,3 +1,4 @@
+import { SetupError } from '../core/setup-error.ts';
 import type { JobPayload, JobResult } from '../jobs/job-types.ts';
 import { approveMailboxes } from './approve-mailboxes.ts';
 import type { JobContext } from './job-context.ts';
@@ -16,5 +17,8 @@ export function runJob(payload: JobPayload, ctx: JobContext): Promise<JobResult>
       return approveMailboxes(payload, ctx);
     case 'test':
       return testMailboxes(payload, ctx);
+    default:
+      // Certificate jobs: wired in with the certificate handlers (issue 3).
+      throw new SetupError('JOB_INVALID', `This agent cannot run "${payload.type}" jobs yet.`);
   }
 }

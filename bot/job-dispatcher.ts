@@ -2,7 +2,7 @@ import { Queue } from 'bullmq';
 import type { Redis } from 'ioredis';
 import type { EnvelopeSigner } from '../jobs/envelope-signer.ts';
 import { jobQueueName } from '../jobs/deployment.ts';
-import { jobAddOptions, jobIdFor, signJob } from '../jobs/job-options.ts';
+import { attemptOf, jobAddOptions, jobIdFor, signJob } from '../jobs/job-options.ts';
 import type { JobPayload } from '../jobs/job-types.ts';
 
 /**
@@ -33,9 +33,10 @@ export class BullJobDispatcher implements JobDispatcher {
 
   async dispatch(payload: JobPayload): Promise<{ jobId: string }> {
     const envelope = signJob(this.#signer, payload);
-    const options = jobAddOptions(payload.runId, payload.type);
+    const attempt = attemptOf(payload);
+    const options = jobAddOptions(payload.runId, payload.type, attempt);
     const job = await this.#queue.add(payload.type, envelope, options);
-    return { jobId: job.id ?? jobIdFor(payload.runId, payload.type) };
+    return { jobId: job.id ?? jobIdFor(payload.runId, payload.type, attempt) };
   }
 
   async close(): Promise<void> {

@@ -9,6 +9,10 @@ export const jobTtlMs: Readonly<Record<JobType, number>> = {
   status: 5 * 60_000,
   approve: 24 * 60 * 60_000,
   test: 24 * 60 * 60_000,
+  'cert-status': 5 * 60_000,
+  'cert-plan': 15 * 60_000,
+  'cert-rotate': 24 * 60 * 60_000,
+  'cert-rollback': 24 * 60 * 60_000,
 };
 
 /** Reports are consumed within seconds; a day covers a bot outage. */
@@ -23,19 +27,29 @@ export function newRunId(): string {
   return id;
 }
 
-/** Deterministic job id: adding the same job twice is a no-op in BullMQ (no double work). */
-export function jobIdFor(runId: string, type: JobType): string {
-  return `${runId}-${type}`;
+/**
+ * Deterministic job id: adding the same job twice is a no-op in BullMQ (no double work). A resumed
+ * run (attempt 2, 3, …) is a new job of the same run: `<runId>-<type>-a<attempt>`.
+ */
+export function jobIdFor(runId: string, type: JobType, attempt = 1): string {
+  return attempt > 1 ? `${runId}-${type}-a${attempt}` : `${runId}-${type}`;
+}
+
+/** The attempt a payload carries (resumable jobs), 1 for every other job. */
+export function attemptOf(payload: JobPayload): number {
+  return 'attempt' in payload ? payload.attempt : 1;
 }
 
 export function reportJobIdFor(runId: string, seq: number): string {
   return `${runId}-r${seq}`;
 }
 
-export function jobAddOptions(runId: string, type: JobType): JobsOptions {
-  const readOnly = type === 'plan' || type === 'status';
+export function jobAddOptions(runId: string, type: JobType, attempt = 1): JobsOptions {
+  const readOnly = type === 'plan' || type === 'status' || type === 'cert-status' || type === 'cert-plan';
+  // A rotation step that failed halts the run for a person to look at (resume or roll back); BullMQ
+  // retries only what failed for a transient reason, a few times.
   return {
-    jobId: jobIdFor(runId, type),
+    jobId: jobIdFor(runId, type, attempt),
     attempts: readOnly ? 3 : 5,
     backoff: { type: 'exponential', delay: readOnly ? 2_000 : 10_000 },
     removeOnComplete: { age: 7 * 24 * 3600, count: 5_000 },

@@ -1,6 +1,16 @@
 import { z } from 'zod';
 import { deploymentSchema } from './deployment.ts';
 import { mailboxFilterSchema } from './mailbox-filter.ts';
+import {
+  certPlanInputSchema,
+  certPlanResultSchema,
+  certRollbackInputSchema,
+  certRollbackResultSchema,
+  certRotateInputSchema,
+  certRotateResultSchema,
+  certStatusResultSchema,
+  stepStateSchema,
+} from './cert-types.ts';
 
 /**
  * The contract between the bot and the agent: what a job asks for, how it reports progress, and
@@ -10,7 +20,7 @@ export const runIdSchema = z.string().regex(/^[a-z0-9]{8,32}$/, 'is not a run id
 /** An Entra object id (activity.from.aadObjectId). */
 export const aadObjectIdSchema = z.string().regex(/^[0-9a-fA-F-]{8,64}$/, 'is not an Entra object id');
 
-export const jobTypeSchema = z.enum(['plan', 'status', 'approve', 'test']);
+export const jobTypeSchema = z.enum(['plan', 'status', 'approve', 'test', 'cert-status', 'cert-plan', 'cert-rotate', 'cert-rollback']);
 export type JobType = z.infer<typeof jobTypeSchema>;
 
 export const mailboxActionSchema = z.enum(['approve', 'test']);
@@ -62,11 +72,24 @@ export function exceedsPlan(plannedCount: number, actual: number): boolean {
   return actual > plannedCount + Math.max(5, Math.ceil(plannedCount * 0.1));
 }
 
+/** `cert status` and the expiry watch: read-only. */
+export const certStatusPayloadSchema = z.object({ type: z.literal('cert-status'), ...common }).strict();
+/** `cert rotate`: read-only; reads the new PFX on the agent host and plans the rotation. */
+export const certPlanPayloadSchema = z.object({ type: z.literal('cert-plan'), ...common, ...certPlanInputSchema.shape }).strict();
+/** The approved rotation (approver ≠ requester), or its resume (attempt > 1). */
+export const certRotatePayloadSchema = z.object({ type: z.literal('cert-rotate'), ...common, ...certRotateInputSchema.shape }).strict();
+/** The approved rollback of a rotation whose verification failed. */
+export const certRollbackPayloadSchema = z.object({ type: z.literal('cert-rollback'), ...common, ...certRollbackInputSchema.shape }).strict();
+
 export const jobPayloadSchema = z.discriminatedUnion('type', [
   planPayloadSchema,
   statusPayloadSchema,
   approvePayloadSchema,
   testPayloadSchema,
+  certStatusPayloadSchema,
+  certPlanPayloadSchema,
+  certRotatePayloadSchema,
+  certRollbackPayloadSchema,
 ]);
 export type JobPayload = z.infer<typeof jobPayloadSchema>;
 export type PayloadOf<T extends JobType> = Extract<JobPayload, { type: T }>;
@@ -74,11 +97,13 @@ export type PayloadOf<T extends JobType> = Extract<JobPayload, { type: T }>;
 // ---- progress -------------------------------------------------------------------------------
 
 export const progressSchema = z.object({
-  phase: z.enum(['reading', 'approving', 'scheduling', 'waiting', 'collecting']),
+  phase: z.enum(['reading', 'approving', 'scheduling', 'waiting', 'collecting', 'step']),
   done: z.number().int().nonnegative(),
   total: z.number().int().nonnegative(),
   /** Outcome counts so far (for example succeeded / failed while Test & Enable results arrive). */
   counts: z.record(z.string(), z.number().int().nonnegative()).optional(),
+  /** Multi-step runs (certificate rotation): the state of every step. */
+  steps: z.array(stepStateSchema).max(12).optional(),
 }).strict();
 export type Progress = z.infer<typeof progressSchema>;
 
@@ -144,6 +169,10 @@ export const jobResultSchema = z.discriminatedUnion('type', [
   statusResultSchema,
   approveResultSchema,
   testResultSchema,
+  certStatusResultSchema,
+  certPlanResultSchema,
+  certRotateResultSchema,
+  certRollbackResultSchema,
 ]);
 export type JobResult = z.infer<typeof jobResultSchema>;
 export type ResultOf<T extends JobType> = Extract<JobResult, { type: T }>;
@@ -151,6 +180,7 @@ export type PlanResult = ResultOf<'plan'>;
 export type StatusResult = ResultOf<'status'>;
 export type ApproveResult = ResultOf<'approve'>;
 export type TestResult = ResultOf<'test'>;
+export type { CertPlanResult, CertRollbackResult, CertRotateResult, CertStatusResult } from './cert-types.ts';
 
 // ---- reports (agent → bot) -------------------------------------------------------------------
 
@@ -161,6 +191,8 @@ export const reportEventSchema = z.discriminatedUnion('kind', [
   z.object({
     kind: z.literal('failed'),
     error: z.object({ code: z.string().max(64), message: z.string().max(1000), hint: z.string().max(1000).optional() }).strict(),
+    /** Multi-step runs: the step states when it stopped (the failed step is 'failed'). */
+    steps: z.array(stepStateSchema).max(12).optional(),
   }).strict(),
 ]);
 export type ReportEvent = z.infer<typeof reportEventSchema>;

@@ -9,6 +9,7 @@ const phaseLabels: Record<Progress['phase'], string> = {
   scheduling: 'Scheduling Test & Enable',
   waiting: 'Waiting for Test & Enable results',
   collecting: 'Collecting failure details',
+  step: 'Working through the steps',
 };
 
 function who(run: Run): string {

@@ -1,0 +1,75 @@
+import { z } from 'zod';
+import { thumbprintSchema } from '../jobs/cert-types.ts';
+
+/**
+ * The PowerShell scripts the agent runs (agent/powershell/<name>.ps1), their parameters and the one
+ * JSON object each prints on its last line of stdout. The runner (powershell-runner.ts) passes every
+ * value as a named parameter (`-Name value`, one argv entry each): no command text is ever built
+ * from input. The PFX password never goes on the command line: the runner puts it in the child's
+ * environment as SETUP_PFX_PASSWORD, only for the scripts that need it.
+ *
+ * Server-specific scripts take -ComputerName; the script runs locally when it names this host and
+ * through PowerShell remoting (Invoke-Command) otherwise.
+ *
+ * The simulator's stand-in executable (sim/bin/pwsh-sim.mjs) implements the same scripts against
+ * simulated state; test/agent/powershell-scripts.test.ts checks the param() blocks of the .ps1
+ * files against this table.
+ */
+export const PFX_PASSWORD_ENV = 'SETUP_PFX_PASSWORD';
+
+const serviceSchema = z.object({ name: z.string(), status: z.string() }).strict();
+
+export const powershellScripts = {
+  /** Get-CrmCertificate, the S2STokenIssuer entry. */
+  'Get-S2SCertificate': {
+    params: [] as const,
+    output: z.object({ registered: z.boolean(), derBase64: z.string().nullable() }).strict(),
+  },
+  /** The certificate with this thumbprint in LocalMachine\My, its KeySpec and key ACL, and the async services. */
+  'Get-MachineCertificate': {
+    params: ['ComputerName', 'Thumbprint', 'ServiceAccount'] as const,
+    output: z.object({
+      found: z.boolean(),
+      keySpec: z.number().int().nullable(),
+      hasPrivateKey: z.boolean(),
+      serviceAccountCanRead: z.boolean(),
+      duplicateSubject: z.boolean(),
+      services: z.array(serviceSchema),
+    }).strict(),
+  },
+  /** certutil -importpfx <file> AT_KEYEXCHANGE (copied to the server first when remote). Password from SETUP_PFX_PASSWORD. */
+  'Import-S2SCertificate': {
+    params: ['ComputerName', 'PfxPath'] as const,
+    needsPassword: true,
+    output: z.object({ thumbprint: thumbprintSchema, keySpec: z.number().int().nullable(), alreadyPresent: z.boolean() }).strict(),
+  },
+  /** Grants the account Read on the private key's container file (MachineKeys / Keys). */
+  'Grant-CertificateKeyAccess': {
+    params: ['ComputerName', 'Thumbprint', 'ServiceAccount'] as const,
+    output: z.object({ granted: z.boolean(), alreadyHad: z.boolean() }).strict(),
+  },
+  /** Set-CrmCertificate -CertificateType S2STokenIssuer … -DataFile <cer>. */
+  'Register-S2SCertificate': {
+    params: ['CerPath'] as const,
+    output: z.object({ thumbprint: thumbprintSchema }).strict(),
+  },
+  /** Get-CrmAdvancedSetting of the two S2S server settings. */
+  'Get-S2SServerSettings': {
+    params: [] as const,
+    output: z.object({ principalId: z.string().nullable(), metadataUrl: z.string().nullable() }).strict(),
+  },
+  /** Set-CrmAdvancedSetting -Entity ServerSettings for the two S2S server settings. */
+  'Set-S2SServerSettings': {
+    params: ['PrincipalId', 'MetadataUrl'] as const,
+    output: z.object({ changed: z.boolean() }).strict(),
+  },
+  /** Restart-Service MSCRMAsyncService and 'MSCRMAsyncService$maintenance'. */
+  'Restart-CrmAsyncServices': {
+    params: ['ComputerName'] as const,
+    output: z.object({ services: z.array(serviceSchema) }).strict(),
+  },
+} as const;
+
+export type PowershellScriptName = keyof typeof powershellScripts;
+export type PowershellParams<N extends PowershellScriptName> = Record<(typeof powershellScripts)[N]['params'][number], string>;
+export type PowershellOutput<N extends PowershellScriptName> = z.infer<(typeof powershellScripts)[N]['output']>;
