@@ -14,6 +14,22 @@ const idList = z
   .transform((v) => parseIdList(v))
   .pipe(z.array(z.string().regex(/^[0-9a-f-]{8,64}$/, 'must be a comma-separated list of Entra object IDs (GUIDs)')));
 
+/**
+ * A cron pattern as BullMQ's job scheduler takes it: 5 fields (minute hour day month weekday), or
+ * 6 with seconds first. Only the shape is checked here; BullMQ's parser refuses the rest at start.
+ */
+const cronSchema = z
+  .string()
+  .max(120)
+  .regex(/^[0-9A-Za-z*?,/#LW-]+(\s+[0-9A-Za-z*?,/#LW-]+){4,5}$/, 'must be a cron pattern of 5 fields (minute hour day month weekday), for example 0 7 * * * (every day at 07:00 UTC)');
+
+/** Comma-separated days before expiry: positive integers, de-duplicated, sorted descending (30,14,7,1). */
+const thresholdsSchema = z
+  .string()
+  .regex(/^\s*\d{1,4}\s*(,\s*\d{1,4}\s*)*$/, 'must be a comma-separated list of whole numbers of days, for example 30,14,7,1')
+  .transform((v) => [...new Set(v.split(',').map((s) => Number(s.trim())))].sort((a, b) => b - a))
+  .pipe(z.array(z.number().int().min(1, 'every threshold must be at least 1 day').max(3650, 'a threshold must be at most 3650 days')).min(1).max(20, 'at most 20 thresholds'));
+
 const botEnvSchema = z.object({
   PORT: z.coerce.number().int().min(0).max(65535).default(3978),
   /** The address to listen on; default 127.0.0.1 while authentication is off, 0.0.0.0 with it. */
@@ -34,6 +50,10 @@ const botEnvSchema = z.object({
   APPROVAL_TTL_MINUTES: z.coerce.number().int().positive().max(7 * 24 * 60).default(60),
   CARD_UPDATE_INTERVAL_MS: z.coerce.number().int().nonnegative().max(60_000).default(2000),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+  /** When the certificate expiry watch runs (cron, UTC): a BullMQ job scheduler on the timer queue. */
+  CERT_WATCH_CRON: cronSchema.default('0 7 * * *'),
+  /** Days before expiry at which a rotation-due card is posted (once each). */
+  CERT_WATCH_THRESHOLDS: thresholdsSchema.default('30,14,7,1'),
 });
 
 export interface BotConfig {
@@ -65,6 +85,10 @@ export interface BotConfig {
   approvalTtlMinutes: number;
   cardUpdateIntervalMs: number;
   logLevel: string;
+  /** Cron pattern (UTC) of the certificate expiry watch. */
+  certWatchCron: string;
+  /** Days before expiry that get a rotation-due card: positive, de-duplicated, sorted descending. */
+  certWatchThresholds: readonly number[];
 }
 
 export function loadBotConfig(env: NodeJS.ProcessEnv): Readonly<BotConfig> {
@@ -95,6 +119,8 @@ export function loadBotConfig(env: NodeJS.ProcessEnv): Readonly<BotConfig> {
     approvalTtlMinutes: e.APPROVAL_TTL_MINUTES,
     cardUpdateIntervalMs: e.CARD_UPDATE_INTERVAL_MS,
     logLevel: e.LOG_LEVEL,
+    certWatchCron: e.CERT_WATCH_CRON.split(/\s+/).join(' '),
+    certWatchThresholds: Object.freeze([...e.CERT_WATCH_THRESHOLDS]),
   };
   return Object.freeze(config);
 }
