@@ -1,9 +1,59 @@
+import { isAbsolute } from 'node:path';
 import { z } from 'zod';
 import { parseEnv } from '../core/parse-env.ts';
+import { certFileNameSchema } from '../jobs/cert-types.ts';
 import { deploymentSchema } from '../jobs/deployment.ts';
 import { MIN_SIGNING_KEY_LENGTH } from '../jobs/envelope-signer.ts';
 
 const int = (min: number, max: number) => z.coerce.number().int().min(min).max(max);
+
+const httpsUrl = z
+  .string()
+  .url()
+  .refine((u) => new URL(u).protocol === 'https:', 'must be an https URL')
+  .transform((u) => u.replace(/\/+$/, ''));
+
+/** A server name as Windows and PowerShell remoting take it (NetBIOS or DNS name). */
+const serverNamePattern = /^[A-Za-z0-9](?:[A-Za-z0-9-]{0,62})(?:\.[A-Za-z0-9-]{1,63})*$/;
+
+/** Comma-separated async-service servers; empty means none configured. */
+const serverListSchema = z
+  .string()
+  .transform((value) => value.split(',').map((s) => s.trim()).filter((s) => s.length > 0))
+  .pipe(z.array(z.string().max(253).regex(serverNamePattern, 'each name must be a server name (letters, digits, dashes, dots)')).max(20, 'at most 20 servers'))
+  .default('');
+
+const guidPattern = /^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$/;
+
+/**
+ * The certificate settings (docs/cert-rotation.md, "Agent configuration"). All optional: an agent
+ * that only works on mailboxes starts without them, and a certificate job then fails with
+ * CONFIG_MISSING naming what to set (see cert-requirements.ts).
+ */
+const certEnvShape = {
+  POWERSHELL: z.string().max(1024).default('powershell.exe'),
+  POWERSHELL_TIMEOUT_MS: int(1_000, 3_600_000).default(300_000),
+  ASYNC_SERVERS: serverListSchema,
+  ASYNC_SERVICE_ACCOUNT: z.string().max(200).regex(/^[^\\\s"'`$;|&<>]+\\[^\\\s"'`$;|&<>]+$/, 'must be DOMAIN\\user').optional(),
+  CERT_DIR: z.string().max(1024).refine((p) => isAbsolute(p), 'must be an absolute path').optional(),
+  CERT_NEW_PFX: certFileNameSchema.default('s2s-new.pfx'),
+  /** Secret: never logged, never in job data, reports or the journal. */
+  CERT_PFX_PASSWORD: z.string().max(1024).optional(),
+  CERT_MIN_DAYS_LEFT: int(0, 3650).default(30),
+  CERT_VERIFY_MAILBOXES: z
+    .union([z.literal('all'), z.coerce.number().int().min(1).max(10_000)], { errorMap: () => ({ message: "must be 'all' or a whole number from 1 to 10000" }) })
+    .default(10),
+  CERT_RETIRE_OLD: z.enum(['remove', 'keep-until-expiry']).default('remove'),
+  CLOUD: z.enum(['public', 'usgovhigh']).default('public'),
+  GRAPH_TENANT_ID: z.string().regex(guidPattern, 'must be the tenant id (a GUID)').transform((s) => s.toLowerCase()).optional(),
+  GRAPH_CLIENT_ID: z.string().regex(guidPattern, 'must be the application (client) id (a GUID)').transform((s) => s.toLowerCase()).optional(),
+  /** Secret. */
+  GRAPH_CLIENT_SECRET: z.string().max(1024).optional(),
+  GRAPH_CLIENT_CERT_FILE: z.string().max(1024).optional(),
+  GRAPH_LOGIN_URL: httpsUrl.optional(),
+  GRAPH_URL: httpsUrl.optional(),
+  TLS_CA_FILE: z.string().max(1024).optional(),
+};
 
 const agentEnvSchema = z
   .object({
@@ -32,8 +82,12 @@ const agentEnvSchema = z
     AGENT_CONCURRENCY: int(1, 32).default(2),
     HEARTBEAT_INTERVAL_MS: int(100, 3_600_000).default(15_000),
     LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+    ...certEnvShape,
   })
   .superRefine((env, ctx) => {
+    if (env.GRAPH_CLIENT_SECRET && env.GRAPH_CLIENT_CERT_FILE) {
+      ctx.addIssue({ code: z.ZodIssueCode.custom, path: ['GRAPH_CLIENT_SECRET'], message: 'set either GRAPH_CLIENT_SECRET or GRAPH_CLIENT_CERT_FILE, not both' });
+    }
     if (env.CRM_AUTH !== 'ntlm') return;
     for (const key of ['CRM_USERNAME', 'CRM_PASSWORD', 'CRM_DOMAIN'] as const) {
       if (!env[key]) ctx.addIssue({ code: z.ZodIssueCode.custom, path: [key], message: 'is required when CRM_AUTH=ntlm' });
