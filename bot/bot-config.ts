@@ -16,12 +16,36 @@ const idList = z
 
 /**
  * A cron pattern as BullMQ's job scheduler takes it: 5 fields (minute hour day month weekday), or
- * 6 with seconds first. Only the shape is checked here; BullMQ's parser refuses the rest at start.
+ * 6 with seconds first. Each field: `*`, `?`, numbers, ranges, steps and lists in the field's range,
+ * month and weekday names, and the L / W / # forms of day and weekday.
  */
 const cronSchema = z
   .string()
   .max(120)
-  .regex(/^[0-9A-Za-z*?,/#LW-]+(\s+[0-9A-Za-z*?,/#LW-]+){4,5}$/, 'must be a cron pattern of 5 fields (minute hour day month weekday), for example 0 7 * * * (every day at 07:00 UTC)');
+  .refine(isCronPattern, 'must be a cron pattern of 5 fields (minute hour day month weekday) with values in range, for example 0 7 * * * (every day at 07:00 UTC)');
+
+const cronRanges: readonly (readonly [number, number])[] = [[0, 59], [0, 59], [0, 23], [1, 31], [1, 12], [0, 7]];
+
+export function isCronPattern(value: string): boolean {
+  const fields = value.trim().split(/\s+/);
+  if (fields.length !== 5 && fields.length !== 6) return false;
+  const ranges = fields.length === 6 ? cronRanges : cronRanges.slice(1);
+  return fields.every((field, i) => {
+    const [min, max] = ranges[i] ?? [0, 0];
+    return field.split(',').every((item) => cronItemOk(item, min, max));
+  });
+}
+
+function cronItemOk(item: string, min: number, max: number): boolean {
+  if (/^(\?|L|\d{1,2}[LW]|LW|[0-7]#[1-5]|[0-7]L)$/.test(item)) return max === 31 || max === 7;
+  if (/^[A-Za-z]{3}(-[A-Za-z]{3})?$/.test(item)) return max === 12 || max === 7;
+  const m = /^(\*|(\d{1,2})(?:-(\d{1,2}))?)(?:\/(\d{1,2}))?$/.exec(item);
+  if (!m) return false;
+  const inRange = (v: string | undefined): boolean => v === undefined || (Number(v) >= min && Number(v) <= max);
+  if (m[4] !== undefined && Number(m[4]) < 1) return false;
+  if (m[2] !== undefined && m[3] !== undefined && Number(m[3]) < Number(m[2])) return false;
+  return inRange(m[2]) && inRange(m[3]);
+}
 
 /** Comma-separated days before expiry: positive integers, de-duplicated, sorted descending (30,14,7,1). */
 const thresholdsSchema = z

@@ -20,6 +20,7 @@ import { RunStore } from './run-store.ts';
 import { BullRunTimers, type RunTimerScheduler } from './run-timers.ts';
 import { TeamsPoster, type PostPolicy } from './teams-poster.ts';
 import { TimerWorker } from './timer-worker.ts';
+import { startCertWatchSchedule } from './cert-watch.ts';
 import { openProducerRedis } from './producer-redis.ts';
 import { describeError } from './user-facing-error.ts';
 
@@ -165,6 +166,8 @@ export async function startBot(config: Readonly<BotConfig>, deps: BotDeps = {}):
   try {
     await relay.waitUntilReady();
     await timerWorker.waitUntilReady();
+    // Certificate expiry watch (cert-watch.ts): one job scheduler on the timer queue; every instance upserts the same one.
+    await startCertWatchSchedule(config, producer, logger);
     await new Promise<void>((resolve, reject) => {
       server.once('error', reject);
       server.listen(config.port, deps.host ?? config.host, () => resolve());

@@ -1,13 +1,15 @@
-import type { Queue } from 'bullmq';
+import { Queue } from 'bullmq';
+import type { Redis } from 'ioredis';
 import { z } from 'zod';
 import type { Logger } from '../core/logger.ts';
 import { toSetupError } from '../core/setup-error.ts';
 import type { CertStatusResult } from '../jobs/cert-types.ts';
-import { deploymentSchema } from '../jobs/deployment.ts';
+import { deploymentSchema, timerQueueName } from '../jobs/deployment.ts';
 import { newRunId } from '../jobs/job-options.ts';
 import { runIdSchema, type JobPayload } from '../jobs/job-types.ts';
 import type { CardActionReply } from './card-actions.ts';
-import { type ActivityRequest, type BotServices } from './bot-services.ts';
+import type { BotConfig } from './bot-config.ts';
+import type { ActivityRequest, BotServices } from './bot-services.ts';
 import type { AdaptiveCardJson } from './cards/card-kit.ts';
 import { certExpiredCard, certNotRegisteredCard, rotationDueCard } from './cards/cert-watch-card.ts';
 import { conversationRefSchema, type ConversationRef, type Person, type Run, type RunKind } from './run-store.ts';
@@ -108,6 +110,19 @@ export async function ensureCertWatchScheduler(options: EnsureCertWatchScheduler
     },
   );
   options.log.info({ cron: options.cron }, 'certificate watch scheduled (UTC)');
+}
+
+/**
+ * At bot start: the watch's scheduler on the bot's timer queue (setup-timers-<deployment>), with
+ * CERT_WATCH_CRON. `connection` stays open (the caller owns it).
+ */
+export async function startCertWatchSchedule(config: Pick<BotConfig, 'deployment' | 'redisPrefix' | 'certWatchCron'>, connection: Redis, log: Pick<Logger, 'info'>): Promise<void> {
+  const queue = new Queue(timerQueueName(config.deployment), { connection, prefix: config.redisPrefix });
+  try {
+    await ensureCertWatchScheduler({ queue, cron: config.certWatchCron, log });
+  } finally {
+    await queue.close();
+  }
 }
 
 /**
