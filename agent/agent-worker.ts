@@ -89,7 +89,7 @@ export function createJobProcessor(deps: JobProcessorDeps): (job: Job) => Promis
       throw new UnrecoverableError(`${e.code}: ${e.message}`);
     }
     const log = jobLog.child({ runId: payload.runId, jobType: payload.type });
-    const target = { runId: payload.runId, jobType: payload.type };
+    const target = { runId: payload.runId, jobType: payload.type, attempt: attemptOf(payload) };
 
     if (job.name !== payload.type) {
       log.error('job rejected: its name does not match the signed body type; nothing was done');

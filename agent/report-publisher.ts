@@ -2,12 +2,14 @@ import { Queue } from 'bullmq';
 import type { Redis } from 'ioredis';
 import { reportQueueName } from '../jobs/deployment.ts';
 import type { EnvelopeSigner } from '../jobs/envelope-signer.ts';
-import { reportAddOptions, reportTtlMs, signReport } from '../jobs/job-options.ts';
+import { reportAddOptions, reportSeqFor, reportTtlMs, signReport } from '../jobs/job-options.ts';
 import type { JobType, ReportEvent } from '../jobs/job-types.ts';
 
 export interface ReportTarget {
   runId: string;
   jobType: JobType;
+  /** The job's attempt (a resumed rotation is attempt 2, 3, …); absent: 1. */
+  attempt?: number;
 }
 
 export interface ReportPublisher {
@@ -23,24 +25,28 @@ export interface ReportPublisherOptions {
   now?: () => number;
 }
 
-/** Redis key of a run's report counter. */
-export function reportSeqKey(prefix: string, runId: string): string {
-  return `${prefix}:report-seq:${runId}`;
+/** Redis key of a run's report counter (one per attempt of a resumed run). */
+export function reportSeqKey(prefix: string, runId: string, attempt = 1): string {
+  return attempt > 1 ? `${prefix}:report-seq:${runId}:a${attempt}` : `${prefix}:report-seq:${runId}`;
 }
 
 /**
  * Signs reports and adds them to the deployment's reports queue. `seq` comes from a Redis INCR per
- * run, so a retried job or a second agent never reuses a number and the bot can drop stale updates.
+ * run and attempt, so a retried job or a second agent never reuses a number and the bot can drop
+ * stale updates; a resumed attempt's seqs start above every seq of the earlier attempts
+ * (reportSeqFor), even when the run waited halted longer than the counter is kept.
  */
 export function createReportPublisher(options: ReportPublisherOptions): ReportPublisher {
   const queue = new Queue(reportQueueName(options.deployment), { connection: options.redis, prefix: options.prefix });
   const now = options.now ?? Date.now;
   return {
     async publish(target, event) {
-      const key = reportSeqKey(options.prefix, target.runId);
-      const [[incrError, seq] = [null, null], [expireError] = [null]] =
+      const attempt = target.attempt ?? 1;
+      const key = reportSeqKey(options.prefix, target.runId, attempt);
+      const [[incrError, n] = [null, null], [expireError] = [null]] =
         (await options.redis.multi().incr(key).pexpire(key, 2 * reportTtlMs).exec()) ?? [];
-      if (incrError || expireError || typeof seq !== 'number') throw incrError ?? expireError ?? new Error('report sequence unavailable');
+      if (incrError || expireError || typeof n !== 'number') throw incrError ?? expireError ?? new Error('report sequence unavailable');
+      const seq = reportSeqFor(attempt, n);
       const envelope = signReport(options.signer, {
         runId: target.runId,
         deployment: options.deployment,

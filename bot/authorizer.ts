@@ -56,6 +56,31 @@ export class Authorizer {
     };
   }
 
+  /**
+   * Two-person rule (certificate rotation and rollback): an approver, and not the person who asked
+   * for it. Checked on the server for every click, by Entra object id.
+   */
+  canApproveAsSecondPerson(aadObjectId: string | undefined, context: ConfirmContext & { what: 'rotation' | 'rollback' }): AuthzDecision {
+    const approver = this.canApprove(aadObjectId);
+    if (!approver.allowed) return approver;
+    const id = normaliseId(aadObjectId);
+    if (id === normaliseId(context.requesterAadObjectId)) {
+      return { allowed: false, reason: `You asked for this ${context.what}; another approver must approve it.` };
+    }
+    return { allowed: true };
+  }
+
+  /** Reject (or withdraw) a certificate run: an approver, or the person who asked for it. */
+  canRejectOrWithdraw(aadObjectId: string | undefined, context: ConfirmContext): AuthzDecision {
+    if (this.isApprover(aadObjectId)) return { allowed: true };
+    const id = normaliseId(aadObjectId);
+    if (id.length > 0 && id === normaliseId(context.requesterAadObjectId)) return { allowed: true };
+    return {
+      allowed: false,
+      reason: `Only the person who asked for this or an approver listed in SETUP_APPROVERS may reject it; ask your CRM administrator to add your Entra object ID ${describeId(aadObjectId)} to SETUP_APPROVERS.`,
+    };
+  }
+
   /** A test run may be confirmed by the operator who asked for it (if still an operator) or an approver. */
   canConfirmTest(aadObjectId: string | undefined, context: ConfirmContext): AuthzDecision {
     if (this.isApprover(aadObjectId)) return { allowed: true };

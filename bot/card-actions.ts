@@ -112,7 +112,7 @@ async function decide(req: ActivityRequest, verb: Verb, data: unknown): Promise<
 
 /** The signed job an approval starts, or undefined when the run's record cannot make a valid one. */
 function approvedJob(run: Run, approvedBy: string): JobPayload | undefined {
-  if (!run.filter || !run.plan || (run.kind !== 'approve' && run.kind !== 'test')) return undefined;
+  if (!run.filter || run.plan?.type !== 'plan' || (run.kind !== 'approve' && run.kind !== 'test')) return undefined;
   const parsed = jobPayloadSchema.safeParse({
     type: run.kind,
     runId: run.runId,

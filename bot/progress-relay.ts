@@ -136,7 +136,7 @@ export class ProgressRelay {
         ? planFailedCard(latest)
         : latest.state === 'rejected' || latest.state === 'expired'
           ? decidedCard(latest)
-          : latest.state === 'succeeded' && !latest.result && latest.plan
+          : latest.state === 'succeeded' && !latest.result && latest.plan?.type === 'plan'
             ? planCard(latest, latest.plan)
             : runCard(latest);
     await this.#update(latest, card, log);
@@ -181,7 +181,7 @@ export class ProgressRelay {
     const moved = await runs.transition(run.runId, ['planning'], to, { plan, expiresAt, lastPostedSeq: report.seq });
     if (!(await this.#shouldPostFinal(run, report, moved, to, log))) return;
     const latest = await runs.get(run.runId);
-    if (!latest?.plan) return;
+    if (latest?.plan?.type !== 'plan') return;
     await this.#postFinal(latest, report, planCard(latest, latest.plan), log);
   }
 

@@ -2,7 +2,8 @@ import { randomUUID } from 'node:crypto';
 import type { Redis } from 'ioredis';
 import { z } from 'zod';
 import { mailboxFilterSchema, type MailboxFilter } from '../jobs/mailbox-filter.ts';
-import { jobResultSchema, planResultSchema, progressSchema, type JobResult, type PlanResult, type Progress } from '../jobs/job-types.ts';
+import { certFileNameSchema, certPlanResultSchema, stepStateSchema, thumbprintSchema, type CertPlanResult, type StepState } from '../jobs/cert-types.ts';
+import { jobResultSchema, planResultSchema, progressSchema, runIdSchema, type JobResult, type PlanResult, type Progress } from '../jobs/job-types.ts';
 
 /**
  * The run: one record per command that does work (status, approve, test), kept in a Redis hash
@@ -12,6 +13,13 @@ import { jobResultSchema, planResultSchema, progressSchema, type JobResult, type
  *   approve/test: planning → awaiting-approval → approved → running → succeeded | failed
  *                 planning → plan-failed;  awaiting-approval → rejected | expired
  *   status:       running → succeeded | failed
+ *   cert-status, cert-watch: running → succeeded | failed
+ *   cert-rotate:  planning → awaiting-approval → approved → running → succeeded
+ *                 planning → plan-failed;  awaiting-approval → rejected | expired
+ *                 approved | running → halted;  halted → approved (resume: attempt + 1) | superseded (rollback)
+ *   cert-rollback: awaiting-approval → approved → running → succeeded | failed;  → rejected | expired
+ *
+ * `halted` is not final (a person resumes or rolls back); `superseded` is.
  */
 export const runStates = [
   'planning',
@@ -23,11 +31,13 @@ export const runStates = [
   'rejected',
   'expired',
   'plan-failed',
+  'halted',
+  'superseded',
 ] as const;
 export type RunState = (typeof runStates)[number];
-export const finalStates: readonly RunState[] = ['succeeded', 'failed', 'rejected', 'expired', 'plan-failed'];
+export const finalStates: readonly RunState[] = ['succeeded', 'failed', 'rejected', 'expired', 'plan-failed', 'superseded'];
 
-export const runKindSchema = z.enum(['approve', 'test', 'status']);
+export const runKindSchema = z.enum(['approve', 'test', 'status', 'cert-status', 'cert-watch', 'cert-rotate', 'cert-rollback']);
 export type RunKind = z.infer<typeof runKindSchema>;
 
 export const personSchema = z.object({ aadObjectId: z.string().max(64), name: z.string().max(200) }).strict();
@@ -56,6 +66,16 @@ export type Decision = z.infer<typeof decisionSchema>;
 export const runErrorSchema = z.object({ code: z.string(), message: z.string(), hint: z.string().optional() }).strict();
 export type RunError = z.infer<typeof runErrorSchema>;
 
+/** A run's plan: the mailbox plan (approve, test) or the rotation plan (cert-rotate; a rollback keeps its rotation's). */
+export const runPlanSchema = z.union([planResultSchema, certPlanResultSchema]);
+export type RunPlan = PlanResult | CertPlanResult;
+
+/** A rollback run: which certificate becomes the issuer again, and which one the rotation had registered. */
+export const rollbackTargetSchema = z.object({ restoreThumbprint: thumbprintSchema, failedThumbprint: thumbprintSchema }).strict();
+export type RollbackTarget = z.infer<typeof rollbackTargetSchema>;
+
+const stepsSchema = z.array(stepStateSchema).max(12);
+
 export interface Run {
   runId: string;
   deployment: string;
@@ -67,7 +87,21 @@ export interface Run {
   cardActivityId?: string;
   createdAt: string;
   updatedAt: string;
-  plan?: PlanResult;
+  plan?: RunPlan;
+  /** 1, raised by every resume of a halted rotation (the job id and timers of each attempt include it). */
+  attempt: number;
+  /** A rollback: the rotation run it rolls back. */
+  parentRunId?: string;
+  /** `cert rotate <file>`: the PFX file name the person typed (absent: the agent's default). */
+  certFile?: string;
+  /** A rollback: the certificates. */
+  rollback?: RollbackTarget;
+  /** The last step states seen (progress, failed report or result) of a certificate run. */
+  steps?: StepState[];
+  /** Who resumed a halted rotation last. */
+  resumedBy?: Person;
+  /** Who asked for the rollback that superseded this halted rotation. */
+  supersededBy?: Person;
   /** When the approval stops being valid (ISO); set when the plan arrives. */
   expiresAt?: string;
   approval?: Decision;
@@ -124,8 +158,26 @@ return {'ok', state}
 `;
 
 /**
+ * Resume of a halted run. KEYS[1] run key. ARGV[1] expected attempt, ARGV[2] now (ISO), ARGV[3..]
+ * field/value pairs. halted → approved and attempt + 1 in one step, refused when the run is not
+ * halted or its attempt is not the one the clicker saw (another resume got there first).
+ */
+const resumeScript = `
+local h = redis.call('HMGET', KEYS[1], 'state', 'attempt')
+if not h[1] then return {'missing', '', ''} end
+local attempt = tonumber(h[2] or '1')
+if h[1] ~= 'halted' then return {'conflict', h[1], tostring(attempt)} end
+if attempt ~= tonumber(ARGV[1]) then return {'attempt-changed', h[1], tostring(attempt)} end
+redis.call('HSET', KEYS[1], 'state', 'approved', 'attempt', tostring(attempt + 1), 'updatedAt', ARGV[2])
+for i = 3, #ARGV, 2 do
+  redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1])
+end
+return {'ok', 'halted', tostring(attempt + 1)}
+`;
+
+/**
  * Progress coalescing. KEYS[1] run key. ARGV[1] seq, ARGV[2] progress JSON ('' for none), ARGV[3]
- * now (ms), ARGV[4] minimum interval (ms). Keeps the newest progress; posts it when nothing newer
+ * now (ms), ARGV[4] minimum interval (ms), ARGV[5] the progress's step states JSON ('' for none). Keeps the newest progress; posts it when nothing newer
  * was posted and the interval since the last post has passed, and claims the post atomically.
  */
 const relayProgressScript = `
@@ -140,6 +192,7 @@ if seq > progressSeq then
   else
     redis.call('HSET', KEYS[1], 'progressSeq', ARGV[1])
   end
+  if ARGV[5] ~= '' then redis.call('HSET', KEYS[1], 'steps', ARGV[5]) end
   progressSeq = seq
 end
 local lastSeq = tonumber(h[3] or '-1')
@@ -193,11 +246,25 @@ export interface NewRun {
   runId: string;
   deployment: string;
   kind: RunKind;
-  state: 'planning' | 'running';
+  /** awaiting-approval: a rollback run, created with its plan card already decided on (no plan job). */
+  state: 'planning' | 'running' | 'awaiting-approval';
   filter?: MailboxFilter;
   requester: Person;
   conversation: ConversationRef;
+  plan?: RunPlan;
+  certFile?: string;
+  parentRunId?: string;
+  rollback?: RollbackTarget;
+  steps?: StepState[];
+  /** When the approval stops being valid (epoch ms). */
+  expiresAtMs?: number;
 }
+
+export type ResumeOutcome =
+  | { ok: true; attempt: number }
+  | { ok: false; reason: 'missing' }
+  | { ok: false; reason: 'conflict'; current: RunState }
+  | { ok: false; reason: 'attempt-changed'; attempt: number };
 
 export interface RunStoreOptions {
   redis: Redis;
@@ -207,7 +274,10 @@ export interface RunStoreOptions {
 
 export type RunPatch = Partial<{
   cardActivityId: string;
-  plan: PlanResult;
+  plan: RunPlan;
+  steps: StepState[];
+  resumedBy: Person;
+  supersededBy: Person;
   expiresAt: number;
   approval: Decision;
   result: JobResult;
@@ -250,6 +320,15 @@ export class RunStore {
       resultsSentSeq: '-1',
     };
     if (run.filter) fields['filter'] = JSON.stringify(mailboxFilterSchema.parse(run.filter));
+    fields['attempt'] = '1';
+    if (run.certFile !== undefined) fields['certFile'] = certFileNameSchema.parse(run.certFile);
+    if (run.parentRunId !== undefined) fields['parentRunId'] = runIdSchema.parse(run.parentRunId);
+    if (run.rollback !== undefined) fields['rollback'] = JSON.stringify(rollbackTargetSchema.parse(run.rollback));
+    Object.assign(fields, Object.fromEntries(pairsOf(encodePatch({
+      ...(run.plan ? { plan: run.plan } : {}),
+      ...(run.steps ? { steps: run.steps } : {}),
+      ...(run.expiresAtMs !== undefined ? { expiresAt: run.expiresAtMs } : {}),
+    }))));
     const key = this.key(run.runId);
     // One script: a run id is never reused, and the run never exists without its TTL.
     const created = (await this.#redis.eval(createScript, 1, key, String(RUN_TTL_SECONDS), ...Object.entries(fields).flat())) as number;
@@ -294,16 +373,38 @@ export class RunStore {
     return { ok: false, reason: 'conflict', current: current as RunState };
   }
 
+  /**
+   * Resume of a halted run: halted → approved with attempt + 1, in one step, only if the run's
+   * attempt is still `expectedAttempt` (the one the clicker's click was checked against).
+   */
+  async resume(runId: string, expectedAttempt: number, patch: RunPatch = {}): Promise<ResumeOutcome> {
+    const raw = (await this.#redis.eval(
+      resumeScript,
+      1,
+      this.key(runId),
+      String(expectedAttempt),
+      new Date(this.#now()).toISOString(),
+      ...encodePatch(patch),
+    )) as [string, string, string];
+    const [status, current, attempt] = raw;
+    if (status === 'ok') return { ok: true, attempt: Number(attempt) };
+    if (status === 'missing') return { ok: false, reason: 'missing' };
+    if (status === 'attempt-changed') return { ok: false, reason: 'attempt-changed', attempt: Number(attempt) };
+    return { ok: false, reason: 'conflict', current: current as RunState };
+  }
+
   /** Records progress (if newer) and decides whether to post now, later, or not at all. */
   async relayProgress(runId: string, seq: number, progress: Progress | undefined, intervalMs: number): Promise<RelayDecision> {
+    const parsed = progress ? progressSchema.parse(progress) : undefined;
     const raw = (await this.#redis.eval(
       relayProgressScript,
       1,
       this.key(runId),
       String(seq),
-      progress ? JSON.stringify(progressSchema.parse(progress)) : '',
+      parsed ? JSON.stringify(parsed) : '',
       String(this.#now()),
       String(intervalMs),
+      parsed?.steps ? JSON.stringify(parsed.steps) : '',
     )) as [string, string];
     const [status, value] = raw;
     if (status === 'missing') return { action: 'missing' };
@@ -354,7 +455,10 @@ export class RunStore {
 function encodePatch(patch: RunPatch): string[] {
   const pairs: string[] = [];
   if (patch.cardActivityId !== undefined) pairs.push('cardActivityId', patch.cardActivityId);
-  if (patch.plan !== undefined) pairs.push('plan', JSON.stringify(planResultSchema.parse(patch.plan)));
+  if (patch.plan !== undefined) pairs.push('plan', JSON.stringify(runPlanSchema.parse(patch.plan)));
+  if (patch.steps !== undefined) pairs.push('steps', JSON.stringify(stepsSchema.parse(patch.steps)));
+  if (patch.resumedBy !== undefined) pairs.push('resumedBy', JSON.stringify(personSchema.parse(patch.resumedBy)));
+  if (patch.supersededBy !== undefined) pairs.push('supersededBy', JSON.stringify(personSchema.parse(patch.supersededBy)));
   if (patch.expiresAt !== undefined) pairs.push('expiresAtMs', String(patch.expiresAt));
   if (patch.approval !== undefined) pairs.push('approval', JSON.stringify(decisionSchema.parse(patch.approval)));
   if (patch.result !== undefined) pairs.push('result', JSON.stringify(jobResultSchema.parse(patch.result)));
@@ -363,6 +467,12 @@ function encodePatch(patch: RunPatch): string[] {
   if (patch.lastPostedAt !== undefined) pairs.push('lastPostedAt', String(patch.lastPostedAt));
   if (patch.postFailure !== undefined) pairs.push('postFailure', patch.postFailure.slice(0, 500));
   return pairs;
+}
+
+function pairsOf(flat: string[]): [string, string][] {
+  const out: [string, string][] = [];
+  for (let i = 0; i + 1 < flat.length; i += 2) out.push([flat[i] ?? '', flat[i + 1] ?? '']);
+  return out;
 }
 
 function json<S extends z.ZodTypeAny>(schema: S, value: string | undefined): z.output<S> | undefined {
@@ -385,12 +495,23 @@ function decodeRun(h: Record<string, string>): Run {
     lastPostedAt: Number(h['lastPostedAt'] ?? '0'),
     finalPostedSeq: Number(h['finalPostedSeq'] ?? '-1'),
     resultsSentSeq: Number(h['resultsSentSeq'] ?? '-1'),
+    attempt: Number(h['attempt'] ?? '1') || 1,
   };
   const filter = json(mailboxFilterSchema, h['filter']);
   if (filter) run.filter = filter;
   if (h['cardActivityId']) run.cardActivityId = h['cardActivityId'];
-  const plan = json(planResultSchema, h['plan']);
+  const plan = json(runPlanSchema, h['plan']);
   if (plan) run.plan = plan;
+  if (h['parentRunId']) run.parentRunId = h['parentRunId'];
+  if (h['certFile']) run.certFile = h['certFile'];
+  const rollback = json(rollbackTargetSchema, h['rollback']);
+  if (rollback) run.rollback = rollback;
+  const steps = json(stepsSchema, h['steps']);
+  if (steps) run.steps = steps;
+  const resumedBy = json(personSchema, h['resumedBy']);
+  if (resumedBy) run.resumedBy = resumedBy;
+  const supersededBy = json(personSchema, h['supersededBy']);
+  if (supersededBy) run.supersededBy = supersededBy;
   if (h['expiresAtMs']) run.expiresAt = new Date(Number(h['expiresAtMs'])).toISOString();
   const approval = json(decisionSchema, h['approval']);
   if (approval) run.approval = approval;

@@ -40,6 +40,24 @@ export function attemptOf(payload: JobPayload): number {
   return 'attempt' in payload ? payload.attempt : 1;
 }
 
+/**
+ * Report seqs of a resumable run: attempt n's reports are numbered from (n - 1) × 1,000,000 + 1, so
+ * every report of a later attempt is newer than all of an earlier one's (the bot drops reports older
+ * than what it posted) and their report job ids never collide, even when the agent's counter for the
+ * run has expired while the run waited halted.
+ */
+export const REPORT_SEQ_ATTEMPT_STRIDE = 1_000_000;
+
+/** The seq of the `n`-th report (n ≥ 1) of `attempt`. */
+export function reportSeqFor(attempt: number, n: number): number {
+  return (Math.max(1, attempt) - 1) * REPORT_SEQ_ATTEMPT_STRIDE + n;
+}
+
+/** The attempt a report seq belongs to (1 for every report of a run that was never resumed). */
+export function attemptOfReportSeq(seq: number): number {
+  return Math.floor(Math.max(0, seq - 1) / REPORT_SEQ_ATTEMPT_STRIDE) + 1;
+}
+
 export function reportJobIdFor(runId: string, seq: number): string {
   return `${runId}-r${seq}`;
 }

@@ -17,7 +17,16 @@ export type CardAction = Record<string, unknown> & { type: 'Action.Execute' };
 /** Teams' smallest limit on some paths; keep every card under it. */
 export const MAX_CARD_BYTES = 28 * 1024;
 
-export const verbs = { approve: 'run.approve', reject: 'run.reject' } as const;
+export const verbs = {
+  approve: 'run.approve',
+  reject: 'run.reject',
+  /** A halted rotation: run it again as attempt n + 1 (approvers). */
+  resume: 'cert.resume',
+  /** A halted rotation: ask for a rollback (operators, approvers); posts the rollback plan card. */
+  rollback: 'cert.rollback',
+  /** The rotation-due card: as if the clicker typed `cert rotate`. */
+  startRotation: 'cert.start-rotation',
+} as const;
 export type Verb = (typeof verbs)[keyof typeof verbs];
 
 export function card(body: CardElement[], actions: CardAction[] = []): AdaptiveCardJson {

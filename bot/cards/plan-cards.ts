@@ -72,7 +72,7 @@ export function planCard(run: Run, plan: PlanResult): AdaptiveCardJson {
 
 /** The plan card after the decision: no buttons, says who decided. */
 export function decidedCard(run: Run): AdaptiveCardJson {
-  const body = run.plan ? planBody(run, run.plan) : header(run);
+  const body = run.plan?.type === 'plan' ? planBody(run, run.plan) : header(run);
   const d = run.approval;
   const by = d?.decidedBy ? (d.decidedBy.name || d.decidedBy.aadObjectId) : '';
   const at = d ? d.decidedAt.replace('T', ' ').slice(0, 16) : '';

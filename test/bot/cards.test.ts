@@ -6,9 +6,10 @@ import { decidedCard, planCard, planFailedCard, planningCard } from '../../bot/c
 import { resultsCard, runCard } from '../../bot/cards/run-cards.ts';
 import { statusCard, statusCheckingCard, statusFailedCard } from '../../bot/cards/status-card.ts';
 import type { Run } from '../../bot/run-store.ts';
-import type { FailureGroup } from '../../jobs/job-types.ts';
+import type { FailureGroup, PlanResult } from '../../jobs/job-types.ts';
 
 const longAddress = `${'a'.repeat(60)}@${'b'.repeat(60)}.contoso.com`;
+const plan: PlanResult = { type: 'plan', action: 'approve', matched: 5000, toChange: 4000, sample: Array.from({ length: 10 }, () => longAddress) };
 
 function run(overrides: Partial<Run> = {}): Run {
   return {
@@ -23,7 +24,8 @@ function run(overrides: Partial<Run> = {}): Run {
     createdAt: '2030-01-01T00:00:00.000Z',
     updatedAt: '2030-01-01T00:00:00.000Z',
     expiresAt: '2030-01-01T01:00:00.000Z',
-    plan: { type: 'plan', action: 'approve', matched: 5000, toChange: 4000, sample: Array.from({ length: 10 }, () => longAddress) },
+    plan,
+    attempt: 1,
     progressSeq: -1,
     lastPostedSeq: -1,
     lastPostedAt: 0,
@@ -49,8 +51,8 @@ function allCards(): [string, AdaptiveCardJson][] {
     ['refusal', refusalCard('Only the approvers listed in SETUP_APPROVERS may approve.')],
     ['error', errorCard('Oops', 'What to do.')],
     ['planning', planningCard(r)],
-    ['plan', planCard(r, r.plan!)],
-    ['plan (test)', planCard(run({ kind: 'test' }), r.plan!)],
+    ['plan', planCard(r, plan)],
+    ['plan (test)', planCard(run({ kind: 'test' }), plan)],
     ['approved', decidedCard(run({ state: 'approved', approval: { decision: 'approved', decidedBy: { aadObjectId: '2', name: 'Adam' }, decidedAt: '2030-01-01T00:10:00.000Z' } }))],
     ['rejected', decidedCard(run({ state: 'rejected', approval: { decision: 'rejected', decidedBy: { aadObjectId: '2', name: 'Adam' }, decidedAt: '2030-01-01T00:10:00.000Z' } }))],
     ['expired', decidedCard(run({ state: 'expired' }))],
@@ -90,22 +92,22 @@ describe('cards', () => {
 
   it('says what will change and labels the buttons for each action', () => {
     const r = run();
-    const approve = planCard(r, r.plan!);
+    const approve = planCard(r, plan);
     expect(JSON.stringify(approve)).toContain('Approve Email: emailrouteraccessapproval → Approved');
     expect(approve.actions?.map((a) => a['title'])).toEqual(['Approve', 'Reject']);
-    const test = planCard(run({ kind: 'test' }), r.plan!);
+    const test = planCard(run({ kind: 'test' }), plan);
     expect(test.actions?.map((a) => a['title'])).toEqual(['Confirm', 'Cancel']);
   });
 
   it('says the work is limited to about the planned count', () => {
     const r = run();
-    expect(JSON.stringify(planCard(r, r.plan!))).toContain('This approval covers about 4,000 mailboxes. The agent stops if the selection has grown beyond this plan.');
-    expect(JSON.stringify(planCard(run({ kind: 'test' }), { ...r.plan!, toChange: 1 }))).toContain('This confirmation covers about 1 mailbox. The agent stops');
+    expect(JSON.stringify(planCard(r, plan))).toContain('This approval covers about 4,000 mailboxes. The agent stops if the selection has grown beyond this plan.');
+    expect(JSON.stringify(planCard(run({ kind: 'test' }), { ...plan, toChange: 1 }))).toContain('This confirmation covers about 1 mailbox. The agent stops');
   });
 
   it('shows no buttons when nothing would change', () => {
     const r = run();
-    expect(planCard(r, { ...r.plan!, toChange: 0 }).actions).toBeUndefined();
+    expect(planCard(r, { ...plan, toChange: 0 }).actions).toBeUndefined();
   });
 
   it('names who decided', () => {

@@ -1,0 +1,89 @@
+import type { CertPlanResult } from '../../jobs/cert-types.ts';
+import type { Run } from '../run-store.ts';
+import { card, executeAction, facts, text, title, verbs, type AdaptiveCardJson, type CardElement } from './card-kit.ts';
+import { certFacts, minute, personName, previewLines, problemBlock, runFacts } from './cert-card-parts.ts';
+
+/**
+ * The rotation plan (`cert rotate [file]`): "Planning…", then the plan with Approve / Reject (two
+ * people: the approver is not the requester), "cannot rotate" for a blocked plan, or what went wrong.
+ */
+function head(run: Run): CardElement[] {
+  return [title('Rotate the S2S certificate'), runFacts(run)];
+}
+
+function fileText(run: Run): string {
+  return run.certFile ? `\`${run.certFile}\`` : 'the default PFX (the agent\'s CERT_NEW_PFX)';
+}
+
+export function certPlanningCard(run: Run): AdaptiveCardJson {
+  return card([...head(run), text(`Planning… the on-premises agent is reading ${fileText(run)} from its CERT_DIR and checking the servers, CRM and Entra ID. Nothing is changed yet.`, { subtle: true })]);
+}
+
+function planBody(run: Run, plan: CertPlanResult): CardElement[] {
+  const body: CardElement[] = [...head(run), text(`Old certificate${plan.current ? '' : ': none registered'}`, { weight: 'Bolder' })];
+  if (plan.current) body.push(certFacts(plan.current));
+  body.push(text(`New certificate (from \`${plan.file}\`)`, { weight: 'Bolder' }), certFacts(plan.next));
+  body.push(...problemBlock(plan.next, 'About the new certificate'));
+  body.push(
+    text('Where', { weight: 'Bolder' }),
+    facts([
+      ['Async servers', plan.servers.join(', ') || 'none configured'],
+      ['Service account', plan.serviceAccount || 'not configured'],
+      ['Cloud', plan.cloud],
+      ['Metadata URL', plan.metadataUrl],
+      ['Verification', plan.verification.mode === 'all' ? `Test & Enable every active approved mailbox (${plan.verification.mailboxes})` : `Test & Enable ${plan.verification.mailboxes} recently working mailboxes`],
+      ['Old key credential', plan.retireOld === 'remove' ? 'removed from Entra ID once verification passed' : 'kept until it expires'],
+    ]),
+    text('Steps', { weight: 'Bolder' }),
+    previewLines(plan.steps),
+  );
+  return body;
+}
+
+/** The plan awaiting a decision (buttons), or as decided (no buttons, who decided). */
+export function certPlanCard(run: Run, plan: CertPlanResult): AdaptiveCardJson {
+  const body = planBody(run, plan);
+  if (run.state !== 'awaiting-approval') {
+    body.push(...decisionLines(run, 'rotation'));
+    return card(body);
+  }
+  const expires = run.expiresAt ? ` This plan expires at ${minute(run.expiresAt)} UTC.` : '';
+  body.push(text(`Needs an approver other than ${personName(run.requester)} (SETUP_APPROVERS; two-person rule).${expires}`, { weight: 'Bolder' }));
+  body.push(text('What is approved is this certificate: the agent refuses to go on if the file now holds another one.', { subtle: true }));
+  return card(body, [executeAction('Approve', verbs.approve, run.runId, 'positive'), executeAction('Reject', verbs.reject, run.runId, 'destructive')]);
+}
+
+/** A plan with a blocking problem: each problem and its fix; nothing was changed. */
+export function certPlanBlockedCard(run: Run, plan: CertPlanResult): AdaptiveCardJson {
+  const body: CardElement[] = [...head(run), text(`Cannot rotate: the new certificate in \`${plan.file}\` does not meet the requirements.`, { color: 'Attention', weight: 'Bolder' })];
+  body.push(certFacts(plan.next), ...problemBlock(plan.next, 'Problems, each with what to do'));
+  body.push(text('Nothing was changed. Fix the certificate, put it in the agent\'s CERT_DIR, then `cert rotate` again.', { subtle: true }));
+  return card(body);
+}
+
+/** The plan could not be made (the agent failed it, or no agent answered). */
+export function certPlanFailedCard(run: Run): AdaptiveCardJson {
+  const e = run.error;
+  const body: CardElement[] = [...head(run), text(`The rotation could not be planned${e ? `: ${e.message}` : '.'}`, { color: 'Attention', weight: 'Bolder' })];
+  if (e?.hint) body.push(text(`What to do: ${e.hint}`));
+  body.push(text('Nothing was changed.', { subtle: true }));
+  return card(body);
+}
+
+/** "Approved by X at …: queued", "Rejected by X", "Withdrawn by X", "Expired". */
+export function decisionLines(run: Run, what: 'rotation' | 'rollback'): CardElement[] {
+  const d = run.approval;
+  const by = personName(d?.decidedBy);
+  const at = d ? minute(d.decidedAt) : '';
+  if (run.state === 'expired' || d?.decision === 'expired') {
+    return [text(`Expired: the approval window ended${run.expiresAt ? ` at ${minute(run.expiresAt)} UTC` : ''}. Nothing was run; ask again to get a fresh plan.`, { color: 'Warning', weight: 'Bolder' })];
+  }
+  if (d?.decision === 'rejected') {
+    const withdrawn = d.decidedBy?.aadObjectId === run.requester.aadObjectId;
+    return [text(`${withdrawn ? 'Withdrawn' : 'Rejected'} by ${by} at ${at} UTC. Nothing was run.`, { color: 'Attention', weight: 'Bolder' })];
+  }
+  if (d?.decision === 'approved') {
+    return [text(`Approved by ${by} at ${at} UTC: the ${what} is queued for the on-premises agent.`, { color: 'Good', weight: 'Bolder' })];
+  }
+  return [];
+}

@@ -1,0 +1,146 @@
+import type { CertRollbackResult, CertRotateResult } from '../../jobs/cert-types.ts';
+import type { Run } from '../run-store.ts';
+import { card, executeAction, facts, text, title, verbs, type AdaptiveCardJson, type CardAction, type CardElement } from './card-kit.ts';
+import { failedStep, personName, runFacts, stepLines, verificationBlock } from './cert-card-parts.ts';
+import { certPlanBlockedCard, certPlanCard, certPlanFailedCard, certPlanningCard } from './cert-plan-card.ts';
+import { certRollbackCard } from './cert-rollback-card.ts';
+import { certStatusCheckingCard, certStatusCard, certStatusFailedCard } from './cert-status-card.ts';
+import { certStepTitles } from '../../jobs/cert-types.ts';
+
+/**
+ * The run card of an approved rotation or rollback, updated in place: queued, each step with its
+ * state, then rotated / rolled back, halted (Resume, Roll back) or failed.
+ */
+function heading(run: Run): string {
+  return run.kind === 'cert-rollback' ? 'Roll back the S2S certificate' : 'Rotate the S2S certificate';
+}
+
+/** The rotation's old certificate (what a rollback restores), null when none was registered. */
+export function oldThumbprintOf(run: Run): string | null {
+  return run.plan?.type === 'cert-plan' ? (run.plan.current?.thumbprint ?? null) : null;
+}
+
+function errorLines(run: Run): CardElement[] {
+  const e = run.error;
+  const out: CardElement[] = [];
+  const step = failedStep(run.steps);
+  if (step) out.push(text(`Stopped at: ${certStepTitles[step.id]}`, { weight: 'Bolder' }));
+  if (e) {
+    out.push(text(`${e.message}`, { color: 'Attention' }));
+    if (e.hint) out.push(text(`What to do: ${e.hint}`));
+  }
+  return out;
+}
+
+export function certRunCard(run: Run): AdaptiveCardJson {
+  const body: CardElement[] = [title(heading(run)), runFacts(run)];
+  const steps = run.steps ?? [];
+  const rotateResult = run.result?.type === 'cert-rotate' ? run.result : undefined;
+  const rollbackResult = run.result?.type === 'cert-rollback' ? run.result : undefined;
+  let actions: CardAction[] = [];
+  switch (run.state) {
+    case 'approved':
+      body.push(text(run.resumedBy ? `Resumed by ${personName(run.resumedBy)} (attempt ${run.attempt}): waiting for the on-premises agent to start. Steps already done are skipped.` : 'Queued: waiting for the on-premises agent to start.', { subtle: !run.resumedBy, ...(run.resumedBy ? { weight: 'Bolder' } : {}) }));
+      break;
+    case 'running':
+      if (run.resumedBy) body.push(text(`Resumed by ${personName(run.resumedBy)} (attempt ${run.attempt}).`, { subtle: true }));
+      if (steps.length === 0) body.push(text('Started.', { subtle: true }));
+      break;
+    case 'succeeded':
+      body.push(text(
+        rollbackResult
+          ? `Rolled back: ${rollbackResult.restoredThumbprint} is the S2S certificate again. Results below.`
+          : rotateResult
+            ? `Rotated: ${rotateResult.newThumbprint} is the S2S certificate. Results below.`
+            : 'Finished.',
+        { color: 'Good', weight: 'Bolder' },
+      ));
+      break;
+    case 'halted': {
+      body.push(text(
+        rotateResult?.outcome === 'verification-failed'
+          ? 'Halted: the new certificate is in place, but the verification mailboxes did not pass Test & Enable.'
+          : 'Halted: a step failed.',
+        { color: 'Attention', weight: 'Bolder' },
+      ));
+      body.push(...errorLines(run));
+      body.push(...verificationBlock(rotateResult?.verification ?? null));
+      body.push(text('Resume (approvers) runs the rotation again; steps already done are skipped. Roll back (operators, approvers) makes the old certificate the issuer again, after a second person approves.', { subtle: true }));
+      actions = [executeAction('Resume', verbs.resume, run.runId, 'positive')];
+      if (oldThumbprintOf(run) !== null) actions.push(executeAction('Roll back', verbs.rollback, run.runId, 'destructive'));
+      break;
+    }
+    case 'superseded':
+      body.push(text('Halted.', { color: 'Attention', weight: 'Bolder' }));
+      body.push(...errorLines(run));
+      body.push(text(`Rollback requested by ${personName(run.supersededBy)}: see the rollback card.`, { weight: 'Bolder' }));
+      break;
+    case 'failed':
+      body.push(text(run.kind === 'cert-rollback' ? 'The rollback failed.' : `Failed${run.error ? ` (${run.error.code})` : ''}.`, { color: 'Attention', weight: 'Bolder' }));
+      body.push(...errorLines(run));
+      body.push(...verificationBlock(rollbackResult?.verification ?? null));
+      if (run.kind === 'cert-rollback') {
+        body.push(text('What next: fix the cause as the hint says, then `@setup cert rotate` again with a working certificate; if mail keeps failing, contact your Dynamics 365 partner or Microsoft support with this run id.'));
+      }
+      break;
+    default:
+      body.push(text(`State: ${run.state}`, { subtle: true }));
+  }
+  if (steps.length > 0) body.push(text('Steps', { weight: 'Bolder' }), stepLines(steps));
+  return card(body, actions);
+}
+
+/** The results card posted in the thread when a rotation or rollback ends. */
+export function certResultsCard(run: Run, result: CertRotateResult | CertRollbackResult): AdaptiveCardJson {
+  const seconds = Math.round(result.durationMs / 1000);
+  const ok = result.outcome !== 'verification-failed';
+  const body: CardElement[] = [title(`Results: certificate ${result.type === 'cert-rollback' ? 'rollback' : 'rotation'} (run ${run.runId})`, ok ? 'Good' : 'Warning')];
+  if (result.type === 'cert-rotate') {
+    const retire = result.steps.find((s) => s.id === 'retire-old');
+    const retired = !result.oldThumbprint
+      ? 'there was none'
+      : retire?.state === 'done'
+        ? 'removed from Entra ID'
+        : `kept${retire?.detail ? ` (${retire.detail})` : ''}`;
+    body.push(facts([
+      ['New certificate', result.newThumbprint],
+      ['Old certificate', result.oldThumbprint ?? 'none'],
+      ['Old key credential', retired],
+      ['Duration', `${seconds} s`],
+    ]));
+  } else {
+    body.push(facts([
+      ['Restored certificate', result.restoredThumbprint],
+      ['Duration', `${seconds} s`],
+    ]));
+  }
+  body.push(...verificationBlock(result.verification));
+  return card(body);
+}
+
+/** The card a certificate run shows in its current state (clicks, timers, reposts). */
+export function currentCertCard(run: Run): AdaptiveCardJson {
+  switch (run.kind) {
+    case 'cert-status':
+    case 'cert-watch':
+      if (run.state === 'running') return certStatusCheckingCard(run);
+      return run.result?.type === 'cert-status' ? certStatusCard(run, run.result) : certStatusFailedCard(run);
+    case 'cert-rollback':
+      return ['awaiting-approval', 'rejected', 'expired'].includes(run.state) ? certRollbackCard(run) : certRunCard(run);
+    default: {
+      const plan = run.plan?.type === 'cert-plan' ? run.plan : undefined;
+      switch (run.state) {
+        case 'planning':
+          return certPlanningCard(run);
+        case 'plan-failed':
+          return plan?.blocked ? certPlanBlockedCard(run, plan) : certPlanFailedCard(run);
+        case 'awaiting-approval':
+        case 'rejected':
+        case 'expired':
+          return plan ? certPlanCard(run, plan) : certPlanFailedCard(run);
+        default:
+          return certRunCard(run);
+      }
+    }
+  }
+}
