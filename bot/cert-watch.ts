@@ -11,6 +11,7 @@ import type { CardActionReply } from './card-actions.ts';
 import type { BotConfig } from './bot-config.ts';
 import type { ActivityRequest, BotServices } from './bot-services.ts';
 import type { AdaptiveCardJson } from './cards/card-kit.ts';
+import { startCertRotation } from './commands/cert-rotate-command.ts';
 import { certExpiredCard, certNotRegisteredCard, rotationDueCard } from './cards/cert-watch-card.ts';
 import { conversationRefSchema, type ConversationRef, type Person, type Run, type RunKind } from './run-store.ts';
 import { jobTimeoutAt, scheduleTimer } from './run-timers.ts';
@@ -37,7 +38,7 @@ export const CERT_WATCH_SCHEDULER_ID = 'cert-watch';
 export const CERT_WATCH_JOB_NAME = 'cert-watch';
 
 /** The run kind of a watch check. */
-const CERT_WATCH_KIND = 'cert-watch' as unknown as RunKind;
+const CERT_WATCH_KIND: RunKind = 'cert-watch';
 
 /** Who a watch run is requested by: no person, the schedule. */
 export const certWatchRequester: Person = { aadObjectId: '', name: 'certificate watch' };
@@ -248,6 +249,9 @@ function utcDay(ms: number): string {
   return new Date(ms).toISOString().slice(0, 10);
 }
 
+/** Card data is client-controlled: only the run id is read from it. */
+const runIdData = z.object({ runId: runIdSchema }).passthrough();
+
 /**
  * **Start rotation** on a rotation-due card: the clicker must be an operator or approver; then it
  * is as if they typed `cert rotate` (the plan card is posted in the thread). The card data's run id
@@ -265,20 +269,15 @@ export async function handleStartRotationClick(req: ActivityRequest, data: unkno
     log.info({ reason: decision.reason }, 'start rotation refused');
     return decision.reason;
   }
+  let run: Run | undefined;
   try {
-    await startRotation({ ...req, log });
+    // As if the clicker typed `cert rotate`: the planning card goes into this conversation.
+    run = await startCertRotation({ ...req, log });
   } catch (error) {
     log.error({ err: error }, 'start rotation failed');
     return describeError(error);
   }
+  if (!run) return 'The rotation did not start: the card in this conversation says why.';
+  log.info({ rotationRunId: run.runId }, 'rotation started from the rotation-due card');
   return 'Rotation requested: the plan card follows in this conversation.';
-}
-
-/** Card data is client-controlled: only the run id is read from it. */
-const runIdData = z.object({ runId: runIdSchema }).passthrough();
-
-async function startRotation(req: ActivityRequest): Promise<void> {
-  // Wired to startCertRotation (bot/commands/cert-rotate-command.ts) once it exists.
-  req.log.warn('cert rotate is not available yet');
-  await Promise.resolve();
 }

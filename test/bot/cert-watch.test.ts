@@ -456,6 +456,22 @@ describe('Start rotation click', () => {
     expect(await handleStartRotationClick(operator.req, { runId: '../x' })).toMatch(/not valid/);
     expect(operator.replies).toEqual([]);
   });
+
+  it('an operator\'s click starts a rotation plan as if they typed cert rotate', async () => {
+    const { req, replies } = commandRequest(env, OPERATOR);
+    expect(await handleStartRotationClick(req, { runId: 'abcdefgh12' })).toMatch(/Rotation requested/);
+    expect(replies).toHaveLength(1);
+    const q = new Queue(jobQueueName('contoso'), { connection: redis, prefix: env.prefix });
+    try {
+      const waiting = await q.getJobs(['waiting']);
+      expect(waiting.map((j) => j.name)).toEqual(['cert-plan']);
+      const payload = verifyJob(new EnvelopeSigner({ key: SIGNING_KEY }), waiting[0]?.data);
+      expect(payload).toMatchObject({ type: 'cert-plan', requestedBy: OPERATOR.aadObjectId });
+      expect(await env.services.runs.get(payload.runId)).toMatchObject({ kind: 'cert-rotate', requester: OPERATOR });
+    } finally {
+      await q.close();
+    }
+  });
 });
 
 describe('describeSchedule', () => {
