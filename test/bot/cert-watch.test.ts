@@ -11,7 +11,8 @@ import { verifyJob } from '../../jobs/job-options.ts';
 import { Authorizer } from '../../bot/authorizer.ts';
 import { loadBotConfig, type BotConfig } from '../../bot/bot-config.ts';
 import type { ActivityRequest, BotServices } from '../../bot/bot-services.ts';
-import { describeSchedule } from '../../bot/cards/cert-watch-card.ts';
+import { cardBytes, MAX_CARD_BYTES } from '../../bot/cards/card-kit.ts';
+import { certExpiredCard, certNotRegisteredCard, certWatchSetCard, describeSchedule, rotationDueCard, startRotationVerb } from '../../bot/cards/cert-watch-card.ts';
 import {
   certWatchAlert,
   certWatchConversationKey,
@@ -471,6 +472,24 @@ describe('Start rotation click', () => {
     } finally {
       await q.close();
     }
+  });
+});
+
+describe('cert watch cards', () => {
+  it('carry only the watch run id on Start rotation and stay under the Teams size limit', () => {
+    const longCert = { ...cert(THUMB_A, '2026-04-01T00:00:00.000Z'), subject: `CN=${'x'.repeat(390)}` };
+    const cards = [
+      rotationDueCard({ deployment: 'contoso', runId: 'abcdefgh12', cert: longCert, daysLeft: 7, threshold: 7 }),
+      certExpiredCard({ deployment: 'contoso', runId: 'abcdefgh12', cert: longCert, daysLeft: -1 }),
+      certNotRegisteredCard({ deployment: 'contoso', runId: 'abcdefgh12' }),
+    ];
+    for (const c of cards) {
+      expect(c.actions).toEqual([{ type: 'Action.Execute', title: 'Start rotation', verb: startRotationVerb, data: { runId: 'abcdefgh12' }, style: 'positive' }]);
+      expect(cardBytes(c)).toBeLessThan(MAX_CARD_BYTES);
+      expect(JSON.stringify(c)).toContain('CERT_DIR');
+    }
+    expect(JSON.stringify(cards[1])).toContain('EXPIRED 1 day ago');
+    expect(certWatchSetCard({ deployment: 'contoso', thresholds: [30, 14, 7, 1], cron: '0 7 * * *' }).actions).toBeUndefined();
   });
 });
 
