@@ -33,6 +33,10 @@ export interface GetAllOptions<T> {
   /** Each row is parsed with this (rows that do not fit are a CRM_RESPONSE_INVALID error). */
   schema: z.ZodType<T, z.ZodTypeDef, unknown>;
   pageSize?: number;
+  /** $orderby (attribute names and asc/desc only, never input). */
+  orderby?: string;
+  /** $top: at most this many rows (CRM then answers in one page). */
+  top?: number;
 }
 
 export interface BatchOptions {
@@ -168,7 +172,12 @@ export class CrmClient implements CrmApi {
   }
 
   async *getAll<T>(set: string, options: GetAllOptions<T>): AsyncGenerator<T[], void, undefined> {
-    const query = buildQuery({ select: options.select, ...(options.filter === undefined ? {} : { filter: options.filter }) });
+    const query = buildQuery({
+      select: options.select,
+      ...(options.filter === undefined ? {} : { filter: options.filter }),
+      ...(options.orderby === undefined ? {} : { orderby: options.orderby }),
+      ...(options.top === undefined ? {} : { top: options.top }),
+    });
     let url: URL | undefined = this.#url(`${assertSetName(set)}?${query}`);
     const prefer = `odata.maxpagesize=${options.pageSize ?? this.#shared.pageSize}`;
     while (url) {

@@ -1,13 +1,66 @@
 import type { Logger } from '../core/logger.ts';
+import type { CertSummary } from '../jobs/cert-types.ts';
 import type { Progress } from '../jobs/job-types.ts';
 import type { AgentConfig } from './agent-config.ts';
+import type { StepJournal } from './cert-steps.ts';
 import type { CrmApi } from './crm-client.ts';
+import type { GraphApi } from './graph-api.ts';
+import type { PowershellOutput, PowershellParams, PowershellScriptName } from './powershell-scripts.ts';
 
 /** The settings the job handlers read. */
 export type HandlerSettings = Pick<
   AgentConfig,
   'CRM_BATCH_SIZE' | 'CRM_CONCURRENCY' | 'TEST_POLL_INTERVAL_MS' | 'TEST_TIMEOUT_MS' | 'PROGRESS_INTERVAL_MS'
 >;
+
+/** The certificate settings the certificate handlers read (the PFX password among them: never log this object). */
+export type CertSettings = Pick<
+  AgentConfig,
+  | 'ASYNC_SERVERS'
+  | 'ASYNC_SERVICE_ACCOUNT'
+  | 'CERT_DIR'
+  | 'CERT_NEW_PFX'
+  | 'CERT_PFX_PASSWORD'
+  | 'CERT_MIN_DAYS_LEFT'
+  | 'CERT_VERIFY_MAILBOXES'
+  | 'CERT_RETIRE_OLD'
+  | 'CLOUD'
+>;
+
+export interface PowershellRunOptions {
+  /** Put in the child's environment (SETUP_PFX_PASSWORD) for the scripts that need it; never on the command line. */
+  pfxPassword?: string;
+  timeoutMs?: number;
+  signal?: AbortSignal;
+}
+
+/** What the certificate steps need from the PowerShell runner (powershell-runner.ts). */
+export interface PowershellApi {
+  run<N extends PowershellScriptName>(name: N, params: PowershellParams<N>, options?: PowershellRunOptions): Promise<PowershellOutput<N>>;
+}
+
+/** What the certificate steps need from the certificate kit (cert-kit.ts). */
+export interface CertKit {
+  /** Reads a PFX: its public facts with every problem found, the public certificate as base64 DER and PEM. */
+  readCertificateFile(
+    bytes: Uint8Array,
+    options: { fileName: string; password?: string; now: number; minDaysLeft: number },
+  ): { summary: CertSummary; derBase64: string; certPem: string };
+  /** The public facts of a certificate CRM or Entra has (no private key, so no KeySpec). */
+  summarizeDer(derBase64: string, options: { now: number; minDaysLeft: number }): CertSummary;
+}
+
+/** Everything the certificate jobs use, built once by the agent runtime. */
+export interface CertServices {
+  settings: CertSettings;
+  powershell: PowershellApi;
+  kit: CertKit;
+  /** The Graph client, built on first use (throws CONFIG_MISSING when the GRAPH_* settings are missing). */
+  graph(): GraphApi;
+  /** The variables still to set before Graph can be used (empty when it is configured). */
+  graphMissing: readonly string[];
+  journal: StepJournal;
+}
 
 /** Everything a job handler gets: injected, so tests can drive a handler without Redis or BullMQ. */
 export interface JobContext {
@@ -21,4 +74,6 @@ export interface JobContext {
   /** Waits, or rejects when `signal` aborts (the agent is closing). */
   sleep: (ms: number, signal: AbortSignal) => Promise<void>;
   signal: AbortSignal;
+  /** The certificate side (issue 3); absent in contexts built only for the mailbox jobs. */
+  certs?: CertServices;
 }

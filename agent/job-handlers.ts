@@ -1,6 +1,9 @@
-import { SetupError } from '../core/setup-error.ts';
 import type { JobPayload, JobResult } from '../jobs/job-types.ts';
 import { approveMailboxes } from './approve-mailboxes.ts';
+import { planRotation } from './cert-plan.ts';
+import { rollbackCertificate } from './cert-rollback.ts';
+import { rotateCertificate } from './cert-rotate.ts';
+import { certStatus } from './cert-status.ts';
 import type { JobContext } from './job-context.ts';
 import { mailboxStatus } from './mailbox-status.ts';
 import { planMailboxes } from './plan-mailboxes.ts';
@@ -17,8 +20,13 @@ export function runJob(payload: JobPayload, ctx: JobContext): Promise<JobResult>
       return approveMailboxes(payload, ctx);
     case 'test':
       return testMailboxes(payload, ctx);
-    default:
-      // Certificate jobs: wired in with the certificate handlers (issue 3).
-      throw new SetupError('JOB_INVALID', `This agent cannot run "${payload.type}" jobs yet.`);
+    case 'cert-status':
+      return certStatus(payload, ctx);
+    case 'cert-plan':
+      return planRotation(payload, ctx);
+    case 'cert-rotate':
+      return rotateCertificate(payload, ctx);
+    case 'cert-rollback':
+      return rollbackCertificate(payload, ctx);
   }
 }

@@ -28,6 +28,54 @@ export const knownErrorRules: readonly KnownErrorRule[] = [
       "Check the mailbox owner and the owner's Mailbox privileges (Read and Write on Mailbox); Approve Email also needs the privilege prvApproveRejectEmailAddress for the account that approves.",
     patterns: [/Crm\.80048306/i, /prvApproveRejectEmailAddress/i, /insufficient permissions/i],
   },
+  // ---- server-to-server authentication (the S2S certificate, issue 3); the specific ones first ----
+  {
+    cause: 's2s-private-key-not-found',
+    title: 'Two certificates with the same subject (private key not found)',
+    remediation:
+      'LocalMachine\\My on the server holds another certificate with the same subject, so the import or CRM finds the wrong one: remove the certificate that is not the S2S certificate (certlm.msc), then Resume.',
+    patterns: [/private key not found/i, /same subject/i],
+  },
+  {
+    cause: 's2s-key-not-readable',
+    title: "The async service account cannot read the certificate's private key",
+    remediation:
+      'Grant the Asynchronous Processing Service account Read on the private key (Manage Private Keys, or icacls on its file under %ProgramData%\\Microsoft\\Crypto\\RSA\\MachineKeys), then restart MSCRMAsyncService and MSCRMAsyncService$maintenance.',
+    patterns: [/Keyset does not exist/i, /cannot read the private key/i],
+  },
+  {
+    cause: 's2s-keyspec',
+    title: 'The certificate has the wrong KeySpec (CRM needs 1, AT_KEYEXCHANGE)',
+    remediation:
+      'Import the PFX again with `certutil -importpfx <file> AT_KEYEXCHANGE` and check with `certutil -v -store my`; a PFX made for a CNG key must be exported again for a legacy CSP (openssl pkcs12 -export -keyex).',
+    patterns: [/KeySpec/i, /AT_KEYEXCHANGE/i],
+  },
+  {
+    cause: 's2s-key-too-small',
+    title: 'Entra ID refused the certificate (AADSTS700027)',
+    remediation: 'Entra ID rejects RSA keys below 2048 bits: issue a new certificate with an RSA key of at least 2048 bits and a SHA-256 signature, then rotate to it.',
+    patterns: [/AADSTS700027/i],
+  },
+  {
+    cause: 's2s-no-key-credential',
+    title: 'The certificate is not a key credential of the Dynamics CRM service principal',
+    remediation:
+      'Add the registered certificate as a key credential of the Microsoft Dynamics CRM service principal in Entra ID (Resume the rotation, or roll it back) and check that the agent signs in to the tenant Exchange Online uses.',
+    patterns: [/not a key credential/i],
+  },
+  {
+    cause: 'exchange-not-enabled',
+    title: 'Exchange Online refused the token (invalid_token naming Exchange)',
+    remediation: 'The tenant is not enabled for on-premises CRM access: ask Exchange Support to enable it, then run Test & Enable again.',
+    patterns: [/invalid_token[\s\S]*00000002-0000-0ff1-ce00-000000000000/i],
+  },
+  {
+    cause: 's2s-failed-authentication',
+    title: 'Server-to-server authentication failed (the S2S certificate is missing or invalid)',
+    remediation:
+      '`@setup cert status` shows which part disagrees (registration, a server\'s store, key access, KeySpec, the Entra key credential, the service restart): fix it or roll the rotation back, then run Test & Enable again.',
+    patterns: [/Failed Authentication/i],
+  },
   {
     cause: 'exchange-unauthorized',
     title: 'Exchange Online refused the mailbox (401 Unauthorized)',
@@ -68,4 +116,10 @@ export function classifyFailure(text: string): KnownError {
 
 export function isKnownCause(text: string): boolean {
   return classifyFailure(text).cause !== unknownError.cause;
+}
+
+/** The remediation of a known cause, for the hint of an error (undefined when the text names none). */
+export function knownHint(text: string): string | undefined {
+  const known = classifyFailure(text);
+  return known.cause === unknownError.cause ? undefined : known.remediation;
 }

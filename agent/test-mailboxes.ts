@@ -6,7 +6,7 @@ import { assertWithinPlan } from './assert-within-plan.ts';
 import { FailureGroups } from './failure-groups.ts';
 import type { JobContext } from './job-context.ts';
 import { isKnownCause } from './known-errors.ts';
-import { MAILBOX_SET, TRACE_SET, guidSchema, optionalIntSchema, readSelection } from './mailbox-selection.ts';
+import { MAILBOX_SET, TRACE_SET, guidSchema, optionalIntSchema, readSelection, type SelectedMailbox } from './mailbox-selection.ts';
 import { patchInBatches } from './patch-in-batches.ts';
 
 const optionalDate = z
@@ -68,9 +68,28 @@ const nothingTestedText =
  */
 export async function testMailboxes(payload: PayloadOf<'test'>, ctx: JobContext): Promise<TestResult> {
   const started = ctx.now();
-  const { TEST_POLL_INTERVAL_MS: pollMs, TEST_TIMEOUT_MS: timeoutMs } = ctx.settings;
   const rows = await readSelection(ctx.crm, payload.filter, (done) => ctx.report({ phase: 'reading', done, total: done }));
   assertWithinPlan(payload.plannedCount, rows.length);
+  const outcome = await testAndEnable(rows, ctx);
+  const result: TestResult = {
+    type: 'test',
+    ...outcome,
+    crmRequests: ctx.crm.requestCount,
+    durationMs: Math.max(0, Math.round(ctx.now() - started)),
+  };
+  ctx.logger.info({ selected: result.selected, succeeded: result.succeeded, failed: result.failed, noResult: result.noResult }, 'test finished');
+  return result;
+}
+
+/** What Test & Enable of a set of mailboxes found (the counts of a TestResult). */
+export type TestAndEnableOutcome = Pick<TestResult, 'selected' | 'succeeded' | 'failed' | 'noResult' | 'failures'>;
+
+/**
+ * The Test & Enable machinery of `testMailboxes` for mailboxes already selected (also used by the
+ * certificate rotation's verification step): schedule, poll, explain the failures.
+ */
+export async function testAndEnable(rows: readonly SelectedMailbox[], ctx: JobContext): Promise<TestAndEnableOutcome> {
+  const { TEST_POLL_INTERVAL_MS: pollMs, TEST_TIMEOUT_MS: timeoutMs } = ctx.settings;
   const addressOf = new Map(rows.map((r) => [r.mailboxid, r.emailaddress || r.mailboxid]));
   const failures = new FailureGroups();
 
@@ -159,16 +178,11 @@ export async function testMailboxes(payload: PayloadOf<'test'>, ctx: JobContext)
     }
   }
 
-  const result: TestResult = {
-    type: 'test',
+  return {
     selected: rows.length,
     succeeded: succeededIds.size,
     failed: failures.total,
     noResult: waiting.size,
     failures: failures.toArray(),
-    crmRequests: ctx.crm.requestCount,
-    durationMs: Math.max(0, Math.round(ctx.now() - started)),
   };
-  ctx.logger.info({ selected: result.selected, succeeded: result.succeeded, failed: result.failed, noResult: result.noResult }, 'test finished');
-  return result;
 }

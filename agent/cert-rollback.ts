@@ -1,0 +1,111 @@
+import { SetupError } from '../core/setup-error.ts';
+import { rollbackStepIds, type CertRollbackResult } from '../jobs/cert-types.ts';
+import type { PayloadOf } from '../jobs/job-types.ts';
+import { listServers, machineCert, registerStep, restartStep, type CertRef } from './cert-checks.ts';
+import { requireCerts, type ReadyCerts } from './cert-requirements.ts';
+import { OLD_DER_KEY, verifyStep } from './cert-rotate.ts';
+import { StepRunner, onServer, type StepOutcome } from './cert-steps.ts';
+import type { JobContext } from './job-context.ts';
+import { isCurrent, thumbprintOfDer, thumbprintOfKeyCredential } from './key-credentials.ts';
+
+const RESTORE_DER_KEY = 'restoreDerBase64';
+
+/**
+ * `cert-rollback`: the certificate a failed rotation replaced becomes the S2S token issuer again.
+ * It is still in every store and still a key credential in Entra (retire-old only runs after a
+ * passed verification): validate-old checks that, register-crm registers it, the services restart
+ * and the verification set is tested again.
+ */
+export async function rollbackCertificate(payload: PayloadOf<'cert-rollback'>, ctx: JobContext): Promise<CertRollbackResult> {
+  const started = ctx.now();
+  const certs = requireCerts(ctx, ['servers', 'graph']);
+  const runner = await StepRunner.start(ctx, certs.journal, payload.runId, payload.attempt, rollbackStepIds);
+  let restore: CertRef | undefined;
+
+  await runner.run('validate-old', async () => {
+    const ref = await validateOld(ctx, certs, payload.restoreThumbprint, payload.rotationRunId, runner.recorded('validate-old')?.data?.[RESTORE_DER_KEY]);
+    restore = ref.cert;
+    return ref.outcome;
+  });
+  if (!restore) throw new SetupError('INTERNAL', 'The certificate to restore was not found.');
+  const cert: CertRef = restore;
+  await runner.run('register-crm', () => registerStep(ctx, certs, cert));
+  await runner.run('restart-services', () => restartStep(ctx, certs));
+  const { verification, passed } = await verifyStep(ctx, certs, runner);
+
+  const result: CertRollbackResult = {
+    type: 'cert-rollback',
+    outcome: passed ? 'rolled-back' : 'verification-failed',
+    restoredThumbprint: payload.restoreThumbprint,
+    steps: runner.snapshot(),
+    verification,
+    durationMs: Math.max(0, Math.round(ctx.now() - started)),
+  };
+  ctx.logger.info({ outcome: result.outcome, restoredThumbprint: result.restoredThumbprint, rotationRunId: payload.rotationRunId }, 'certificate rollback finished');
+  return result;
+}
+
+/**
+ * The old certificate's public DER: from this rollback's earlier attempt, the rotation's journal
+ * (validate kept it), or its key credential in Entra; each checked against the approved thumbprint
+ * (the thumbprint is the DER's SHA-1, so a wrong DER cannot pass). Then: not expired, on every
+ * server with its key, KeySpec 1 and key access, and still a valid key credential in Entra.
+ */
+async function validateOld(
+  ctx: JobContext,
+  certs: ReadyCerts,
+  thumbprint: string,
+  rotationRunId: string,
+  earlierDer: string | undefined,
+): Promise<{ cert: CertRef; outcome: StepOutcome }> {
+  const matches = (der: string | undefined): der is string => der !== undefined && thumbprintOfDer(der) === thumbprint;
+  const graph = certs.graph();
+  const sp = await graph.getCrmServicePrincipal();
+  const credential = sp.keyCredentials.find((k) => thumbprintOfKeyCredential(k) === thumbprint);
+
+  let der = matches(earlierDer) ? earlierDer : undefined;
+  if (!der) {
+    const journaled = (await certs.journal.load(rotationRunId)).get('validate')?.data?.[OLD_DER_KEY];
+    if (matches(journaled)) der = journaled;
+  }
+  if (!der && credential?.key && matches(credential.key)) der = credential.key;
+  if (!der) {
+    throw new SetupError('STEP_FAILED', `the certificate ${thumbprint} is known neither from the rotation's journal nor as a key credential in Entra ID.`, {
+      hint: 'Register the old certificate by hand (Set-CrmCertificate with its .cer), restart the async services, or rotate to a new certificate instead.',
+    });
+  }
+  const summary = certs.kit.summarizeDer(der, { now: ctx.now(), minDaysLeft: 0 });
+  if (Date.parse(summary.notAfter) <= ctx.now()) {
+    throw new SetupError('CERT_REQUIREMENTS', `the certificate ${thumbprint} expired on ${summary.notAfter.slice(0, 10)}; it cannot be restored.`, {
+      hint: 'Rotate to a new, valid certificate instead (@setup cert rotate <file>).',
+    });
+  }
+  if (!credential || !isCurrent(credential, ctx.now())) {
+    throw new SetupError('STEP_FAILED', `the key credential of ${thumbprint} is ${credential ? 'no longer valid' : 'no longer'} on the CRM service principal in Entra ID, so restoring it would not authenticate.`, {
+      hint: 'Add the old certificate back as a key credential of the Microsoft Dynamics CRM service principal (its public .cer, AsymmetricX509Cert, Verify), then run the rollback again; or rotate to a new certificate instead.',
+    });
+  }
+  for (const server of certs.servers) {
+    await onServer(server, async () => {
+      const m = await machineCert(ctx, certs, server, thumbprint);
+      const problem = !m.found
+        ? 'is no longer in LocalMachine\\My'
+        : !m.hasPrivateKey
+          ? 'has no private key'
+          : m.keySpec !== 1
+            ? `has KeySpec ${m.keySpec ?? 'unknown'}, not 1 (AT_KEYEXCHANGE)`
+            : !m.serviceAccountCanRead
+              ? `is not readable by ${certs.serviceAccount} (Keyset does not exist)`
+              : undefined;
+      if (problem) {
+        throw new SetupError('STEP_FAILED', `the old certificate ${thumbprint} ${problem}.`, {
+          hint: 'Import the old PFX again (certutil -importpfx <file> AT_KEYEXCHANGE) and grant the async service account Read on its key, then run the rollback again.',
+        });
+      }
+    });
+  }
+  return {
+    cert: { thumbprint, subject: summary.subject, derBase64: der },
+    outcome: { detail: `${summary.subject}, valid until ${summary.notAfter.slice(0, 10)}, in place on ${listServers(certs.servers)} and in Entra ID`, data: { [RESTORE_DER_KEY]: der } },
+  };
+}

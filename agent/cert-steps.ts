@@ -1,0 +1,254 @@
+import { createHmac, timingSafeEqual } from 'node:crypto';
+import type { Redis } from 'ioredis';
+import { z } from 'zod';
+import { SetupError, isSetupError } from '../core/setup-error.ts';
+import { certStepIdSchema, certStepTitles, type CertStepId, type StepState } from '../jobs/cert-types.ts';
+import type { JobContext } from './job-context.ts';
+import { knownHint } from './known-errors.ts';
+
+// ---- journal ---------------------------------------------------------------------------------
+
+/** Redis hash of a run's step journal: one field per step, plus the `_seq` counter. */
+export function certStepsKey(prefix: string, runId: string): string {
+  return `${prefix}:cert-steps:${runId}`;
+}
+
+const entrySchema = z.object({
+  state: z.enum(['done', 'failed']),
+  detail: z.string().max(300).optional(),
+  /** The step changed something (a later restart-services must run again). */
+  changed: z.boolean(),
+  /** Order of recording within the run, across attempts. */
+  seq: z.number().int().nonnegative(),
+  attempt: z.number().int().min(1),
+  /** Public facts kept for a later attempt or run (the old certificate's DER); never secrets. */
+  data: z.record(z.string(), z.string().max(20_000)).optional(),
+}).strict();
+export type JournalEntry = z.infer<typeof entrySchema>;
+
+const storedSchema = z.object({ entry: z.string(), mac: z.string() }).strict();
+
+export interface StepJournal {
+  /** The intact entries of a run (an entry whose MAC does not verify is ignored: the step runs again). */
+  load(runId: string): Promise<Map<CertStepId, JournalEntry>>;
+  record(runId: string, id: CertStepId, entry: Omit<JournalEntry, 'seq'>): Promise<JournalEntry>;
+}
+
+/**
+ * The step journal of certificate runs: what each step did, per run, kept across attempts so a
+ * resumed or retried job skips what is done. MACed with the signing key like the stored job
+ * results (job-result-store.ts): a journal written into Redis by someone else cannot make the agent
+ * skip a step or take a certificate from it. The TTL is renewed on every write.
+ */
+export function createStepJournal(options: { redis: Redis; prefix: string; signingKey: string; ttlMs: number }): StepJournal {
+  const key = Buffer.from(options.signingKey, 'utf8');
+  const mac = (redisKey: string, field: string, json: string) =>
+    createHmac('sha256', key).update(`cert-steps\n${redisKey}\n${field}\n${json}`).digest('base64url');
+
+  return {
+    async load(runId) {
+      const redisKey = certStepsKey(options.prefix, runId);
+      const raw = await options.redis.hgetall(redisKey);
+      const entries = new Map<CertStepId, JournalEntry>();
+      for (const [field, value] of Object.entries(raw)) {
+        const id = certStepIdSchema.safeParse(field);
+        if (!id.success) continue;
+        let stored: z.infer<typeof storedSchema>;
+        try {
+          stored = storedSchema.parse(JSON.parse(value));
+        } catch {
+          continue;
+        }
+        const expected = Buffer.from(mac(redisKey, field, stored.entry));
+        const actual = Buffer.from(stored.mac);
+        if (expected.length !== actual.length || !timingSafeEqual(expected, actual)) continue;
+        let parsed: unknown;
+        try {
+          parsed = JSON.parse(stored.entry);
+        } catch {
+          continue;
+        }
+        const entry = entrySchema.safeParse(parsed);
+        if (entry.success) entries.set(id.data, entry.data);
+      }
+      return entries;
+    },
+    async record(runId, id, partial) {
+      const redisKey = certStepsKey(options.prefix, runId);
+      const seq = await options.redis.hincrby(redisKey, '_seq', 1);
+      const entry = entrySchema.parse({ ...partial, seq });
+      const json = JSON.stringify(entry);
+      await options.redis
+        .multi()
+        .hset(redisKey, id, JSON.stringify({ entry: json, mac: mac(redisKey, id, json) }))
+        .pexpire(redisKey, options.ttlMs)
+        .exec();
+      return entry;
+    },
+  };
+}
+
+// ---- errors ------------------------------------------------------------------------------------
+
+/** The same error, naming the server it happened on (the step's message says "on <server>"). */
+export function onServerError(server: string, error: unknown): SetupError {
+  const e = isSetupError(error) ? error : new SetupError('STEP_FAILED', error instanceof Error ? error.message : String(error), { cause: error });
+  return new SetupError(e.code, e.message, {
+    ...(e.hint === undefined ? {} : { hint: e.hint }),
+    retryable: e.retryable,
+    cause: error,
+    details: { ...e.details, server },
+  });
+}
+
+/** Runs `fn` for one server; a failure names the server. */
+export async function onServer<T>(server: string, fn: () => Promise<T>): Promise<T> {
+  try {
+    return await fn();
+  } catch (error) {
+    throw onServerError(server, error);
+  }
+}
+
+// ---- runner ------------------------------------------------------------------------------------
+
+export interface StepOutcome {
+  /** What the step did or found ("imported on CRMAPP01, already on CRMAPP02"). */
+  detail: string;
+  /** Whether it changed anything. */
+  changed?: boolean;
+  /** done (default), skipped (nothing to do by design), failed (recorded, the run goes on: verification). */
+  state?: 'done' | 'skipped' | 'failed';
+  /** Public facts to keep in the journal. */
+  data?: Record<string, string>;
+}
+
+/** Steps that always run again on a later attempt: they are checks, not changes. */
+const ALWAYS_RUN: ReadonlySet<CertStepId> = new Set(['validate', 'validate-old', 'verify']);
+
+const clip = (text: string, max = 300) => (text.length > max ? `${text.slice(0, max - 1)}…` : text);
+
+/**
+ * Runs the steps of one certificate job in order, each recorded in the journal, with a progress
+ * report (`phase: 'step'`, every step's state) after every change of state. On a later attempt a
+ * step the journal has as done is reported done "(earlier attempt)" without running, except the
+ * checks (ALWAYS_RUN) and restart-services when something changed after its recorded run.
+ */
+export class StepRunner {
+  readonly states: StepState[];
+  readonly #entries: Map<CertStepId, JournalEntry>;
+
+  private constructor(
+    private readonly ctx: JobContext,
+    private readonly journal: StepJournal,
+    private readonly runId: string,
+    private readonly attempt: number,
+    ids: readonly CertStepId[],
+    entries: Map<CertStepId, JournalEntry>,
+  ) {
+    this.states = ids.map((id) => ({ id, state: 'pending' }));
+    this.#entries = entries;
+  }
+
+  static async start(ctx: JobContext, journal: StepJournal, runId: string, attempt: number, ids: readonly CertStepId[]): Promise<StepRunner> {
+    const runner = new StepRunner(ctx, journal, runId, attempt, ids, await journal.load(runId));
+    runner.#report();
+    return runner;
+  }
+
+  /** What an earlier attempt recorded for a step. */
+  recorded(id: CertStepId): JournalEntry | undefined {
+    return this.#entries.get(id);
+  }
+
+  /** A copy of the step states (for results and error details). */
+  snapshot(): StepState[] {
+    return this.states.map((s) => ({ ...s }));
+  }
+
+  /** Marks a step skipped without running it (and without a journal entry). */
+  skip(id: CertStepId, detail: string): void {
+    this.#set(id, 'skipped', detail);
+  }
+
+  /** Runs one step: skipped as done when an earlier attempt did it, else checked-then-changed by `fn`. */
+  async run(id: CertStepId, fn: (step: { update: (detail: string) => void }) => Promise<StepOutcome>): Promise<StepOutcome> {
+    const earlier = this.#entries.get(id);
+    if (earlier?.state === 'done' && !ALWAYS_RUN.has(id) && !(id === 'restart-services' && this.#changedSince(earlier.seq))) {
+      const detail = clip(`${earlier.detail ?? 'done'} (earlier attempt)`);
+      this.#set(id, 'done', detail);
+      return { detail, changed: false, ...(earlier.data ? { data: earlier.data } : {}) };
+    }
+    if (this.ctx.signal.aborted) throw this.ctx.signal.reason;
+    this.#set(id, 'running');
+    let outcome: StepOutcome;
+    try {
+      outcome = await fn({ update: (detail) => this.#set(id, 'running', detail) });
+    } catch (error) {
+      throw await this.#fail(id, error);
+    }
+    const state = outcome.state ?? 'done';
+    if (state === 'skipped') {
+      this.#set(id, 'skipped', outcome.detail);
+      return outcome;
+    }
+    await this.#record(id, state, outcome);
+    this.#set(id, state, outcome.detail);
+    return outcome;
+  }
+
+  /** Whether a step recorded after `seq` changed something (then services need another restart). */
+  #changedSince(seq: number): boolean {
+    for (const entry of this.#entries.values()) if (entry.changed && entry.seq > seq) return true;
+    return false;
+  }
+
+  async #record(id: CertStepId, state: 'done' | 'failed', outcome: StepOutcome): Promise<void> {
+    const entry = await this.journal.record(this.runId, id, {
+      state,
+      detail: clip(outcome.detail),
+      changed: outcome.changed ?? false,
+      attempt: this.attempt,
+      ...(outcome.data ? { data: outcome.data } : {}),
+    });
+    this.#entries.set(id, entry);
+  }
+
+  async #fail(id: CertStepId, error: unknown): Promise<SetupError> {
+    // A shutdown is not a failed step: the job goes back to the queue and runs the step again.
+    if (this.ctx.signal.aborted && error === this.ctx.signal.reason) {
+      this.#set(id, 'pending');
+      return isSetupError(error) ? error : new SetupError('INTERNAL', 'The agent is shutting down.', { retryable: true, cause: error });
+    }
+    const cause = isSetupError(error) ? error : new SetupError('STEP_FAILED', error instanceof Error ? error.message : String(error), { cause: error });
+    const server = typeof cause.details?.['server'] === 'string' ? cause.details['server'] : undefined;
+    const message = `Step '${certStepTitles[id]}' failed${server ? ` on ${server}` : ''}: ${cause.message}`;
+    // The journal keeps the failure for the record; its loss must not hide the step's own error.
+    await this.#record(id, 'failed', { detail: message }).catch((journalError: unknown) => {
+      this.ctx.logger.warn({ err: (journalError as Error).message, step: id }, 'failed step not recorded in the journal');
+    });
+    this.#set(id, 'failed', message);
+    this.ctx.logger.error({ step: id, code: cause.code, server, reason: cause.message }, 'certificate step failed');
+    const hint = cause.hint ?? knownHint(cause.message);
+    return new SetupError(cause.code, message, {
+      ...(hint === undefined ? {} : { hint }),
+      retryable: cause.retryable,
+      cause: error,
+      details: { ...cause.details, step: id, steps: this.snapshot() },
+    });
+  }
+
+  #set(id: CertStepId, state: StepState['state'], detail?: string): void {
+    const step = this.states.find((s) => s.id === id);
+    if (!step) throw new SetupError('INTERNAL', `Step ${id} is not a step of this run.`);
+    step.state = state;
+    if (detail === undefined) delete step.detail;
+    else step.detail = clip(detail);
+    this.#report();
+  }
+
+  #report(): void {
+    const done = this.states.filter((s) => s.state === 'done' || s.state === 'skipped').length;
+    this.ctx.report({ phase: 'step', done, total: this.states.length, steps: this.snapshot() });
+  }
+}
