@@ -11,6 +11,7 @@ import { Authorizer } from './authorizer.ts';
 import { assertAuthenticationConfigured, type BotConfig } from './bot-config.ts';
 import { personFrom, type ActivityRequest, type BotServices } from './bot-services.ts';
 import { handleCardAction } from './card-actions.ts';
+import { handleStartRotationClick } from './cert-watch.ts';
 import { verbs } from './cards/card-kit.ts';
 import { createConnectorHttpClient } from './connector-http-client.ts';
 import { BullJobDispatcher } from './job-dispatcher.ts';
@@ -141,6 +142,9 @@ export async function startBot(config: Readonly<BotConfig>, deps: BotDeps = {}):
   });
   app.adaptiveCards.actionExecute(verbs.approve, async (ctx, _state, data) => handleCardAction(requestFor(ctx), verbs.approve, data));
   app.adaptiveCards.actionExecute(verbs.reject, async (ctx, _state, data) => handleCardAction(requestFor(ctx), verbs.reject, data));
+  app.adaptiveCards.actionExecute(verbs.resume, async (ctx, _state, data) => handleCardAction(requestFor(ctx), verbs.resume, data));
+  app.adaptiveCards.actionExecute(verbs.rollback, async (ctx, _state, data) => handleCardAction(requestFor(ctx), verbs.rollback, data));
+  app.adaptiveCards.actionExecute(verbs.startRotation, async (ctx, _state, data) => handleStartRotationClick(requestFor(ctx), data));
 
   const relay = new ProgressRelay({ services, connection: redis, signer, ...(deps.relayConcurrency ? { concurrency: deps.relayConcurrency } : {}) });
   const timerWorker = new TimerWorker({ services, connection: redis });

@@ -1,9 +1,13 @@
 import { z } from 'zod';
+import type { Logger } from '../core/logger.ts';
 import { toSetupError } from '../core/setup-error.ts';
+import { newRunId } from '../jobs/job-options.ts';
 import { jobPayloadSchema, runIdSchema, type JobPayload } from '../jobs/job-types.ts';
 import type { AuthzDecision } from './authorizer.ts';
 import { loadRun, type ActivityRequest } from './bot-services.ts';
 import { verbs, type AdaptiveCardJson, type Verb } from './cards/card-kit.ts';
+import { certRollbackCard } from './cards/cert-rollback-card.ts';
+import { currentCertCard, oldThumbprintOf } from './cards/cert-run-card.ts';
 import { decidedCard } from './cards/plan-cards.ts';
 import { runCard } from './cards/run-cards.ts';
 import type { Run } from './run-store.ts';
@@ -18,15 +22,18 @@ const cardDataSchema = z.object({ runId: runIdSchema }).passthrough();
 /** What the invoke answers: a card (replaces the clicker's view) or a short message. */
 export type CardActionReply = AdaptiveCardJson | string;
 
+/** The verbs handleCardAction answers (cert.start-rotation is the certificate watch's, bot/cert-watch.ts). */
+export type RunVerb = typeof verbs.approve | typeof verbs.reject | typeof verbs.resume | typeof verbs.rollback;
+
 /**
- * Approve / Reject (Confirm / Cancel for tests). Reload the run, re-check the clicker's rights by
+ * Approve / Reject (Confirm / Cancel for tests), and for a halted rotation Resume / Roll back. Reload the run, re-check the clicker's rights by
  * Entra object id, then a compare-and-set decides: the first valid click wins, a second click,
  * a replayed invoke or another bot instance sees the decided card. The job is enqueued with its
  * deterministic id and nothing waits for the work (the invoke is answered within a few seconds).
  */
 export async function handleCardAction(req: ActivityRequest, verb: Verb, data: unknown): Promise<CardActionReply> {
   try {
-    return await decide(req, verb, data);
+    return await act(req, verb, data);
   } catch (error) {
     // Redis away (the producer connection fails within ~2 s), or a bug: answer the invoke in time
     // with what to do rather than letting Teams show a generic failure.
@@ -35,8 +42,9 @@ export async function handleCardAction(req: ActivityRequest, verb: Verb, data: u
   }
 }
 
-async function decide(req: ActivityRequest, verb: Verb, data: unknown): Promise<CardActionReply> {
-  const { runs, authorizer, jobs, timers, now } = req.services;
+const UNKNOWN_RUN = 'This run is unknown or too old (runs are kept 30 days). Run the command again.';
+
+async function act(req: ActivityRequest, verb: Verb, data: unknown): Promise<CardActionReply> {
   const parsed = cardDataSchema.safeParse(data);
   if (!parsed.success) {
     req.log.warn('card action without a valid run id');
@@ -45,14 +53,48 @@ async function decide(req: ActivityRequest, verb: Verb, data: unknown): Promise<
   const runId = parsed.data.runId;
   const log = req.log.child({ runId, verb });
   const run = await loadRun(req.services, runId, log);
-  if (!run || (run.kind !== 'approve' && run.kind !== 'test')) {
+  if (!run) {
     log.info('card action for an unknown run');
-    return 'This run is unknown or too old (runs are kept 30 days). Run the command again.';
+    return UNKNOWN_RUN;
   }
+  switch (verb) {
+    case verbs.approve:
+    case verbs.reject:
+      if (run.kind !== 'approve' && run.kind !== 'test' && run.kind !== 'cert-rotate' && run.kind !== 'cert-rollback') break;
+      return decide(req, verb, run, log);
+    case verbs.resume:
+      if (run.kind !== 'cert-rotate') break;
+      return resume(req, run, log);
+    case verbs.rollback:
+      if (run.kind !== 'cert-rotate') break;
+      return requestRollback(req, run, log);
+    default:
+      break;
+  }
+  log.info({ kind: run.kind }, 'card action that does not fit the run');
+  return UNKNOWN_RUN;
+}
 
-  const allowed: AuthzDecision = run.kind === 'approve'
-    ? authorizer.canApprove(req.from.aadObjectId)
-    : authorizer.canConfirmTest(req.from.aadObjectId, { requesterAadObjectId: run.requester.aadObjectId });
+/** Who may approve or reject: approvers for mailboxes, requester or approver for tests, two people for certificates. */
+function decisionRights(req: ActivityRequest, run: Run, approving: boolean): AuthzDecision {
+  const { authorizer } = req.services;
+  const context = { requesterAadObjectId: run.requester.aadObjectId };
+  switch (run.kind) {
+    case 'approve':
+      return authorizer.canApprove(req.from.aadObjectId);
+    case 'test':
+      return authorizer.canConfirmTest(req.from.aadObjectId, context);
+    default:
+      return approving
+        ? authorizer.canApproveAsSecondPerson(req.from.aadObjectId, { ...context, what: run.kind === 'cert-rollback' ? 'rollback' : 'rotation' })
+        : authorizer.canRejectOrWithdraw(req.from.aadObjectId, context);
+  }
+}
+
+async function decide(req: ActivityRequest, verb: Verb, run: Run, log: Logger): Promise<CardActionReply> {
+  const { runs, jobs, timers, now } = req.services;
+  const runId = run.runId;
+  const allowed = decisionRights(req, run, verb === verbs.approve);
   if (!allowed.allowed) {
     log.info({ reason: allowed.reason }, 'card action refused');
     return allowed.reason;
@@ -77,7 +119,7 @@ async function decide(req: ActivityRequest, verb: Verb, data: unknown): Promise<
     }
     try {
       // If no agent starts the job before it expires, the timer fails the run with what to do.
-      await scheduleTimer(timers, log, runId, 'start-timeout', jobTimeoutAt(job.type, now()));
+      await scheduleTimer(timers, log, runId, 'start-timeout', jobTimeoutAt(job.type, now()), run.attempt);
     } catch (error) {
       return `Could not approve: ${describeError(error)} Nothing was changed.`;
     }
@@ -112,6 +154,22 @@ async function decide(req: ActivityRequest, verb: Verb, data: unknown): Promise<
 
 /** The signed job an approval starts, or undefined when the run's record cannot make a valid one. */
 function approvedJob(run: Run, approvedBy: string): JobPayload | undefined {
+  if (run.kind === 'cert-rotate') return rotateJob(run, approvedBy, run.attempt);
+  if (run.kind === 'cert-rollback') {
+    if (!run.parentRunId || !run.rollback) return undefined;
+    const parsed = jobPayloadSchema.safeParse({
+      type: 'cert-rollback',
+      runId: run.runId,
+      deployment: run.deployment,
+      requestedBy: run.requester.aadObjectId,
+      rotationRunId: run.parentRunId,
+      restoreThumbprint: run.rollback.restoreThumbprint,
+      failedThumbprint: run.rollback.failedThumbprint,
+      approvedBy,
+      attempt: run.attempt,
+    });
+    return parsed.success ? parsed.data : undefined;
+  }
   if (!run.filter || run.plan?.type !== 'plan' || (run.kind !== 'approve' && run.kind !== 'test')) return undefined;
   const parsed = jobPayloadSchema.safeParse({
     type: run.kind,
@@ -124,6 +182,133 @@ function approvedJob(run: Run, approvedBy: string): JobPayload | undefined {
     plannedCount: run.plan.toChange,
   });
   return parsed.success ? parsed.data : undefined;
+}
+
+/** The rotation job: what the approver saw (the plan's file and thumbprints), as attempt `attempt`. */
+function rotateJob(run: Run, approvedBy: string, attempt: number): JobPayload | undefined {
+  const plan = run.plan;
+  if (plan?.type !== 'cert-plan' || plan.blocked) return undefined;
+  const parsed = jobPayloadSchema.safeParse({
+    type: 'cert-rotate',
+    runId: run.runId,
+    deployment: run.deployment,
+    requestedBy: run.requester.aadObjectId,
+    file: plan.file,
+    newThumbprint: plan.next.thumbprint,
+    oldThumbprint: plan.current?.thumbprint ?? null,
+    approvedBy,
+    attempt,
+  });
+  return parsed.success ? parsed.data : undefined;
+}
+
+/**
+ * Resume (approvers): a halted rotation runs again as attempt n + 1 (the agent skips the steps its
+ * journal records done). The start timeout of the new attempt first, then one compare-and-set moves
+ * halted → approved and raises the attempt (refused if another click did it first), then the job
+ * `<runId>-cert-rotate-a<n>`: a double click or a second bot instance starts it once.
+ */
+async function resume(req: ActivityRequest, run: Run, log: Logger): Promise<CardActionReply> {
+  const { runs, jobs, timers, authorizer, now } = req.services;
+  const allowed = authorizer.canApprove(req.from.aadObjectId);
+  if (!allowed.allowed) {
+    log.info({ reason: allowed.reason }, 'resume refused');
+    return allowed.reason;
+  }
+  if (run.state !== 'halted') {
+    log.info({ state: run.state }, 'resume of a run that is not halted');
+    return currentCard(run);
+  }
+  const attempt = run.attempt + 1;
+  const job = rotateJob(run, req.from.aadObjectId, attempt);
+  if (!job) {
+    log.error({ hasPlan: Boolean(run.plan), attempt }, 'run record is incomplete (or too many attempts): cannot build the resumed job');
+    return 'This rotation cannot be resumed: its record is incomplete or it was resumed too often. Nothing was changed; roll back or start a new `cert rotate`.';
+  }
+  try {
+    await scheduleTimer(timers, log, run.runId, 'start-timeout', jobTimeoutAt(job.type, now()), attempt);
+  } catch (error) {
+    return `Could not resume: ${describeError(error)} Nothing was changed.`;
+  }
+  const outcome = await runs.resume(run.runId, run.attempt, { resumedBy: req.from });
+  if (!outcome.ok) {
+    log.info({ outcome }, 'lost the race: the run was resumed or rolled back meanwhile');
+    return showToAll(req, run.runId);
+  }
+  try {
+    const { jobId } = await jobs.dispatch(job);
+    log.info({ jobId, attempt }, 'resumed: job enqueued');
+  } catch (error) {
+    log.error({ err: error }, 'resumed, but the job could not be enqueued');
+    await runs.transition(run.runId, ['approved'], 'halted', { error: { code: toSetupError(error).code, message: describeError(error) } });
+  }
+  return showToAll(req, run.runId);
+}
+
+/**
+ * Roll back (operators, approvers): only a halted rotation that had an old certificate. One
+ * compare-and-set (halted → superseded) decides which click creates the rollback run; that run waits
+ * for an approver other than its requester on its own card, posted as a new message.
+ */
+async function requestRollback(req: ActivityRequest, run: Run, log: Logger): Promise<CardActionReply> {
+  const { runs, timers, poster, authorizer, config, now } = req.services;
+  const allowed = authorizer.canRunCommands(req.from.aadObjectId);
+  if (!allowed.allowed) {
+    log.info({ reason: allowed.reason }, 'rollback refused');
+    return allowed.reason;
+  }
+  if (run.state !== 'halted') {
+    log.info({ state: run.state }, 'rollback of a run that is not halted');
+    return currentCard(run);
+  }
+  const restoreThumbprint = oldThumbprintOf(run);
+  const failedThumbprint = run.plan?.type === 'cert-plan' ? run.plan.next.thumbprint : undefined;
+  if (restoreThumbprint === null || failedThumbprint === undefined) {
+    return 'There is nothing to roll back to: no certificate was registered before this rotation. Resume it, or start a new `cert rotate`.';
+  }
+  const rollbackRunId = newRunId();
+  const expiresAtMs = now() + config.approvalTtlMinutes * 60_000;
+  try {
+    // The safety net first (it acts only on a rollback still awaiting approval).
+    await scheduleTimer(timers, log, rollbackRunId, 'approval-expiry', expiresAtMs);
+  } catch (error) {
+    return `Could not request the rollback: ${describeError(error)} Nothing was changed.`;
+  }
+  const superseded = await runs.transition(run.runId, ['halted'], 'superseded', { supersededBy: req.from });
+  if (!superseded.ok) {
+    log.info({ outcome: superseded }, 'lost the race: the run was resumed or rolled back meanwhile');
+    return showToAll(req, run.runId);
+  }
+  const rlog = log.child({ rollbackRunId });
+  try {
+    const rollback = await runs.create({
+      runId: rollbackRunId,
+      deployment: run.deployment,
+      kind: 'cert-rollback',
+      state: 'awaiting-approval',
+      requester: req.from,
+      conversation: run.conversation,
+      ...(run.plan ? { plan: run.plan } : {}),
+      parentRunId: run.runId,
+      rollback: { restoreThumbprint, failedThumbprint },
+      expiresAtMs,
+    });
+    const posted = await poster.sendCard(rollback.conversation, certRollbackCard(rollback), invokePostPolicy);
+    if (posted.ok && posted.id) {
+      await runs.patch(rollbackRunId, { cardActivityId: posted.id });
+      rlog.info('rollback requested: its plan card is posted');
+    } else {
+      rlog.warn({ status: posted.ok ? undefined : posted.status }, 'rollback requested, but its card could not be posted');
+      await runs.transition(rollbackRunId, ['awaiting-approval'], 'failed', { error: { code: 'TEAMS_POST_FAILED', message: 'The bot could not post the rollback card in this conversation.' } });
+      await runs.transition(run.runId, ['superseded'], 'halted');
+      return 'The rollback card could not be posted in this conversation, so nothing was requested; try Roll back again.';
+    }
+  } catch (error) {
+    rlog.error({ err: error }, 'could not create the rollback run: the rotation stays halted');
+    await runs.transition(run.runId, ['superseded'], 'halted');
+    return `Could not request the rollback: ${describeError(error)} Nothing was changed.`;
+  }
+  return showToAll(req, run.runId);
 }
 
 /** How long a click waits for the run's card lock (the invoke is answered within ~5 s). */
@@ -164,6 +349,7 @@ async function acquireWithin(req: ActivityRequest, runId: string, waitMs: number
 }
 
 function currentCard(run: Run): AdaptiveCardJson {
+  if (run.kind !== 'approve' && run.kind !== 'test' && run.kind !== 'status') return currentCertCard(run);
   switch (run.state) {
     case 'approved':
     case 'rejected':

@@ -1,3 +1,4 @@
+import { certFileNameSchema } from '../jobs/cert-types.ts';
 import {
   MAX_FILTER_ADDRESSES,
   domainSchema,
@@ -15,11 +16,15 @@ export type Command =
   | { kind: 'help' }
   | { kind: 'status' }
   | { kind: 'approve-mailboxes'; filter: MailboxFilter }
-  | { kind: 'test-mailboxes'; filter: MailboxFilter };
+  | { kind: 'test-mailboxes'; filter: MailboxFilter }
+  | { kind: 'cert-status' }
+  /** `file`: a PFX file name in the agent's CERT_DIR; absent: the agent's CERT_NEW_PFX. */
+  | { kind: 'cert-rotate'; file?: string }
+  | { kind: 'cert-watch-here' };
 
 export type ParseFailure = {
   ok: false;
-  code: 'COMMAND_UNKNOWN' | 'COMMAND_INVALID' | 'FILTER_INVALID';
+  code: 'COMMAND_UNKNOWN' | 'COMMAND_INVALID' | 'FILTER_INVALID' | 'CERT_FILE_INVALID';
   /** Said to the person: what was wrong (never echoes more than a short, cleaned excerpt). */
   message: string;
 };
@@ -38,6 +43,21 @@ export const filterForms: readonly string[] = [
   '`profile "Exchange Online"`',
   `a list of up to ${MAX_FILTER_ADDRESSES} addresses, separated by commas or spaces: \`alice@contoso.com, bob@contoso.com\``,
 ];
+
+export const certCommandForms: readonly string[] = [
+  '`cert status`: the S2S certificate in CRM, on the async servers and in Entra ID, and whether they agree',
+  '`cert rotate [file.pfx]`: plan a rotation to the PFX in the agent\'s CERT_DIR (default: its CERT_NEW_PFX); a second person approves',
+  '`cert watch here`: this conversation gets the certificate expiry reminders',
+];
+
+export function certCommandFormsText(): string {
+  return `Certificate commands: ${certCommandForms.join('; ')}.`;
+}
+
+/** What a valid `cert rotate` file name is, and where the file must be. */
+export function certFileNameRule(): string {
+  return 'Write a plain file name (letters, digits, dot, dash, underscore; no folder; ending .pfx or .p12), such as `cert rotate s2s-2026.pfx`. The file must be in the agent\'s CERT_DIR folder on the agent host; without a name the agent uses its CERT_NEW_PFX.';
+}
 
 export function filterFormsText(): string {
   return `Valid filters: ${filterForms.join('; ')}.`;
@@ -82,6 +102,21 @@ export function parseCommand(rawText: string | undefined): ParseResult {
       ok: true,
       command: verb === 'approve' ? { kind: 'approve-mailboxes', filter: filter.filter } : { kind: 'test-mailboxes', filter: filter.filter },
     };
+  }
+  if (/^cert status$/i.test(text)) return { ok: true, command: { kind: 'cert-status' } };
+  if (/^cert watch here$/i.test(text)) return { ok: true, command: { kind: 'cert-watch-here' } };
+  const rotate = /^cert rotate(?: (.+))?$/i.exec(text);
+  if (rotate) {
+    const rest = rotate[1];
+    if (rest === undefined) return { ok: true, command: { kind: 'cert-rotate' } };
+    const file = certFileNameSchema.safeParse(rest);
+    if (!file.success) {
+      return { ok: false, code: 'CERT_FILE_INVALID', message: `"${excerpt(rest)}" is not a PFX file name. ${certFileNameRule()}` };
+    }
+    return { ok: true, command: { kind: 'cert-rotate', file: file.data } };
+  }
+  if (/^cert\b/i.test(text)) {
+    return { ok: false, code: 'COMMAND_INVALID', message: `Write one of the certificate commands. ${certCommandFormsText()}` };
   }
   if (/^status\b/i.test(text)) {
     return { ok: false, code: 'COMMAND_INVALID', message: '`status` takes nothing after it.' };

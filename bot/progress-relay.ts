@@ -4,11 +4,16 @@ import type { Logger } from '../core/logger.ts';
 import { SetupError, toSetupError } from '../core/setup-error.ts';
 import { reportQueueName } from '../jobs/deployment.ts';
 import type { EnvelopeSigner } from '../jobs/envelope-signer.ts';
-import { verifyReport } from '../jobs/job-options.ts';
-import type { ApproveResult, PlanResult, Report, StatusResult, TestResult } from '../jobs/job-types.ts';
+import { attemptOfReportSeq, verifyReport } from '../jobs/job-options.ts';
+import type { ApproveResult, CertPlanResult, CertRollbackResult, CertRotateResult, CertStatusResult, PlanResult, Report, StatusResult, TestResult } from '../jobs/job-types.ts';
+import type { StepState } from '../jobs/cert-types.ts';
 import { loadRun, readAgentSeen, type BotServices } from './bot-services.ts';
 import { startBotWorker, withCardLock } from './bot-worker.ts';
+import { handleCertWatchResult } from './cert-watch.ts';
 import type { AdaptiveCardJson } from './cards/card-kit.ts';
+import { certPlanBlockedCard, certPlanCard, certPlanFailedCard } from './cards/cert-plan-card.ts';
+import { certResultsCard, certRunCard, currentCertCard } from './cards/cert-run-card.ts';
+import { certStatusCard, certStatusFailedCard } from './cards/cert-status-card.ts';
 import { decidedCard, planCard, planFailedCard } from './cards/plan-cards.ts';
 import { resultsCard, runCard } from './cards/run-cards.ts';
 import { statusCard, statusFailedCard } from './cards/status-card.ts';
@@ -30,6 +35,13 @@ import { runErrorFromAgent } from './user-facing-error.ts';
  *   DelayedError) so the newest progress is posted when the interval has passed; reports older
  *   than what was posted are dropped
  * - result / failed: final run card (+ results card in the thread)
+ * - certificate runs: cert-status → the certificate status card (a cert-watch run's result goes to
+ *   the expiry watch, bot/cert-watch.ts, and has no card); cert-plan → the rotation plan card, or
+ *   "cannot rotate" when blocked; cert-rotate progress → the run card with its steps; rotated →
+ *   final card + results card; a failed step or verification-failed → halted (Resume / Roll back);
+ *   cert-rollback → rolled back, or failed with what to do next. A halted run is not final: the
+ *   reports of its resumed attempt (seqs above the earlier attempts', jobs/job-options.ts
+ *   reportSeqFor) are posted; a report of an earlier attempt is dropped.
  *
  * Every card write of a run holds the run's card lock (RunStore.acquireCardLock), taken before the
  * report changes anything: a report that finds it held is delayed and comes back, so a slow progress
@@ -92,6 +104,10 @@ export class ProgressRelay {
       log.warn({ kind: run.kind, state: run.state }, 'dropping a report whose job type does not fit the run');
       return;
     }
+    if (isAttemptJob(report) && attemptOfReportSeq(report.seq) < run.attempt) {
+      log.info({ attempt: run.attempt, reportAttempt: attemptOfReportSeq(report.seq) }, 'dropping a report of an earlier attempt of a resumed run');
+      return;
+    }
     const held = await withCardLock(this.#services.runs, run.runId, job, token, log, () => this.#handle(job, token, run, report, log));
     if (!held) {
       log.warn('the card lock expired while this report held it');
@@ -114,10 +130,18 @@ export class ProgressRelay {
           case 'approve':
           case 'test':
             return this.#workResult(run, report, event.result, log);
+          case 'cert-status':
+            return this.#certStatusResult(run, report, event.result, log);
+          case 'cert-plan':
+            return this.#certPlanResult(run, report, event.result, log);
+          case 'cert-rotate':
+            return this.#certRotateResult(run, report, event.result, log);
+          case 'cert-rollback':
+            return this.#certRollbackResult(run, report, event.result, log);
         }
         return;
       case 'failed':
-        return this.#failed(run, report, event.error, log);
+        return this.#failed(run, report, event.error, event.steps, log);
     }
   }
 
@@ -127,7 +151,11 @@ export class ProgressRelay {
    */
   async #repostIfEnded(runId: string, log: Logger): Promise<void> {
     const latest = await this.#services.runs.get(runId);
-    if (!latest?.cardActivityId || !finalStates.includes(latest.state) || latest.finalPostedSeq < 0) return;
+    if (!latest?.cardActivityId || !(finalStates.includes(latest.state) || latest.state === 'halted') || latest.finalPostedSeq < 0) return;
+    if (isCertKind(latest)) {
+      await this.#update(latest, currentCertCard(latest), log);
+      return;
+    }
     const card = latest.kind === 'status'
       ? latest.result?.type === 'status'
         ? statusCard(latest, await readAgentSeen(this.#services), latest.result)
@@ -162,7 +190,7 @@ export class ProgressRelay {
       case 'post': {
         const latest = await runs.get(run.runId);
         if (!latest?.cardActivityId) return;
-        await this.#update(latest, runCard(latest), log);
+        await this.#update(latest, isCertKind(latest) ? certRunCard(latest) : runCard(latest), log);
         return;
       }
     }
@@ -204,26 +232,118 @@ export class ProgressRelay {
     log.info({ result: { type: result.type, failed: result.failed } }, 'run finished');
   }
 
-  async #failed(run: Run, report: Report, error: { code: string; message: string; hint?: string | undefined }, log: Logger): Promise<void> {
+  async #failed(run: Run, report: Report, error: { code: string; message: string; hint?: string | undefined }, steps: StepState[] | undefined, log: Logger): Promise<void> {
     const { runs } = this.#services;
     const e = runErrorFromAgent(error, run.runId);
     if (e.code !== error.code || e.message !== error.message) log.warn({ code: error.code, err: error.message }, 'the agent reported an unexpected error');
-    const from: RunState[] = report.jobType === 'plan' ? ['planning'] : report.jobType === 'status' ? ['running'] : ['approved', 'running'];
-    const to: RunState = report.jobType === 'plan' ? 'plan-failed' : 'failed';
-    const moved = await runs.transition(run.runId, from, to, { error: e, lastPostedSeq: report.seq });
+    const planning = report.jobType === 'plan' || report.jobType === 'cert-plan';
+    const immediate = report.jobType === 'status' || report.jobType === 'cert-status';
+    const from: RunState[] = planning ? ['planning'] : immediate ? ['running'] : ['approved', 'running'];
+    // A failed rotation step halts the run for a person (Resume, Roll back); everything else fails.
+    const to: RunState = planning ? 'plan-failed' : report.jobType === 'cert-rotate' ? 'halted' : 'failed';
+    const moved = await runs.transition(run.runId, from, to, { error: e, lastPostedSeq: report.seq, ...(steps ? { steps } : {}) });
     if (!(await this.#shouldPostFinal(run, report, moved, to, log))) return;
     const latest = await runs.get(run.runId);
     if (!latest) return;
+    if (latest.kind === 'cert-watch') {
+      // The watch has no card of its own: the next scheduled check tries again.
+      log.warn({ code: e.code, err: e.message }, 'certificate watch check failed');
+      await runs.markFinalPosted(run.runId, report.seq);
+      return;
+    }
     let card: AdaptiveCardJson;
     if (report.jobType === 'plan') {
       card = planFailedCard(latest);
     } else if (report.jobType === 'status') {
       card = statusFailedCard(latest, await readAgentSeen(this.#services));
+    } else if (report.jobType === 'cert-plan') {
+      card = certPlanFailedCard(latest);
+    } else if (report.jobType === 'cert-status') {
+      card = certStatusFailedCard(latest);
+    } else if (isCertKind(latest)) {
+      card = certRunCard(latest);
     } else {
       card = runCard(latest);
     }
     await this.#postFinal(latest, report, card, log);
-    log.info({ code: e.code }, 'run failed');
+    log.info({ code: e.code, state: to }, to === 'halted' ? 'run halted' : 'run failed');
+  }
+
+  async #certStatusResult(run: Run, report: Report, result: CertStatusResult, log: Logger): Promise<void> {
+    const { runs } = this.#services;
+    if (run.kind === 'cert-watch') {
+      if (run.state !== 'running') {
+        log.info({ state: run.state }, 'certificate watch result for a run that has ended: dropped');
+        return;
+      }
+      // The watch posts its rotation-due card itself (once per threshold, SET NX), then the run ends.
+      await handleCertWatchResult(this.#services, run, result, log);
+      const moved = await runs.transition(run.runId, ['running'], 'succeeded', { result, lastPostedSeq: report.seq });
+      if (moved.ok) await runs.markFinalPosted(run.runId, report.seq);
+      log.info({ daysLeft: result.daysLeft, agree: result.agree }, 'certificate watch check finished');
+      return;
+    }
+    const moved = await runs.transition(run.runId, ['running'], 'succeeded', { result, lastPostedSeq: report.seq });
+    if (!(await this.#shouldPostFinal(run, report, moved, 'succeeded', log))) return;
+    const latest = await runs.get(run.runId);
+    if (!latest) return;
+    await this.#postFinal(latest, report, certStatusCard(latest, result), log);
+  }
+
+  async #certPlanResult(run: Run, report: Report, plan: CertPlanResult, log: Logger): Promise<void> {
+    const { runs, config, now } = this.#services;
+    const to: RunState = plan.blocked ? 'plan-failed' : 'awaiting-approval';
+    const expiresAt = now() + config.approvalTtlMinutes * 60_000;
+    if (to === 'awaiting-approval' && run.state === 'planning') {
+      await scheduleTimer(this.#services.timers, log, run.runId, 'approval-expiry', expiresAt);
+    }
+    const moved = await runs.transition(run.runId, ['planning'], to, {
+      plan,
+      steps: plan.steps,
+      lastPostedSeq: report.seq,
+      ...(plan.blocked ? {} : { expiresAt }),
+    });
+    if (!(await this.#shouldPostFinal(run, report, moved, to, log))) return;
+    const latest = await runs.get(run.runId);
+    if (latest?.plan?.type !== 'cert-plan') return;
+    await this.#postFinal(latest, report, plan.blocked ? certPlanBlockedCard(latest, latest.plan) : certPlanCard(latest, latest.plan), log);
+    log.info({ blocked: plan.blocked, newThumbprint: plan.next.thumbprint }, 'rotation planned');
+  }
+
+  async #certRotateResult(run: Run, report: Report, result: CertRotateResult, log: Logger): Promise<void> {
+    const { runs } = this.#services;
+    const to: RunState = result.outcome === 'rotated' ? 'succeeded' : 'halted';
+    const moved = await runs.transition(run.runId, ['approved', 'running'], to, { result, steps: result.steps, lastPostedSeq: report.seq });
+    if (!(await this.#shouldPostFinal(run, report, moved, to, log))) return;
+    const latest = await runs.get(run.runId);
+    if (!latest) return;
+    await this.#postFinal(latest, report, certRunCard(latest), log, to === 'succeeded' ? certResultsCard(latest, result) : undefined);
+    log.info({ outcome: result.outcome, attempt: latest.attempt }, to === 'succeeded' ? 'certificate rotated' : 'rotation halted: verification failed');
+  }
+
+  async #certRollbackResult(run: Run, report: Report, result: CertRollbackResult, log: Logger): Promise<void> {
+    const { runs } = this.#services;
+    const ok = result.outcome === 'rolled-back';
+    const to: RunState = ok ? 'succeeded' : 'failed';
+    const moved = await runs.transition(run.runId, ['approved', 'running'], to, {
+      result,
+      steps: result.steps,
+      lastPostedSeq: report.seq,
+      ...(ok
+        ? {}
+        : {
+            error: {
+              code: 'VERIFICATION_FAILED',
+              message: 'The old certificate is the S2S token issuer again, but the verification mailboxes still did not pass Test & Enable.',
+              hint: 'Fix the causes listed below (each says what to do), then test the mailboxes again.',
+            },
+          }),
+    });
+    if (!(await this.#shouldPostFinal(run, report, moved, to, log))) return;
+    const latest = await runs.get(run.runId);
+    if (!latest) return;
+    await this.#postFinal(latest, report, certRunCard(latest), log, certResultsCard(latest, result));
+    log.info({ outcome: result.outcome }, 'rollback finished');
   }
 
   /**
@@ -291,8 +411,21 @@ function jobTypeFits(run: Run, report: Report): boolean {
       return run.kind === 'approve';
     case 'test':
       return run.kind === 'test';
-    default:
-      // Certificate jobs: wired in with the certificate runs (issue 3).
-      return false;
+    case 'cert-status':
+      return run.kind === 'cert-status' || run.kind === 'cert-watch';
+    case 'cert-plan':
+    case 'cert-rotate':
+      return run.kind === 'cert-rotate';
+    case 'cert-rollback':
+      return run.kind === 'cert-rollback';
   }
+}
+
+/** Jobs that run again as attempt n + 1 (their reports' seqs say which attempt they belong to). */
+function isAttemptJob(report: Report): boolean {
+  return report.jobType === 'cert-rotate' || report.jobType === 'cert-rollback';
+}
+
+function isCertKind(run: Run): boolean {
+  return run.kind === 'cert-status' || run.kind === 'cert-watch' || run.kind === 'cert-rotate' || run.kind === 'cert-rollback';
 }

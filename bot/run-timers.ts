@@ -14,12 +14,19 @@ import { runIdSchema, type JobType } from '../jobs/job-types.ts';
  *
  * - `plan-timeout`: the plan / status job's signature expired and no agent answered
  * - `approval-expiry`: the plan card's approval window ended without a decision
- * - `start-timeout`: the approved job's signature expired and no agent started it
+ * - `start-timeout`: the approved job's signature expired and no agent started it (one per attempt
+ *   of a resumed rotation: `<runId>-start-timeout-a<n>`, or BullMQ would keep the first attempt's)
  */
 export const timerKinds = ['plan-timeout', 'approval-expiry', 'start-timeout'] as const;
 export type TimerKind = (typeof timerKinds)[number];
 
-export const timerDataSchema = z.object({ runId: runIdSchema, timer: z.enum(timerKinds), dueAt: z.number().int().nonnegative() }).strict();
+export const timerDataSchema = z.object({
+  runId: runIdSchema,
+  timer: z.enum(timerKinds),
+  dueAt: z.number().int().nonnegative(),
+  /** The run's attempt the timer guards (a resumed rotation); absent: 1. */
+  attempt: z.number().int().min(1).max(50).optional(),
+}).strict();
 export type TimerData = z.infer<typeof timerDataSchema>;
 
 /**
@@ -34,13 +41,13 @@ export function jobTimeoutAt(type: JobType, signedAt: number): number {
   return signedAt + jobTtlMs[type] + TIMER_GRACE_MS;
 }
 
-export function timerJobId(runId: string, timer: TimerKind): string {
-  return `${runId}-${timer}`;
+export function timerJobId(runId: string, timer: TimerKind, attempt = 1): string {
+  return attempt > 1 ? `${runId}-${timer}-a${attempt}` : `${runId}-${timer}`;
 }
 
 export interface RunTimerScheduler {
-  /** Schedules `timer` for the run at `dueAt` (epoch ms, by the bot's clock); a second call is a no-op. */
-  schedule(runId: string, timer: TimerKind, dueAt: number): Promise<void>;
+  /** Schedules `timer` for the run (and attempt) at `dueAt` (epoch ms, by the bot's clock); a second call is a no-op. */
+  schedule(runId: string, timer: TimerKind, dueAt: number, attempt?: number): Promise<void>;
   close(): Promise<void>;
 }
 
@@ -60,9 +67,9 @@ export class BullRunTimers implements RunTimerScheduler {
     this.#now = options.now;
   }
 
-  async schedule(runId: string, timer: TimerKind, dueAt: number): Promise<void> {
-    const data: TimerData = timerDataSchema.parse({ runId, timer, dueAt: Math.round(dueAt) });
-    await this.#queue.add(timer, data, timerAddOptions(runId, timer, Math.max(0, data.dueAt - this.#now())));
+  async schedule(runId: string, timer: TimerKind, dueAt: number, attempt = 1): Promise<void> {
+    const data: TimerData = timerDataSchema.parse({ runId, timer, dueAt: Math.round(dueAt), ...(attempt > 1 ? { attempt } : {}) });
+    await this.#queue.add(timer, data, timerAddOptions(runId, timer, Math.max(0, data.dueAt - this.#now()), attempt));
   }
 
   async close(): Promise<void> {
@@ -70,9 +77,9 @@ export class BullRunTimers implements RunTimerScheduler {
   }
 }
 
-export function timerAddOptions(runId: string, timer: TimerKind, delayMs: number): JobsOptions {
+export function timerAddOptions(runId: string, timer: TimerKind, delayMs: number, attempt = 1): JobsOptions {
   return {
-    jobId: timerJobId(runId, timer),
+    jobId: timerJobId(runId, timer, attempt),
     delay: delayMs,
     // Retries are for Redis or Teams hiccups; each attempt re-checks the run state first.
     attempts: 5,
@@ -94,12 +101,14 @@ export async function scheduleTimer(
   runId: string,
   timer: TimerKind,
   dueAt: number,
+  attempt = 1,
 ): Promise<void> {
   try {
-    await timers.schedule(runId, timer, dueAt);
+    if (attempt > 1) await timers.schedule(runId, timer, dueAt, attempt);
+    else await timers.schedule(runId, timer, dueAt);
   } catch (error) {
     log.error({ err: error, timer }, 'could not schedule the run timer: nothing was changed');
     throw error;
   }
-  log.info({ timer, dueAt: new Date(dueAt).toISOString() }, 'timer scheduled');
+  log.info({ timer, dueAt: new Date(dueAt).toISOString(), ...(attempt > 1 ? { attempt } : {}) }, 'timer scheduled');
 }

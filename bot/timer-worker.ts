@@ -4,9 +4,14 @@ import type { Logger } from '../core/logger.ts';
 import { SetupError } from '../core/setup-error.ts';
 import { timerQueueName } from '../jobs/deployment.ts';
 import { jobTtlMs } from '../jobs/job-options.ts';
+import type { JobType } from '../jobs/job-types.ts';
 import { loadRun, readAgentSeen, type BotServices } from './bot-services.ts';
 import { startBotWorker, withCardLock } from './bot-worker.ts';
+import { CERT_WATCH_JOB_NAME, runCertWatch } from './cert-watch.ts';
 import type { AdaptiveCardJson } from './cards/card-kit.ts';
+import { certPlanFailedCard } from './cards/cert-plan-card.ts';
+import { certRunCard, currentCertCard } from './cards/cert-run-card.ts';
+import { certStatusFailedCard } from './cards/cert-status-card.ts';
 import { decidedCard, planFailedCard } from './cards/plan-cards.ts';
 import { runCard } from './cards/run-cards.ts';
 import { statusFailedCard } from './cards/status-card.ts';
@@ -20,7 +25,12 @@ import { timerDataSchema, type TimerData, type TimerKind } from './run-timers.ts
  *
  * - plan-timeout:    planning → plan-failed (status: running → failed), "no agent answered"
  * - approval-expiry: awaiting-approval → expired, the plan card without buttons for everyone
- * - start-timeout:   approved → failed, "no agent started the job before it expired"
+ * - start-timeout:   approved → failed, "no agent started the job before it expired" (a rotation:
+ *                    approved → halted, so it can be resumed; only for the attempt it was scheduled for)
+ * - certificate runs: the same with their cards; a cert-watch run fails without a card
+ *
+ * The same queue carries the certificate watch's scheduler jobs (name `cert-watch`): they go to
+ * runCertWatch (bot/cert-watch.ts), not to a run.
  */
 export interface TimerWorkerOptions {
   services: BotServices;
@@ -32,7 +42,8 @@ interface TimerMove {
   from: RunState[];
   to: RunState;
   patch: RunPatch;
-  card: (run: Run) => AdaptiveCardJson | Promise<AdaptiveCardJson>;
+  /** The card for everyone; undefined: the run has no card (cert-watch). */
+  card: (run: Run) => AdaptiveCardJson | undefined | Promise<AdaptiveCardJson | undefined>;
 }
 
 export class TimerWorker {
@@ -59,6 +70,10 @@ export class TimerWorker {
   }
 
   async process(job: Job, token: string | undefined): Promise<void> {
+    if (job.name === CERT_WATCH_JOB_NAME) {
+      await runCertWatch(this.#services, this.#log.child({ timerJobId: job.id, timer: CERT_WATCH_JOB_NAME }));
+      return;
+    }
     const parsed = timerDataSchema.safeParse(job.data);
     if (!parsed.success) {
       this.#log.warn({ timerJobId: job.id }, 'dropping a timer with invalid data');
@@ -83,6 +98,10 @@ export class TimerWorker {
     }
     // The card lock first (see progress-relay.ts): a report or a click writing the card now would
     // otherwise land after this timer's card. Held: come back shortly, nothing changed yet.
+    if (timer.timer === 'start-timeout' && (timer.attempt ?? 1) !== run.attempt) {
+      log.info({ attempt: run.attempt, timerAttempt: timer.attempt ?? 1 }, 'start timeout of an earlier attempt: nothing to do');
+      return;
+    }
     await withCardLock(runs, run.runId, job, token, log, async () => {
       const move = this.#move(run, timer);
       const moved = await runs.transition(run.runId, move.from, move.to, move.patch);
@@ -97,7 +116,8 @@ export class TimerWorker {
       const latest = await runs.get(run.runId);
       if (!latest) return;
       log.info({ from: moved.ok ? moved.from : move.to, to: move.to }, 'timer moved the run');
-      await this.#update(latest, await move.card(latest), log);
+      const card = await move.card(latest);
+      if (card) await this.#update(latest, card, log);
     });
   }
 
@@ -105,6 +125,14 @@ export class TimerWorker {
     const decidedAt = new Date(this.#services.now()).toISOString();
     switch (timer.timer) {
       case 'plan-timeout': {
+        if (run.kind === 'cert-status' || run.kind === 'cert-watch') {
+          const error = noAgentAnswered('cert-status', 'Check the agent is running and connected (`@setup status` shows when it last reported), then ask again.');
+          return { from: ['running'], to: 'failed', patch: { error }, card: (r) => (r.kind === 'cert-watch' ? undefined : certStatusFailedCard(r)) };
+        }
+        if (run.kind === 'cert-rotate') {
+          const error = noAgentAnswered('cert-plan', 'Check the agent is running and connected (`@setup status` shows when it last reported), then `cert rotate` again.');
+          return { from: ['planning'], to: 'plan-failed', patch: { error }, card: certPlanFailedCard };
+        }
         if (run.kind === 'status') {
           const error = noAgentAnswered('status', 'Check the agent is running and connected (the agent line above shows when it last reported), then ask again.');
           return { from: ['running'], to: 'failed', patch: { error }, card: async (r) => statusFailedCard(r, await readAgentSeen(this.#services)) };
@@ -113,8 +141,20 @@ export class TimerWorker {
         return { from: ['planning'], to: 'plan-failed', patch: { error }, card: planFailedCard };
       }
       case 'approval-expiry':
-        return { from: ['awaiting-approval'], to: 'expired', patch: { approval: { decision: 'expired', decidedAt } }, card: decidedCard };
+        return { from: ['awaiting-approval'], to: 'expired', patch: { approval: { decision: 'expired', decidedAt } }, card: isCertRun(run) ? currentCertCard : decidedCard };
       case 'start-timeout': {
+        if (run.kind === 'cert-rotate' || run.kind === 'cert-rollback') {
+          const type = run.kind;
+          const error: RunError = {
+            code: 'JOB_NOT_STARTED',
+            message: `No on-premises agent started the ${type === 'cert-rotate' ? 'rotation' : 'rollback'} within ${duration(jobTtlMs[type])}, so the job expired and no agent will run it.`,
+            hint: type === 'cert-rotate'
+              ? 'Start the agent and check it is connected (`@setup status` shows when it last reported), then Resume.'
+              : 'Start the agent and check it is connected (`@setup status` shows when it last reported), then click Roll back on the rotation again, or `cert rotate` again.',
+          };
+          // A rotation stays resumable (nothing of this attempt ran); a rollback fails.
+          return { from: ['approved'], to: type === 'cert-rotate' ? 'halted' : 'failed', patch: { error }, card: certRunCard };
+        }
         const type = run.kind === 'test' ? 'test' : 'approve';
         const error: RunError = {
           code: 'JOB_NOT_STARTED',
@@ -146,7 +186,11 @@ export class TimerWorker {
 
 export const NO_AGENT_ANSWER = 'AGENT_NO_ANSWER';
 
-function noAgentAnswered(type: 'plan' | 'status', hint: string): RunError {
+function isCertRun(run: Run): boolean {
+  return run.kind === 'cert-rotate' || run.kind === 'cert-rollback' || run.kind === 'cert-status' || run.kind === 'cert-watch';
+}
+
+function noAgentAnswered(type: JobType, hint: string): RunError {
   return { code: NO_AGENT_ANSWER, message: `No on-premises agent answered within ${duration(jobTtlMs[type])}.`, hint };
 }
 

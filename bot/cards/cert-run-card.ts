@@ -126,7 +126,7 @@ export function currentCertCard(run: Run): AdaptiveCardJson {
       if (run.state === 'running') return certStatusCheckingCard(run);
       return run.result?.type === 'cert-status' ? certStatusCard(run, run.result) : certStatusFailedCard(run);
     case 'cert-rollback':
-      return ['awaiting-approval', 'rejected', 'expired'].includes(run.state) ? certRollbackCard(run) : certRunCard(run);
+      return ['awaiting-approval', 'approved', 'rejected', 'expired'].includes(run.state) ? certRollbackCard(run) : certRunCard(run);
     default: {
       const plan = run.plan?.type === 'cert-plan' ? run.plan : undefined;
       switch (run.state) {
@@ -138,6 +138,9 @@ export function currentCertCard(run: Run): AdaptiveCardJson {
         case 'rejected':
         case 'expired':
           return plan ? certPlanCard(run, plan) : certPlanFailedCard(run);
+        case 'approved':
+          // Just approved: the plan with who approved it; a resumed attempt: the run card.
+          return plan && !run.resumedBy ? certPlanCard(run, plan) : certRunCard(run);
         default:
           return certRunCard(run);
       }

@@ -1,4 +1,4 @@
-import { filterForms } from '../command-parser.ts';
+import { certCommandForms, filterForms } from '../command-parser.ts';
 import { bullets, card, text, title, type AdaptiveCardJson } from './card-kit.ts';
 
 export function helpCard(notice?: string): AdaptiveCardJson {
@@ -15,6 +15,9 @@ export function helpCard(notice?: string): AdaptiveCardJson {
     ]),
     text('Filters', { weight: 'Bolder' }),
     bullets(filterForms),
+    text('S2S certificate', { weight: 'Bolder' }),
+    bullets(certCommandForms),
+    text('A rotation needs an approver other than the person who asked for it. A halted rotation shows Resume and Roll back.', { subtle: true }),
   );
   return card(body);
 }

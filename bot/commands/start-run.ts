@@ -13,6 +13,8 @@ import { describeError } from '../user-facing-error.ts';
 export interface StartRunSpec {
   kind: RunKind;
   filter?: MailboxFilter;
+  /** `cert rotate <file>`: the PFX file name (kept on the run for its cards). */
+  certFile?: string;
   /** The first card ("Planning…", "Checking…"). */
   firstCard: (run: Run) => AdaptiveCardJson | Promise<AdaptiveCardJson>;
   /** The job that moves the run on (plan or status). */
@@ -28,17 +30,20 @@ export interface StartRunSpec {
 export async function startRun(req: ActivityRequest, spec: StartRunSpec): Promise<Run | undefined> {
   const { runs, jobs, config, poster, timers, now } = req.services;
   const reference = TurnContext.getConversationReference(req.ctx.activity);
+  // A status run has no plan: it runs at once.
+  const immediate = spec.kind === 'status' || spec.kind === 'cert-status';
   const run = await runs.create({
     runId: newRunId(),
     deployment: config.deployment,
     kind: spec.kind,
-    state: spec.kind === 'status' ? 'running' : 'planning',
+    state: immediate ? 'running' : 'planning',
     ...(spec.filter ? { filter: spec.filter } : {}),
+    ...(spec.certFile !== undefined ? { certFile: spec.certFile } : {}),
     requester: req.from,
     conversation: JSON.parse(JSON.stringify(reference)) as Run['conversation'],
   });
   const log = req.log.child({ runId: run.runId });
-  const failedState = spec.kind === 'status' ? 'failed' : 'plan-failed';
+  const failedState = immediate ? 'failed' : 'plan-failed';
 
   const posted = await poster.replyCard(req.ctx, await spec.firstCard(run));
   if (!posted.ok || !posted.id) {
