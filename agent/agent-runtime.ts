@@ -9,7 +9,10 @@ import { EnvelopeSigner } from '../jobs/envelope-signer.ts';
 import type { JobResult } from '../jobs/job-types.ts';
 import type { AgentConfig } from './agent-config.ts';
 import { createJobProcessor } from './agent-worker.ts';
+import { createCertServices, type CertServicesHandle } from './cert-services.ts';
 import { createCrmClient, type CrmApi } from './crm-client.ts';
+import type { GraphApi } from './graph-api.ts';
+import type { PowershellApi } from './job-context.ts';
 import { createReportPublisher } from './report-publisher.ts';
 
 export interface AgentDeps {
@@ -22,6 +25,12 @@ export interface AgentDeps {
   sleep?: (ms: number, signal: AbortSignal) => Promise<void>;
   /** How long close() waits for running jobs before it stops them. */
   closeTimeoutMs?: number;
+  /** The certificate jobs' PowerShell runner (default: built from POWERSHELL, POWERSHELL_TIMEOUT_MS). */
+  powershell?: PowershellApi;
+  /** Environment of the PowerShell child processes (default process.env). */
+  powershellEnv?: NodeJS.ProcessEnv;
+  /** The certificate jobs' Graph client (default: built from GRAPH_* on the first job that needs it). */
+  graph?: GraphApi;
 }
 
 export interface RunningAgent {
@@ -57,6 +66,19 @@ export async function startAgent(config: AgentConfig, deps: AgentDeps = {}): Pro
   const ownRedis = deps.redis === undefined;
   const redis = deps.redis ?? (await connectRedis(config.REDIS_URL));
   redis.on('error', (error: Error) => logger.warn({ err: error.message }, 'Redis connection problem'));
+  let certs: CertServicesHandle;
+  try {
+    certs = await createCertServices(config, {
+      redis,
+      logger: logger.child({ component: 'certs' }),
+      ...(deps.powershell ? { powershell: deps.powershell } : {}),
+      ...(deps.powershellEnv ? { powershellEnv: deps.powershellEnv } : {}),
+      ...(deps.graph ? { graph: deps.graph } : {}),
+    });
+  } catch (error) {
+    if (ownRedis) redis.disconnect();
+    throw error;
+  }
   const ownCrm = deps.crmClient === undefined;
   const crm = deps.crmClient ?? createCrmClient(config, { logger: logger.child({ component: 'crm' }) });
   const signer = new EnvelopeSigner({ key: config.JOB_SIGNING_KEY, now });
@@ -74,6 +96,7 @@ export async function startAgent(config: AgentConfig, deps: AgentDeps = {}): Pro
     now,
     sleep: deps.sleep ?? abortableSleep,
     signal: shutdown.signal,
+    certs: certs.services,
   });
 
   /**
@@ -123,6 +146,7 @@ export async function startAgent(config: AgentConfig, deps: AgentDeps = {}): Pro
   const closeOwned = async () => {
     if (!(await settlesWithin(publisher.close(), closeTimeoutMs))) logger.warn('reports queue did not close in time');
     if (ownCrm) crm.close();
+    if (!(await settlesWithin(certs.close(), closeTimeoutMs))) logger.warn('Graph client did not close in time');
     if (ownRedis && !(await settlesWithin(redis.quit(), closeTimeoutMs))) redis.disconnect();
   };
 
@@ -139,7 +163,16 @@ export async function startAgent(config: AgentConfig, deps: AgentDeps = {}): Pro
     throw error;
   }
   logger.info(
-    { redis: redactUrl(config.REDIS_URL), prefix: config.REDIS_PREFIX, queue: queueName, crm: config.CRM_URL, crmAuth: config.CRM_AUTH, concurrency: config.AGENT_CONCURRENCY },
+    {
+      redis: redactUrl(config.REDIS_URL),
+      prefix: config.REDIS_PREFIX,
+      queue: queueName,
+      crm: config.CRM_URL,
+      crmAuth: config.CRM_AUTH,
+      concurrency: config.AGENT_CONCURRENCY,
+      asyncServers: config.ASYNC_SERVERS,
+      graph: certs.services.graphMissing.length === 0 ? 'configured' : 'not configured',
+    },
     'agent started',
   );
 

@@ -10,7 +10,7 @@ import type { JobPayload, JobResult, JobType, Progress, ReportEvent } from '../j
 import type { AgentConfig } from './agent-config.ts';
 import type { CrmApi } from './crm-client.ts';
 import { runJob } from './job-handlers.ts';
-import type { JobContext } from './job-context.ts';
+import type { CertServices, JobContext } from './job-context.ts';
 import { createJobResultStore } from './job-result-store.ts';
 import { throttleProgress } from './progress-throttle.ts';
 import type { ReportPublisher } from './report-publisher.ts';
@@ -26,6 +26,8 @@ export interface JobProcessorDeps {
   sleep: (ms: number, signal: AbortSignal) => Promise<void>;
   /** Aborted when the agent closes: long waits (Test & Enable polling) stop and the job is retried later. */
   signal: AbortSignal;
+  /** The certificate side (issue 3), passed to the handlers in their context. */
+  certs?: CertServices;
   /** Runs a verified payload; defaults to the real handlers (tests replace it). */
   run?: (payload: JobPayload, ctx: JobContext) => Promise<JobResult>;
   /** Waits between attempts to publish the result report (then BullMQ's retry takes over). */
@@ -151,6 +153,7 @@ export function createJobProcessor(deps: JobProcessorDeps): (job: Job) => Promis
       now,
       sleep: deps.sleep,
       signal: deps.signal,
+      ...(deps.certs ? { certs: deps.certs } : {}),
     };
 
     try {

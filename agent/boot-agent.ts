@@ -41,7 +41,7 @@ export async function bootAgent(env: NodeJS.ProcessEnv, deps: BootDeps = {}): Pr
   }
   const logger = makeLogger(config.LOG_LEVEL);
   logger.info(
-    { redis: redactUrl(config.REDIS_URL), prefix: config.REDIS_PREFIX, deployment: config.DEPLOYMENT, crm: config.CRM_URL, crmAuth: config.CRM_AUTH, crmUser: config.CRM_AUTH === 'ntlm' ? `${config.CRM_DOMAIN ?? ''}\\${config.CRM_USERNAME ?? ''}` : undefined },
+    { redis: redactUrl(config.REDIS_URL), prefix: config.REDIS_PREFIX, deployment: config.DEPLOYMENT, crm: config.CRM_URL, crmAuth: config.CRM_AUTH, crmUser: config.CRM_AUTH === 'ntlm' ? `${config.CRM_DOMAIN ?? ''}\\${config.CRM_USERNAME ?? ''}` : undefined, cloud: config.CLOUD, powershell: config.POWERSHELL },
     'starting the agent',
   );
   let redis: Redis;

@@ -27,6 +27,8 @@ export async function readNewCert(ctx: JobContext, certs: ReadyCerts, fileName: 
     ...(password === undefined ? {} : { password }),
     now: ctx.now(),
     minDaysLeft: certs.settings.CERT_MIN_DAYS_LEFT,
+    // Whatever the file holds, the rotation needs the private key (a .cer renamed .pfx is refused).
+    requirePrivateKey: true,
   });
   return { fileName: name, path: file.path, summary: read.summary, derBase64: read.derBase64 };
 }

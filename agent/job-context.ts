@@ -43,8 +43,8 @@ export interface PowershellApi {
 export interface CertKit {
   /** Reads a PFX: its public facts with every problem found, the public certificate as base64 DER and PEM. */
   readCertificateFile(
-    bytes: Uint8Array,
-    options: { fileName: string; password?: string; now: number; minDaysLeft: number },
+    bytes: Buffer,
+    options: { fileName: string; password?: string; now: number; minDaysLeft: number; requirePrivateKey?: boolean },
   ): { summary: CertSummary; derBase64: string; certPem: string };
   /** The public facts of a certificate CRM or Entra has (no private key, so no KeySpec). */
   summarizeDer(derBase64: string, options: { now: number; minDaysLeft: number }): CertSummary;

@@ -1,0 +1,121 @@
+import { readFile } from 'node:fs/promises';
+import type { Redis } from 'ioredis';
+import type { Logger } from '../core/logger.ts';
+import { SetupError } from '../core/setup-error.ts';
+import { jobTtlMs } from '../jobs/job-options.ts';
+import type { AgentConfig } from './agent-config.ts';
+import { readCertificateFile, summarizeDer } from './cert-kit.ts';
+import { createStepJournal } from './cert-steps.ts';
+import { resolveCloudSettings } from './cloud-settings.ts';
+import { createGraphClient, type GraphClient } from './graph-client.ts';
+import type { GraphApi } from './graph-api.ts';
+import type { CertServices, PowershellApi } from './job-context.ts';
+import { createPowershellRunner } from './powershell-runner.ts';
+
+export interface CertServicesDeps {
+  redis: Redis;
+  logger: Logger;
+  /** Replace the PowerShell runner (tests). */
+  powershell?: PowershellApi;
+  /** Replace the Graph client (tests). */
+  graph?: GraphApi;
+  /** Environment of the PowerShell child processes (default process.env). */
+  powershellEnv?: NodeJS.ProcessEnv;
+}
+
+export interface CertServicesHandle {
+  services: CertServices;
+  /** Closes the Graph client if one was built. */
+  close(): Promise<void>;
+}
+
+/** The step journal lives as long as a signed rotation job can (its result is kept as long). */
+export const CERT_JOURNAL_TTL_MS = jobTtlMs['cert-rotate'] + 24 * 60 * 60_000;
+
+/** The variables Graph still needs (empty when it is configured). */
+export function graphMissing(config: AgentConfig): string[] {
+  const missing: string[] = [];
+  if (!config.GRAPH_TENANT_ID) missing.push('GRAPH_TENANT_ID');
+  if (!config.GRAPH_CLIENT_ID) missing.push('GRAPH_CLIENT_ID');
+  if (!config.GRAPH_CLIENT_SECRET && !config.GRAPH_CLIENT_CERT_FILE) missing.push('GRAPH_CLIENT_SECRET or GRAPH_CLIENT_CERT_FILE');
+  return missing;
+}
+
+async function readConfigFile(variable: string, path: string): Promise<string> {
+  try {
+    return await readFile(path, 'utf8');
+  } catch (error) {
+    throw new SetupError('CONFIG_INVALID', `${variable} (${path}) cannot be read: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}.`, {
+      hint: `Point ${variable} at a PEM file the agent's account can read, or leave it empty, and start again.`,
+      cause: error,
+    });
+  }
+}
+
+/**
+ * Builds what the certificate jobs use from the configuration: the PowerShell runner, the kit, the
+ * step journal, and the Graph client, built lazily on the first job that needs it. The CA file
+ * (TLS_CA_FILE) and the client certificate (GRAPH_CLIENT_CERT_FILE) are read here, at start, so a
+ * wrong path stops the start with its name. None of the certificate settings is required to start.
+ */
+export async function createCertServices(config: AgentConfig, deps: CertServicesDeps): Promise<CertServicesHandle> {
+  const caPem = config.TLS_CA_FILE ? await readConfigFile('TLS_CA_FILE', config.TLS_CA_FILE) : undefined;
+  const clientCertificatePem = config.GRAPH_CLIENT_CERT_FILE ? await readConfigFile('GRAPH_CLIENT_CERT_FILE', config.GRAPH_CLIENT_CERT_FILE) : undefined;
+  const missing = graphMissing(config);
+  const cloud = resolveCloudSettings(config.CLOUD, { loginUrl: config.GRAPH_LOGIN_URL, graphUrl: config.GRAPH_URL });
+
+  let built: GraphClient | undefined;
+  const graph = (): GraphApi => {
+    if (deps.graph) return deps.graph;
+    if (missing.length > 0 || !config.GRAPH_TENANT_ID || !config.GRAPH_CLIENT_ID) {
+      throw new SetupError('CONFIG_MISSING', `Microsoft Graph is not configured on the agent: set ${missing.join(', ')}.`, {
+        hint: "Set these variables on the agent (see .env.example), restart it, then run the command again.",
+        details: { missing },
+      });
+    }
+    built ??= createGraphClient({
+      loginUrl: cloud.loginUrl,
+      graphUrl: cloud.graphUrl,
+      tenantId: config.GRAPH_TENANT_ID,
+      clientId: config.GRAPH_CLIENT_ID,
+      ...(config.GRAPH_CLIENT_SECRET ? { clientSecret: config.GRAPH_CLIENT_SECRET } : {}),
+      ...(clientCertificatePem ? { clientCertificatePem } : {}),
+      ...(caPem ? { caPem } : {}),
+      logger: deps.logger,
+    });
+    return built;
+  };
+
+  const powershell =
+    deps.powershell ??
+    createPowershellRunner({
+      executable: config.POWERSHELL,
+      timeoutMs: config.POWERSHELL_TIMEOUT_MS,
+      logger: deps.logger,
+      ...(deps.powershellEnv ? { env: deps.powershellEnv } : {}),
+    });
+
+  return {
+    services: {
+      settings: {
+        ASYNC_SERVERS: config.ASYNC_SERVERS,
+        ASYNC_SERVICE_ACCOUNT: config.ASYNC_SERVICE_ACCOUNT,
+        CERT_DIR: config.CERT_DIR,
+        CERT_NEW_PFX: config.CERT_NEW_PFX,
+        CERT_PFX_PASSWORD: config.CERT_PFX_PASSWORD,
+        CERT_MIN_DAYS_LEFT: config.CERT_MIN_DAYS_LEFT,
+        CERT_VERIFY_MAILBOXES: config.CERT_VERIFY_MAILBOXES,
+        CERT_RETIRE_OLD: config.CERT_RETIRE_OLD,
+        CLOUD: config.CLOUD,
+      },
+      powershell,
+      kit: { readCertificateFile, summarizeDer },
+      graph,
+      graphMissing: deps.graph ? [] : missing,
+      journal: createStepJournal({ redis: deps.redis, prefix: config.REDIS_PREFIX, signingKey: config.JOB_SIGNING_KEY, ttlMs: CERT_JOURNAL_TTL_MS }),
+    },
+    async close() {
+      await built?.close();
+    },
+  };
+}
