@@ -1,12 +1,12 @@
 import type { CertSummary } from '../../jobs/cert-types.ts';
-import { bullets, card, clip, facts, text, title, type AdaptiveCardJson, type CardAction, type CardElement } from './card-kit.ts';
+import { bullets, card, clip, facts, text, title, verbs, type AdaptiveCardJson, type CardAction, type CardElement } from './card-kit.ts';
 
 /**
  * The certificate expiry watch's cards: the rotation-due card (a threshold was crossed), its expired
  * and not-registered variants, and the confirmation `cert watch here` answers with. The button
  * carries only the watch run's id; the click starts a rotation as if the clicker typed `cert rotate`.
  */
-export const startRotationVerb = 'cert.start-rotation';
+export const startRotationVerb = verbs.startRotation;
 
 /** What happens when the certificate expires (the same words on every card). */
 export const EXPIRY_CONSEQUENCE = 'server-side sync stops authenticating to Exchange Online for every mailbox';
