@@ -2,12 +2,14 @@ import { Queue, Worker } from 'bullmq';
 import type { Redis } from 'ioredis';
 import { jobQueueName, reportQueueName } from '../../jobs/deployment.ts';
 import { EnvelopeSigner } from '../../jobs/envelope-signer.ts';
-import { reportAddOptions, signReport, verifyJob } from '../../jobs/job-options.ts';
+import { reportAddOptions, reportSeqFor, signReport, verifyJob } from '../../jobs/job-options.ts';
 import type { JobPayload, JobType, ReportEvent } from '../../jobs/job-types.ts';
 
 /**
  * Plays the on-premises agent in bot tests: takes jobs from the job queue with a BullMQ worker,
- * checks each with `verifyJob`, and publishes signed reports to the reports queue.
+ * checks each with `verifyJob`, and publishes signed reports to the reports queue. Reports of a
+ * resumed job (attempt n) are numbered like the agent's publisher does (reportSeqFor), from a
+ * counter of their own that starts again at 1 for each attempt.
  */
 export interface FakeAgentOptions {
   connection: Redis;
@@ -66,10 +68,12 @@ export class FakeAgent {
     return this.jobs.filter((j) => j.type === type && (runId === undefined || j.runId === runId));
   }
 
-  /** Publishes a signed report with the run's next seq; returns the report job id. */
-  async report(runId: string, jobType: JobType, event: ReportEvent): Promise<string> {
-    const seq = (this.#seq.get(runId) ?? 0) + 1;
-    this.#seq.set(runId, seq);
+  /** Publishes a signed report with the run's (and attempt's) next seq; returns the report job id. */
+  async report(runId: string, jobType: JobType, event: ReportEvent, attempt = 1): Promise<string> {
+    const counter = attempt > 1 ? `${runId}:a${attempt}` : runId;
+    const n = (this.#seq.get(counter) ?? 0) + 1;
+    this.#seq.set(counter, n);
+    const seq = reportSeqFor(attempt, n);
     const envelope = signReport(this.#signer, { runId, deployment: this.#deployment, jobType, seq, at: new Date().toISOString(), event });
     const options = reportAddOptions(runId, seq);
     await this.#reports.add(event.kind, envelope, options);
