@@ -39,7 +39,7 @@ interface Reply {
 async function call(url: string, init: { method?: string; headers?: Record<string, string>; body?: string } = {}): Promise<Reply> {
   const response = await fetch(url, { method: init.method ?? 'GET', headers: init.headers ?? {}, ...(init.body === undefined ? {} : { body: init.body }), dispatcher: agent });
   const text = await response.text();
-  return { status: response.status, headers: response.headers as unknown as Headers, body: text.length > 0 ? (JSON.parse(text) as Record<string, unknown>) : undefined };
+  return { status: response.status, headers: response.headers, body: text.length > 0 ? (JSON.parse(text) as Record<string, unknown>) : undefined };
 }
 
 function tokenUrl(s: Setup, tenant = s.state.tenant.id): string {

@@ -80,7 +80,7 @@ export function buildGraphTestState(options: { permissions?: string[] } = {}): G
     servers: ['CRMAPP01', 'CRMAPP02'].map((name) => ({
       name,
       store: new Map(),
-      services: { [ASYNC_SERVICES[0]]: { ...service }, [ASYNC_SERVICES[1]]: { ...service } } as S2SState['servers'][number]['services'],
+      services: { [ASYNC_SERVICES[0]]: { ...service }, [ASYNC_SERVICES[1]]: { ...service } },
     })),
     crmCertificate: null,
     serverSettings: { principalId: null, metadataUrl: null },
