@@ -37,6 +37,7 @@ interface Reply {
 }
 
 async function call(url: string, init: { method?: string; headers?: Record<string, string>; body?: string } = {}): Promise<Reply> {
+  if (!agent) throw new Error('setup() first');
   const response = await fetch(url, { method: init.method ?? 'GET', headers: init.headers ?? {}, ...(init.body === undefined ? {} : { body: init.body }), dispatcher: agent });
   const text = await response.text();
   return { status: response.status, headers: response.headers, body: text.length > 0 ? (JSON.parse(text) as Record<string, unknown>) : undefined };
