@@ -251,7 +251,7 @@ export function certificateProblems(facts: X509Facts, key: KeyFacts, options: Re
   if (facts.notAfter.getTime() <= options.now) {
     add('EXPIRED', 'error', `The certificate expired on ${facts.notAfter.toISOString()}.`, newCertificate);
   } else if (daysLeft < options.minDaysLeft) {
-    add('EXPIRES_SOON', options.expiresSoonSeverity, `The certificate expires on ${facts.notAfter.toISOString()}, in ${daysLeft} days (fewer than ${options.minDaysLeft}).`, 'Rotate to a certificate valid for longer: `@setup cert rotate` with a new PFX.');
+    add('EXPIRES_SOON', options.expiresSoonSeverity, `The certificate expires on ${facts.notAfter.toISOString()}, in ${daysLeft} days (fewer than ${options.minDaysLeft}).`, `Use a certificate valid for at least ${options.minDaysLeft} more days (renew it with your CA; for evaluation \`npm run cert -- new\`); for the certificate in use, rotate with \`@setup cert rotate\`.`);
   }
   if (!key.hasPrivateKey && key.requirePrivateKey) {
     add('NO_PRIVATE_KEY', 'error', 'The file has the certificate but not its private key.', 'Export it again with the private key: certlm.msc → the certificate → All Tasks → Export → "Yes, export the private key" (.pfx).');

@@ -290,6 +290,14 @@ describe.runIf(hasOpenssl)('PFX files made by openssl', () => {
     expect(errors(s)).toEqual([]);
   });
 
+  it('a PFX exported with an empty password opens without one', () => {
+    const out = join(dir, 'empty-pw.pfx');
+    openssl(['pkcs12', '-export', '-inkey', keyPem, '-in', certPem, '-out', out, '-passout', 'pass:']);
+    const s = readCertificateFile(readFileSync(out), { fileName: 'empty-pw.pfx', now: now(), minDaysLeft: 30 }).summary;
+    expect(s.thumbprint).toBe(thumbprint);
+    expect(s.hasPrivateKey).toBe(true);
+  });
+
   it('-keysig reads as KeySpec 2 (KEYSPEC_NOT_EXCHANGE)', () => {
     const s = readCertificateFile(exportPfx('keysig.pfx', ['-keysig']), { fileName: 'keysig.pfx', password: PASSWORD, now: now(), minDaysLeft: 30 }).summary;
     expect(s.keySpec).toBe(2);
