@@ -1,0 +1,90 @@
+import { describe, expect, it } from 'vitest';
+import { MAX_CARD_BYTES, cardBytes, type AdaptiveCardJson } from '../../bot/cards/card-kit.ts';
+import { certPlanBlockedCard, certPlanCard, certPlanFailedCard, certPlanningCard } from '../../bot/cards/cert-plan-card.ts';
+import { certRollbackCard } from '../../bot/cards/cert-rollback-card.ts';
+import { certResultsCard, certRunCard, currentCertCard } from '../../bot/cards/cert-run-card.ts';
+import { certStatusCard, certStatusFailedCard } from '../../bot/cards/cert-status-card.ts';
+import type { Run } from '../../bot/run-store.ts';
+import type { CertProblem, Verification } from '../../jobs/cert-types.ts';
+import { NEW_THUMBPRINT, OLD_THUMBPRINT, certPlanResult, certRotateResult, certStatusResult, certSummary, rotationSteps } from '../support/cert-fixtures.ts';
+
+const long = (n: number, c = 'x') => c.repeat(n);
+const problem: CertProblem = { code: 'KEY_TOO_SMALL', severity: 'error', message: long(300, 'm'), fix: long(400, 'f') };
+const bigSummary = certSummary({ subject: long(400, 's'), issuer: long(400, 'i'), problems: Array.from({ length: 20 }, () => problem) });
+const bigVerification: Verification = {
+  selected: 5000,
+  succeeded: 1,
+  failed: 4999,
+  noResult: 0,
+  failures: Array.from({ length: 20 }, () => ({ cause: long(64), title: long(200, 't'), remediation: long(600, 'r'), count: 9, sample: Array.from({ length: 10 }, () => `${long(300, 'a')}@c.com`), example: long(400, 'e') })),
+};
+const bigSteps = rotationSteps('failed').map((s) => ({ ...s, detail: long(300, 'd') }));
+
+function run(overrides: Partial<Run> = {}): Run {
+  return {
+    runId: 'abcdef1234',
+    deployment: 'contoso',
+    kind: 'cert-rotate',
+    state: 'awaiting-approval',
+    requester: { aadObjectId: '11111111-1111-1111-1111-111111111111', name: 'Olivia' },
+    conversation: { channelId: 'msteams', serviceUrl: 'http://127.0.0.1:1/', conversation: { id: 'c' }, bot: { id: 'b' } },
+    cardActivityId: 'm1',
+    createdAt: '2030-01-01T00:00:00.000Z',
+    updatedAt: '2030-01-01T00:00:00.000Z',
+    expiresAt: '2030-01-01T01:00:00.000Z',
+    plan: certPlanResult({ current: bigSummary, next: { ...bigSummary, thumbprint: NEW_THUMBPRINT }, servers: Array.from({ length: 20 }, () => long(100, 'S')), steps: bigSteps }),
+    attempt: 1,
+    steps: bigSteps,
+    error: { code: 'POWERSHELL_FAILED', message: long(1000, 'm'), hint: long(1000, 'h') },
+    progressSeq: -1,
+    lastPostedSeq: -1,
+    lastPostedAt: 0,
+    finalPostedSeq: -1,
+    resultsSentSeq: -1,
+    ...overrides,
+  };
+}
+
+describe('certificate cards', () => {
+  it('stay under the Teams card size with every field at its maximum', () => {
+    const r = run();
+    const plan = r.plan?.type === 'cert-plan' ? r.plan : certPlanResult();
+    const status = certStatusResult({
+      registered: bigSummary,
+      servers: Array.from({ length: 20 }, (_, i) => ({ server: long(100, String(i % 10)), thumbprint: OLD_THUMBPRINT, found: true, keySpec: 1, hasPrivateKey: true, serviceAccountCanRead: false, duplicateSubject: true, services: Array.from({ length: 4 }, () => ({ name: long(80, 'n'), status: long(40, 's') })) })),
+      entra: { servicePrincipalId: 'sp', spnPresent: false, keyCredentials: Array.from({ length: 50 }, () => ({ keyId: long(64, 'k'), thumbprint: OLD_THUMBPRINT, displayName: long(400, 'd'), usage: 'Verify', type: 'AsymmetricX509Cert', startDateTime: '2025-01-01T00:00:00.000Z', endDateTime: '2026-01-01T00:00:00.000Z' })) },
+      findings: Array.from({ length: 30 }, () => ({ message: long(300, 'm'), fix: long(400, 'f') })),
+    });
+    const cards: [string, AdaptiveCardJson][] = [
+      ['planning', certPlanningCard(r)],
+      ['plan', certPlanCard(r, plan)],
+      ['blocked', certPlanBlockedCard(r, plan)],
+      ['plan failed', certPlanFailedCard(r)],
+      ['status', certStatusCard(run({ kind: 'cert-status', state: 'succeeded' }), status)],
+      ['status failed', certStatusFailedCard(run({ kind: 'cert-status', state: 'failed' }))],
+      ['halted', certRunCard(run({ state: 'halted', result: certRotateResult('verification-failed', { verification: bigVerification, steps: bigSteps }) }))],
+      ['results', certResultsCard(r, certRotateResult('verification-failed', { verification: bigVerification, steps: bigSteps }))],
+      ['rollback', certRollbackCard(run({ kind: 'cert-rollback', rollback: { restoreThumbprint: OLD_THUMBPRINT, failedThumbprint: NEW_THUMBPRINT }, parentRunId: 'zyxwvu9876' }))],
+      ['rollback failed', certRunCard(run({ kind: 'cert-rollback', state: 'failed' }))],
+    ];
+    for (const [name, c] of cards) {
+      expect(cardBytes(c), name).toBeLessThan(MAX_CARD_BYTES);
+    }
+  });
+
+  it('offers Roll back only when there was an old certificate to restore', () => {
+    const withOld = certRunCard(run({ state: 'halted' }));
+    expect(withOld.actions?.map((a) => a['verb'])).toEqual(['cert.resume', 'cert.rollback']);
+    const firstEver = certRunCard(run({ state: 'halted', plan: certPlanResult({ current: null }) }));
+    expect(firstEver.actions?.map((a) => a['verb'])).toEqual(['cert.resume']);
+  });
+
+  it('says who resumed, who asked for the rollback, and that a withdrawal was the requester\'s', () => {
+    const olivia = { aadObjectId: '11111111-1111-1111-1111-111111111111', name: 'Olivia' };
+    const adam = { aadObjectId: '22222222-2222-2222-2222-222222222222', name: 'Adam' };
+    expect(JSON.stringify(currentCertCard(run({ state: 'approved', attempt: 2, resumedBy: adam })))).toContain('Resumed by Adam (attempt 2)');
+    expect(JSON.stringify(currentCertCard(run({ state: 'superseded', supersededBy: adam })))).toContain('Rollback requested by Adam: see the rollback card');
+    expect(JSON.stringify(currentCertCard(run({ state: 'rejected', approval: { decision: 'rejected', decidedBy: olivia, decidedAt: '2030-01-01T00:10:00.000Z' } })))).toContain('Withdrawn by Olivia');
+    expect(JSON.stringify(currentCertCard(run({ state: 'rejected', approval: { decision: 'rejected', decidedBy: adam, decidedAt: '2030-01-01T00:10:00.000Z' } })))).toContain('Rejected by Adam');
+  });
+});
