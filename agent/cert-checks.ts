@@ -192,7 +192,8 @@ export async function entraStep(ctx: JobContext, certs: ReadyCerts, next: { summ
     }
   }
   if (check.spnMissing) await graph.setServicePrincipalNames(check.sp.id, [...check.sp.servicePrincipalNames, CRM_APP_ID]);
-  return { detail: describeEntra(check, false), changed: check.plan.write !== undefined || check.spnMissing };
+  // Entra is read by Exchange Online, not by the async services: no restart is owed for it.
+  return { detail: describeEntra(check, false) };
 }
 
 // ---- S2S server settings ------------------------------------------------------------------------

@@ -3,7 +3,7 @@ import { rollbackStepIds, type CertRollbackResult } from '../jobs/cert-types.ts'
 import type { PayloadOf } from '../jobs/job-types.ts';
 import { listServers, machineCert, registerStep, restartStep, type CertRef } from './cert-checks.ts';
 import { requireCerts, type ReadyCerts } from './cert-requirements.ts';
-import { OLD_DER_KEY, verifyStep } from './cert-rotate.ts';
+import { MAILBOX_IDS_KEY, OLD_DER_KEY, verifyStep } from './cert-rotate.ts';
 import { StepRunner, onServer, type StepOutcome } from './cert-steps.ts';
 import type { JobContext } from './job-context.ts';
 import { isCurrent, thumbprintOfDer, thumbprintOfKeyCredential } from './key-credentials.ts';
@@ -31,7 +31,9 @@ export async function rollbackCertificate(payload: PayloadOf<'cert-rollback'>, c
   const cert: CertRef = restore;
   await runner.run('register-crm', () => registerStep(ctx, certs, cert));
   await runner.run('restart-services', () => restartStep(ctx, certs));
-  const { verification, passed } = await verifyStep(ctx, certs, runner);
+  // The mailboxes the rotation's verification tested (those it broke among them) are tested again.
+  const rotationVerify = (await certs.journal.load(payload.rotationRunId)).get('verify')?.data?.[MAILBOX_IDS_KEY];
+  const { verification, passed } = await verifyStep(ctx, certs, runner, rotationVerify ? rotationVerify.split(',').filter((id) => id.length > 0) : undefined);
 
   const result: CertRollbackResult = {
     type: 'cert-rollback',

@@ -5,7 +5,7 @@ import { entraStep, grantKeyAccessStep, importStep, readRegistered, registerStep
 import { readCertFile } from './cert-file.ts';
 import { requireCerts, type ReadyCerts } from './cert-requirements.ts';
 import { StepRunner, type StepOutcome } from './cert-steps.ts';
-import { describeVerification, selectVerificationSet, verificationPassed, verifyMailboxes } from './cert-verify.ts';
+import { MAX_REMEMBERED_MAILBOXES, describeVerification, selectMailboxesById, selectVerificationSet, verificationPassed, verifyMailboxes } from './cert-verify.ts';
 import type { JobContext } from './job-context.ts';
 import { mergeKeyCredentials } from './key-credentials.ts';
 
@@ -50,18 +50,31 @@ export const refOf = (cert: { summary: CertSummary; derBase64: string }): CertRe
 /** The journal data key of the replaced certificate's DER (kept for a rollback). */
 export const OLD_DER_KEY = 'oldDerBase64';
 
-/** Runs the verify step (the mailbox Test & Enable machinery) and returns its verification (null: nothing to verify). */
-export async function verifyStep(ctx: JobContext, certs: ReadyCerts, runner: StepRunner): Promise<{ verification: Verification | null; passed: boolean }> {
+/** The journal data key of the mailboxes a verification tested (comma-separated ids). */
+export const MAILBOX_IDS_KEY = 'mailboxIds';
+
+/**
+ * Runs the verify step (the mailbox Test & Enable machinery) and returns its verification (null:
+ * nothing to verify). `sameAs`: test these mailboxes (a rollback: the ones the rotation tested)
+ * instead of selecting by CERT_VERIFY_MAILBOXES.
+ */
+export async function verifyStep(
+  ctx: JobContext,
+  certs: ReadyCerts,
+  runner: StepRunner,
+  sameAs?: readonly string[],
+): Promise<{ verification: Verification | null; passed: boolean }> {
   let verification: Verification | null = null;
   const outcome = await runner.run('verify', async (step) => {
-    const set = await selectVerificationSet(ctx, certs.settings.CERT_VERIFY_MAILBOXES);
+    const set = sameAs && sameAs.length > 0 ? await selectMailboxesById(ctx, sameAs) : await selectVerificationSet(ctx, certs.settings.CERT_VERIFY_MAILBOXES);
     if (set.rows.length === 0) {
       const which = set.mode === 'all' ? 'active approved mailbox' : 'active approved mailbox whose last Test & Enable succeeded';
       return { state: 'skipped', detail: `nothing verified: there is no ${which}` };
     }
     step.update(`testing ${set.rows.length} mailboxes`);
     verification = await verifyMailboxes(ctx, set.rows, (text) => step.update(text));
-    return { state: verificationPassed(verification) ? 'done' : 'failed', detail: describeVerification(verification) };
+    const ids = set.rows.length <= MAX_REMEMBERED_MAILBOXES ? { data: { [MAILBOX_IDS_KEY]: set.rows.map((r) => r.mailboxid).join(',') } } : {};
+    return { state: verificationPassed(verification) ? 'done' : 'failed', detail: describeVerification(verification), ...ids };
   });
   return { verification, passed: outcome.state !== 'failed' };
 }
@@ -143,7 +156,8 @@ async function retireOld(ctx: JobContext, certs: ReadyCerts, oldThumbprint: stri
   const graph = certs.graph();
   const sp = await graph.getCrmServicePrincipal();
   const plan = mergeKeyCredentials(sp.keyCredentials, ctx.now(), { remove: [oldThumbprint] });
-  if (plan.removed === 0) return { detail: `the key credential of ${oldThumbprint} is already gone`, changed: false };
+  if (plan.removed === 0) return { detail: `the key credential of ${oldThumbprint} is already gone` };
   if (plan.write) await graph.setKeyCredentials(sp.id, plan.write);
-  return { detail: `removed the key credential of ${oldThumbprint}${plan.dropped > 0 ? ` and ${plan.dropped} expired` : ''}`, changed: true };
+  // Not a change the async services pick up: no restart is owed for it.
+  return { detail: `removed the key credential of ${oldThumbprint}${plan.dropped > 0 ? ` and ${plan.dropped} expired` : ''}` };
 }

@@ -16,7 +16,7 @@ export function certStepsKey(prefix: string, runId: string): string {
 const entrySchema = z.object({
   state: z.enum(['done', 'failed']),
   detail: z.string().max(300).optional(),
-  /** The step changed something (a later restart-services must run again). */
+  /** The step changed something the async services pick up only after a restart (restart-services runs again after it). */
   changed: z.boolean(),
   /** Order of recording within the run, across attempts. */
   seq: z.number().int().nonnegative(),
@@ -115,7 +115,7 @@ export async function onServer<T>(server: string, fn: () => Promise<T>): Promise
 export interface StepOutcome {
   /** What the step did or found ("imported on CRMAPP01, already on CRMAPP02"). */
   detail: string;
-  /** Whether it changed anything. */
+  /** Whether it changed something the async services pick up only after a restart. */
   changed?: boolean;
   /** done (default), skipped (nothing to do by design), failed (recorded, the run goes on: verification). */
   state?: 'done' | 'skipped' | 'failed';

@@ -1,4 +1,5 @@
 import { EmailRouterAccessApproval as A, MailboxTestStatus as T, StateCode } from '../jobs/crm-values.ts';
+import { odataGuid } from '../jobs/mailbox-filter.ts';
 import type { Verification } from '../jobs/cert-types.ts';
 import type { Progress } from '../jobs/job-types.ts';
 import type { JobContext } from './job-context.ts';
@@ -48,6 +49,23 @@ export async function selectVerificationSet(ctx: JobContext, setting: VerifySett
     }
   }
   return { mode, rows: setting === 'all' ? rows : rows.slice(0, setting) };
+}
+
+/** At most this many mailbox ids are kept for a rollback to test the same mailboxes again (one short $filter). */
+export const MAX_REMEMBERED_MAILBOXES = 50;
+
+/**
+ * The same mailboxes a rotation verified (ids from its journal), still active and approved: a
+ * rollback tests them again, so the ones the failed rotation broke are shown working (or not).
+ */
+export async function selectMailboxesById(ctx: JobContext, ids: readonly string[]): Promise<VerificationSet> {
+  const rows: SelectedMailbox[] = [];
+  if (ids.length === 0) return { mode: 'sample', rows };
+  const byId = ids.slice(0, MAX_REMEMBERED_MAILBOXES).map((id) => `mailboxid eq ${odataGuid(id)}`).join(' or ');
+  for await (const page of ctx.crm.getAll(MAILBOX_SET, { select: selectedMailboxColumns, filter: `${active} and ${approved} and (${byId})`, schema: selectedMailboxSchema })) {
+    for (const row of page) if (!rows.some((r) => r.mailboxid === row.mailboxid)) rows.push(row);
+  }
+  return { mode: 'sample', rows };
 }
 
 /** Passed: every mailbox of the set tested successfully (a failure or a missing result fails it). */

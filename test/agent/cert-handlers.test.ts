@@ -1,0 +1,352 @@
+import { randomUUID } from 'node:crypto';
+import { access, mkdtemp, symlink, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { Redis } from 'ioredis';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { certStepsKey } from '../../agent/cert-steps.ts';
+import { runJob } from '../../agent/job-handlers.ts';
+import { connectRedis } from '../../core/redis-connection.ts';
+import { SetupError } from '../../core/setup-error.ts';
+import {
+  certPlanInputSchema,
+  certPlanResultSchema,
+  certRollbackResultSchema,
+  certRotateResultSchema,
+  certStatusResultSchema,
+  rotationStepIds,
+  type StepState,
+} from '../../jobs/cert-types.ts';
+import type { JobPayload, JobResult } from '../../jobs/job-types.ts';
+import { deletePrefixedKeys } from '../support/delete-prefixed-keys.ts';
+import { ACCOUNT, certDirWith, certWorld, makePfx, newRunIdForTest, type CertWorld, type Pfx } from './support/cert-world.ts';
+
+const common = { deployment: 'default', requestedBy: 'aaaaaaaa-1111-2222-3333-444444444444' } as const;
+const approver = 'bbbbbbbb-1111-2222-3333-444444444444';
+
+let redis: Redis;
+const prefix = `t-${randomUUID()}`;
+let oldCert: Pfx;
+let newCert: Pfx;
+let weakCert: Pfx;
+let otherCert: Pfx;
+let certDir: string;
+
+beforeAll(async () => {
+  redis = await connectRedis('redis://127.0.0.1:6379');
+  oldCert = makePfx('CN=crm-s2s-2024.contoso.com, O=Contoso', 20);
+  newCert = makePfx('CN=crm-s2s-2025.contoso.com, O=Contoso', 400);
+  weakCert = makePfx('CN=crm-s2s-weak.contoso.com', 400, { keySize: 1024 });
+  otherCert = makePfx('CN=crm-s2s-other.contoso.com', 400);
+  certDir = await certDirWith({ 's2s-new.pfx': newCert.pfx, 'weak.pfx': weakCert.pfx, 'other.pfx': otherCert.pfx });
+});
+
+afterAll(async () => {
+  await deletePrefixedKeys(redis, prefix);
+  await redis.quit();
+});
+
+const world = (settings: Parameters<typeof certWorld>[3] = {}): CertWorld => certWorld(redis, prefix, oldCert, { CERT_DIR: certDir, ...settings });
+const run = (w: CertWorld, payload: JobPayload): Promise<JobResult> => runJob(payload, w.ctx);
+const failure = async (promise: Promise<unknown>): Promise<SetupError> => {
+  const error = await promise.then(() => undefined, (e: unknown) => e);
+  if (!(error instanceof SetupError)) throw new Error(`expected a SetupError, got ${String(error)}`);
+  return error;
+};
+const stateOf = (steps: readonly StepState[], id: StepState['id']) => steps.find((s) => s.id === id);
+
+function rotatePayload(runId: string, attempt = 1, overrides: Partial<{ newThumbprint: string; file: string }> = {}): JobPayload {
+  return { type: 'cert-rotate', ...common, runId, newThumbprint: newCert.thumbprint, oldThumbprint: oldCert.thumbprint, approvedBy: approver, attempt, ...overrides };
+}
+
+describe('cert-status', () => {
+  it('reads the registration, both servers, Entra and the settings, and agrees on a working deployment', async () => {
+    const w = world();
+    const result = certStatusResultSchema.parse(await run(w, { type: 'cert-status', ...common, runId: newRunIdForTest() }));
+    expect(result.registered?.thumbprint).toBe(oldCert.thumbprint);
+    expect(result.servers.map((s) => [s.server, s.found, s.keySpec, s.serviceAccountCanRead])).toEqual([
+      ['CRMAPP01', true, 1, true],
+      ['CRMAPP02', true, 1, true],
+    ]);
+    expect(result.entra?.keyCredentials.map((k) => k.thumbprint)).toEqual([oldCert.thumbprint]);
+    expect(result.agree).toBe(true);
+    expect(result.daysLeft).toBeGreaterThanOrEqual(19);
+    expect(result.daysLeft).toBeLessThanOrEqual(20);
+    // 20 days left is under CERT_MIN_DAYS_LEFT (30): a finding with what to do, still agreeing.
+    expect(result.findings.map((f) => f.message).join('\n')).toMatch(/expires in \d+ days/);
+  });
+
+  it('reports an unreadable server and an unreadable Entra on the card, and fails only when nothing can be read', async () => {
+    const w = world();
+    w.s2s.fail('Get-MachineCertificate', new SetupError('POWERSHELL_FAILED', 'WinRM cannot process the request.'), { server: 'CRMAPP02' });
+    w.s2s.graph.faults.push({ name: 'getCrmServicePrincipal', error: new SetupError('GRAPH_FORBIDDEN', 'Insufficient privileges.'), times: 1 });
+    w.s2s.stores.get('CRMAPP01')?.get(oldCert.thumbprint)?.readers.clear();
+    const result = certStatusResultSchema.parse(await run(w, { type: 'cert-status', ...common, runId: newRunIdForTest() }));
+    expect(result.agree).toBe(false);
+    expect(result.servers[1]?.error).toMatch(/WinRM/);
+    expect(result.entra).toBeNull();
+    const text = result.findings.map((f) => `${f.message} => ${f.fix}`).join('\n');
+    expect(text).toMatch(/CRMAPP02 cannot be read.*=> Check PowerShell remoting/);
+    expect(text).toMatch(/Entra ID cannot be read.*=> Grant the helper app/);
+    expect(text).toMatch(/CONTOSO\\crmasync cannot read the private key on CRMAPP01/);
+
+    const dead = world();
+    for (const name of ['Get-S2SCertificate', 'Get-S2SServerSettings'] as const) dead.s2s.fail(name, new SetupError('POWERSHELL_FAILED', 'The term Get-CrmCertificate is not recognized.'));
+    dead.s2s.graph.faults.push({ name: 'getCrmServicePrincipal', error: new SetupError('GRAPH_AUTH_FAILED', 'AADSTS7000215'), times: 1 });
+    expect((await failure(run(dead, { type: 'cert-status', ...common, runId: newRunIdForTest() }))).code).toBe('POWERSHELL_FAILED');
+  });
+
+  it('fails with CONFIG_MISSING naming the variables when the agent has no certificate settings', async () => {
+    const w = world({ ASYNC_SERVERS: [], ASYNC_SERVICE_ACCOUNT: undefined });
+    const error = await failure(run(w, { type: 'cert-status', ...common, runId: newRunIdForTest() }));
+    expect(error.code).toBe('CONFIG_MISSING');
+    expect(error.message).toMatch(/ASYNC_SERVERS, ASYNC_SERVICE_ACCOUNT/);
+    expect(w.s2s.calls).toHaveLength(0);
+  });
+});
+
+describe('cert-plan', () => {
+  it('previews every step with the rotation checks, reading only', async () => {
+    const w = world();
+    // CRMAPP01 already has the new certificate (an earlier manual import).
+    w.s2s.stores.get('CRMAPP01')?.set(newCert.thumbprint, { cert: newCert, keySpec: 1, hasPrivateKey: true, readers: new Set() });
+    const plan = certPlanResultSchema.parse(await run(w, { type: 'cert-plan', ...common, runId: newRunIdForTest() }));
+    expect(plan).toMatchObject({ file: 's2s-new.pfx', blocked: false, servers: ['CRMAPP01', 'CRMAPP02'], serviceAccount: ACCOUNT, cloud: 'public', verification: { mode: 'sample', mailboxes: 3 } });
+    expect(plan.current?.thumbprint).toBe(oldCert.thumbprint);
+    expect(plan.next.thumbprint).toBe(newCert.thumbprint);
+    expect(plan.steps.map((s) => s.id)).toEqual([...rotationStepIds]);
+    expect(stateOf(plan.steps, 'import')).toEqual({ id: 'import', state: 'pending', detail: 'would import on CRMAPP02; already on CRMAPP01' });
+    expect(stateOf(plan.steps, 'grant-key-access')?.detail).toBe(`would grant ${ACCOUNT} Read on CRMAPP01, CRMAPP02`);
+    expect(stateOf(plan.steps, 'register-crm')?.detail).toBe(`would register ${newCert.thumbprint} (replacing ${oldCert.thumbprint})`);
+    expect(stateOf(plan.steps, 'entra-key-credential')?.detail).toBe('would add the key credential');
+    expect(stateOf(plan.steps, 's2s-settings')).toMatchObject({ state: 'done', detail: 'already set' });
+    expect(stateOf(plan.steps, 'retire-old')?.detail).toContain(oldCert.thumbprint);
+    const writes = ['Import-S2SCertificate', 'Grant-CertificateKeyAccess', 'Register-S2SCertificate', 'Set-S2SServerSettings', 'Restart-CrmAsyncServices'];
+    expect(w.s2s.calls.filter((c) => writes.includes(c.name))).toEqual([]);
+    expect(w.s2s.graph.writes).toEqual([]);
+    // The verification set is active approved mailboxes whose last test succeeded.
+    expect(w.mail.filters).toContain('statecode eq 0 and emailrouteraccessapproval eq 1 and incomingemailstatus eq 1 and outgoingemailstatus eq 1');
+  });
+
+  it('is blocked by an error-severity problem and by another certificate with the same subject', async () => {
+    const weak = certPlanResultSchema.parse(await run(world(), { type: 'cert-plan', ...common, runId: newRunIdForTest(), file: 'weak.pfx' }));
+    expect(weak.blocked).toBe(true);
+    expect(weak.next.problems.some((p) => p.code === 'KEY_TOO_SMALL' && p.severity === 'error')).toBe(true);
+    expect(stateOf(weak.steps, 'validate')?.state).toBe('failed');
+
+    // The store only tells about a duplicate of a certificate it has (an earlier attempt imported the new one).
+    const w = world();
+    w.s2s.stores.get('CRMAPP02')?.set(newCert.thumbprint, { cert: newCert, keySpec: 1, hasPrivateKey: true, readers: new Set() });
+    w.s2s.stores.get('CRMAPP02')?.set('F'.repeat(40), { cert: { ...otherCert, thumbprint: 'F'.repeat(40), subject: newCert.subject }, keySpec: 1, hasPrivateKey: true, readers: new Set() });
+    const dup = certPlanResultSchema.parse(await run(w, { type: 'cert-plan', ...common, runId: newRunIdForTest() }));
+    expect(dup.blocked).toBe(true);
+    expect(stateOf(dup.steps, 'import')).toMatchObject({ state: 'failed' });
+    expect(stateOf(dup.steps, 'import')?.detail).toMatch(/same subject.*CRMAPP02.*private key not found/);
+  });
+
+  it('takes only plain names in CERT_DIR: the schema refuses paths, the handler refuses a link out of the folder and names the files there', async () => {
+    expect(certPlanInputSchema.safeParse({ file: '../x.pfx' }).success).toBe(false);
+    expect(certPlanInputSchema.safeParse({ file: '/etc/x.pfx' }).success).toBe(false);
+
+    const outside = await mkdtemp(join(tmpdir(), 'outside-'));
+    await writeFile(join(outside, 'secret.pfx'), newCert.pfx);
+    const dir = await certDirWith({ 'present.pfx': otherCert.pfx });
+    await symlink(join(outside, 'secret.pfx'), join(dir, 'escape.pfx'));
+    const w = world({ CERT_DIR: dir });
+    const escaped = await failure(run(w, { type: 'cert-plan', ...common, runId: newRunIdForTest(), file: 'escape.pfx' }));
+    expect(escaped.code).toBe('CERT_FILE_NOT_FOUND');
+    expect(escaped.message).toMatch(/not a file inside the agent's CERT_DIR/);
+
+    const missing = await failure(run(w, { type: 'cert-plan', ...common, runId: newRunIdForTest(), file: 'nope.pfx' }));
+    expect(missing.code).toBe('CERT_FILE_NOT_FOUND');
+    expect(missing.message).toMatch(/There is no nope\.pfx in the agent's CERT_DIR\. CERT_DIR has: .*present\.pfx/);
+    expect(missing.hint).toMatch(/Copy the new PFX/);
+
+    const big = await certDirWith({ 'big.pfx': Buffer.alloc(70 * 1024, 1) });
+    expect((await failure(run(world({ CERT_DIR: big }), { type: 'cert-plan', ...common, runId: newRunIdForTest(), file: 'big.pfx' }))).code).toBe('CERT_INVALID');
+  });
+});
+
+describe('cert-rotate', () => {
+  it('runs every step (check, then change), reports each state change, and leaves a working deployment', async () => {
+    const w = world();
+    const runId = newRunIdForTest();
+    const result = certRotateResultSchema.parse(await run(w, rotatePayload(runId)));
+    expect(result.outcome).toBe('rotated');
+    expect(result.steps.map((s) => [s.id, s.state])).toEqual(rotationStepIds.map((id) => [id, 'done']));
+    expect(stateOf(result.steps, 'import')?.detail).toBe('imported on CRMAPP01, CRMAPP02');
+    expect(stateOf(result.steps, 'retire-old')?.detail).toBe(`removed the key credential of ${oldCert.thumbprint}`);
+    expect(result.verification).toMatchObject({ selected: 3, succeeded: 3, failed: 0, noResult: 0 });
+
+    const { s2s } = w;
+    expect(s2s.registered?.thumbprint).toBe(newCert.thumbprint);
+    for (const store of s2s.stores.values()) {
+      expect(store.get(newCert.thumbprint)).toMatchObject({ keySpec: 1, hasPrivateKey: true });
+      expect(store.get(newCert.thumbprint)?.readers.has(ACCOUNT.toLowerCase())).toBe(true);
+    }
+    expect(s2s.graph.thumbprints()).toEqual([newCert.thumbprint]);
+    expect(s2s.health(w.ctx.now())).toEqual({ ok: true });
+    // The password reached only the import, through the runner's option (never a parameter).
+    expect(s2s.calls.filter((c) => c.pfxPassword !== undefined).map((c) => c.name)).toEqual(['Import-S2SCertificate', 'Import-S2SCertificate']);
+    expect(JSON.stringify(s2s.calls.map((c) => c.params))).not.toContain('pfx-pass');
+    // The temporary .cer is gone.
+    expect(s2s.cerPaths).toHaveLength(1);
+    await expect(access(s2s.cerPaths[0] ?? '')).rejects.toThrow();
+    // A progress report after every change of state, each with every step.
+    const stepReports = w.ctx.progress.filter((p) => p.phase === 'step');
+    expect(stepReports.length).toBeGreaterThanOrEqual(2 * rotationStepIds.length);
+    expect(stepReports.at(-1)).toMatchObject({ done: 9, total: 9 });
+    expect(JSON.stringify(w.ctx.progress)).not.toContain('pfx-pass');
+    const journal = await redis.hgetall(certStepsKey(prefix, runId));
+    expect(Object.keys(journal).filter((k) => k !== '_seq').sort()).toEqual([...rotationStepIds].sort());
+    expect(JSON.stringify(journal)).not.toContain('pfx-pass');
+  });
+
+  it('refuses with PLAN_CHANGED when the PFX no longer holds the approved certificate, before any change', async () => {
+    const w = world();
+    const error = await failure(run(w, rotatePayload(newRunIdForTest(), 1, { newThumbprint: otherCert.thumbprint })));
+    expect(error.code).toBe('PLAN_CHANGED');
+    expect(error.retryable).toBe(false);
+    expect(error.message).toMatch(/^Step 'Validate the new certificate' failed: s2s-new\.pfx now holds/);
+    const steps = error.details?.['steps'] as StepState[];
+    expect(steps.map((s) => s.state)).toEqual(['failed', 'pending', 'pending', 'pending', 'pending', 'pending', 'pending', 'pending', 'pending']);
+    expect(w.s2s.callsOf('Import-S2SCertificate')).toBe(0);
+  });
+
+  it('halts on a failed step with its states and cause, and the resume skips what is done (no second import on CRMAPP01)', async () => {
+    const w = world();
+    const runId = newRunIdForTest();
+    w.s2s.fail('Import-S2SCertificate', new SetupError('POWERSHELL_FAILED', 'CertUtil: -importPFX command FAILED: 0x80070005 (WIN32: 5 ERROR_ACCESS_DENIED)'), { server: 'CRMAPP02' });
+    const error = await failure(run(w, rotatePayload(runId, 1)));
+    expect(error.code).toBe('POWERSHELL_FAILED');
+    expect(error.message).toBe(`Step 'Import into LocalMachine\\My with KeySpec 1 on every async server' failed on CRMAPP02: CertUtil: -importPFX command FAILED: 0x80070005 (WIN32: 5 ERROR_ACCESS_DENIED)`);
+    const steps = error.details?.['steps'] as StepState[];
+    expect(steps.slice(0, 3).map((s) => s.state)).toEqual(['done', 'failed', 'pending']);
+    expect(w.s2s.callsOf('Import-S2SCertificate', 'CRMAPP01')).toBe(1);
+
+    const resumed = certRotateResultSchema.parse(await run(w, rotatePayload(runId, 2)));
+    expect(resumed.outcome).toBe('rotated');
+    expect(w.s2s.callsOf('Import-S2SCertificate', 'CRMAPP01')).toBe(1);
+    expect(w.s2s.callsOf('Import-S2SCertificate', 'CRMAPP02')).toBe(2);
+    expect(stateOf(resumed.steps, 'import')?.detail).toBe('imported on CRMAPP02; already on CRMAPP01');
+  });
+
+  it('on a later attempt reports done steps as "(earlier attempt)", runs validate and verify again, and restarts only after a new change', async () => {
+    const w = world();
+    const runId = newRunIdForTest();
+    const unavailable = () => new SetupError('GRAPH_REQUEST_FAILED', 'Service unavailable (503).', { retryable: true });
+    // The first write (add) fails: the step halts; attempt 2 adds it; its retire-old write fails; attempt 3 finishes.
+    w.s2s.graph.faults.push({ name: 'setKeyCredentials', error: unavailable(), times: 1 });
+    const first = await failure(run(w, rotatePayload(runId, 1)));
+    expect(first.retryable).toBe(true);
+    expect(first.details?.['step']).toBe('entra-key-credential');
+    // Attempt 2: the add goes through, the retire-old write (the second write) fails.
+    let writes = 0;
+    const original = w.s2s.graph.setKeyCredentials.bind(w.s2s.graph);
+    w.s2s.graph.setKeyCredentials = (id, list) => (++writes === 1 ? original(id, list) : Promise.reject(unavailable()));
+    const second = await failure(run(w, rotatePayload(runId, 2)));
+    expect(second.details?.['step']).toBe('retire-old');
+    w.s2s.graph.setKeyCredentials = original;
+    const importsBefore = w.s2s.callsOf('Import-S2SCertificate');
+    const restartsBefore = w.s2s.callsOf('Restart-CrmAsyncServices');
+    const validatesBefore = w.s2s.callsOf('Get-S2SCertificate');
+
+    const third = certRotateResultSchema.parse(await run(w, rotatePayload(runId, 3)));
+    expect(third.outcome).toBe('rotated');
+    for (const id of ['import', 'grant-key-access', 'register-crm', 'entra-key-credential', 's2s-settings', 'restart-services'] as const) {
+      expect(stateOf(third.steps, id)?.detail).toMatch(/\(earlier attempt\)$/);
+    }
+    expect(stateOf(third.steps, 'verify')?.detail).not.toMatch(/earlier attempt/);
+    expect(w.s2s.callsOf('Import-S2SCertificate')).toBe(importsBefore);
+    expect(w.s2s.callsOf('Restart-CrmAsyncServices')).toBe(restartsBefore);
+    expect(w.s2s.callsOf('Get-S2SCertificate')).toBeGreaterThan(validatesBefore);
+    expect(w.s2s.graph.thumbprints()).toEqual([newCert.thumbprint]);
+  });
+
+  it('restarts the services again on resume when a step changed something after their last restart', async () => {
+    const w = world();
+    const runId = newRunIdForTest();
+    certRotateResultSchema.parse(await run(w, rotatePayload(runId, 1)));
+    const restarts = w.s2s.callsOf('Restart-CrmAsyncServices');
+    // Nothing changed since the restart: a resume skips it with the other done steps.
+    const again = certRotateResultSchema.parse(await run(w, rotatePayload(runId, 2)));
+    expect(w.s2s.callsOf('Restart-CrmAsyncServices')).toBe(restarts);
+    expect(stateOf(again.steps, 'restart-services')?.detail).toMatch(/earlier attempt/);
+    // A forged journal entry (no valid MAC) is ignored: the step runs again, and a change it
+    // makes is followed by a restart.
+    await redis.hset(certStepsKey(prefix, runId), 'register-crm', JSON.stringify({ entry: '{"state":"done","changed":false,"seq":1,"attempt":1}', mac: 'forged' }));
+    w.s2s.registered = oldCert;
+    const third = certRotateResultSchema.parse(await run(w, rotatePayload(runId, 3)));
+    expect(stateOf(third.steps, 'register-crm')?.detail).toBe(`registered ${newCert.thumbprint} (replacing ${oldCert.thumbprint})`);
+    expect(w.s2s.callsOf('Restart-CrmAsyncServices')).toBe(restarts + 2);
+    expect(stateOf(third.steps, 'restart-services')?.detail).toBe('restarted on CRMAPP01, CRMAPP02');
+  });
+
+  it('fails the import with the KeySpec hint when Windows gives the key KeySpec 2', async () => {
+    const w = world();
+    w.s2s.importKeySpec = 2;
+    const error = await failure(run(w, rotatePayload(newRunIdForTest())));
+    expect(error.code).toBe('STEP_FAILED');
+    expect(error.message).toMatch(/failed on CRMAPP01: the certificate was imported with KeySpec 2/);
+    expect(error.hint).toMatch(/certutil -importpfx <file> AT_KEYEXCHANGE/);
+    expect(error.retryable).toBe(false);
+  });
+
+  it('fails the import on a server with another certificate of the same subject, with the known remedy', async () => {
+    const w = world();
+    w.s2s.stores.get('CRMAPP02')?.set('F'.repeat(40), { cert: { ...otherCert, thumbprint: 'F'.repeat(40), subject: newCert.subject }, keySpec: 1, hasPrivateKey: true, readers: new Set() });
+    const error = await failure(run(w, rotatePayload(newRunIdForTest())));
+    expect(error.code).toBe('POWERSHELL_FAILED');
+    expect(error.message).toMatch(/failed on CRMAPP02: .*private key not found/);
+    expect(error.hint).toMatch(/same subject/);
+    expect(w.s2s.registered?.thumbprint).toBe(oldCert.thumbprint);
+  });
+
+  it('fails the Entra step when the new key credential does not show after the write', async () => {
+    const w = world();
+    w.s2s.graph.dropNewCredentials = true;
+    const error = await failure(run(w, rotatePayload(newRunIdForTest())));
+    expect(error.code).toBe('GRAPH_REQUEST_FAILED');
+    expect(error.details?.['step']).toBe('entra-key-credential');
+    expect(w.s2s.graph.thumbprints()).toEqual([oldCert.thumbprint]);
+  });
+
+  it('ends verification-failed when the verification set fails (keeping the old credential), and the rollback restores the old certificate', async () => {
+    const w = world();
+    const rotationRunId = newRunIdForTest();
+    w.s2s.keyAccessNotApplied = true;
+    const result = certRotateResultSchema.parse(await run(w, rotatePayload(rotationRunId)));
+    expect(result.outcome).toBe('verification-failed');
+    expect(stateOf(result.steps, 'verify')).toMatchObject({ state: 'failed', detail: '3 of 3 mailboxes failed Test & Enable; most: The async service account cannot read the certificate\'s private key' });
+    expect(stateOf(result.steps, 'retire-old')?.state).toBe('skipped');
+    expect(result.verification?.failures[0]?.cause).toBe('s2s-key-not-readable');
+    expect(w.s2s.graph.thumbprints()).toEqual([oldCert.thumbprint, newCert.thumbprint]);
+    expect(w.s2s.health(w.ctx.now()).ok).toBe(false);
+
+    w.s2s.keyAccessNotApplied = false;
+    const rollback = certRollbackResultSchema.parse(
+      await run(w, { type: 'cert-rollback', ...common, runId: newRunIdForTest(), rotationRunId, restoreThumbprint: oldCert.thumbprint, failedThumbprint: newCert.thumbprint, approvedBy: approver, attempt: 1 }),
+    );
+    expect(rollback.outcome).toBe('rolled-back');
+    expect(rollback.steps.map((s) => [s.id, s.state])).toEqual([
+      ['validate-old', 'done'],
+      ['register-crm', 'done'],
+      ['restart-services', 'done'],
+      ['verify', 'done'],
+    ]);
+    expect(w.s2s.registered?.thumbprint).toBe(oldCert.thumbprint);
+    expect(w.s2s.health(w.ctx.now())).toEqual({ ok: true });
+    expect(rollback.verification).toMatchObject({ selected: 3, succeeded: 3 });
+  });
+
+  it('refuses a rollback whose old key credential is gone from Entra, saying what to do', async () => {
+    const w = world();
+    w.s2s.graph.sp.keyCredentials = [];
+    const error = await failure(
+      run(w, { type: 'cert-rollback', ...common, runId: newRunIdForTest(), rotationRunId: newRunIdForTest(), restoreThumbprint: oldCert.thumbprint, failedThumbprint: newCert.thumbprint, approvedBy: approver, attempt: 1 }),
+    );
+    expect(error.code).toBe('STEP_FAILED');
+    expect(error.message).toMatch(/^Step 'Check the old certificate is still in place' failed: the certificate .* is known neither/);
+    expect(w.s2s.callsOf('Register-S2SCertificate')).toBe(0);
+  });
+});
