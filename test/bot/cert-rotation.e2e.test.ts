@@ -3,7 +3,7 @@ import { jobQueueName, reportQueueName, timerQueueName } from '../../jobs/deploy
 import type { JobType, ReportEvent } from '../../jobs/job-types.ts';
 import { certStepTitles, rotationStepIds } from '../../jobs/cert-types.ts';
 import type { RunStore } from '../../bot/run-store.ts';
-import { APPROVER, OPERATOR, STRANGER, clickCard, runStoreOf, sendMessage, startHarness, withQueue, type Harness, type User } from '../support/bot-harness.ts';
+import { APPROVER, OPERATOR, OTHER_OPERATOR, STRANGER, clickCard, runStoreOf, sendMessage, startHarness, withQueue, type Harness, type User } from '../support/bot-harness.ts';
 import { cardOf, cardText, type CapturedCall, type CardLike } from '../support/fake-connector.ts';
 import {
   NEW_THUMBPRINT,
@@ -192,6 +192,18 @@ describe('cert rotate', () => {
     expect(results).toContain('Mailboxes tested');
     expect(results).toContain('removed from Entra ID');
     expect((await runStore().get(runId))?.state).toBe('succeeded');
+  });
+
+  it('the requester may withdraw the plan; another operator may not reject it', async () => {
+    await start();
+    const { runId, cardId } = await planned(OPERATOR);
+    const other = await click(OTHER_OPERATOR, 'run.reject', runId, cardId);
+    expect(String(other.body.value)).toContain('Only the person who asked for this or an approver');
+    expect((await runStore().get(runId))?.state).toBe('awaiting-approval');
+    const withdrawn = await click(OPERATOR, 'run.reject', runId, cardId);
+    expect(cardText(withdrawn.body.value)).toContain(`Withdrawn by ${OPERATOR.name}`);
+    expect((await runStore().get(runId))?.state).toBe('rejected');
+    expect(await jobIds()).toEqual([`${runId}-cert-plan`]);
   });
 
   it('a blocked plan ends as "cannot rotate" with each problem and its fix, and no buttons', async () => {
