@@ -232,7 +232,12 @@ export function createGraphClient(options: GraphClientOptions): GraphClient {
     try {
       result = await msal.acquireTokenByClientCredential({ scopes });
     } catch (error) {
-      throw record(tokenError(error));
+      const mapped = tokenError(error);
+      // msal remembers a 429/5xx of the token endpoint and refuses every request for up to a minute
+      // without asking again; our retries already honoured Retry-After, so the next call (a BullMQ
+      // retry) may ask again. clearCache drops that memory and the (unused) cached tokens.
+      if (mapped.retryable) msal.clearCache();
+      throw record(mapped);
     }
     if (!result?.accessToken) throw record(new SetupError('GRAPH_AUTH_FAILED', 'Entra ID returned no access token.', { hint: AUTH_HINT }));
     logger.debug({ fromCache: result.fromCache, expiresOn: result.expiresOn?.toISOString() }, 'graph token ready');

@@ -257,6 +257,15 @@ describe('graph client errors', () => {
     expect(s.sim.stats.byOperation['token']).toBe(2);
   });
 
+  it('asks the token endpoint again on the next call after it was unavailable (msal does not hold the failure)', async () => {
+    const s = await setup();
+    s.state.faults.push({ target: 'graph:token', message: '503', times: 2 });
+    const client = s.client({ maxRetries: 1 });
+    expect((await failure(client.getTenantId())).retryable).toBe(true);
+    expect(await client.getTenantId()).toBe(s.state.tenant.id);
+    expect(s.sim.stats.byOperation['token']).toBe(3);
+  });
+
   it('refuses to talk to the simulator without its CA: a clear TLS error pointing at TLS_CA_FILE, no retries', async () => {
     const s = await setup();
     const client = createGraphClient({
