@@ -3,6 +3,7 @@ import { jobQueueName, reportQueueName, timerQueueName } from '../../jobs/deploy
 import type { JobType, ReportEvent } from '../../jobs/job-types.ts';
 import { certStepTitles, rotationStepIds } from '../../jobs/cert-types.ts';
 import type { RunStore } from '../../bot/run-store.ts';
+import { certWatchConversationKey } from '../../bot/cert-watch.ts';
 import { APPROVER, OPERATOR, OTHER_OPERATOR, STRANGER, clickCard, runStoreOf, sendMessage, startHarness, withQueue, type Harness, type User } from '../support/bot-harness.ts';
 import { cardOf, cardText, type CapturedCall, type CardLike } from '../support/fake-connector.ts';
 import {
@@ -388,5 +389,30 @@ describe('cert rotate', () => {
     expect(failed).toContain('What to do: Import the old PFX on CRMAPP02 again.');
     expect(failed).toContain('`@setup cert rotate` again');
     expect((await runStore().get(rollbackRunId))?.state).toBe('failed');
+  });
+
+  it('Start rotation on a rotation-due card plans a rotation as if the clicker typed `cert rotate`; a stranger is refused', async () => {
+    const t = await start();
+    const refused = await click(STRANGER, 'cert.start-rotation', 'watchrun01', 'card-1');
+    expect(String(refused.body.value)).toContain('SETUP_OPERATORS');
+    expect(await jobIds()).toEqual([]);
+    const posts = t.connector.posts().length;
+    await click(OPERATOR, 'cert.start-rotation', 'watchrun01', 'card-1');
+    const job = await t.agent.waitForJob('cert-plan');
+    expect(job).toMatchObject({ type: 'cert-plan', requestedBy: OPERATOR.aadObjectId });
+    expect(job).not.toHaveProperty('file');
+    expect(cardText(cardOf(t.connector.posts()[posts]))).toContain('Planning');
+    expect(await runStore().get(job.runId)).toMatchObject({ kind: 'cert-rotate', state: 'planning', requester: { aadObjectId: OPERATOR.aadObjectId } });
+  });
+});
+
+describe('cert watch here', () => {
+  it('is routed to the certificate watch: this conversation is stored and a check starts', async () => {
+    const t = await start();
+    await say(OPERATOR, 'cert watch here');
+    const stored = await t.redis.get(certWatchConversationKey(t.prefix, t.config.deployment));
+    expect(JSON.parse(stored ?? '{}')).toMatchObject({ conversation: { id: t.conversationId } });
+    const job = await t.agent.waitForJob('cert-status');
+    expect((await runStore().get(job.runId))?.kind).toBe('cert-watch');
   });
 });
