@@ -130,7 +130,8 @@ async function run(deps: CertCliDeps): Promise<number> {
     });
   }
   if (command === 'new') {
-    if (rest.length > 0) throw new UsageError(`new takes no file argument (got "${rest[0] ?? ''}"); name the output with --out.`);
+    // Not echoed: a stray argument may be a password typed where it does not belong.
+    if (rest.length > 0) throw new UsageError('new takes no file argument; name the output with --out.');
     if (values['min-days'] !== undefined) throw new UsageError('--min-days belongs to "inspect", not "new".');
     const subject = values.subject;
     const out = values.out;
@@ -158,10 +159,12 @@ async function run(deps: CertCliDeps): Promise<number> {
 
 function passwordFrom(env: CertCliDeps['env'], name: string | undefined, required: boolean): string | undefined {
   if (name === undefined) return undefined;
-  if (!/^[A-Za-z_][A-Za-z0-9_]*$/.test(name)) throw new UsageError(`--password-env takes the NAME of an environment variable (letters, digits, underscore), not the password.`);
+  if (!/^[A-Za-z_][A-Za-z0-9_]*$/.test(name)) throw new UsageError('--password-env takes the NAME of an environment variable (letters, digits, underscore), not the password.');
   const value = env[name];
   if (value === undefined || (required && value === '')) {
-    throw new UsageError(`The environment variable ${name} is not set${value === '' ? ' (it is empty)' : ''}. Set it to the PFX password, then run the command again.`);
+    // The name is echoed only when it looks like one: someone may have given the password itself.
+    const which = /^[A-Z_][A-Z0-9_]*$/.test(name) ? `The environment variable ${name}` : 'The environment variable named by --password-env (names are usually upper-case, like CERT_PFX_PASSWORD)';
+    throw new UsageError(`${which} is not set${value === '' ? ' (it is empty)' : ''}. Set it to the PFX password, then run the command again.`);
   }
   return value;
 }

@@ -204,6 +204,10 @@ interface KeyFacts {
 }
 
 function summarize(facts: X509Facts, key: KeyFacts, options: Required<SummarizeOptions>): CertSummary {
+  const valid = (date: Date) => Number.isFinite(date.getTime()) && date.getUTCFullYear() >= 1950 && date.getUTCFullYear() <= 9999;
+  if (!valid(facts.notBefore) || !valid(facts.notAfter)) {
+    throw new SetupError('CERT_INVALID', `The certificate ${facts.thumbprint} has validity dates outside 1950–9999.`, { hint: 'Issue a certificate with ordinary validity dates.' });
+  }
   return certSummarySchema.parse({
     thumbprint: facts.thumbprint,
     subject: facts.subject.slice(0, 400),

@@ -88,6 +88,10 @@ describe('npm run cert -- inspect', () => {
     const unset = await cli(['inspect', goodPfx, '--password-env', 'NOT_THERE'], {});
     expect(unset.code).toBe(EXIT_USAGE);
     expect(unset.stderr).toContain('The environment variable NOT_THERE is not set');
+    const mistaken = await cli(['inspect', goodPfx, '--password-env', 'cliSecret4711'], {});
+    expect(mistaken.code).toBe(EXIT_USAGE);
+    expect(mistaken.stderr).toContain('The environment variable named by --password-env');
+    expect(mistaken.all).not.toContain('cliSecret4711');
     const none = await cli(['inspect', goodPfx], {});
     expect(none.code).toBe(EXIT_USAGE);
     expect(none.stderr).toMatch(/none was given/);
