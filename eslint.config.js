@@ -19,6 +19,15 @@ export default tseslint.config(
     },
   },
   {
+    // Plain Node executables (the simulator's PowerShell stand-in): no TypeScript project, so no type-aware rules.
+    files: ['**/*.mjs'],
+    ...tseslint.configs.disableTypeChecked,
+    languageOptions: {
+      ...tseslint.configs.disableTypeChecked.languageOptions,
+      globals: { process: 'readonly', Buffer: 'readonly', URL: 'readonly', console: 'readonly' },
+    },
+  },
+  {
     // The command-line entry points (demo launcher, bench, cert tools) talk to a person on a terminal.
     files: ['scripts/**', 'bench/**', 'appPackage/**'],
     rules: { 'no-console': 'off' },

@@ -1,6 +1,7 @@
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
+import type { ZodError } from 'zod';
 import { silentLogger, type Logger } from '../core/logger.ts';
 import { matchApiPath, serviceRootOf } from './api-path.ts';
 import {
@@ -15,14 +16,18 @@ import {
 } from './crm-api.ts';
 import { handleBatch } from './crm-batch.ts';
 import { CrmError, CrmErrorCode } from './crm-error.ts';
+import { powershellRequestSchema, runSimulatedScript } from './powershell-api.ts';
+import { replaceS2SState, seedS2S, type S2SSeedOptions } from './s2s-seed.ts';
+import type { S2SBreakage, S2SFault, S2SState } from './s2s-state.ts';
 import { DEFAULT_MAILBOX_COUNT, DEFAULT_SEED, seedDeployment } from './seed-deployment.ts';
 import { seededRandom } from './seeded-random.ts';
-import { faultsSchema, summarizeState, type Faults } from './sim-admin.ts';
+import { faultsSchema, s2sBreakageSchema, s2sFaultsSchema, summarizeS2S, summarizeState, type Faults } from './sim-admin.ts';
 import type { SimState } from './sim-state.ts';
 import { TestEnableEngine } from './test-enable-engine.ts';
 
 export type { Faults } from './sim-admin.ts';
 export type { SimState } from './sim-state.ts';
+export type { S2SState } from './s2s-state.ts';
 
 /**
  * A stand-in for the Dynamics 365 (on-premises 9.x) Web API subset the agent uses, over real
@@ -50,6 +55,23 @@ export interface CrmSimulatorOptions {
   pageSizeMax?: number;
   /** Default silent. */
   logger?: Logger;
+  /** Days until the seeded S2S certificate expires (default 200). */
+  certDaysLeft?: number;
+  /** Servers running the Asynchronous Processing Service (default CRMAPP01, CRMAPP02). */
+  asyncServers?: readonly string[];
+  /** DOMAIN\user the async services run as (default CONTOSO\crmasync). */
+  serviceAccount?: string;
+  /** Client secret of the simulated helper app registration (default 'sim-client-secret'). */
+  graphClientSecret?: string;
+  /** Tenant id and helper app client id (defaults SIM_TENANT_ID, SIM_GRAPH_CLIENT_ID of s2s-seed.ts). */
+  tenantId?: string;
+  graphClientId?: string;
+}
+
+/** What `configureS2S` changes: faults added, breakage switched on or off. */
+export interface S2SChanges {
+  faults?: readonly S2SFault[];
+  breakage?: Partial<S2SBreakage>;
 }
 
 export interface SimulatorStats {
@@ -64,6 +86,14 @@ export interface SimulatorStats {
 export interface CrmSimulator {
   /** e.g. http://127.0.0.1:43121/contoso */
   readonly orgUrl: string;
+  /** e.g. http://127.0.0.1:43121 (PWSH_SIM_URL of the PowerShell stand-in). */
+  readonly baseUrl: string;
+  /**
+   * The simulated S2S side (certificate stores, registration, settings, services, Entra). The same
+   * object for the simulator's whole life (a reset reseeds it in place): share it with
+   * `startGraphSimulator({ s2s })`.
+   */
+  readonly s2s: S2SState;
   /** Live state (replaced by a reset). */
   readonly state: SimState;
   readonly stats: SimulatorStats;
@@ -72,8 +102,10 @@ export interface CrmSimulator {
   /** Current fault settings. */
   readonly faults: Readonly<Faults>;
   configure(faults: Partial<Faults>): void;
+  /** Adds S2S faults and switches breakage (as POST /_sim/s2s/faults and /_sim/s2s/breakage do). */
+  configureS2S(changes: S2SChanges): void;
   resetStats(): void;
-  /** Reseeds the deployment, drops pending tests, resets stats and faults to the start options. */
+  /** Reseeds the deployment and the S2S side, drops pending tests, resets stats and faults to the start options. */
   reset(): void;
   close(): Promise<void>;
 }
@@ -111,6 +143,21 @@ function sendJson(res: ServerResponse, status: number, value: unknown): void {
   send(res, { status, headers: { 'Content-Type': 'application/json' }, body: JSON.stringify(value) });
 }
 
+/** The JSON body of an admin request; answers 400 and gives undefined when it is not JSON. */
+async function readJson(req: IncomingMessage, res: ServerResponse): Promise<unknown> {
+  try {
+    return JSON.parse((await readBody(req)) || '{}') as unknown;
+  } catch (error) {
+    if (error instanceof BodyTooLarge) throw error;
+    sendJson(res, 400, { error: { code: 'SIM_BAD_REQUEST', message: 'The body is not valid JSON.' } });
+    return undefined;
+  }
+}
+
+function badRequest(res: ServerResponse, error: ZodError): void {
+  sendJson(res, 400, { error: { code: 'SIM_BAD_REQUEST', message: error.issues.map((i) => `${i.path.join('.') || '(body)'}: ${i.message}`).join('; ') } });
+}
+
 export async function startCrmSimulator(options: CrmSimulatorOptions = {}): Promise<CrmSimulator> {
   const host = options.host ?? '127.0.0.1';
   const orgName = options.orgName ?? 'contoso';
@@ -127,6 +174,17 @@ export async function startCrmSimulator(options: CrmSimulatorOptions = {}): Prom
   if (!/^[A-Za-z0-9_-]+$/.test(orgName)) throw new Error(`orgName '${orgName}' must be letters, digits, - or _`);
 
   let state = seedDeployment({ seed, mailboxCount, orgName });
+  const s2sSeed = (): S2SSeedOptions => ({
+    orgName,
+    organizationId: state.organization.organizationid,
+    ...(options.certDaysLeft === undefined ? {} : { certDaysLeft: options.certDaysLeft }),
+    ...(options.asyncServers === undefined ? {} : { asyncServers: options.asyncServers }),
+    ...(options.serviceAccount === undefined ? {} : { serviceAccount: options.serviceAccount }),
+    ...(options.graphClientSecret === undefined ? {} : { graphClientSecret: options.graphClientSecret }),
+    ...(options.tenantId === undefined ? {} : { tenantId: options.tenantId }),
+    ...(options.graphClientId === undefined ? {} : { graphClientId: options.graphClientId }),
+  });
+  const s2s: S2SState = seedS2S(s2sSeed());
   let faults: Faults = { ...initialFaults };
   let faultRandom = seededRandom(seed ^ 0x5eed);
   let idRandom = seededRandom(seed + 2);
@@ -139,6 +197,7 @@ export async function startCrmSimulator(options: CrmSimulatorOptions = {}): Prom
     delayMs: faults.testDelayMs,
     logger,
     newId,
+    getS2S: () => s2s,
   });
   const api: CrmApiContext = {
     getState: () => state,
@@ -160,6 +219,15 @@ export async function startCrmSimulator(options: CrmSimulatorOptions = {}): Prom
     engine.delayMs = faults.testDelayMs;
     logger.info({ faults }, 'faults configured');
   };
+  const configureS2S = (changes: S2SChanges): void => {
+    if (changes.faults) s2s.faults.push(...changes.faults.map((f) => ({ ...f })));
+    if (changes.breakage) {
+      const parsed = s2sBreakageSchema.parse(changes.breakage);
+      if (parsed.keyAccessNotApplied !== undefined) s2s.breakage.keyAccessNotApplied = parsed.keyAccessNotApplied;
+      if (parsed.keyCredentialDropped !== undefined) s2s.breakage.keyCredentialDropped = parsed.keyCredentialDropped;
+    }
+    logger.info({ faults: s2s.faults.map((f) => ({ target: f.target, times: f.times })), breakage: s2s.breakage }, 's2s configured');
+  };
   const resetStats = (): void => {
     stats.requests = 0;
     stats.batchParts = 0;
@@ -168,6 +236,7 @@ export async function startCrmSimulator(options: CrmSimulatorOptions = {}): Prom
   const reset = (): void => {
     engine.reset();
     state = seedDeployment({ seed, mailboxCount, orgName });
+    replaceS2SState(s2s, seedS2S(s2sSeed()));
     faults = { ...initialFaults };
     engine.delayMs = faults.testDelayMs;
     faultRandom = seededRandom(seed ^ 0x5eed);
@@ -190,18 +259,40 @@ export async function startCrmSimulator(options: CrmSimulatorOptions = {}): Prom
       case 'GET /_sim/faults':
         return sendJson(res, 200, faults);
       case 'POST /_sim/faults': {
-        let body: unknown;
-        try {
-          body = JSON.parse((await readBody(req)) || '{}');
-        } catch {
-          return sendJson(res, 400, { error: { code: 'SIM_BAD_REQUEST', message: 'The body is not valid JSON.' } });
-        }
+        const body = await readJson(req, res);
+        if (body === undefined) return;
         const parsed = faultsSchema.safeParse(body);
-        if (!parsed.success) {
-          return sendJson(res, 400, { error: { code: 'SIM_BAD_REQUEST', message: parsed.error.issues.map((i) => `${i.path.join('.') || '(body)'}: ${i.message}`).join('; ') } });
-        }
+        if (!parsed.success) return badRequest(res, parsed.error);
         configure(Object.fromEntries(Object.entries(parsed.data).filter(([, v]) => v !== undefined)));
         return sendJson(res, 200, faults);
+      }
+      case 'GET /_sim/s2s':
+        return sendJson(res, 200, summarizeS2S(s2s, Date.now()));
+      case 'POST /_sim/s2s/faults': {
+        const body = await readJson(req, res);
+        if (body === undefined) return;
+        const parsed = s2sFaultsSchema.safeParse(body);
+        if (!parsed.success) return badRequest(res, parsed.error);
+        configureS2S({ faults: Array.isArray(parsed.data) ? parsed.data : [parsed.data] });
+        return sendJson(res, 200, summarizeS2S(s2s, Date.now()));
+      }
+      case 'POST /_sim/s2s/breakage': {
+        const body = await readJson(req, res);
+        if (body === undefined) return;
+        const parsed = s2sBreakageSchema.safeParse(body);
+        if (!parsed.success) return badRequest(res, parsed.error);
+        configureS2S({ breakage: Object.fromEntries(Object.entries(parsed.data).filter(([, v]) => v !== undefined)) });
+        return sendJson(res, 200, s2s.breakage);
+      }
+      case 'POST /_sim/powershell': {
+        const body = await readJson(req, res);
+        if (body === undefined) return;
+        const parsed = powershellRequestSchema.safeParse(body);
+        if (!parsed.success) return badRequest(res, parsed.error);
+        const started = Date.now();
+        const result = runSimulatedScript(s2s, parsed.data, started);
+        logger.info({ script: parsed.data.script, computerName: parsed.data.params.ComputerName, ok: result.ok, ms: Date.now() - started }, 'powershell script simulated');
+        return result.ok ? sendJson(res, 200, { output: result.output }) : sendJson(res, 422, { error: { code: 'SCRIPT_FAILED', message: result.message } });
       }
       case 'POST /_sim/reset':
         reset();
@@ -292,13 +383,16 @@ export async function startCrmSimulator(options: CrmSimulatorOptions = {}): Prom
   });
   const address = server.address() as AddressInfo;
   const urlHost = host === '0.0.0.0' || host === '::' ? '127.0.0.1' : host.includes(':') ? `[${host}]` : host;
-  orgUrl = `http://${urlHost}:${address.port}/${orgName}`;
+  const baseUrl = `http://${urlHost}:${address.port}`;
+  orgUrl = `${baseUrl}/${orgName}`;
   logger.info({ orgUrl, mailboxes: state.mailboxes.size }, 'CRM simulator listening');
 
   return {
     get orgUrl() {
       return orgUrl;
     },
+    baseUrl,
+    s2s,
     get state() {
       return state;
     },
@@ -308,6 +402,7 @@ export async function startCrmSimulator(options: CrmSimulatorOptions = {}): Prom
       return faults;
     },
     configure,
+    configureS2S,
     resetStats,
     reset,
     close: async () => {

@@ -1,5 +1,7 @@
+import { createHash } from 'node:crypto';
 import { z } from 'zod';
 import { approvalLabels, testStatusLabels } from '../jobs/crm-values.ts';
+import { s2sHealth, type S2SBreakage, type S2SFault, type S2SHealth, type S2SState } from './s2s-state.ts';
 import type { SimState } from './sim-state.ts';
 import type { TestEnableEngine } from './test-enable-engine.ts';
 
@@ -68,4 +70,85 @@ export function summarizeState(state: SimState, engine: TestEnableEngine): State
     if (m.testemailconfigurationscheduled) summary.testsScheduled++;
   }
   return summary;
+}
+
+// ---- S2S (the certificate lifecycle's simulated side) ------------------------------------------
+
+/** `POST /_sim/s2s/faults`: one fault or several (`target` a script name, `Script@SERVER`, or a Graph target). */
+export const s2sFaultSchema = z.object({
+  target: z.string().min(1).max(200),
+  message: z.string().min(1).max(1000),
+  times: z.number().int().min(1).max(1_000_000).default(1),
+}).strict();
+export const s2sFaultsSchema = z.union([s2sFaultSchema, z.array(s2sFaultSchema).max(100)]);
+
+/** `POST /_sim/s2s/breakage`: the silent breakages to switch on or off. */
+export const s2sBreakageSchema = z.object({
+  keyAccessNotApplied: z.boolean(),
+  keyCredentialDropped: z.boolean(),
+}).partial().strict();
+
+export interface S2SSummary {
+  serviceAccount: string;
+  servers: Array<{
+    name: string;
+    store: Array<{ thumbprint: string; subject: string; notAfter: string; keySpec: number; hasPrivateKey: boolean; readers: string[] }>;
+    services: Array<{ name: string; status: string; startedAt: string }>;
+  }>;
+  crmCertificate: { thumbprint: string; subject: string; notAfter: string; registeredAt: string } | null;
+  serverSettings: { principalId: string | null; metadataUrl: string | null };
+  servicePrincipal: {
+    id: string;
+    appId: string;
+    servicePrincipalNames: string[];
+    keyCredentials: Array<{ keyId: string; thumbprint: string | null; displayName: string | null; startDateTime: string; endDateTime: string }>;
+  };
+  lastS2SChangeAt: string;
+  faults: S2SFault[];
+  breakage: S2SBreakage;
+  health: S2SHealth;
+}
+
+function thumbprintOfKey(base64: string): string | null {
+  if (!base64) return null;
+  return createHash('sha1').update(Buffer.from(base64, 'base64')).digest('hex').toUpperCase();
+}
+
+export function summarizeS2S(state: S2SState, now: number): S2SSummary {
+  const iso = (ms: number): string => new Date(ms).toISOString();
+  return {
+    serviceAccount: state.serviceAccount,
+    servers: state.servers.map((server) => ({
+      name: server.name,
+      store: [...server.store.values()].map((c) => ({
+        thumbprint: c.thumbprint,
+        subject: c.subject,
+        notAfter: c.notAfter,
+        keySpec: c.keySpec,
+        hasPrivateKey: c.hasPrivateKey,
+        readers: [...c.keyReaders],
+      })),
+      services: Object.entries(server.services).map(([name, s]) => ({ name, status: s.status, startedAt: iso(s.startedAt) })),
+    })),
+    crmCertificate: state.crmCertificate
+      ? { thumbprint: state.crmCertificate.thumbprint, subject: state.crmCertificate.subject, notAfter: state.crmCertificate.notAfter, registeredAt: iso(state.crmCertificate.registeredAt) }
+      : null,
+    serverSettings: { ...state.serverSettings },
+    servicePrincipal: {
+      id: state.servicePrincipal.id,
+      appId: state.servicePrincipal.appId,
+      servicePrincipalNames: [...state.servicePrincipal.servicePrincipalNames],
+      keyCredentials: state.servicePrincipal.keyCredentials.map((k) => ({
+        keyId: k.keyId,
+        thumbprint: thumbprintOfKey(k.key),
+        displayName: k.displayName,
+        startDateTime: k.startDateTime,
+        endDateTime: k.endDateTime,
+      })),
+    },
+    lastS2SChangeAt: iso(state.lastS2SChangeAt),
+    faults: state.faults.map((f) => ({ ...f })),
+    breakage: { ...state.breakage },
+    health: s2sHealth(state, now),
+  };
 }

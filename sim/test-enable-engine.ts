@@ -1,4 +1,5 @@
 import type { Logger } from '../core/logger.ts';
+import { s2sHealth, type S2SState } from './s2s-state.ts';
 import type { SeededRandom } from './seeded-random.ts';
 import type { SimState } from './sim-state.ts';
 import { applyTestOutcome, evaluateTestOutcome, type TestCause } from './test-outcome.ts';
@@ -16,6 +17,8 @@ export interface TestEnableEngineOptions {
   logger: Logger;
   newId: () => string;
   now?: () => number;
+  /** The simulated S2S side: when `s2sHealth` is not ok, runs fail with its trace text. Absent: S2S is assumed healthy. */
+  getS2S?: () => S2SState;
 }
 
 interface Entry {
@@ -109,7 +112,8 @@ export class TestEnableEngine {
     const state = this.options.getState();
     const mailbox = state.mailboxes.get(mailboxId);
     if (!mailbox) return;
-    const outcome = evaluateTestOutcome(state, mailbox);
+    const s2s = this.options.getS2S?.();
+    const outcome = evaluateTestOutcome(state, mailbox, s2s ? s2sHealth(s2s, now) : undefined);
     applyTestOutcome(state, mailbox, outcome, now, this.options.newId);
     this.completed.set(outcome.cause, (this.completed.get(outcome.cause) ?? 0) + 1);
     this.options.logger.debug({ mailboxId, cause: outcome.cause }, 'test and enable completed');

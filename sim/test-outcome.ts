@@ -7,14 +7,16 @@ import {
   OutgoingDeliveryMethod,
 } from '../jobs/crm-values.ts';
 import { TraceLevel } from './entity-metadata.ts';
+import type { S2SHealth } from './s2s-state.ts';
 import { crmDateTime, type BadAddressKind, type MailboxRecord, type SimState, type TraceLogRecord } from './sim-state.ts';
 
 /**
  * What one Test & Enable run of a mailbox gives, decided from the state at the moment it runs
- * (as CRM's asynchronous service does). Checked in CRM's order: approval, profile, then the
- * address against Exchange Online.
+ * (as CRM's asynchronous service does). Checked in CRM's order: approval, profile, then server-to-
+ * server authentication to Exchange Online (`s2s-auth`: the S2S certificate, its key credential,
+ * settings or service restarts are not right, see s2s-state.ts), then the address.
  */
-export type TestCause = 'success' | 'nothing-to-test' | 'not-approved' | 'no-profile' | 'wrong-profile' | BadAddressKind;
+export type TestCause = 'success' | 'nothing-to-test' | 'not-approved' | 'no-profile' | 'wrong-profile' | 's2s-auth' | BadAddressKind;
 
 export interface TestOutcome {
   cause: TestCause;
@@ -34,12 +36,13 @@ const traceCodes: Record<TestCause, number> = {
   'not-approved': 59,
   'no-profile': 40,
   'wrong-profile': 32,
+  's2s-auth': 32,
   unauthorized: 32,
   'location-unknown': 57,
   'insufficient-permissions': 96,
 };
 
-function traceText(cause: TestCause, mailbox: MailboxRecord, profileName: string): string | null {
+function traceText(cause: TestCause, mailbox: MailboxRecord, profileName: string, s2s: S2SHealth | undefined): string | null {
   const who = `the mailbox ${mailbox.name}`;
   const address = mailbox.emailaddress ?? '(no address)';
   switch (cause) {
@@ -56,12 +59,19 @@ function traceText(cause: TestCause, mailbox: MailboxRecord, profileName: string
       return `Email can't be received for ${who}. The request failed. The remote server returned an error: (401) Unauthorized. The email address ${address} may not match the mailbox in Exchange Online, the user may have no Exchange Online license, or the user may have been recreated recently.`;
     case 'location-unknown':
       return `The mailbox location could not be determined while processing ${who} (${address}). Autodiscover did not return a location for this address. Turn autodiscover off in the email server profile and give the EWS URLs, then test and enable the mailbox again.`;
+    case 's2s-auth':
+      return s2s && !s2s.ok ? s2s.traceText : 'Failed Authentication: the S2S certificate is missing or invalid.';
     case 'insufficient-permissions':
       return `Appointments, contacts, and tasks can't be synchronized for ${who} because the owner of the mailbox does not have sufficient privileges. Error: Crm.80048306 insufficient permissions on the Mailbox entity.`;
   }
 }
 
-export function evaluateTestOutcome(state: SimState, mailbox: MailboxRecord): TestOutcome {
+/**
+ * `s2s`: whether server-to-server authentication works right now (`s2sHealth`); when it does not,
+ * every mailbox that gets as far as connecting to Exchange Online fails with its trace text.
+ * Absent: authentication is assumed to work (the seed, tests of the engine alone).
+ */
+export function evaluateTestOutcome(state: SimState, mailbox: MailboxRecord, s2s?: S2SHealth): TestOutcome {
   const tested = {
     incoming: mailbox.incomingemaildeliverymethod === IncomingDeliveryMethod.ServerSideSync,
     outgoing: mailbox.outgoingemaildeliverymethod === OutgoingDeliveryMethod.ServerSideSync,
@@ -79,6 +89,7 @@ export function evaluateTestOutcome(state: SimState, mailbox: MailboxRecord): Te
   else if (approvalRequired && mailbox.emailrouteraccessapproval !== EmailRouterAccessApproval.Approved) cause = 'not-approved';
   else if (!profile) cause = 'no-profile';
   else if (profile.servertype !== EmailServerType.ExchangeOnlineHybrid) cause = 'wrong-profile';
+  else if (s2s && !s2s.ok) cause = 's2s-auth';
   else cause = state.badAddresses.get((mailbox.emailaddress ?? '').toLowerCase()) ?? 'success';
 
   const ok = cause === 'success';
@@ -89,7 +100,7 @@ export function evaluateTestOutcome(state: SimState, mailbox: MailboxRecord): Te
     outgoingemailstatus: status(tested.outgoing),
     actstatus: status(tested.act),
     mailboxstatus: cause === 'nothing-to-test' ? S.NotRun : ok ? S.Success : S.Failure,
-    traceText: traceText(cause, mailbox, profile?.name ?? ''),
+    traceText: traceText(cause, mailbox, profile?.name ?? '', s2s),
     traceCode: traceCodes[cause],
   };
 }

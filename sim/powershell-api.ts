@@ -1,0 +1,206 @@
+import { z } from 'zod';
+import { powershellScripts, type PowershellOutput, type PowershellScriptName } from '../agent/powershell-scripts.ts';
+import { ASYNC_SERVICES, takeFault, type S2SState, type SimServer, type SimStoredCertificate } from './s2s-state.ts';
+import { CertificateFileError, PfxPasswordError, readCertificateFile, readPfx } from './sim-certificates.ts';
+
+/**
+ * `POST /_sim/powershell`: the scripts of agent/powershell, run against the simulated S2S state
+ * instead of Windows. The stand-in executable (sim/bin/pwsh-sim.mjs) is invoked exactly like
+ * powershell.exe and sends `{ script, params, files, password }`: the -Param values, the PFX / CER
+ * files named by PfxPath / CerPath (base64) and SETUP_PFX_PASSWORD. The answer is
+ * `200 { output }` (the script's JSON) or `422 { error: { message } }` (what the script would
+ * write on stderr before exiting 1). Parameter binding follows the .ps1 files (unknown or missing
+ * parameters, the ValidatePattern checks), so a wrong call fails here as it would on Windows.
+ */
+export const powershellRequestSchema = z.object({
+  script: z.string().min(1).max(100),
+  params: z.record(z.string().max(4096)),
+  /** Parameter name → base64 of the file it names. */
+  files: z.record(z.string().max(1024 * 1024)).default({}),
+  password: z.string().max(1024).nullable().optional(),
+}).strict();
+export type PowershellRequest = z.infer<typeof powershellRequestSchema>;
+
+export type PowershellApiResult =
+  | { ok: true; output: PowershellOutput<PowershellScriptName> }
+  | { ok: false; message: string };
+
+class ScriptError extends Error {}
+
+const THUMBPRINT = /^[0-9A-Fa-f]{40}$/;
+const GUID = /^[0-9A-Fa-f]{8}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{12}$/;
+
+function isScriptName(name: string): name is PowershellScriptName {
+  return Object.hasOwn(powershellScripts, name);
+}
+
+/** PowerShell's parameter binding of the script's param() block, with its messages. */
+function bind(name: PowershellScriptName, params: Record<string, string>): Record<string, string> {
+  const declared: readonly string[] = powershellScripts[name].params;
+  const bound: Record<string, string> = {};
+  for (const [key, value] of Object.entries(params)) {
+    const param = declared.find((d) => d.toLowerCase() === key.toLowerCase());
+    if (!param) throw new ScriptError(`${name}.ps1 : A parameter cannot be found that matches parameter name '${key}'.`);
+    bound[param] = value;
+  }
+  const missing = declared.filter((d) => !bound[d]);
+  if (missing.length > 0) throw new ScriptError(`${name}.ps1 : Cannot process command because of one or more missing mandatory parameters: ${missing.join(' ')}.`);
+  const pattern = (param: string, regex: RegExp, text: string): void => {
+    const value = bound[param];
+    if (value !== undefined && !regex.test(value)) {
+      throw new ScriptError(`${name}.ps1 : Cannot validate argument on parameter '${param}'. The argument "${value}" does not match the "${text}" pattern. Supply an argument that matches "${text}" and try the command again.`);
+    }
+  };
+  pattern('Thumbprint', THUMBPRINT, '^[0-9A-Fa-f]{40}$');
+  pattern('PrincipalId', GUID, '^[0-9A-Fa-f]{8}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{12}$');
+  pattern('MetadataUrl', /^https:\/\//i, '^https://');
+  return bound;
+}
+
+/** The server a -ComputerName names (NetBIOS name or FQDN, any case), or remoting's error. */
+function serverNamed(state: S2SState, script: string, computerName: string): SimServer {
+  const wanted = computerName.toLowerCase();
+  const short = wanted.split('.')[0] ?? wanted;
+  const server = state.servers.find((s) => s.name.toLowerCase() === wanted || s.name.toLowerCase() === short);
+  if (!server) {
+    throw new ScriptError(
+      `${script} on ${computerName}: Connecting to remote server ${computerName} failed with the following error message : WinRM cannot process the request. ` +
+        `The following error occurred while using Kerberos authentication: Cannot find the computer ${computerName}. Verify that the computer exists on the network and that the name provided is spelled correctly. ` +
+        'For more information, see the about_Remote_Troubleshooting Help topic.',
+    );
+  }
+  return server;
+}
+
+function fileOf(request: PowershellRequest, param: string, path: string): Buffer {
+  const content = request.files[param];
+  if (content === undefined) throw new ScriptError(`Cannot find path '${path}' because it does not exist.`);
+  return Buffer.from(content, 'base64');
+}
+
+function services(server: SimServer): Array<{ name: string; status: string }> {
+  return ASYNC_SERVICES.map((name) => ({ name, status: server.services[name].status }));
+}
+
+function otherWithSubject(server: SimServer, subject: string, thumbprint: string): SimStoredCertificate | undefined {
+  return [...server.store.values()].find((c) => c.subject === subject && c.thumbprint !== thumbprint);
+}
+
+type Handler = (state: S2SState, params: Record<string, string>, request: PowershellRequest, now: number) => PowershellOutput<PowershellScriptName>;
+
+const param = (params: Record<string, string>, name: string): string => params[name] ?? '';
+
+const handlers: { [N in PowershellScriptName]: (state: S2SState, params: Record<string, string>, request: PowershellRequest, now: number) => PowershellOutput<N> } = {
+  'Get-S2SCertificate': (state) => ({ registered: state.crmCertificate !== null, derBase64: state.crmCertificate?.derBase64 ?? null }),
+
+  'Get-MachineCertificate': (state, params) => {
+    const server = serverNamed(state, 'Get-MachineCertificate', param(params, 'ComputerName'));
+    const thumbprint = param(params, 'Thumbprint').toUpperCase();
+    const account = param(params, 'ServiceAccount').toLowerCase();
+    const stored = server.store.get(thumbprint);
+    if (!stored) {
+      return { found: false, keySpec: null, hasPrivateKey: false, serviceAccountCanRead: false, duplicateSubject: false, services: services(server) };
+    }
+    return {
+      found: true,
+      keySpec: stored.hasPrivateKey ? stored.keySpec : null,
+      hasPrivateKey: stored.hasPrivateKey,
+      serviceAccountCanRead: stored.hasPrivateKey && stored.keyReaders.includes(account),
+      duplicateSubject: otherWithSubject(server, stored.subject, stored.thumbprint) !== undefined,
+      services: services(server),
+    };
+  },
+
+  'Import-S2SCertificate': (state, params, request) => {
+    const computerName = param(params, 'ComputerName');
+    const fail = (message: string): never => {
+      throw new ScriptError(`Import-S2SCertificate on ${computerName}: ${message}`);
+    };
+    if (!request.password) fail('SETUP_PFX_PASSWORD is not set: the agent passes the PFX password in this environment variable.');
+    const bytes = fileOf(request, 'PfxPath', param(params, 'PfxPath'));
+    let pfx: ReturnType<typeof readPfx>;
+    try {
+      // Get-PfxData reads the file locally first: a wrong password fails before any server is contacted.
+      pfx = readPfx(bytes, request.password ?? '');
+    } catch (error) {
+      if (error instanceof PfxPasswordError || error instanceof CertificateFileError) fail(error.message.replace(/\n/g, ' '));
+      throw error;
+    }
+    const server = serverNamed(state, 'Import-S2SCertificate', computerName);
+    const { certificate } = pfx;
+    const existing = server.store.get(certificate.thumbprint);
+    if (existing && existing.hasPrivateKey && existing.keySpec === 1) {
+      return { thumbprint: certificate.thumbprint, keySpec: 1, alreadyPresent: true };
+    }
+    const other = otherWithSubject(server, certificate.subject, certificate.thumbprint);
+    if (other) {
+      fail(`LocalMachine\\My already holds another certificate with the subject '${certificate.subject}' (thumbprint ${other.thumbprint}): CRM would not find the right private key (private key not found). Remove that certificate first.`);
+    }
+    // certutil -importpfx … AT_KEYEXCHANGE puts the key in a legacy CSP as the exchange key: KeySpec 1,
+    // whatever the PFX's own attributes say. A new key container is readable by Administrators and SYSTEM only.
+    server.store.set(certificate.thumbprint, { ...certificate, keySpec: 1, hasPrivateKey: pfx.hasPrivateKey, keyReaders: [] });
+    return { thumbprint: certificate.thumbprint, keySpec: pfx.hasPrivateKey ? 1 : null, alreadyPresent: false };
+  },
+
+  'Grant-CertificateKeyAccess': (state, params) => {
+    const computerName = param(params, 'ComputerName');
+    const server = serverNamed(state, 'Grant-CertificateKeyAccess', computerName);
+    const thumbprint = param(params, 'Thumbprint').toUpperCase();
+    const stored = server.store.get(thumbprint);
+    if (!stored) throw new ScriptError(`Grant-CertificateKeyAccess on ${computerName}: The certificate ${thumbprint} is not in LocalMachine\\My.`);
+    if (!stored.hasPrivateKey) throw new ScriptError(`Grant-CertificateKeyAccess on ${computerName}: The certificate ${thumbprint} in LocalMachine\\My has no private key (private key not found).`);
+    const account = param(params, 'ServiceAccount').toLowerCase();
+    if (stored.keyReaders.includes(account)) return { granted: true, alreadyHad: true };
+    if (!state.breakage.keyAccessNotApplied) stored.keyReaders.push(account);
+    return { granted: true, alreadyHad: false };
+  },
+
+  'Register-S2SCertificate': (state, params, request, now) => {
+    let certificate: ReturnType<typeof readCertificateFile>;
+    try {
+      certificate = readCertificateFile(fileOf(request, 'CerPath', param(params, 'CerPath')));
+    } catch (error) {
+      if (error instanceof CertificateFileError || error instanceof ScriptError) throw new ScriptError(`Register-S2SCertificate: ${error.message}`);
+      throw error;
+    }
+    state.crmCertificate = { ...certificate, registeredAt: now };
+    state.lastS2SChangeAt = now;
+    return { thumbprint: certificate.thumbprint };
+  },
+
+  'Get-S2SServerSettings': (state) => ({ ...state.serverSettings }),
+
+  'Set-S2SServerSettings': (state, params, _request, now) => {
+    const principalId = param(params, 'PrincipalId');
+    const metadataUrl = param(params, 'MetadataUrl');
+    if (state.serverSettings.principalId === principalId && state.serverSettings.metadataUrl === metadataUrl) return { changed: false };
+    state.serverSettings = { principalId, metadataUrl };
+    state.lastS2SChangeAt = now;
+    return { changed: true };
+  },
+
+  'Restart-CrmAsyncServices': (state, params, _request, now) => {
+    const server = serverNamed(state, 'Restart-CrmAsyncServices', param(params, 'ComputerName'));
+    for (const name of ASYNC_SERVICES) server.services[name] = { status: 'Running', startedAt: now };
+    return { services: services(server) };
+  },
+};
+
+/** Runs one script against the state. Never throws for a script failure: that is `{ ok: false }`. */
+export function runSimulatedScript(state: S2SState, request: PowershellRequest, now: number): PowershellApiResult {
+  const name = request.script.replace(/\.ps1$/i, '');
+  try {
+    if (!isScriptName(name)) throw new ScriptError(`The argument '${request.script}.ps1' to the -File parameter does not exist. Provide the path to an existing '.ps1' file as an argument to the -File parameter.`);
+    const params = bind(name, request.params);
+    const computerName = params.ComputerName;
+    const fault = takeFault(state, name, computerName);
+    if (fault) throw new ScriptError(computerName ? `${name} on ${computerName}: ${fault.message}` : `${name}: ${fault.message}`);
+    const handler = handlers[name] as Handler;
+    const output = handler(state, params, request, now);
+    // What the real script prints must satisfy the agent's schema: check it here too.
+    return { ok: true, output: powershellScripts[name].output.parse(output) };
+  } catch (error) {
+    if (error instanceof ScriptError) return { ok: false, message: error.message };
+    throw error;
+  }
+}

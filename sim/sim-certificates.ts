@@ -1,0 +1,205 @@
+import { createHash, createPrivateKey, generateKeyPairSync, randomBytes, sign, type KeyObject } from 'node:crypto';
+import forge from 'node-forge';
+import type { SimCertificate } from './s2s-state.ts';
+
+/**
+ * Certificates for the simulator: real X.509 certificates (RSA, SHA-256) made with node-forge
+ * from keys node:crypto generates (fast), PFX files for tests and the demo, and reading PFX / CER
+ * files the way the PowerShell stand-in needs (thumbprint, subject in Windows' order, dates).
+ */
+export interface SimCertificateMaterial extends SimCertificate {
+  /** PEM of the certificate. */
+  certificatePem: string;
+  /** PEM (PKCS#8) of the private key. Test and demo material only. */
+  privateKeyPem: string;
+}
+
+export interface CreateSimCertificateOptions {
+  /** Common name (default 'crm-s2s.contoso.com'). */
+  commonName?: string;
+  /** Organization of the subject (default 'Contoso'). */
+  organization?: string;
+  notBefore: Date;
+  notAfter: Date;
+  /** Default 2048. */
+  keyBits?: number;
+  /** Keys are generated once per (label, size) in this process and reused: seeding stays fast. */
+  keyLabel?: string;
+  /** Default 'sha256'. */
+  hash?: 'sha256' | 'sha1';
+}
+
+/** A PFX password never reaches this message (certutil's own text for a wrong password). */
+export class PfxPasswordError extends Error {
+  constructor() {
+    super('CertUtil: -importPFX command FAILED: 0x80070056 (WIN32: 86 ERROR_INVALID_PASSWORD)\nCertUtil: The specified network password is not correct.');
+    this.name = 'PfxPasswordError';
+  }
+}
+
+export class CertificateFileError extends Error {
+  override name = 'CertificateFileError';
+}
+
+interface CachedKey {
+  publicKey: forge.pki.rsa.PublicKey;
+  /** Native key: signing with node:crypto takes a millisecond, forge's JavaScript RSA far longer. */
+  privateKey: KeyObject;
+  privateKeyPem: string;
+}
+
+const keyCache = new Map<string, CachedKey>();
+
+function keyPair(label: string, bits: number): CachedKey {
+  const id = `${bits}:${label}`;
+  const cached = keyCache.get(id);
+  if (cached) return cached;
+  const { privateKey } = generateKeyPairSync('rsa', {
+    modulusLength: bits,
+    publicKeyEncoding: { type: 'spki', format: 'pem' },
+    privateKeyEncoding: { type: 'pkcs8', format: 'pem' },
+  });
+  const forgeKey = forge.pki.privateKeyFromPem(privateKey);
+  const pair: CachedKey = { publicKey: forge.pki.setRsaPublicKey(forgeKey.n, forgeKey.e), privateKey: createPrivateKey(privateKey), privateKeyPem: privateKey };
+  keyCache.set(id, pair);
+  return pair;
+}
+
+/** What forge's certificate.sign does, with the signature made by node:crypto. */
+function signCertificate(certificate: forge.pki.Certificate, key: KeyObject, hash: 'sha256' | 'sha1'): void {
+  const oid = hash === 'sha256' ? forge.pki.oids.sha256WithRSAEncryption : forge.pki.oids.sha1WithRSAEncryption;
+  if (!oid) throw new Error(`no OID for ${hash}WithRSAEncryption`);
+  certificate.siginfo.algorithmOid = oid;
+  certificate.signatureOid = oid;
+  // getTBSCertificate is part of forge's pki API but missing from @types/node-forge.
+  const tbs = (forge.pki as unknown as { getTBSCertificate(c: forge.pki.Certificate): forge.asn1.Asn1 }).getTBSCertificate(certificate);
+  (certificate as forge.pki.Certificate & { tbsCertificate: forge.asn1.Asn1 }).tbsCertificate = tbs;
+  const tbsDer = Buffer.from(forge.asn1.toDer(tbs).getBytes(), 'binary');
+  certificate.signature = sign(hash, tbsDer, key).toString('binary');
+}
+
+function derOf(certificate: forge.pki.Certificate): Buffer {
+  return Buffer.from(forge.asn1.toDer(forge.pki.certificateToAsn1(certificate)).getBytes(), 'binary');
+}
+
+/** SHA-1 of the DER, 40 upper-case hex digits (Windows' thumbprint). */
+export function thumbprintOfDer(der: Buffer): string {
+  return createHash('sha1').update(der).digest('hex').toUpperCase();
+}
+
+const shortNames: Record<string, string> = { commonName: 'CN', organizationName: 'O', organizationalUnitName: 'OU', countryName: 'C', localityName: 'L', stateOrProvinceName: 'S', emailAddress: 'E' };
+
+/** The subject as X509Certificate2.Subject shows it: most specific first ("CN=…, O=…"). */
+function windowsName(attributes: forge.pki.CertificateField[]): string {
+  return attributes
+    .map((a) => `${a.shortName ?? (a.name ? shortNames[a.name] : undefined) ?? a.type ?? '?'}=${String(a.value)}`)
+    .reverse()
+    .join(', ');
+}
+
+function summaryOf(certificate: forge.pki.Certificate, der: Buffer): SimCertificate {
+  return {
+    thumbprint: thumbprintOfDer(der),
+    subject: windowsName(certificate.subject.attributes),
+    notBefore: certificate.validity.notBefore.toISOString(),
+    notAfter: certificate.validity.notAfter.toISOString(),
+    derBase64: der.toString('base64'),
+  };
+}
+
+/** A self-signed S2S certificate with its key (RSA, key and data encipherment, server and client auth). */
+export function createSimCertificate(options: CreateSimCertificateOptions): SimCertificateMaterial {
+  const bits = options.keyBits ?? 2048;
+  const keys = keyPair(options.keyLabel ?? 'default', bits);
+  const certificate = forge.pki.createCertificate();
+  certificate.publicKey = keys.publicKey;
+  const serial = randomBytes(16);
+  serial[0] = (serial[0] ?? 0) & 0x7f | 0x10;
+  certificate.serialNumber = serial.toString('hex');
+  certificate.validity.notBefore = options.notBefore;
+  certificate.validity.notAfter = options.notAfter;
+  const name = [
+    { name: 'organizationName', value: options.organization ?? 'Contoso' },
+    { name: 'commonName', value: options.commonName ?? 'crm-s2s.contoso.com' },
+  ];
+  certificate.setSubject(name);
+  certificate.setIssuer(name);
+  certificate.setExtensions([
+    { name: 'basicConstraints', cA: false },
+    { name: 'keyUsage', digitalSignature: true, keyEncipherment: true, dataEncipherment: true },
+    { name: 'extKeyUsage', serverAuth: true, clientAuth: true },
+    { name: 'subjectKeyIdentifier' },
+  ]);
+  signCertificate(certificate, keys.privateKey, options.hash ?? 'sha256');
+  const der = derOf(certificate);
+  return {
+    ...summaryOf(certificate, der),
+    certificatePem: forge.pki.certificateToPem(certificate),
+    privateKeyPem: keys.privateKeyPem,
+  };
+}
+
+/** A PFX (PKCS#12, 3DES) of the certificate and its key, protected by `password`. */
+export function simPfx(material: Pick<SimCertificateMaterial, 'certificatePem' | 'privateKeyPem'>, password: string): Buffer {
+  const key = forge.pki.privateKeyFromPem(material.privateKeyPem);
+  const certificate = forge.pki.certificateFromPem(material.certificatePem);
+  const p12 = forge.pkcs12.toPkcs12Asn1(key, [certificate], password, { algorithm: '3des', generateLocalKeyId: true, friendlyName: 'S2S' });
+  return Buffer.from(forge.asn1.toDer(p12).getBytes(), 'binary');
+}
+
+/** A PFX of the certificate alone (no private key). */
+export function simPfxWithoutKey(material: Pick<SimCertificateMaterial, 'certificatePem'>, password: string): Buffer {
+  const certificate = forge.pki.certificateFromPem(material.certificatePem);
+  const p12 = forge.pkcs12.toPkcs12Asn1(null, [certificate], password, { algorithm: '3des' });
+  return Buffer.from(forge.asn1.toDer(p12).getBytes(), 'binary');
+}
+
+export interface PfxContents {
+  /** The end-entity certificate: the one matching the key, else the first. */
+  certificate: SimCertificate;
+  hasPrivateKey: boolean;
+}
+
+/** Reads a PFX as certutil would: a wrong password is refused with certutil's message. */
+export function readPfx(bytes: Buffer, password: string): PfxContents {
+  let p12: forge.pkcs12.Pkcs12Pfx;
+  try {
+    const asn1 = forge.asn1.fromDer(bytes.toString('binary'));
+    p12 = forge.pkcs12.pkcs12FromAsn1(asn1, password);
+  } catch (error) {
+    const message = error instanceof Error ? error.message : String(error);
+    if (/MAC could not be verified|Invalid password|decrypt/i.test(message)) throw new PfxPasswordError();
+    throw new CertificateFileError('CertUtil: -importPFX command FAILED: 0x80092002 (CRYPT_E_BAD_ENCODE): the file is not a valid PFX.');
+  }
+  const certBags = p12.getBags({ bagType: forge.pki.oids.certBag })[forge.pki.oids.certBag ?? ''] ?? [];
+  const keyBags = [
+    ...(p12.getBags({ bagType: forge.pki.oids.pkcs8ShroudedKeyBag })[forge.pki.oids.pkcs8ShroudedKeyBag ?? ''] ?? []),
+    ...(p12.getBags({ bagType: forge.pki.oids.keyBag })[forge.pki.oids.keyBag ?? ''] ?? []),
+  ];
+  const key = keyBags.find((b) => b.key)?.key;
+  const certificates = certBags.flatMap((b) => (b.cert ? [b.cert] : []));
+  const matching = key
+    ? certificates.find((c) => {
+      const pub = c.publicKey as forge.pki.rsa.PublicKey;
+      return typeof pub.n?.equals === 'function' && pub.n.equals(key.n);
+    })
+    : undefined;
+  const chosen = matching ?? certificates[0];
+  if (!chosen) throw new CertificateFileError('CertUtil: -importPFX command FAILED: 0x80092004 (CRYPT_E_NOT_FOUND): the PFX holds no certificate.');
+  return { certificate: summaryOf(chosen, derOf(chosen)), hasPrivateKey: matching !== undefined };
+}
+
+/** Reads a .cer file: DER, or PEM ("-----BEGIN CERTIFICATE-----"), or base64 DER text. */
+export function readCertificateFile(bytes: Buffer): SimCertificate {
+  const text = bytes.toString('latin1');
+  let der = bytes;
+  const pem = /-----BEGIN CERTIFICATE-----([\s\S]+?)-----END CERTIFICATE-----/.exec(text);
+  if (pem?.[1]) der = Buffer.from(pem[1].replace(/\s+/g, ''), 'base64');
+  else if (/^[A-Za-z0-9+/=\s]+$/.test(text)) der = Buffer.from(text.replace(/\s+/g, ''), 'base64');
+  try {
+    const certificate = forge.pki.certificateFromAsn1(forge.asn1.fromDer(der.toString('binary')));
+    return summaryOf(certificate, der);
+  } catch {
+    throw new CertificateFileError('Cannot find the requested object. The file is not an X.509 certificate.');
+  }
+}
