@@ -116,8 +116,9 @@ export function createSimCertificate(options: CreateSimCertificateOptions): SimC
   const serial = randomBytes(16);
   serial[0] = (serial[0] ?? 0) & 0x7f | 0x10;
   certificate.serialNumber = serial.toString('hex');
-  certificate.validity.notBefore = options.notBefore;
-  certificate.validity.notAfter = options.notAfter;
+  // X.509 times hold whole seconds: truncate, so the summary's dates are the certificate's.
+  certificate.validity.notBefore = new Date(Math.floor(options.notBefore.getTime() / 1000) * 1000);
+  certificate.validity.notAfter = new Date(Math.floor(options.notAfter.getTime() / 1000) * 1000);
   const name = [
     { name: 'organizationName', value: options.organization ?? 'Contoso' },
     { name: 'commonName', value: options.commonName ?? 'crm-s2s.contoso.com' },
