@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { ASYNC_SERVICES, type S2SState, type SimServer, type SimStoredCertificate } from './s2s-state.ts';
+import { ASYNC_SERVICES, type S2SState, type SimCertificate, type SimServer, type SimStoredCertificate } from './s2s-state.ts';
 import { createSimCertificate } from './sim-certificates.ts';
 
 /**
@@ -43,6 +43,21 @@ const DAY = 86_400_000;
 /** The seeded certificate was issued this long before now. */
 const ISSUED_DAYS_AGO = 165;
 
+/** A seeded certificate is reused while the wanted expiry is within this of its own (resets keep the thumbprint). */
+const REUSE_WITHIN_MS = 3_600_000;
+const seededCertificates = new Map<number, SimCertificate>();
+
+function seededCertificate(nowMs: number, daysLeft: number): SimCertificate {
+  const wantedNotAfter = nowMs + daysLeft * DAY;
+  const cached = seededCertificates.get(daysLeft);
+  if (cached && Math.abs(Date.parse(cached.notAfter) - wantedNotAfter) <= REUSE_WITHIN_MS) return cached;
+  const notAfter = new Date(wantedNotAfter);
+  const notBefore = new Date(Math.min(nowMs, wantedNotAfter) - ISSUED_DAYS_AGO * DAY);
+  const { certificatePem: _pem, privateKeyPem: _key, ...publicFacts } = createSimCertificate({ commonName: 'crm-s2s.contoso.com', notBefore, notAfter, keyLabel: 'seeded-current' });
+  seededCertificates.set(daysLeft, publicFacts);
+  return publicFacts;
+}
+
 /** Base64 of the thumbprint's bytes (what the Graph key credential's customKeyIdentifier holds). */
 export function customKeyIdentifierOf(thumbprint: string): string {
   return Buffer.from(thumbprint, 'hex').toString('base64');
@@ -58,10 +73,7 @@ export function seedS2S(options: S2SSeedOptions = {}): S2SState {
   const nowMs = options.nowMs ?? Date.now();
   const daysLeft = options.certDaysLeft ?? DEFAULT_CERT_DAYS_LEFT;
   const serviceAccount = options.serviceAccount ?? DEFAULT_SERVICE_ACCOUNT;
-  const notAfter = new Date(Math.floor((nowMs + daysLeft * DAY) / 1000) * 1000);
-  const notBefore = new Date(Math.floor((Math.min(nowMs, notAfter.getTime()) - ISSUED_DAYS_AGO * DAY) / 1000) * 1000);
-  const certificate = createSimCertificate({ commonName: 'crm-s2s.contoso.com', notBefore, notAfter, keyLabel: 'seeded-current' });
-  const { certificatePem: _pem, privateKeyPem: _key, ...publicFacts } = certificate;
+  const publicFacts = seededCertificate(nowMs, daysLeft);
   const registeredAt = nowMs - 30 * DAY;
   const startedAt = registeredAt + 60_000;
 
