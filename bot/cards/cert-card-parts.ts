@@ -73,7 +73,7 @@ const stepWords: Record<StepState['state'], string> = {
   pending: 'pending',
   running: 'running',
   done: 'done',
-  skipped: 'already done',
+  skipped: 'skipped',
   failed: 'FAILED',
 };
 

@@ -276,9 +276,12 @@ describe('cert rotate', () => {
     expect(started).toContain(`Resumed by ${APPROVER.name} (attempt 2)`);
     expect((await runStore().get(runId))?.state).toBe('running');
     t.clock.advance(5_000);
-    const skipped = rotationStepIds.map((id, i) => ({ id, state: i < 3 ? ('skipped' as const) : i === 3 ? ('running' as const) : ('pending' as const) }));
+    // As the agent reports steps its journal holds from attempt 1: done, "(earlier attempt)".
+    const skipped = rotationStepIds.map((id, i) =>
+      i < 3 ? { id, state: 'done' as const, detail: 'imported on CRMAPP01, CRMAPP02 (earlier attempt)' } : { id, state: i === 3 ? ('running' as const) : ('pending' as const) },
+    );
     const progress = cardText(await reportAndWait(cardId, runId, 'cert-rotate', { kind: 'progress', progress: { phase: 'step', done: 3, total: 9, steps: skipped } }, 2));
-    expect(progress).toContain(`↷ ${certStepTitles.import}: already done`);
+    expect(progress).toContain(`✔ ${certStepTitles.import}: done. imported on CRMAPP01, CRMAPP02 (earlier attempt)`);
     expect(progress).toContain(`▶ ${certStepTitles['register-crm']}: running`);
     // A late report of attempt 1 (a redelivered failure) changes nothing.
     const updates = t.connector.updates(cardId).length;

@@ -5,7 +5,13 @@ import { loadAgentConfig } from '../../agent/agent-config.ts';
 import { startAgent, type RunningAgent } from '../../agent/agent-runtime.ts';
 import { loadBotConfig } from '../../bot/bot-config.ts';
 import { startBot, type RunningBot } from '../../bot/bot-server.ts';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { startCrmSimulator, type CrmSimulator, type CrmSimulatorOptions } from '../../sim/crm-simulator.ts';
+import { writeDemoCertificates, type DemoCertificates } from '../../sim/demo-certificates.ts';
+import { startGraphSimulator, type GraphSimulator } from '../../sim/graph-simulator.ts';
+import { simAgentEnvironment } from '../../sim/sim-agent-env.ts';
 import { invokeActivity, messageActivity, post } from './bot-harness.ts';
 import { startFakeConnector, cardOf, cardText, type CapturedCall, type FakeConnector } from './fake-connector.ts';
 import { deletePrefixedKeys } from './delete-prefixed-keys.ts';
@@ -27,6 +33,8 @@ export interface FullStackOptions {
   botEnv?: Record<string, string>;
   bots?: number;
   logLevel?: string;
+  /** Also the S2S side: the Graph simulator, the PowerShell stand-in and PFX files in a CERT_DIR. */
+  certs?: boolean;
 }
 
 export interface FullStack {
@@ -37,6 +45,9 @@ export interface FullStack {
   bots: RunningBot[];
   connector: FakeConnector;
   conversationId: string;
+  /** With `certs`: the Graph simulator and the PFX files the agent may read. */
+  graph: GraphSimulator | undefined;
+  certificates: DemoCertificates | undefined;
   /** Sends a channel message that @mentions the bot; returns the bot's reply. */
   say(from: StackUser, text: string): Promise<CapturedCall>;
   /** Clicks a card button; returns the invoke's response body. */
@@ -56,6 +67,11 @@ export async function startFullStack(options: FullStackOptions = {}): Promise<Fu
   const redis = new Redis(process.env['REDIS_URL'] ?? 'redis://127.0.0.1:6379', { maxRetriesPerRequest: null });
   const sim = await startCrmSimulator({ testDelayMs: 100, ...options.sim });
   const connector = await startFakeConnector();
+  const graph = options.certs ? await startGraphSimulator({ s2s: sim.s2s }) : undefined;
+  const certificates = options.certs ? writeDemoCertificates(mkdtempSync(join(tmpdir(), 'stack-certs-'))) : undefined;
+  const certEnv = graph && certificates
+    ? simAgentEnvironment({ crmBaseUrl: sim.baseUrl, graph, certDir: certificates.dir, pfxPassword: certificates.password })
+    : {};
   const common = { REDIS_PREFIX: prefix, DEPLOYMENT: 'contoso', JOB_SIGNING_KEY: STACK_SIGNING_KEY, LOG_LEVEL: 'silent' };
   const agent = await startAgent(
     loadAgentConfig({
@@ -65,9 +81,11 @@ export async function startFullStack(options: FullStackOptions = {}): Promise<Fu
       TEST_POLL_INTERVAL_MS: '100',
       PROGRESS_INTERVAL_MS: '200',
       HEARTBEAT_INTERVAL_MS: '1000',
+      ...certEnv,
       ...options.agentEnv,
     }),
-    { redis, logger: logger('agent', level) },
+    // The stand-in finds the simulator through the environment the agent gives its children.
+    { redis, logger: logger('agent', level), ...(certEnv['PWSH_SIM_URL'] ? { powershellEnv: { ...process.env, PWSH_SIM_URL: certEnv['PWSH_SIM_URL'] } } : {}) },
   );
   const botConfig = loadBotConfig({
     ...common,
@@ -95,6 +113,8 @@ export async function startFullStack(options: FullStackOptions = {}): Promise<Fu
     bots,
     connector,
     conversationId,
+    graph,
+    certificates,
     async say(from, text) {
       const before = connector.posts().length;
       const res = await postActivity(messageActivity(target, from, text));
@@ -126,7 +146,9 @@ export async function startFullStack(options: FullStackOptions = {}): Promise<Fu
       for (const bot of bots) await bot.close();
       await agent.close();
       await connector.close();
+      await graph?.close();
       await sim.close();
+      if (certificates) rmSync(certificates.dir, { recursive: true, force: true });
       await deletePrefixedKeys(redis, prefix);
       await redis.quit();
     },
