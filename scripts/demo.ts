@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { spawn } from 'node:child_process';
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
@@ -10,6 +10,9 @@ import { formatPinoLine } from './log-format.ts';
 import { defaultPlaygroundPort, parseListeningPort, playgroundCommand, repoRoot } from './playground.ts';
 import { demoAuthorizationEnv, findPlaygroundUser, playgroundChats, playgroundUsers, renderPlaygroundYaml, requester, type PlaygroundUser } from './playground-users.ts';
 import { ProcessGroup, type ManagedProcess } from './process-group.ts';
+import { writeDemoCertificates, type DemoCertificates } from '../sim/demo-certificates.ts';
+import { GRAPH_SIM_CA_FILE_NAME, graphSimulatorUrls } from '../sim/graph-simulator.ts';
+import { simAgentEnvironment } from '../sim/sim-agent-env.ts';
 import { clearPrefix, findOnPath, localRedisPort, pingRedis, redisHowTo, startLocalRedis, type LocalRedis } from './redis-check.ts';
 
 /**
@@ -35,6 +38,9 @@ const demoEnvSchema = z.object({
   // 540 seeded mailboxes give a little over 300 pending ones: the demo's "approve 300 mailboxes".
   SIM_MAILBOXES: int(1, 200_000).default(540),
   SIM_TEST_DELAY_MS: int(0, 86_400_000).default(3000),
+  SIM_GRAPH_PORT: int(1, 65_535).default(3980),
+  // 12 days left: `cert watch here` posts the 14-day rotation-due card at once.
+  SIM_CERT_DAYS_LEFT: int(-3650, 3650).default(12),
   TEST_POLL_INTERVAL_MS: int(10, 3_600_000).default(2000),
   PLAYGROUND_PORT: int(1, 65_535).default(defaultPlaygroundPort),
 });
@@ -42,8 +48,14 @@ type DemoEnv = z.output<typeof demoEnvSchema>;
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
+/** Where the demo keeps what an administrator would put on the agent host: PFX files and the simulator's CA. */
+export interface DemoFiles {
+  certificates: Pick<DemoCertificates, 'dir' | 'password'>;
+  tlsDir: string;
+}
+
 /** The environment every child gets: the caller's, minus what must not leak into the demo. */
-export function childEnvironment(env: DemoEnv, signingKey: string, base: NodeJS.ProcessEnv): NodeJS.ProcessEnv {
+export function childEnvironment(env: DemoEnv, signingKey: string, base: NodeJS.ProcessEnv, files: DemoFiles): NodeJS.ProcessEnv {
   const out: NodeJS.ProcessEnv = { ...base };
   // The Playground sends no token: the bot must run unauthenticated, which it refuses in production.
   for (const key of ['MicrosoftAppId', 'MicrosoftAppPassword', 'MicrosoftAppType', 'MicrosoftAppTenantId']) delete out[key];
@@ -61,6 +73,9 @@ export function childEnvironment(env: DemoEnv, signingKey: string, base: NodeJS.
     SIM_ORG: env.SIM_ORG,
     SIM_MAILBOXES: String(env.SIM_MAILBOXES),
     SIM_TEST_DELAY_MS: String(env.SIM_TEST_DELAY_MS),
+    SIM_GRAPH_PORT: String(env.SIM_GRAPH_PORT),
+    SIM_CERT_DAYS_LEFT: String(env.SIM_CERT_DAYS_LEFT),
+    SIM_TLS_DIR: files.tlsDir,
     // Bot: the people of .m365agentsplayground.yml
     PORT: String(env.PORT),
     ...demoAuthorizationEnv(),
@@ -70,6 +85,14 @@ export function childEnvironment(env: DemoEnv, signingKey: string, base: NodeJS.
     TEST_POLL_INTERVAL_MS: String(env.TEST_POLL_INTERVAL_MS),
     PROGRESS_INTERVAL_MS: base.PROGRESS_INTERVAL_MS ?? '1000',
     HEARTBEAT_INTERVAL_MS: base.HEARTBEAT_INTERVAL_MS ?? '5000',
+    // Agent, certificate side: the PowerShell stand-in and the Graph simulator, configured with the
+    // variables an administrator sets on a CRM server.
+    ...simAgentEnvironment({
+      crmBaseUrl: `http://127.0.0.1:${env.SIM_PORT}`,
+      graph: { ...graphSimulatorUrls('127.0.0.1', env.SIM_GRAPH_PORT), caFile: resolve(files.tlsDir, GRAPH_SIM_CA_FILE_NAME) },
+      certDir: files.certificates.dir,
+      pfxPassword: files.certificates.password,
+    }),
   };
 }
 
@@ -90,6 +113,16 @@ export async function waitForHttp(url: string, options: { timeoutMs: number; sig
     await sleep(300);
   }
   throw new Error(`${url} did not answer within ${options.timeoutMs / 1000} s (${last})`);
+}
+
+/** Polls until a file exists, or fails after the timeout. */
+export async function waitForFile(path: string, options: { timeoutMs: number; signal?: AbortSignal }): Promise<void> {
+  const deadline = Date.now() + options.timeoutMs;
+  while (!existsSync(path)) {
+    if (options.signal?.aborted) throw new Error('stopped');
+    if (Date.now() > deadline) throw new Error(`${path} did not appear within ${options.timeoutMs / 1000} s`);
+    await sleep(200);
+  }
 }
 
 /** Waits for the Playground's "Listening on <port>" line. */
@@ -157,6 +190,10 @@ function instructions(playgroundUrl: string, typing: PlaygroundUser): string {
     '                               the run card counts up, then a results card',
     '   @setup test mailboxes       Confirm, and watch the Test & Enable results arrive',
     '   @setup status               agent heartbeat and mailbox counts',
+    '   @setup cert watch here      the S2S certificate has 12 days left: a rotation-due card appears',
+    `   click Start rotation, then Approve as ${approver?.name ?? 'an approver'} (not the requester): the run card walks`,
+    '                               through the nine steps; `cert rotate s2s-weak.pfx` shows a refused plan',
+    '   @setup cert status          CRM, the async servers and Entra ID: do they agree?',
     `   click a plan card's Approve as ${stranger?.name ?? 'someone else'}: the bot refuses and changes nothing`,
     ` Typed messages come from ${typing.name} (the Playground cannot switch the typing user):`,
     typing === requester
@@ -254,8 +291,17 @@ async function main(): Promise<void> {
     if (cleared > 0) group.print('redis', `cleared ${cleared} keys left by an earlier demo under ${env.REDIS_PREFIX}:`);
   }
 
-  // 2. Simulator, bot, agent
-  const childEnv = childEnvironment(env, signingKey, process.env);
+  // 2. What an administrator would put on the agent host: the new PFX files (a fresh password each
+  // run) in the agent's CERT_DIR; and where the Graph simulator writes the CA the agent trusts.
+  const demoDir = resolve(repoRoot, '.demo');
+  const tlsDir = resolve(demoDir, 'tls');
+  rmSync(tlsDir, { recursive: true, force: true });
+  mkdirSync(tlsDir, { recursive: true });
+  const certificates = writeDemoCertificates(resolve(demoDir, 'certs'));
+  group.print('demo', `wrote ${certificates.good.file} (${certificates.good.thumbprint}) and ${certificates.weak.file} (1024-bit, SHA-1) to ${certificates.dir}: the agent's CERT_DIR`);
+
+  // 3. Simulator, bot, agent
+  const childEnv = childEnvironment(env, signingKey, process.env, { certificates, tlsDir });
   const raw = argv.has('--raw-logs');
   const tsx = (entry: string) => ({ command: process.execPath, args: ['--import', 'tsx', entry], env: childEnv, cwd: repoRoot, ...(raw ? {} : { formatLine: (l: string) => formatPinoLine(l) }) });
   if (!env.JOB_SIGNING_KEY) group.print('demo', 'JOB_SIGNING_KEY not set: generated one for this run (shared by the bot and the agent).');
@@ -264,6 +310,8 @@ async function main(): Promise<void> {
   const orgUrl = `http://127.0.0.1:${env.SIM_PORT}/${env.SIM_ORG}`;
   try {
     await waitForHttp(`${orgUrl}/api/data/v9.0/WhoAmI`, { timeoutMs: 60_000, signal: stopSignal.signal });
+    // The agent reads TLS_CA_FILE at start: wait until the Graph simulator has written it.
+    await waitForFile(resolve(tlsDir, GRAPH_SIM_CA_FILE_NAME), { timeoutMs: 30_000, signal: stopSignal.signal });
     group.start({ name: 'agent', ...tsx('agent/main.ts') });
     await waitForHttp(`http://127.0.0.1:${env.PORT}/healthz`, { timeoutMs: 60_000, signal: stopSignal.signal });
   } catch (error) {
@@ -275,7 +323,7 @@ async function main(): Promise<void> {
   }
   if (exitCode !== undefined) return;
 
-  // 3. The Playground (on an internal port) behind the acting-user proxy (on PLAYGROUND_PORT)
+  // 4. The Playground (on an internal port) behind the acting-user proxy (on PLAYGROUND_PORT)
   const logDir = resolve(repoRoot, '.playground');
   mkdirSync(logDir, { recursive: true });
   const internalPort = await freePort();

@@ -108,7 +108,7 @@ export async function startGraphSimulator(options: GraphSimulatorOptions): Promi
   const tls = createTlsMaterial({ hosts: [...new Set([urlHost, '127.0.0.1', 'localhost'])], caName: 'Setup Graph Simulator CA' });
   const ownDir = options.tlsDir === undefined;
   const tlsDir = options.tlsDir ?? (await mkdtemp(path.join(tmpdir(), 'graph-sim-')));
-  const caFile = path.join(tlsDir, 'graph-simulator-ca.pem');
+  const caFile = path.join(tlsDir, GRAPH_SIM_CA_FILE_NAME);
   await writeFile(caFile, tls.caPem, { mode: 0o644 });
 
   const tokens = new Map<string, IssuedToken>();
@@ -274,8 +274,7 @@ export async function startGraphSimulator(options: GraphSimulatorOptions): Promi
     });
   });
   const { port } = server.address() as AddressInfo;
-  origin = `https://${urlHost}:${port}`;
-  graphUrl = `${origin}/graph`;
+  ({ loginUrl: origin, graphUrl } = graphSimulatorUrls(urlHost, port));
   logger.info({ loginUrl: origin, graphUrl, caFile }, 'graph simulator listening');
 
   return {
@@ -298,3 +297,12 @@ export async function startGraphSimulator(options: GraphSimulatorOptions): Promi
     },
   };
 }
+
+/** Where a Graph simulator on `host:port` answers: the login authority host and the Graph base. */
+export function graphSimulatorUrls(host: string, port: number): { loginUrl: string; graphUrl: string } {
+  const loginUrl = `https://${host}:${port}`;
+  return { loginUrl, graphUrl: `${loginUrl}/graph` };
+}
+
+/** The CA file name the simulator writes into its tlsDir (the agent's TLS_CA_FILE). */
+export const GRAPH_SIM_CA_FILE_NAME = 'graph-simulator-ca.pem';

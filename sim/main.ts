@@ -30,6 +30,8 @@ const simEnvSchema = z.object({
   /** 0 = a random free port; the Graph simulator is off when SIM_GRAPH=false. */
   SIM_GRAPH_PORT: int(0, 65_535).default(3980),
   SIM_GRAPH: z.enum(['true', 'false']).default('true'),
+  /** Where the Graph simulator writes its CA certificate (the agent's TLS_CA_FILE); default a temporary folder. */
+  SIM_TLS_DIR: z.string().min(1).optional(),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
 });
 
@@ -58,7 +60,7 @@ async function main(): Promise<void> {
     serviceAccount: env.SIM_SERVICE_ACCOUNT,
     logger,
   });
-  const graph = env.SIM_GRAPH === 'true' ? await startGraphSimulator({ s2s: simulator.s2s, host: env.SIM_HOST, port: env.SIM_GRAPH_PORT, logger }) : undefined;
+  const graph = env.SIM_GRAPH === 'true' ? await startGraphSimulator({ s2s: simulator.s2s, host: env.SIM_HOST, port: env.SIM_GRAPH_PORT, logger, ...(env.SIM_TLS_DIR ? { tlsDir: env.SIM_TLS_DIR } : {}) }) : undefined;
   const adminUrl = new URL('/_sim/state/summary', simulator.orgUrl).toString();
   logger.info({ orgUrl: simulator.orgUrl, adminUrl }, `CRM simulator ready: set CRM_URL=${simulator.orgUrl} and CRM_AUTH=none`);
   const standIn = fileURLToPath(new URL('./bin/pwsh-sim.mjs', import.meta.url));

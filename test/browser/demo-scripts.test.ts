@@ -137,12 +137,24 @@ describe('demo environment', () => {
         SIM_ORG: 'contoso',
         SIM_MAILBOXES: 540,
         SIM_TEST_DELAY_MS: 3000,
+        SIM_GRAPH_PORT: 3980,
+        SIM_CERT_DAYS_LEFT: 12,
         TEST_POLL_INTERVAL_MS: 2000,
         PLAYGROUND_PORT: 56150,
       },
       'k'.repeat(40),
       { PATH: '/bin', MicrosoftAppId: 'x', MicrosoftAppPassword: 'y', NODE_ENV: 'production' },
+      { certificates: { dir: '/srv/demo/certs', password: 'pfx-pass' }, tlsDir: '/srv/demo/tls' },
     );
+    // The certificate side: the stand-in as PowerShell, the Graph simulator trusted through its CA.
+    expect(env.POWERSHELL).toMatch(/sim\/bin\/pwsh-sim\.mjs$/);
+    expect(env.PWSH_SIM_URL).toBe('http://127.0.0.1:3979');
+    expect(env.CERT_DIR).toBe('/srv/demo/certs');
+    expect(env.GRAPH_LOGIN_URL).toBe('https://127.0.0.1:3980');
+    expect(env.GRAPH_URL).toBe('https://127.0.0.1:3980/graph');
+    expect(env.TLS_CA_FILE).toBe('/srv/demo/tls/graph-simulator-ca.pem');
+    expect(env.SIM_TLS_DIR).toBe('/srv/demo/tls');
+    expect(env.SIM_CERT_DAYS_LEFT).toBe('12');
     expect(env.MicrosoftAppId).toBeUndefined();
     expect(env.MicrosoftAppPassword).toBeUndefined();
     expect(env.NODE_ENV).toBe('development');

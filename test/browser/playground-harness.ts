@@ -17,6 +17,9 @@ import { freePort } from '../../scripts/demo.ts';
 import { parseListeningPort, playgroundCommand, playgroundConfigPath } from '../../scripts/playground.ts';
 import { demoAuthorizationEnv, playgroundChats, playgroundUsers, renderPlaygroundYaml, requester, type PlaygroundUser } from '../../scripts/playground-users.ts';
 import { startCrmSimulator, type CrmSimulator } from '../../sim/crm-simulator.ts';
+import { writeDemoCertificates } from '../../sim/demo-certificates.ts';
+import { startGraphSimulator } from '../../sim/graph-simulator.ts';
+import { simAgentEnvironment } from '../../sim/sim-agent-env.ts';
 import { deletePrefixedKeys } from '../support/delete-prefixed-keys.ts';
 
 /**
@@ -86,6 +89,8 @@ function waitForPlayground(child: ChildProcess, output: string[], timeoutMs: num
 export interface PlaygroundStackOptions {
   /** Who the Playground types as (default the requester, an operator). */
   typing?: PlaygroundUser;
+  /** The S2S side too (Graph simulator, PowerShell stand-in, PFX files), with the current certificate this many days from expiry. */
+  certDaysLeft?: number;
 }
 
 export async function startPlaygroundStack(options: PlaygroundStackOptions = {}): Promise<PlaygroundStack> {
@@ -110,8 +115,17 @@ export async function startPlaygroundStack(options: PlaygroundStackOptions = {})
       await redis.quit();
     });
 
-    const sim = await startCrmSimulator({ port: 0, seed: 20_240_601, mailboxCount: 120, testDelayMs: 300 });
+    const sim = await startCrmSimulator({ port: 0, seed: 20_240_601, mailboxCount: 120, testDelayMs: 300, ...(options.certDaysLeft === undefined ? {} : { certDaysLeft: options.certDaysLeft }) });
     cleanups.push(() => sim.close());
+
+    // The certificate side, configured as the demo does (sim/sim-agent-env.ts).
+    let certEnv: Record<string, string> = {};
+    if (options.certDaysLeft !== undefined) {
+      const graph = await startGraphSimulator({ s2s: sim.s2s });
+      cleanups.push(() => graph.close());
+      const certificates = writeDemoCertificates(join(work, 'certs'));
+      certEnv = simAgentEnvironment({ crmBaseUrl: sim.baseUrl, graph, certDir: certificates.dir, pfxPassword: certificates.password });
+    }
 
     const bot = await startBot(
       loadBotConfig({
@@ -138,8 +152,9 @@ export async function startPlaygroundStack(options: PlaygroundStackOptions = {})
         TEST_POLL_INTERVAL_MS: '300',
         HEARTBEAT_INTERVAL_MS: '1000',
         LOG_LEVEL: 'silent',
+        ...certEnv,
       }),
-      { redis, logger: silentLogger(), closeTimeoutMs: 2000 },
+      { redis, logger: silentLogger(), closeTimeoutMs: 2000, ...(certEnv['PWSH_SIM_URL'] ? { powershellEnv: { ...process.env, PWSH_SIM_URL: certEnv['PWSH_SIM_URL'] } } : {}) },
     );
     cleanups.push(() => agent.close());
 
