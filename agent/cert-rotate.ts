@@ -129,7 +129,7 @@ export async function rotateCertificate(payload: PayloadOf<'cert-rotate'>, ctx: 
   await runner.run('restart-services', () => restartStep(ctx, certs));
   const { verification, passed } = await verifyStep(ctx, certs, runner);
 
-  if (!passed) runner.skip('retire-old', 'not done: the verification failed, so the old key credential stays for a rollback');
+  if (!passed) runner.skip('retire-old', 'the verification failed, so the old key credential stays for a rollback');
   else if (verification === null) runner.skip('retire-old', 'kept: nothing was verified');
   else if (certs.settings.CERT_RETIRE_OLD === 'keep-until-expiry') runner.skip('retire-old', 'kept until it expires (CERT_RETIRE_OLD=keep-until-expiry)');
   else if (payload.oldThumbprint === null || payload.oldThumbprint === payload.newThumbprint) runner.skip('retire-old', 'there was no old certificate');
