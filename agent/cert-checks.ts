@@ -47,8 +47,12 @@ export function joinDetail(parts: readonly (string | false | undefined)[]): stri
 
 export type MachineCert = PowershellOutput<'Get-MachineCertificate'>;
 
-export function machineCert(ctx: JobContext, certs: ReadyCerts, server: string, thumbprint: string): Promise<MachineCert> {
-  return runScript(ctx, certs, 'Get-MachineCertificate', { ComputerName: server, Thumbprint: thumbprint, ServiceAccount: certs.serviceAccount });
+/**
+ * Get-MachineCertificate for `cert` on one server: `subject` is the certificate's own subject, so
+ * duplicateSubject tells about another certificate with it even before this one is imported.
+ */
+export function machineCert(ctx: JobContext, certs: ReadyCerts, server: string, cert: { thumbprint: string; subject: string }): Promise<MachineCert> {
+  return runScript(ctx, certs, 'Get-MachineCertificate', { ComputerName: server, Thumbprint: cert.thumbprint, Subject: cert.subject, ServiceAccount: certs.serviceAccount });
 }
 
 /** In the store with its private key and KeySpec 1: nothing to import. */
@@ -64,11 +68,18 @@ export function importAction(m: MachineCert): ImportAction {
   return isImported(m) ? 'none' : 'import';
 }
 
+/**
+ * What to do about a same-subject renewal (the usual CA renewal): Set-CrmCertificate finds the
+ * certificate by subject name, so two certificates with one subject break it.
+ */
+export const DUPLICATE_SUBJECT_FIX =
+  'Set-CrmCertificate finds the certificate by subject name, so two certificates with one subject break it ("private key not found"). Get the new certificate issued with a different subject (for example add the year to the CN) and rotate to that one; do not delete the old certificate (a rollback needs it).';
+
 export function duplicateSubjectError(subject: string): SetupError {
   return new SetupError(
     'STEP_FAILED',
     `another certificate with the same subject (${subject.slice(0, 120)}) is in LocalMachine\\My; importing would fail with "private key not found".`,
-    { details: { duplicateSubject: true } },
+    { hint: DUPLICATE_SUBJECT_FIX, details: { duplicateSubject: true } },
   );
 }
 
@@ -78,7 +89,7 @@ export async function importStep(ctx: JobContext, certs: ReadyCerts, next: CertR
   const already: string[] = [];
   for (const server of certs.servers) {
     await onServer(server, async () => {
-      const action = importAction(await machineCert(ctx, certs, server, next.thumbprint));
+      const action = importAction(await machineCert(ctx, certs, server, next));
       if (action === 'refuse') throw duplicateSubjectError(next.subject);
       if (action === 'none') {
         already.push(server);
@@ -104,7 +115,7 @@ export async function grantKeyAccessStep(ctx: JobContext, certs: ReadyCerts, nex
   const already: string[] = [];
   for (const server of certs.servers) {
     await onServer(server, async () => {
-      const m = await machineCert(ctx, certs, server, next.thumbprint);
+      const m = await machineCert(ctx, certs, server, next);
       if (!m.found || !m.hasPrivateKey) throw new SetupError('STEP_FAILED', `the certificate ${next.thumbprint} is not in LocalMachine\\My with its private key.`, { hint: 'Resume the rotation: the import step runs again where it is missing.' });
       if (m.serviceAccountCanRead) {
         already.push(server);

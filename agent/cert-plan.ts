@@ -15,7 +15,8 @@ const reason = (error: unknown) => (error instanceof Error ? error.message : Str
  * the rotation with the same checks the rotation runs: "would import on CRMAPP01, CRMAPP02",
  * "already done". Read-only. Blocked when the certificate has an error-severity problem or a step's
  * check already fails (another certificate with the same subject, a server or Entra that cannot be
- * read).
+ * read). A same-subject renewal (the usual CA renewal) is blocked at the import step: the
+ * servers' stores are asked for the new certificate's subject before it is imported.
  */
 export async function planRotation(payload: PayloadOf<'cert-plan'>, ctx: JobContext): Promise<CertPlanResult> {
   const certs = requireCerts(ctx, ['servers', 'pfx', 'graph']);
@@ -33,7 +34,7 @@ export async function planRotation(payload: PayloadOf<'cert-plan'>, ctx: JobCont
   // Each server's store, read once: the import and key-access previews both come from it.
   const machines = new Map<string, MachineCert | Error>();
   for (const server of certs.servers) {
-    machines.set(server, await machineCert(ctx, certs, server, thumbprint).catch((error: unknown) => (error instanceof Error ? error : new Error(String(error)))));
+    machines.set(server, await machineCert(ctx, certs, server, next.summary).catch((error: unknown) => (error instanceof Error ? error : new Error(String(error)))));
   }
   previewServers(certs, machines, set);
 
@@ -112,8 +113,9 @@ function previewServers(certs: ReadyCerts, machines: Map<string, MachineCert | E
       'import',
       'failed',
       joinDetail([
+        duplicate.length > 0 &&
+          `cannot rotate: another certificate has this subject. Set-CrmCertificate finds it by subject name: two with one subject break it ("private key not found"). Get the new one issued with another subject (e.g. the year in the CN); do not delete the old one (a rollback needs it). On ${listServers(duplicate)}`,
         unreadable.length > 0 && `cannot read ${unreadable.join(', ')}`,
-        duplicate.length > 0 && `another certificate with the same subject is in LocalMachine\\My on ${listServers(duplicate)} (private key not found): remove it first`,
       ]),
     );
   } else if (wouldImport.length === 0) set('import', 'done', `already on ${listServers(imported)}`);

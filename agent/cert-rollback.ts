@@ -1,28 +1,36 @@
 import { SetupError } from '../core/setup-error.ts';
 import { rollbackStepIds, type CertRollbackResult } from '../jobs/cert-types.ts';
 import type { PayloadOf } from '../jobs/job-types.ts';
-import { listServers, machineCert, registerStep, restartStep, type CertRef } from './cert-checks.ts';
+import { runCertChange } from './cert-change.ts';
+import { listServers, machineCert, readRegistered, registerStep, restartStep, type CertRef } from './cert-checks.ts';
 import { requireCerts, type ReadyCerts } from './cert-requirements.ts';
-import { MAILBOX_IDS_KEY, OLD_DER_KEY, verifyStep } from './cert-rotate.ts';
+import { OLD_DER_KEY, verifiedMailboxIds, verifyStep } from './cert-rotate.ts';
 import { StepRunner, onServer, type StepOutcome } from './cert-steps.ts';
 import type { JobContext } from './job-context.ts';
-import { isCurrent, thumbprintOfDer, thumbprintOfKeyCredential } from './key-credentials.ts';
+import { isCurrent, mergeKeyCredentials, thumbprintOfDer, thumbprintOfKeyCredential } from './key-credentials.ts';
 
 const RESTORE_DER_KEY = 'restoreDerBase64';
 
 /**
  * `cert-rollback`: the certificate a failed rotation replaced becomes the S2S token issuer again.
  * It is still in every store and still a key credential in Entra (retire-old only runs after a
- * passed verification): validate-old checks that, register-crm registers it, the services restart
- * and the verification set is tested again.
+ * passed verification): validate-old checks that (and that CRM still signs with the failed or the
+ * restored certificate: the state the rollback was approved for), register-crm registers it, the
+ * services restart, the verification set is tested again and, once it passed, retire-failed
+ * removes the failed certificate's key credential so Entra ID stops trusting it.
  */
 export async function rollbackCertificate(payload: PayloadOf<'cert-rollback'>, ctx: JobContext): Promise<CertRollbackResult> {
-  const started = ctx.now();
   const certs = requireCerts(ctx, ['servers', 'graph']);
+  return runCertChange(ctx, certs, payload, () => rollback(payload, ctx, certs));
+}
+
+async function rollback(payload: PayloadOf<'cert-rollback'>, ctx: JobContext, certs: ReadyCerts): Promise<CertRollbackResult> {
+  const started = ctx.now();
   const runner = await StepRunner.start(ctx, certs.journal, payload.runId, payload.attempt, rollbackStepIds);
   let restore: CertRef | undefined;
 
   await runner.run('validate-old', async () => {
+    await requireApprovedState(ctx, certs, payload);
     const ref = await validateOld(ctx, certs, payload.restoreThumbprint, payload.rotationRunId, runner.recorded('validate-old')?.data?.[RESTORE_DER_KEY]);
     restore = ref.cert;
     return ref.outcome;
@@ -32,8 +40,13 @@ export async function rollbackCertificate(payload: PayloadOf<'cert-rollback'>, c
   await runner.run('register-crm', () => registerStep(ctx, certs, cert));
   await runner.run('restart-services', () => restartStep(ctx, certs));
   // The mailboxes the rotation's verification tested (those it broke among them) are tested again.
-  const rotationVerify = (await certs.journal.load(payload.rotationRunId)).get('verify')?.data?.[MAILBOX_IDS_KEY];
-  const { verification, passed } = await verifyStep(ctx, certs, runner, rotationVerify ? rotationVerify.split(',').filter((id) => id.length > 0) : undefined);
+  const rotationVerify = verifiedMailboxIds((await certs.journal.load(payload.rotationRunId)).get('verify'));
+  const { verification, passed } = await verifyStep(ctx, certs, runner, rotationVerify);
+
+  if (!passed) runner.skip('retire-failed', `the verification failed, so the key credential of ${payload.failedThumbprint} stays until this is understood`);
+  else if (verification === null) runner.skip('retire-failed', `kept: nothing was verified, so the key credential of ${payload.failedThumbprint} stays`);
+  else if (payload.failedThumbprint === payload.restoreThumbprint) runner.skip('retire-failed', 'the failed certificate is the restored one');
+  else await runner.run('retire-failed', () => retireFailed(ctx, certs, payload.failedThumbprint));
 
   const result: CertRollbackResult = {
     type: 'cert-rollback',
@@ -45,6 +58,43 @@ export async function rollbackCertificate(payload: PayloadOf<'cert-rollback'>, c
   };
   ctx.logger.info({ outcome: result.outcome, restoredThumbprint: result.restoredThumbprint, rotationRunId: payload.rotationRunId }, 'certificate rollback finished');
   return result;
+}
+
+/**
+ * CRM must still sign with the certificate the failed rotation registered (or, on a later attempt,
+ * the restored one): otherwise someone changed the S2S certificate since the rollback was
+ * approved, and registering the old one would undo that change. PLAN_CHANGED, nothing changed.
+ */
+async function requireApprovedState(ctx: JobContext, certs: ReadyCerts, payload: PayloadOf<'cert-rollback'>): Promise<void> {
+  const registered = await readRegistered(ctx, certs);
+  const now = registered?.thumbprint ?? null;
+  if (now === payload.failedThumbprint || now === payload.restoreThumbprint) return;
+  let described = 'no certificate';
+  if (registered) {
+    let subject = '';
+    try {
+      subject = ` (${certs.kit.summarizeDer(registered.derBase64, { now: ctx.now(), minDaysLeft: 0 }).subject.slice(0, 120)})`;
+    } catch {
+      // The thumbprint alone names it.
+    }
+    described = `the certificate ${registered.thumbprint}${subject}`;
+  }
+  throw new SetupError(
+    'PLAN_CHANGED',
+    `CRM signs with ${described} now, not the failed ${payload.failedThumbprint} nor the ${payload.restoreThumbprint} to restore: the rollback was approved for another state. Nothing was changed.`,
+    { hint: 'Someone changed the S2S certificate since the rollback was approved: look at @setup cert status, and if the deployment still needs a change, rotate to the certificate it should use (@setup cert rotate <file>).' },
+  );
+}
+
+/** retire-failed: remove exactly the failed certificate's key credential (read-merge-write; every other credential is written back as it is). */
+async function retireFailed(ctx: JobContext, certs: ReadyCerts, failedThumbprint: string): Promise<StepOutcome> {
+  const graph = certs.graph();
+  const sp = await graph.getCrmServicePrincipal();
+  const plan = mergeKeyCredentials(sp.keyCredentials, ctx.now(), { remove: [failedThumbprint], keepExpired: true });
+  if (plan.removed === 0) return { detail: `the key credential of ${failedThumbprint} is already gone` };
+  if (plan.write) await graph.setKeyCredentials(sp.id, plan.write);
+  // Entra is read by Exchange Online, not by the async services: no restart is owed for it.
+  return { detail: `removed the key credential of ${failedThumbprint}` };
 }
 
 /**
@@ -89,7 +139,7 @@ async function validateOld(
   }
   for (const server of certs.servers) {
     await onServer(server, async () => {
-      const m = await machineCert(ctx, certs, server, thumbprint);
+      const m = await machineCert(ctx, certs, server, { thumbprint, subject: summary.subject });
       const problem = !m.found
         ? 'is no longer in LocalMachine\\My'
         : !m.hasPrivateKey

@@ -1,10 +1,14 @@
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { SetupError } from '../core/setup-error.ts';
 import { rotationStepIds, type CertProblem, type CertRotateResult, type CertSummary, type Verification } from '../jobs/cert-types.ts';
 import type { PayloadOf } from '../jobs/job-types.ts';
+import { runCertChange } from './cert-change.ts';
 import { entraStep, grantKeyAccessStep, importStep, readRegistered, registerStep, restartStep, settingsStep, type CertRef } from './cert-checks.ts';
 import { readCertFile } from './cert-file.ts';
 import { requireCerts, type ReadyCerts } from './cert-requirements.ts';
-import { StepRunner, type StepOutcome } from './cert-steps.ts';
+import { StepRunner, type JournalEntry, type StepOutcome } from './cert-steps.ts';
 import { MAX_REMEMBERED_MAILBOXES, describeVerification, selectMailboxesById, selectVerificationSet, verificationPassed, verifyMailboxes } from './cert-verify.ts';
 import type { JobContext } from './job-context.ts';
 import { mergeKeyCredentials } from './key-credentials.ts';
@@ -13,6 +17,8 @@ import { mergeKeyCredentials } from './key-credentials.ts';
 export interface NewCert {
   fileName: string;
   path: string;
+  /** The bytes that were validated: the import uses a private copy of these, never the file again. */
+  bytes: Buffer;
   summary: CertSummary;
   derBase64: string;
 }
@@ -30,7 +36,7 @@ export async function readNewCert(ctx: JobContext, certs: ReadyCerts, fileName: 
     // Whatever the file holds, the rotation needs the private key (a .cer renamed .pfx is refused).
     requirePrivateKey: true,
   });
-  return { fileName: name, path: file.path, summary: read.summary, derBase64: read.derBase64 };
+  return { fileName: name, path: file.path, bytes: file.bytes, summary: read.summary, derBase64: read.derBase64 };
 }
 
 export function blockingProblems(summary: CertSummary): CertProblem[] {
@@ -53,10 +59,18 @@ export const OLD_DER_KEY = 'oldDerBase64';
 /** The journal data key of the mailboxes a verification tested (comma-separated ids). */
 export const MAILBOX_IDS_KEY = 'mailboxIds';
 
+/** The mailbox ids a verify step recorded in the journal (empty when it recorded none). */
+export function verifiedMailboxIds(entry: JournalEntry | undefined): string[] {
+  return (entry?.data?.[MAILBOX_IDS_KEY] ?? '').split(',').filter((id) => id.length > 0);
+}
+
 /**
  * Runs the verify step (the mailbox Test & Enable machinery) and returns its verification (null:
- * nothing to verify). `sameAs`: test these mailboxes (a rollback: the ones the rotation tested)
- * instead of selecting by CERT_VERIFY_MAILBOXES.
+ * nothing to verify). The mailboxes: `sameAs` (a rollback: the ones the rotation tested), else the
+ * ones this run's earlier attempt tested (a resume tests again the mailboxes the failed
+ * verification broke: a new selection would skip them, their last test having failed), else a
+ * new selection by CERT_VERIFY_MAILBOXES. A remembered set none of which still qualifies is
+ * replaced by a new selection.
  */
 export async function verifyStep(
   ctx: JobContext,
@@ -65,8 +79,10 @@ export async function verifyStep(
   sameAs?: readonly string[],
 ): Promise<{ verification: Verification | null; passed: boolean }> {
   let verification: Verification | null = null;
+  const remembered = sameAs && sameAs.length > 0 ? sameAs : verifiedMailboxIds(runner.recorded('verify'));
   const outcome = await runner.run('verify', async (step) => {
-    const set = sameAs && sameAs.length > 0 ? await selectMailboxesById(ctx, sameAs) : await selectVerificationSet(ctx, certs.settings.CERT_VERIFY_MAILBOXES);
+    const again = remembered.length > 0 ? await selectMailboxesById(ctx, remembered) : undefined;
+    const set = again && again.rows.length > 0 ? again : await selectVerificationSet(ctx, certs.settings.CERT_VERIFY_MAILBOXES);
     if (set.rows.length === 0) {
       const which = set.mode === 'all' ? 'active approved mailbox' : 'active approved mailbox whose last Test & Enable succeeded';
       return { state: 'skipped', detail: `nothing verified: there is no ${which}` };
@@ -86,8 +102,12 @@ export async function verifyStep(
  * outcome 'verification-failed' (the old certificate stays everywhere, for a rollback).
  */
 export async function rotateCertificate(payload: PayloadOf<'cert-rotate'>, ctx: JobContext): Promise<CertRotateResult> {
-  const started = ctx.now();
   const certs = requireCerts(ctx, ['servers', 'pfx', 'graph']);
+  return runCertChange(ctx, certs, payload, () => rotate(payload, ctx, certs));
+}
+
+async function rotate(payload: PayloadOf<'cert-rotate'>, ctx: JobContext, certs: ReadyCerts): Promise<CertRotateResult> {
+  const started = ctx.now();
   const runner = await StepRunner.start(ctx, certs.journal, payload.runId, payload.attempt, rotationStepIds);
   let next: NewCert | undefined;
 
@@ -121,7 +141,7 @@ export async function rotateCertificate(payload: PayloadOf<'cert-rotate'>, ctx: 
   const cert: NewCert = next;
   const ref = refOf(cert);
 
-  await runner.run('import', () => importStep(ctx, certs, ref, { path: cert.path, password: certs.settings.CERT_PFX_PASSWORD }));
+  await runner.run('import', () => withPfxCopy(cert, (path) => importStep(ctx, certs, ref, { path, password: certs.settings.CERT_PFX_PASSWORD })));
   await runner.run('grant-key-access', () => grantKeyAccessStep(ctx, certs, ref));
   await runner.run('register-crm', () => registerStep(ctx, certs, ref));
   await runner.run('entra-key-credential', () => entraStep(ctx, certs, cert));
@@ -149,6 +169,22 @@ export async function rotateCertificate(payload: PayloadOf<'cert-rotate'>, ctx: 
   };
   ctx.logger.info({ outcome: result.outcome, newThumbprint: result.newThumbprint, attempt: payload.attempt }, 'certificate rotation finished');
   return result;
+}
+
+/**
+ * Runs `fn` with the path of a private copy of the validated PFX bytes (a fresh 0700 folder, the
+ * file 0600), removed afterwards, also on failure: a file swapped in CERT_DIR after the validation
+ * cannot be what PowerShell imports.
+ */
+export async function withPfxCopy<T>(cert: Pick<NewCert, 'bytes' | 'summary'>, fn: (path: string) => Promise<T>): Promise<T> {
+  const dir = await mkdtemp(join(tmpdir(), 'setup-pfx-'));
+  try {
+    const path = join(dir, `${cert.summary.thumbprint}.pfx`);
+    await writeFile(path, cert.bytes, { mode: 0o600, flag: 'wx' });
+    return await fn(path);
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
 }
 
 /** retire-old: remove the old certificate's key credential (read-merge-write). */

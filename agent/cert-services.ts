@@ -5,6 +5,7 @@ import { SetupError } from '../core/setup-error.ts';
 import { jobTtlMs } from '../jobs/job-options.ts';
 import type { AgentConfig } from './agent-config.ts';
 import { readCertificateFile, summarizeDer } from './cert-kit.ts';
+import { createCertLock } from './cert-lock.ts';
 import { createStepJournal } from './cert-steps.ts';
 import { resolveCloudSettings } from './cloud-settings.ts';
 import { createGraphClient, type GraphClient } from './graph-client.ts';
@@ -19,7 +20,7 @@ export interface CertServicesDeps {
   powershell?: PowershellApi;
   /** Replace the Graph client (tests). */
   graph?: GraphApi;
-  /** Environment of the PowerShell child processes (default process.env). */
+  /** The environment the PowerShell children's variables are picked from (default process.env; see powershell-runner.ts). */
   powershellEnv?: NodeJS.ProcessEnv;
 }
 
@@ -91,6 +92,7 @@ export async function createCertServices(config: AgentConfig, deps: CertServices
     createPowershellRunner({
       executable: config.POWERSHELL,
       timeoutMs: config.POWERSHELL_TIMEOUT_MS,
+      passEnv: config.POWERSHELL_PASS_ENV,
       logger: deps.logger,
       ...(deps.powershellEnv ? { env: deps.powershellEnv } : {}),
     });
@@ -113,6 +115,7 @@ export async function createCertServices(config: AgentConfig, deps: CertServices
       graph,
       graphMissing: deps.graph ? [] : missing,
       journal: createStepJournal({ redis: deps.redis, prefix: config.REDIS_PREFIX, signingKey: config.JOB_SIGNING_KEY, ttlMs: CERT_JOURNAL_TTL_MS }),
+      lock: createCertLock({ redis: deps.redis, prefix: config.REDIS_PREFIX, logger: deps.logger }),
     },
     async close() {
       await built?.close();

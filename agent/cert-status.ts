@@ -34,11 +34,14 @@ export async function certStatus(_payload: PayloadOf<'cert-status'>, ctx: JobCon
   try {
     registered = await readRegistered(ctx, certs);
     reads += 1;
-    registrationKnown = true;
     if (registered) summary = certs.kit.summarizeDer(registered.derBase64, { now, minDaysLeft: certs.settings.CERT_MIN_DAYS_LEFT });
+    registrationKnown = true;
   } catch (error) {
     failures.push(error);
-    find(`The S2S certificate registered in CRM cannot be read: ${reason(error)}`, 'Check that the agent can run the Microsoft.Crm.PowerShell snap-in (Get-CrmCertificate) as a CRM deployment administrator.');
+    find(
+      `The S2S certificate registered in CRM cannot be read, so which certificate CRM signs with is unknown and the servers' stores were not checked against it: ${reason(error)}`,
+      'Check that the agent can run the Microsoft.Crm.PowerShell snap-in (Get-CrmCertificate) as a CRM deployment administrator, then run @setup cert status again.',
+    );
   }
   const thumbprint = registered?.thumbprint ?? null;
   const daysLeft = summary ? Math.floor((Date.parse(summary.notAfter) - now) / DAY_MS) : null;
@@ -106,6 +109,8 @@ export async function certStatus(_payload: PayloadOf<'cert-status'>, ctx: JobCon
   const serversOk = servers.length > 0 && servers.every((s) => s.error === undefined && s.found && s.hasPrivateKey && s.keySpec === 1 && s.serviceAccountCanRead);
   const result: CertStatusResult = {
     type: 'cert-status',
+    // false: `registered: null` means "unknown" (the finding says it could not be read), not "none".
+    registrationRead: registrationKnown,
     registered: summary,
     servers,
     entra,
@@ -114,7 +119,7 @@ export async function certStatus(_payload: PayloadOf<'cert-status'>, ctx: JobCon
     daysLeft,
     findings: findings.slice(0, 30),
   };
-  ctx.logger.info({ agree: result.agree, daysLeft, findings: findings.length }, 'certificate status read');
+  ctx.logger.info({ agree: result.agree, daysLeft, registrationRead: result.registrationRead, findings: findings.length }, 'certificate status read');
   return result;
 }
 
@@ -129,9 +134,12 @@ async function serverState(
 ): Promise<ServerCertState> {
   const empty: ServerCertState = { server, thumbprint, found: false, keySpec: null, hasPrivateKey: false, serviceAccountCanRead: false, duplicateSubject: false, services: [] };
   if (thumbprint === null) return empty;
+  // Without the registered certificate's subject the store cannot be asked (its DER did not parse: that is a finding already).
+  if (summary === null) return { ...empty, error: 'not checked: the registered certificate could not be read' };
   let m;
   try {
-    m = await machineCert(ctx, certs, server, thumbprint);
+    // Its own subject: duplicateSubject tells about another certificate with it (Set-CrmCertificate finds by subject).
+    m = await machineCert(ctx, certs, server, { thumbprint, subject: summary.subject });
   } catch (error) {
     failures.push(error);
     find(`${server} cannot be read: ${reason(error)}`, 'Check PowerShell remoting from the agent to the server (Enable-PSRemoting, the firewall, the agent account being a local administrator there).');
@@ -155,7 +163,12 @@ async function serverState(
     if (keySpec !== 1) find(`The certificate on ${server} has KeySpec ${m.keySpec ?? 'unknown'}; CRM needs KeySpec 1 (AT_KEYEXCHANGE).`, 'Import it again with certutil -importpfx <file> AT_KEYEXCHANGE (a CNG key needs a PFX exported for a legacy CSP).');
     if (!m.serviceAccountCanRead) find(`${certs.serviceAccount} cannot read the private key on ${server}.`, 'Grant it Read on the private key (Manage Private Keys), then restart the async services; or Resume the rotation.');
   }
-  if (m.duplicateSubject) find(`Another certificate with the same subject${subject} is in LocalMachine\\My on ${server} (private key not found).`, 'Remove the certificate that is not the S2S certificate from the store (certlm.msc).');
+  if (m.duplicateSubject) {
+    find(
+      `Another certificate with the same subject${subject} is in LocalMachine\\My on ${server}: Set-CrmCertificate finds the certificate by subject name, so it may pick the wrong one ("private key not found").`,
+      'Rotate to a certificate issued with a different subject (for example with the year in the CN); keep the registered one until the rotation is verified (a rollback needs it).',
+    );
+  }
   for (const s of m.services) if (s.status !== 'Running') find(`${s.name} is ${s.status} on ${server}.`, 'Start it (Start-Service); server-side sync needs the async services running.');
   return state;
 }

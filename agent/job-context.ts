@@ -2,6 +2,7 @@ import type { Logger } from '../core/logger.ts';
 import type { CertSummary } from '../jobs/cert-types.ts';
 import type { Progress } from '../jobs/job-types.ts';
 import type { AgentConfig } from './agent-config.ts';
+import type { CertLock } from './cert-lock.ts';
 import type { StepJournal } from './cert-steps.ts';
 import type { CrmApi } from './crm-client.ts';
 import type { GraphApi } from './graph-api.ts';
@@ -60,6 +61,8 @@ export interface CertServices {
   /** The variables still to set before Graph can be used (empty when it is configured). */
   graphMissing: readonly string[];
   journal: StepJournal;
+  /** One certificate change (rotation, rollback) at a time per deployment. */
+  lock: CertLock;
 }
 
 /** Everything a job handler gets: injected, so tests can drive a handler without Redis or BullMQ. */

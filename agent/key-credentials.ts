@@ -105,13 +105,13 @@ export interface KeyCredentialPlan {
 
 /**
  * Read-merge-write (procedure §2.3): keep every existing credential with its key, drop only the
- * expired ones, add `add` unless a credential with its thumbprint is present, remove the ones with
- * a thumbprint in `remove`.
+ * expired ones (unless `keepExpired`: a change that must touch exactly one credential), add `add`
+ * unless a credential with its thumbprint is present, remove the ones with a thumbprint in `remove`.
  */
 export function mergeKeyCredentials(
   existing: readonly GraphKeyCredential[],
   now: number,
-  change: { add?: KeyCredentialInput; addThumbprint?: string; remove?: readonly string[] },
+  change: { add?: KeyCredentialInput; addThumbprint?: string; remove?: readonly string[]; keepExpired?: boolean },
 ): KeyCredentialPlan {
   const remove = new Set(change.remove ?? []);
   let dropped = 0;
@@ -120,7 +120,7 @@ export function mergeKeyCredentials(
   for (const credential of existing) {
     const thumbprint = thumbprintOfKeyCredential(credential);
     if (thumbprint !== null && remove.has(thumbprint)) removed += 1;
-    else if (isExpired(credential, now)) dropped += 1;
+    else if (!change.keepExpired && isExpired(credential, now)) dropped += 1;
     else kept.push(credential);
   }
   const present = change.addThumbprint !== undefined && kept.some((c) => thumbprintOfKeyCredential(c) === change.addThumbprint);

@@ -108,6 +108,8 @@ export const registeredCertSchema = certSummarySchema.nullable();
 
 export const certStatusResultSchema = z.object({
   type: z.literal('cert-status'),
+  /** False when Get-CrmCertificate could not be read: `registered: null` then means "unknown", not "none". */
+  registrationRead: z.boolean(),
   registered: registeredCertSchema,
   servers: z.array(serverCertStateSchema).max(20),
   /** null when Graph could not be read (the reason is in `problems`). */
@@ -138,8 +140,8 @@ export const rotationStepIds = [
   'retire-old',
 ] as const;
 /** The rollback: the old certificate (still in the stores and in Entra) becomes the issuer again. */
-export const rollbackStepIds = ['validate-old', 'register-crm', 'restart-services', 'verify'] as const;
-export const certStepIdSchema = z.enum([...rotationStepIds, 'validate-old']);
+export const rollbackStepIds = ['validate-old', 'register-crm', 'restart-services', 'verify', 'retire-failed'] as const;
+export const certStepIdSchema = z.enum([...rotationStepIds, 'validate-old', 'retire-failed']);
 export type CertStepId = z.infer<typeof certStepIdSchema>;
 
 export const stepStateSchema = z.object({
@@ -162,6 +164,7 @@ export const certStepTitles: Readonly<Record<CertStepId, string>> = {
   'restart-services': 'Restart MSCRMAsyncService and MSCRMAsyncService$maintenance',
   verify: 'Test & Enable the verification mailboxes',
   'retire-old': 'Retire the old key credential',
+  'retire-failed': 'Remove the failed certificate\'s key credential',
 };
 
 // ---- payloads ----------------------------------------------------------------------------------
@@ -178,9 +181,12 @@ export const certRotateInputSchema = z.object({
   newThumbprint: thumbprintSchema,
   /** The registered certificate at plan time (null: none was registered). */
   oldThumbprint: thumbprintSchema.nullable(),
+  /** The second person who approved the plan (never the requester; the agent refuses otherwise). */
   approvedBy: z.string().max(64),
   /** 1 for the first run, +1 for every resume (the job id and replay guard include it). */
   attempt: z.number().int().min(1).max(50),
+  /** Who clicked Resume (attempt > 1): continues what `approvedBy` approved. */
+  resumedBy: z.string().max(64).optional(),
 }).strict();
 
 export const certRollbackInputSchema = z.object({

@@ -4,9 +4,11 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Redis } from 'ioredis';
 import { readCertificateFile, summarizeDer } from '../../../agent/cert-kit.ts';
+import { createCertLock, type LockScheduler } from '../../../agent/cert-lock.ts';
 import { createStepJournal, type StepJournal } from '../../../agent/cert-steps.ts';
 import { makeEvaluationPfx } from '../../../agent/evaluation-pfx.ts';
 import type { CertServices, CertSettings } from '../../../agent/job-context.ts';
+import { silentLogger } from '../../../core/logger.ts';
 import { FakeS2S, type FakeCert } from './fake-s2s.ts';
 import { fakeMailCrm } from './fake-mail-crm.ts';
 import { testContext, type TestContext } from './job-context.ts';
@@ -37,6 +39,8 @@ export interface CertWorld {
   ctx: TestContext & { certs: CertServices };
   mail: ReturnType<typeof fakeMailCrm>;
   journal: StepJournal;
+  /** The lock's renewals, run by hand (no timers in tests): one per held lock. */
+  renewals: (() => void)[];
 }
 
 /**
@@ -54,6 +58,13 @@ export function certWorld(redis: Redis, prefix: string, current: FakeCert | null
   });
   base.clock.now = clock.now;
   const journal = createStepJournal({ redis, prefix, signingKey: 'test-signing-key-0123456789-abcdefghij', ttlMs: 60_000 });
+  const renewals: (() => void)[] = [];
+  const schedule: LockScheduler = (renew) => {
+    renewals.push(renew);
+    return () => {
+      renewals.splice(renewals.indexOf(renew), 1);
+    };
+  };
   const certs: CertServices = {
     settings: {
       ASYNC_SERVERS: [...SERVERS],
@@ -72,8 +83,9 @@ export function certWorld(redis: Redis, prefix: string, current: FakeCert | null
     graph: () => s2s.graph,
     graphMissing: [],
     journal,
+    lock: createCertLock({ redis, prefix, logger: silentLogger(), schedule }),
   };
-  return { s2s, ctx: Object.assign(base, { certs }), mail, journal };
+  return { s2s, ctx: Object.assign(base, { certs }), mail, journal, renewals };
 }
 
 export const newRunIdForTest = () => randomUUID().replace(/-/g, '').slice(0, 12);

@@ -1,4 +1,4 @@
-import { readFile } from 'node:fs/promises';
+import { readFile, stat } from 'node:fs/promises';
 import { SetupError } from '../../../core/setup-error.ts';
 import { readCertificateFile } from '../../../agent/cert-kit.ts';
 import { CRM_APP_ID, S2S_AUTHORITY_PRINCIPAL_ID, type CrmServicePrincipal, type GraphApi, type GraphKeyCredential, type KeyCredentialInput } from '../../../agent/graph-api.ts';
@@ -46,6 +46,10 @@ export class FakeS2S implements PowershellApi {
   importKeySpec: 0 | 1 | 2 = 1;
   /** Files seen at Register-S2SCertificate (they must be gone afterwards). */
   readonly cerPaths: string[] = [];
+  /** Files seen at Import-S2SCertificate, with their permission bits at that moment. */
+  readonly pfxPaths: { path: string; mode: number }[] = [];
+  /** Runs when Import-S2SCertificate starts (before it reads the file): swap a file, change the state. */
+  beforeImport: (() => Promise<void>) | undefined;
   readonly graph: FakeGraph;
 
   constructor(readonly serviceAccount: string, servers: readonly string[]) {
@@ -115,8 +119,9 @@ export class FakeS2S implements PowershellApi {
         const store = this.#store(p['ComputerName']);
         const wanted = p['Thumbprint'] ?? '';
         const s = store.get(wanted);
-        const subject = s?.cert.subject;
-        const duplicateSubject = [...store.values()].some((o) => o.cert.thumbprint !== wanted && subject !== undefined && o.cert.subject === subject);
+        // As the contract says: another certificate with the Subject asked for, whether or not `wanted` is there.
+        const subject = p['Subject'] ?? '';
+        const duplicateSubject = [...store.values()].some((o) => o.cert.thumbprint !== wanted && o.cert.subject === subject);
         return {
           found: s !== undefined,
           keySpec: s?.keySpec ?? null,
@@ -128,7 +133,10 @@ export class FakeS2S implements PowershellApi {
       }
       case 'Import-S2SCertificate': {
         const store = this.#store(p['ComputerName']);
-        const read = readCertificateFile(await readFile(p['PfxPath'] ?? ''), { fileName: 'x.pfx', ...(options.pfxPassword === undefined ? {} : { password: options.pfxPassword }), now: Date.now(), minDaysLeft: 0 });
+        await this.beforeImport?.();
+        const pfxPath = p['PfxPath'] ?? '';
+        this.pfxPaths.push({ path: pfxPath, mode: (await stat(pfxPath)).mode & 0o777 });
+        const read = readCertificateFile(await readFile(pfxPath), { fileName: 'x.pfx', ...(options.pfxPassword === undefined ? {} : { password: options.pfxPassword }), now: Date.now(), minDaysLeft: 0 });
         const cert: FakeCert = { thumbprint: read.summary.thumbprint, subject: read.summary.subject, derBase64: read.derBase64, notBefore: read.summary.notBefore, notAfter: read.summary.notAfter };
         if ([...store.values()].some((o) => o.cert.thumbprint !== cert.thumbprint && o.cert.subject === cert.subject)) {
           throw new SetupError('POWERSHELL_FAILED', 'CertUtil: -importPFX command FAILED: private key not found');

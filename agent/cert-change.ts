@@ -1,0 +1,52 @@
+import { SetupError } from '../core/setup-error.ts';
+import type { CertLockOwner } from './cert-lock.ts';
+import type { ReadyCerts } from './cert-requirements.ts';
+import type { JobContext } from './job-context.ts';
+
+/** What the guard reads of a cert-rotate or cert-rollback payload. */
+export interface CertChangePayload {
+  type: CertLockOwner['type'];
+  runId: string;
+  deployment: string;
+  requestedBy: string;
+  approvedBy: string;
+  attempt: number;
+  resumedBy?: string | undefined;
+}
+
+const same = (a: string, b: string) => a.trim().toLowerCase() === b.trim().toLowerCase();
+
+/**
+ * The two-person rule, on the agent too: a change approved by nobody or by the person who asked
+ * for it is refused (TWO_PERSON_RULE, not retryable) before anything is read or changed. The bot
+ * checks it for every click; this catches a bot bug or a job signed by a compromised bot process.
+ */
+export function assertTwoPersons(payload: Pick<CertChangePayload, 'type' | 'requestedBy' | 'approvedBy'>): void {
+  const what = payload.type === 'cert-rotate' ? 'rotation' : 'rollback';
+  if (payload.approvedBy.trim().length === 0 || same(payload.approvedBy, payload.requestedBy)) {
+    throw new SetupError(
+      'TWO_PERSON_RULE',
+      `This certificate ${what} was ${payload.approvedBy.trim().length === 0 ? 'not approved by anyone' : 'approved by the person who asked for it'}; the agent runs a certificate change only when a second person approved it. Nothing was changed.`,
+      { hint: `Ask for the ${what} again and have an approver other than yourself approve it.`, retryable: false },
+    );
+  }
+}
+
+/**
+ * Runs a certificate change (`fn`: the steps) under the agent's guards: the two-person rule first,
+ * then the deployment's certificate-change lock (one rotation or rollback at a time), released at
+ * the end whatever happens.
+ */
+export async function runCertChange<T>(ctx: JobContext, certs: ReadyCerts, payload: CertChangePayload, fn: () => Promise<T>): Promise<T> {
+  assertTwoPersons(payload);
+  ctx.logger.info(
+    { runId: payload.runId, attempt: payload.attempt, requestedBy: payload.requestedBy, approvedBy: payload.approvedBy, ...(payload.resumedBy === undefined ? {} : { resumedBy: payload.resumedBy }) },
+    payload.attempt > 1 ? 'certificate change resumed' : 'certificate change starting',
+  );
+  const held = await certs.lock.acquire(payload.deployment, { type: payload.type, runId: payload.runId, attempt: payload.attempt });
+  try {
+    return await fn();
+  } finally {
+    await held.release();
+  }
+}
