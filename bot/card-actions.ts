@@ -7,10 +7,12 @@ import type { AuthzDecision } from './authorizer.ts';
 import { loadRun, type ActivityRequest } from './bot-services.ts';
 import { verbs, type AdaptiveCardJson, type Verb } from './cards/card-kit.ts';
 import { certRollbackCard } from './cards/cert-rollback-card.ts';
-import { currentCertCard, oldThumbprintOf } from './cards/cert-run-card.ts';
+import { personName } from './cards/cert-card-parts.ts';
+import { currentCertCard, oldThumbprintOf, registrationChanged } from './cards/cert-run-card.ts';
+import { refreshCertCard } from './cert-card-refresh.ts';
 import { decidedCard } from './cards/plan-cards.ts';
 import { runCard } from './cards/run-cards.ts';
-import type { Run } from './run-store.ts';
+import type { Run, RunPatch, RunState } from './run-store.ts';
 import { jobTimeoutAt, scheduleTimer } from './run-timers.ts';
 import { CARD_LOCK_TTL_MS } from './bot-worker.ts';
 import { invokePostPolicy } from './teams-poster.ts';
@@ -124,14 +126,29 @@ async function decide(req: ActivityRequest, verb: Verb, run: Run, log: Logger): 
       return `Could not approve: ${describeError(error)} Nothing was changed.`;
     }
   }
+  const isCertChange = run.kind === 'cert-rotate' || run.kind === 'cert-rollback';
+  const approval: RunPatch = { approval: { decision: 'approved', decidedBy: req.from, decidedAt } };
   const outcome = approving
-    ? await runs.transition(runId, ['awaiting-approval'], 'approved', { approval: { decision: 'approved', decidedBy: req.from, decidedAt } }, { refuseIfExpired: true })
+    ? isCertChange
+      // One certificate change at a time: the approval claims the deployment's cert-active key in
+      // the same step (a rollback takes it over from its rotation, which becomes superseded).
+      ? await runs.approveCert(runId, run.deployment, run.kind === 'cert-rollback' ? run.parentRunId : undefined, approval)
+      : await runs.transition(runId, ['awaiting-approval'], 'approved', approval, { refuseIfExpired: true })
     : await runs.transition(runId, ['awaiting-approval'], 'rejected', { approval: { decision: 'rejected', decidedBy: req.from, decidedAt } });
 
   if (!outcome.ok) {
+    if (outcome.reason === 'busy') {
+      log.info({ holder: outcome.holder, holderState: outcome.holderState }, 'approval refused: another certificate change is in progress');
+      return busyReply(outcome.holder, outcome.holderState);
+    }
+    if (outcome.reason === 'parent') {
+      log.warn({ parentState: outcome.parentState }, 'rollback approval refused: its rotation is not halted with this rollback pending');
+      return `This rollback cannot be approved: the rotation ${run.parentRunId ?? ''} is no longer waiting for it (${outcome.parentState || 'unknown'}). Nothing was changed.`;
+    }
     if (outcome.reason === 'expired') {
       const expired = await runs.transition(runId, ['awaiting-approval'], 'expired', { approval: { decision: 'expired', decidedAt } });
       log.info({ moved: expired.ok }, 'approval expired');
+      if (expired.ok) await rollbackSettled(req, run, log);
     } else {
       log.info({ outcome }, 'lost the race: run already decided');
     }
@@ -139,22 +156,53 @@ async function decide(req: ActivityRequest, verb: Verb, run: Run, log: Logger): 
   }
 
   if (job) {
+    let started = true;
     try {
       const { jobId } = await jobs.dispatch(job);
       log.info({ jobId }, 'approved: job enqueued');
     } catch (error) {
+      started = false;
       log.error({ err: error }, 'approved, but the job could not be enqueued');
-      await runs.transition(runId, ['approved'], 'failed', { error: { code: toSetupError(error).code, message: describeError(error) } });
+      const patch: RunPatch = { error: { code: toSetupError(error).code, message: describeError(error) } };
+      if (run.kind === 'cert-rollback' && run.parentRunId) {
+        // The rotation is halted again (Resume, Roll back) and holds the cert-active key again.
+        await runs.rollbackNotStarted(runId, run.parentRunId, run.deployment, patch);
+      } else {
+        await runs.transition(runId, ['approved'], 'failed', patch, { releaseCertActive: run.deployment });
+      }
     }
+    // The rotation's card: superseded by this rollback, or halted again when it could not start.
+    if (run.kind === 'cert-rollback' && run.parentRunId) await refreshCertCard(req.services, run.parentRunId, log);
+    if (!started) log.info('the approved job did not start');
   } else {
     log.info('rejected');
+    await rollbackSettled(req, run, log);
   }
   return showToAll(req, runId);
 }
 
+/** The refusal of an approval while another certificate change is in progress: which run, and what to do. */
+function busyReply(holder: string, state: RunState): string {
+  const what = state === 'halted'
+    ? 'it is halted: Resume it or Roll back on its card'
+    : 'it is running: wait for it to finish';
+  return `Another certificate change is in progress: run ${holder} (${state}); ${what}. One certificate change runs at a time, so nothing was changed: approve this plan once that run has ended (it stays open until it expires).`;
+}
+
+/**
+ * A rollback that was rejected, withdrawn or expired: its rotation's pending rollback is cleared
+ * (halted again with Resume and Roll back) and the rotation's card updated.
+ */
+async function rollbackSettled(req: ActivityRequest, run: Run, log: Logger): Promise<void> {
+  if (run.kind !== 'cert-rollback' || !run.parentRunId) return;
+  const cleared = await req.services.runs.clearPendingRollback(run.parentRunId, run.runId);
+  log.info({ rotationRunId: run.parentRunId, cleared }, 'rollback not approved: the rotation\'s pending rollback is cleared');
+  if (cleared) await refreshCertCard(req.services, run.parentRunId, log);
+}
+
 /** The signed job an approval starts, or undefined when the run's record cannot make a valid one. */
 function approvedJob(run: Run, approvedBy: string): JobPayload | undefined {
-  if (run.kind === 'cert-rotate') return rotateJob(run, approvedBy, run.attempt);
+  if (run.kind === 'cert-rotate') return rotateJob(run, approvedBy, run.attempt, undefined);
   if (run.kind === 'cert-rollback') {
     if (!run.parentRunId || !run.rollback) return undefined;
     const parsed = jobPayloadSchema.safeParse({
@@ -184,8 +232,11 @@ function approvedJob(run: Run, approvedBy: string): JobPayload | undefined {
   return parsed.success ? parsed.data : undefined;
 }
 
-/** The rotation job: what the approver saw (the plan's file and thumbprints), as attempt `attempt`. */
-function rotateJob(run: Run, approvedBy: string, attempt: number): JobPayload | undefined {
+/**
+ * The rotation job: what the approver saw (the plan's file and thumbprints), as attempt `attempt`.
+ * `approvedBy` is always the second person who approved the plan; `resumedBy` who clicked Resume.
+ */
+function rotateJob(run: Run, approvedBy: string, attempt: number, resumedBy: string | undefined): JobPayload | undefined {
   const plan = run.plan;
   if (plan?.type !== 'cert-plan' || plan.blocked) return undefined;
   const parsed = jobPayloadSchema.safeParse({
@@ -198,6 +249,7 @@ function rotateJob(run: Run, approvedBy: string, attempt: number): JobPayload | 
     oldThumbprint: plan.current?.thumbprint ?? null,
     approvedBy,
     attempt,
+    ...(resumedBy !== undefined ? { resumedBy } : {}),
   });
   return parsed.success ? parsed.data : undefined;
 }
@@ -219,8 +271,14 @@ async function resume(req: ActivityRequest, run: Run, log: Logger): Promise<Card
     log.info({ state: run.state }, 'resume of a run that is not halted');
     return currentCard(run);
   }
+  if (run.rollbackRunId) {
+    log.info({ rollbackRunId: run.rollbackRunId }, 'resume refused: a rollback is waiting for approval');
+    return pendingRollbackReply(run);
+  }
   const attempt = run.attempt + 1;
-  const job = rotateJob(run, req.from.aadObjectId, attempt);
+  // What the second person approved stays approved by them; the job says who resumed it.
+  const approvedBy = run.approval?.decision === 'approved' ? run.approval.decidedBy?.aadObjectId : undefined;
+  const job = approvedBy ? rotateJob(run, approvedBy, attempt, req.from.aadObjectId) : undefined;
   if (!job) {
     log.error({ hasPlan: Boolean(run.plan), attempt }, 'run record is incomplete (or too many attempts): cannot build the resumed job');
     return 'This rotation cannot be resumed: its record is incomplete or it was resumed too often. Nothing was changed; roll back or start a new `cert rotate`.';
@@ -233,6 +291,10 @@ async function resume(req: ActivityRequest, run: Run, log: Logger): Promise<Card
   const outcome = await runs.resume(run.runId, run.attempt, { resumedBy: req.from });
   if (!outcome.ok) {
     log.info({ outcome }, 'lost the race: the run was resumed or rolled back meanwhile');
+    if (outcome.reason === 'rollback-pending') {
+      const latest = await runs.get(run.runId);
+      if (latest) return pendingRollbackReply(latest);
+    }
     return showToAll(req, run.runId);
   }
   try {
@@ -246,9 +308,11 @@ async function resume(req: ActivityRequest, run: Run, log: Logger): Promise<Card
 }
 
 /**
- * Roll back (operators, approvers): only a halted rotation that had an old certificate. One
- * compare-and-set (halted → superseded) decides which click creates the rollback run; that run waits
- * for an approver other than its requester on its own card, posted as a new message.
+ * Roll back (operators, approvers): only a halted rotation that changed CRM's registration and had an
+ * old certificate. One compare-and-set records the pending rollback on the rotation (refused when one
+ * is pending already); the rotation stays halted, without Resume, until the rollback is approved
+ * (then it becomes superseded) or rejected, withdrawn, expired or not started (then it is cleared).
+ * The rollback run waits for an approver other than its requester on its own card, posted as a new message.
  */
 async function requestRollback(req: ActivityRequest, run: Run, log: Logger): Promise<CardActionReply> {
   const { runs, timers, poster, authorizer, config, now } = req.services;
@@ -261,10 +325,17 @@ async function requestRollback(req: ActivityRequest, run: Run, log: Logger): Pro
     log.info({ state: run.state }, 'rollback of a run that is not halted');
     return currentCard(run);
   }
+  if (run.rollbackRunId) {
+    log.info({ rollbackRunId: run.rollbackRunId }, 'rollback refused: one is waiting for approval');
+    return pendingRollbackReply(run);
+  }
   const restoreThumbprint = oldThumbprintOf(run);
   const failedThumbprint = run.plan?.type === 'cert-plan' ? run.plan.next.thumbprint : undefined;
   if (restoreThumbprint === null || failedThumbprint === undefined) {
     return 'There is nothing to roll back to: no certificate was registered before this rotation. Resume it, or start a new `cert rotate`.';
+  }
+  if (!registrationChanged(run)) {
+    return 'There is nothing to roll back: this rotation did not change CRM\'s registration (the old certificate is still the S2S token issuer). Resume it instead.';
   }
   const rollbackRunId = newRunId();
   const expiresAtMs = now() + config.approvalTtlMinutes * 60_000;
@@ -274,12 +345,17 @@ async function requestRollback(req: ActivityRequest, run: Run, log: Logger): Pro
   } catch (error) {
     return `Could not request the rollback: ${describeError(error)} Nothing was changed.`;
   }
-  const superseded = await runs.transition(run.runId, ['halted'], 'superseded', { supersededBy: req.from });
-  if (!superseded.ok) {
-    log.info({ outcome: superseded }, 'lost the race: the run was resumed or rolled back meanwhile');
+  const pending = await runs.requestRollback(run.runId, rollbackRunId, req.from);
+  if (!pending.ok) {
+    log.info({ outcome: pending }, 'lost the race: the run was resumed or a rollback was requested meanwhile');
+    if (pending.reason === 'pending') {
+      const latest = await runs.get(run.runId);
+      if (latest) return pendingRollbackReply(latest);
+    }
     return showToAll(req, run.runId);
   }
   const rlog = log.child({ rollbackRunId });
+  let created = false;
   try {
     const rollback = await runs.create({
       runId: rollbackRunId,
@@ -293,6 +369,7 @@ async function requestRollback(req: ActivityRequest, run: Run, log: Logger): Pro
       rollback: { restoreThumbprint, failedThumbprint },
       expiresAtMs,
     });
+    created = true;
     const posted = await poster.sendCard(rollback.conversation, certRollbackCard(rollback), invokePostPolicy);
     if (posted.ok && posted.id) {
       await runs.patch(rollbackRunId, { cardActivityId: posted.id });
@@ -300,15 +377,21 @@ async function requestRollback(req: ActivityRequest, run: Run, log: Logger): Pro
     } else {
       rlog.warn({ status: posted.ok ? undefined : posted.status }, 'rollback requested, but its card could not be posted');
       await runs.transition(rollbackRunId, ['awaiting-approval'], 'failed', { error: { code: 'TEAMS_POST_FAILED', message: 'The bot could not post the rollback card in this conversation.' } });
-      await runs.transition(run.runId, ['superseded'], 'halted');
+      await runs.clearPendingRollback(run.runId, rollbackRunId);
       return 'The rollback card could not be posted in this conversation, so nothing was requested; try Roll back again.';
     }
   } catch (error) {
     rlog.error({ err: error }, 'could not create the rollback run: the rotation stays halted');
-    await runs.transition(run.runId, ['superseded'], 'halted');
+    if (created) await runs.transition(rollbackRunId, ['awaiting-approval'], 'failed', { error: { code: toSetupError(error).code, message: describeError(error) } }).catch(() => undefined);
+    await runs.clearPendingRollback(run.runId, rollbackRunId);
     return `Could not request the rollback: ${describeError(error)} Nothing was changed.`;
   }
   return showToAll(req, run.runId);
+}
+
+/** "A rollback was already requested by X (run Y): waiting for approval". */
+function pendingRollbackReply(run: Run): string {
+  return `A rollback of this rotation was already requested by ${personName(run.rollbackRequestedBy) || 'someone'} (run ${run.rollbackRunId ?? ''}) and is waiting for approval on its card. Approve or reject it there; Resume and Roll back come back if it is rejected or expires.`;
 }
 
 /** How long a click waits for the run's card lock (the invoke is answered within ~5 s). */

@@ -16,10 +16,18 @@ import { jobResultSchema, planResultSchema, progressSchema, runIdSchema, type Jo
  *   cert-status, cert-watch: running → succeeded | failed
  *   cert-rotate:  planning → awaiting-approval → approved → running → succeeded
  *                 planning → plan-failed;  awaiting-approval → rejected | expired
- *                 approved | running → halted;  halted → approved (resume: attempt + 1) | superseded (rollback)
+ *                 approved | running → halted;  halted → approved (resume: attempt + 1) | superseded (rollback approved)
  *   cert-rollback: awaiting-approval → approved → running → succeeded | failed;  → rejected | expired
  *
- * `halted` is not final (a person resumes or rolls back); `superseded` is.
+ * `halted` is not final (a person resumes or rolls back); `superseded` is. Roll back on a halted
+ * rotation records a pending rollback (`rollbackRunId`): the rotation stays halted, and Resume and a
+ * second Roll back are refused, until the rollback is approved (the rotation becomes superseded in
+ * the same step) or rejected, withdrawn, expired or not started (the pending rollback is cleared).
+ *
+ * One certificate change at a time: `<prefix>:cert-active:<deployment>` holds the run id of the
+ * rotation or rollback that is approved, running or halted. It is claimed with the approval CAS,
+ * handed from a rotation to its rollback when the rollback is approved (and back when the rollback
+ * never started), and released when that run reaches a final state (all in the same Lua step).
  */
 export const runStates = [
   'planning',
@@ -102,6 +110,10 @@ export interface Run {
   resumedBy?: Person;
   /** Who asked for the rollback that superseded this halted rotation. */
   supersededBy?: Person;
+  /** A rotation: the rollback run asked for (pending while the rotation is halted; the one that superseded it after). */
+  rollbackRunId?: string;
+  /** A rotation: who asked for that rollback. */
+  rollbackRequestedBy?: Person;
   /** When the approval stops being valid (ISO); set when the plan arrives. */
   expiresAt?: string;
   approval?: Decision;
@@ -136,7 +148,8 @@ export type RelayDecision =
 /**
  * KEYS[1] run key. ARGV[1] allowed current states (comma-separated), ARGV[2] new state, ARGV[3]
  * now (ms), ARGV[4] expiry check ('1': refuse when now > expiresAtMs), ARGV[5] now (ISO), ARGV[6..]
- * field/value pairs.
+ * field/value pairs. KEYS[2] (optional) the deployment's cert-active key: released in the same step
+ * when it holds this run (a certificate run reaching a final state).
  */
 const transitionScript = `
 local state = redis.call('HGET', KEYS[1], 'state')
@@ -154,25 +167,119 @@ redis.call('HSET', KEYS[1], 'state', ARGV[2], 'updatedAt', ARGV[5])
 for i = 6, #ARGV, 2 do
   redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1])
 end
+if #KEYS > 1 and redis.call('GET', KEYS[2]) == redis.call('HGET', KEYS[1], 'runId') then
+  redis.call('DEL', KEYS[2])
+end
 return {'ok', state}
 `;
 
 /**
  * Resume of a halted run. KEYS[1] run key. ARGV[1] expected attempt, ARGV[2] now (ISO), ARGV[3..]
  * field/value pairs. halted → approved and attempt + 1 in one step, refused when the run is not
- * halted or its attempt is not the one the clicker saw (another resume got there first).
+ * halted, its attempt is not the one the clicker saw (another resume got there first), or a rollback
+ * of it is waiting for approval. The previous attempt's result and error are cleared.
  */
 const resumeScript = `
-local h = redis.call('HMGET', KEYS[1], 'state', 'attempt')
+local h = redis.call('HMGET', KEYS[1], 'state', 'attempt', 'rollbackRunId')
 if not h[1] then return {'missing', '', ''} end
 local attempt = tonumber(h[2] or '1')
 if h[1] ~= 'halted' then return {'conflict', h[1], tostring(attempt)} end
+if h[3] and h[3] ~= '' then return {'rollback-pending', h[3], tostring(attempt)} end
 if attempt ~= tonumber(ARGV[1]) then return {'attempt-changed', h[1], tostring(attempt)} end
+redis.call('HDEL', KEYS[1], 'result', 'error')
 redis.call('HSET', KEYS[1], 'state', 'approved', 'attempt', tostring(attempt + 1), 'updatedAt', ARGV[2])
 for i = 3, #ARGV, 2 do
   redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1])
 end
 return {'ok', 'halted', tostring(attempt + 1)}
+`;
+
+const finalStatesLua = `{ succeeded = true, failed = true, rejected = true, expired = true, ['plan-failed'] = true, superseded = true }`;
+
+/**
+ * Approval of a rotation or a rollback, with the one-change-at-a-time rule. KEYS[1] run key, KEYS[2]
+ * the deployment's cert-active key, KEYS[3] the rotation a rollback rolls back (else KEYS[1]), KEYS[4]
+ * the run of the holder the caller read (else KEYS[1]). ARGV[1] now (ms), ARGV[2] now (ISO), ARGV[3]
+ * run id, ARGV[4] the rotation's run id ('' for a rotation), ARGV[5] the holder the caller read ('' none),
+ * ARGV[6] TTL of the key (s), ARGV[7..] field/value pairs.
+ * awaiting-approval → approved; refused ('busy') while another run holds the key and is not final
+ * (a holder whose run is gone or final is stale and replaced); a rollback needs its rotation halted
+ * with this rollback pending, and moves it to superseded in the same step (the key passes to the rollback).
+ */
+const approveCertScript = `
+local final = ${finalStatesLua}
+local h = redis.call('HMGET', KEYS[1], 'state', 'expiresAtMs')
+if not h[1] then return {'missing', '', ''} end
+if h[1] ~= 'awaiting-approval' then return {'conflict', h[1], ''} end
+local exp = tonumber(h[2] or '0')
+if exp > 0 and tonumber(ARGV[1]) > exp then return {'expired', h[1], ''} end
+local holder = redis.call('GET', KEYS[2]) or ''
+if holder ~= ARGV[5] then return {'retry', '', ''} end
+if holder ~= '' and holder ~= ARGV[3] and holder ~= ARGV[4] then
+  local hs = redis.call('HGET', KEYS[4], 'state')
+  if hs and not final[hs] then return {'busy', holder, hs} end
+end
+if ARGV[4] ~= '' then
+  local p = redis.call('HMGET', KEYS[3], 'state', 'rollbackRunId', 'rollbackRequestedBy')
+  if p[1] ~= 'halted' or p[2] ~= ARGV[3] then return {'parent', p[1] or '', ''} end
+  redis.call('HSET', KEYS[3], 'state', 'superseded', 'updatedAt', ARGV[2])
+  if p[3] then redis.call('HSET', KEYS[3], 'supersededBy', p[3]) end
+end
+redis.call('HSET', KEYS[1], 'state', 'approved', 'updatedAt', ARGV[2])
+for i = 7, #ARGV, 2 do
+  redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1])
+end
+redis.call('SET', KEYS[2], ARGV[3], 'EX', tonumber(ARGV[6]))
+return {'ok', h[1], ''}
+`;
+
+/**
+ * Roll back asked on a halted rotation. KEYS[1] rotation run key. ARGV[1] rollback run id, ARGV[2]
+ * who asked (JSON), ARGV[3] now (ISO). Records the pending rollback only if the rotation is halted
+ * and none is pending.
+ */
+const requestRollbackScript = `
+local h = redis.call('HMGET', KEYS[1], 'state', 'rollbackRunId')
+if not h[1] then return {'missing', ''} end
+if h[1] ~= 'halted' then return {'conflict', h[1]} end
+if h[2] and h[2] ~= '' then return {'pending', h[2]} end
+redis.call('HSET', KEYS[1], 'rollbackRunId', ARGV[1], 'rollbackRequestedBy', ARGV[2], 'updatedAt', ARGV[3])
+return {'ok', ''}
+`;
+
+/** KEYS[1] rotation run key; ARGV[1] rollback run id. Clears the pending rollback of a halted rotation if it is this one. */
+const clearPendingRollbackScript = `
+local h = redis.call('HMGET', KEYS[1], 'state', 'rollbackRunId')
+if h[1] ~= 'halted' or h[2] ~= ARGV[1] then return 0 end
+redis.call('HDEL', KEYS[1], 'rollbackRunId', 'rollbackRequestedBy')
+return 1
+`;
+
+/**
+ * An approved rollback that never started (its job could not be enqueued, or no agent took it in
+ * time). KEYS[1] rollback run key, KEYS[2] cert-active key, KEYS[3] the rotation's run key. ARGV[1]
+ * now (ISO), ARGV[2] TTL of the key (s), ARGV[3..] field/value pairs for the rollback.
+ * The rollback: approved → failed; the rotation: superseded by it → halted again (no pending
+ * rollback), and the cert-active key goes back to it: Resume and Roll back are offered again.
+ */
+const rollbackNotStartedScript = `
+local state = redis.call('HGET', KEYS[1], 'state')
+if not state then return {'missing', ''} end
+if state ~= 'approved' then return {'conflict', state} end
+redis.call('HSET', KEYS[1], 'state', 'failed', 'updatedAt', ARGV[1])
+for i = 3, #ARGV, 2 do
+  redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1])
+end
+local id = redis.call('HGET', KEYS[1], 'runId')
+local p = redis.call('HMGET', KEYS[3], 'state', 'rollbackRunId', 'runId')
+if p[1] == 'superseded' and p[2] == id then
+  redis.call('HSET', KEYS[3], 'state', 'halted', 'updatedAt', ARGV[1])
+  redis.call('HDEL', KEYS[3], 'rollbackRunId', 'rollbackRequestedBy', 'supersededBy')
+  if redis.call('GET', KEYS[2]) == id then redis.call('SET', KEYS[2], p[3], 'EX', tonumber(ARGV[2])) end
+elseif redis.call('GET', KEYS[2]) == id then
+  redis.call('DEL', KEYS[2])
+end
+return {'ok', state}
 `;
 
 /**
@@ -264,7 +371,24 @@ export type ResumeOutcome =
   | { ok: true; attempt: number }
   | { ok: false; reason: 'missing' }
   | { ok: false; reason: 'conflict'; current: RunState }
-  | { ok: false; reason: 'attempt-changed'; attempt: number };
+  | { ok: false; reason: 'attempt-changed'; attempt: number }
+  | { ok: false; reason: 'rollback-pending'; rollbackRunId: string };
+
+export type CertApproveOutcome =
+  | { ok: true; from: RunState }
+  | { ok: false; reason: 'missing' }
+  | { ok: false; reason: 'conflict'; current: RunState }
+  | { ok: false; reason: 'expired'; current: RunState }
+  /** Another certificate run of the deployment is approved, running or halted. */
+  | { ok: false; reason: 'busy'; holder: string; holderState: RunState }
+  /** A rollback whose rotation is no longer halted with this rollback pending. */
+  | { ok: false; reason: 'parent'; parentState: string };
+
+export type RollbackRequestOutcome =
+  | { ok: true }
+  | { ok: false; reason: 'missing' }
+  | { ok: false; reason: 'conflict'; current: RunState }
+  | { ok: false; reason: 'pending'; rollbackRunId: string };
 
 export interface RunStoreOptions {
   redis: Redis;
@@ -352,13 +476,27 @@ export class RunStore {
     return n === 1;
   }
 
-  /** Compare-and-set: moves the run to `to` only if it is in one of `from`. */
-  async transition(runId: string, from: readonly RunState[], to: RunState, patch: RunPatch = {}, options: { refuseIfExpired?: boolean } = {}): Promise<TransitionOutcome> {
+  /** The deployment's "active certificate change" key: the run id of the rotation or rollback approved, running or halted. */
+  certActiveKey(deployment: string): string {
+    return `${this.#prefix}:cert-active:${deployment}`;
+  }
+
+  /** The run id of the deployment's active certificate change, if any. */
+  async certActive(deployment: string): Promise<string | undefined> {
+    return (await this.#redis.get(this.certActiveKey(deployment))) ?? undefined;
+  }
+
+  /**
+   * Compare-and-set: moves the run to `to` only if it is in one of `from`. `releaseCertActive` (the
+   * deployment): when `to` is final, the deployment's cert-active key is released in the same step if it holds this run.
+   */
+  async transition(runId: string, from: readonly RunState[], to: RunState, patch: RunPatch = {}, options: { refuseIfExpired?: boolean; releaseCertActive?: string } = {}): Promise<TransitionOutcome> {
     const now = this.#now();
+    const keys = options.releaseCertActive !== undefined && finalStates.includes(to) ? [this.key(runId), this.certActiveKey(options.releaseCertActive)] : [this.key(runId)];
     const raw = (await this.#redis.eval(
       transitionScript,
-      1,
-      this.key(runId),
+      keys.length,
+      ...keys,
       from.join(','),
       to,
       String(now),
@@ -390,6 +528,90 @@ export class RunStore {
     if (status === 'ok') return { ok: true, attempt: Number(attempt) };
     if (status === 'missing') return { ok: false, reason: 'missing' };
     if (status === 'attempt-changed') return { ok: false, reason: 'attempt-changed', attempt: Number(attempt) };
+    if (status === 'rollback-pending') return { ok: false, reason: 'rollback-pending', rollbackRunId: current };
+    return { ok: false, reason: 'conflict', current: current as RunState };
+  }
+
+  /**
+   * Approval of a cert-rotate or cert-rollback run (awaiting-approval → approved, refused once
+   * expired), claiming the deployment's cert-active key in the same step: refused while another
+   * certificate run holds it and is not final. A rollback (`parentRunId`) moves its halted rotation
+   * to superseded at the same time and takes the key over from it.
+   */
+  async approveCert(runId: string, deployment: string, parentRunId: string | undefined, patch: RunPatch): Promise<CertApproveOutcome> {
+    const now = this.#now();
+    const activeKey = this.certActiveKey(deployment);
+    for (let i = 0; ; i++) {
+      const holder = (await this.#redis.get(activeKey)) ?? '';
+      const holderKey = runIdSchema.safeParse(holder).success ? this.key(holder) : this.key(runId);
+      const raw = (await this.#redis.eval(
+        approveCertScript,
+        4,
+        this.key(runId),
+        activeKey,
+        parentRunId !== undefined ? this.key(parentRunId) : this.key(runId),
+        holderKey,
+        String(now),
+        new Date(now).toISOString(),
+        runId,
+        parentRunId ?? '',
+        holder,
+        String(RUN_TTL_SECONDS),
+        ...encodePatch(patch),
+      )) as [string, string, string];
+      const [status, a, b] = raw;
+      if (status === 'retry' && i < 5) continue;
+      if (status === 'ok') return { ok: true, from: a as RunState };
+      if (status === 'missing') return { ok: false, reason: 'missing' };
+      if (status === 'expired') return { ok: false, reason: 'expired', current: a as RunState };
+      if (status === 'busy') return { ok: false, reason: 'busy', holder: a, holderState: b as RunState };
+      if (status === 'parent') return { ok: false, reason: 'parent', parentState: a };
+      if (status === 'retry') throw new Error('the active certificate change kept changing: try again');
+      return { ok: false, reason: 'conflict', current: a as RunState };
+    }
+  }
+
+  /** Records a pending rollback on a halted rotation (refused when it is not halted, or one is pending already). */
+  async requestRollback(rotationRunId: string, rollbackRunId: string, by: Person): Promise<RollbackRequestOutcome> {
+    const raw = (await this.#redis.eval(
+      requestRollbackScript,
+      1,
+      this.key(rotationRunId),
+      runIdSchema.parse(rollbackRunId),
+      JSON.stringify(personSchema.parse(by)),
+      new Date(this.#now()).toISOString(),
+    )) as [string, string];
+    const [status, value] = raw;
+    if (status === 'ok') return { ok: true };
+    if (status === 'missing') return { ok: false, reason: 'missing' };
+    if (status === 'pending') return { ok: false, reason: 'pending', rollbackRunId: value };
+    return { ok: false, reason: 'conflict', current: value as RunState };
+  }
+
+  /** Clears the rotation's pending rollback if it is `rollbackRunId` (rejected, withdrawn, expired, not posted); true when cleared. */
+  async clearPendingRollback(rotationRunId: string, rollbackRunId: string): Promise<boolean> {
+    const n = (await this.#redis.eval(clearPendingRollbackScript, 1, this.key(rotationRunId), rollbackRunId)) as number;
+    return n === 1;
+  }
+
+  /**
+   * An approved rollback that never started: it fails, and its rotation is halted again (Resume,
+   * Roll back) with the cert-active key back on it, in one step.
+   */
+  async rollbackNotStarted(rollbackRunId: string, rotationRunId: string, deployment: string, patch: RunPatch): Promise<TransitionOutcome> {
+    const raw = (await this.#redis.eval(
+      rollbackNotStartedScript,
+      3,
+      this.key(rollbackRunId),
+      this.certActiveKey(deployment),
+      this.key(rotationRunId),
+      new Date(this.#now()).toISOString(),
+      String(RUN_TTL_SECONDS),
+      ...encodePatch(patch),
+    )) as [string, string];
+    const [status, current] = raw;
+    if (status === 'ok') return { ok: true, from: current as RunState };
+    if (status === 'missing') return { ok: false, reason: 'missing' };
     return { ok: false, reason: 'conflict', current: current as RunState };
   }
 
@@ -512,6 +734,9 @@ function decodeRun(h: Record<string, string>): Run {
   if (resumedBy) run.resumedBy = resumedBy;
   const supersededBy = json(personSchema, h['supersededBy']);
   if (supersededBy) run.supersededBy = supersededBy;
+  if (h['rollbackRunId']) run.rollbackRunId = h['rollbackRunId'];
+  const rollbackRequestedBy = json(personSchema, h['rollbackRequestedBy']);
+  if (rollbackRequestedBy) run.rollbackRequestedBy = rollbackRequestedBy;
   if (h['expiresAtMs']) run.expiresAt = new Date(Number(h['expiresAtMs'])).toISOString();
   const approval = json(decisionSchema, h['approval']);
   if (approval) run.approval = approval;

@@ -118,6 +118,7 @@ export function verificationBlock(v: Verification | null): CardElement[] {
 export function runFacts(run: Run): CardElement {
   const rows: [string, string][] = [['Run', run.runId], ['Requested by', personName(run.requester)]];
   if (run.approval?.decision === 'approved' && run.approval.decidedBy) rows.push(['Approved by', personName(run.approval.decidedBy)]);
+  if (run.resumedBy) rows.push(['Resumed by', personName(run.resumedBy)]);
   if (run.attempt > 1) rows.push(['Attempt', String(run.attempt)]);
   if (run.parentRunId) rows.push(['Rolls back run', run.parentRunId]);
   return facts(rows);

@@ -1,6 +1,7 @@
 import type { CertPlanResult } from '../../jobs/cert-types.ts';
 import type { Run } from '../run-store.ts';
-import { card, executeAction, facts, text, title, verbs, type AdaptiveCardJson, type CardElement } from './card-kit.ts';
+import { certStepTitles } from '../../jobs/cert-types.ts';
+import { card, clip, container, executeAction, facts, text, title, verbs, type AdaptiveCardJson, type CardElement } from './card-kit.ts';
 import { certFacts, minute, personName, previewLines, problemBlock, runFacts } from './cert-card-parts.ts';
 
 /**
@@ -53,11 +54,36 @@ export function certPlanCard(run: Run, plan: CertPlanResult): AdaptiveCardJson {
   return card(body, [executeAction('Approve', verbs.approve, run.runId, 'positive'), executeAction('Reject', verbs.reject, run.runId, 'destructive')]);
 }
 
-/** A plan with a blocking problem: each problem and its fix; nothing was changed. */
+/**
+ * A blocked plan: every reason, each with what to do: the new certificate's error-severity problems
+ * (with their fixes) and every step whose preview says why it cannot go on (a server that could not
+ * be read, a same-subject certificate in a store). Nothing was changed.
+ */
 export function certPlanBlockedCard(run: Run, plan: CertPlanResult): AdaptiveCardJson {
-  const body: CardElement[] = [...head(run), text(`Cannot rotate: the new certificate in \`${plan.file}\` does not meet the requirements.`, { color: 'Attention', weight: 'Bolder' })];
-  body.push(certFacts(plan.next), ...problemBlock(plan.next, 'Problems, each with what to do'));
-  body.push(text('Nothing was changed. Fix the certificate, put it in the agent\'s CERT_DIR, then `cert rotate` again.', { subtle: true }));
+  const certErrors = plan.next.problems.some((p) => p.severity === 'error');
+  // The validate step repeats the certificate's problems, which are shown with their fixes already.
+  const blockedSteps = plan.steps.filter((s) => s.state === 'failed' && !(certErrors && s.id === 'validate'));
+  const reasons: string[] = [];
+  if (certErrors) reasons.push(`the new certificate in \`${plan.file}\` does not meet the requirements`);
+  if (blockedSteps.length > 0) reasons.push(blockedSteps.length === 1 ? 'a step cannot go on' : `${blockedSteps.length} steps cannot go on`);
+  const why = reasons.length > 0 ? reasons.join(', and ') : 'the agent reported the plan as blocked';
+  const body: CardElement[] = [...head(run), text(`Cannot rotate: ${why}.`, { color: 'Attention', weight: 'Bolder' })];
+  body.push(certFacts(plan.next), ...problemBlock(plan.next, 'Problems with the certificate, each with what to do'));
+  if (blockedSteps.length > 0) {
+    body.push(text('Steps that cannot go on', { weight: 'Bolder' }));
+    for (const s of blockedSteps) {
+      body.push(container([
+        text(certStepTitles[s.id], { color: 'Attention', weight: 'Bolder' }),
+        text(s.detail ? clip(s.detail, 300) : 'The agent gave no detail: see its log.'),
+      ], 'attention'));
+    }
+  }
+  const fix = certErrors && blockedSteps.length > 0
+    ? 'Fix each of these (the certificate, then the servers), then `cert rotate` again.'
+    : certErrors
+      ? 'Fix the certificate, put it in the agent\'s CERT_DIR, then `cert rotate` again.'
+      : 'Fix what each step says (two certificates with the same subject in a server\'s LocalMachine\\My break the import: "private key not found"), then `cert rotate` again.';
+  body.push(text(`Nothing was changed. ${fix}`, { subtle: true }));
   return card(body);
 }
 

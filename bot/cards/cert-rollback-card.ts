@@ -15,7 +15,7 @@ function rollbackBody(run: Run): CardElement[] {
   if (run.rollback) {
     body.push(facts([
       ['Make the issuer again', run.rollback.restoreThumbprint],
-      ['Instead of', `${run.rollback.failedThumbprint} (its key credential stays in Entra ID until a later rotation)`],
+      ['Instead of', `${run.rollback.failedThumbprint} (its key credential is removed from Entra ID once the rollback's verification passes)`],
     ]));
   }
   if (plan?.current) body.push(text('The certificate restored', { weight: 'Bolder' }), certFacts(plan.current));

@@ -20,16 +20,39 @@ export function oldThumbprintOf(run: Run): string | null {
   return run.plan?.type === 'cert-plan' ? (run.plan.current?.thumbprint ?? null) : null;
 }
 
+/**
+ * Whether the rotation changed CRM's registration (its steps show register-crm done): only then is
+ * there something to roll back.
+ */
+export function registrationChanged(run: Run): boolean {
+  return (run.steps ?? []).some((s) => s.id === 'register-crm' && s.state === 'done');
+}
+
+/** The run halted (or failed) because no agent started its job before it expired. */
+function notStarted(run: Run): boolean {
+  return run.error?.code === 'JOB_NOT_STARTED';
+}
+
 function errorLines(run: Run): CardElement[] {
   const e = run.error;
   const out: CardElement[] = [];
-  const step = failedStep(run.steps);
+  const step = notStarted(run) ? undefined : failedStep(run.steps);
   if (step) out.push(text(`Stopped at: ${certStepTitles[step.id]}`, { weight: 'Bolder' }));
   if (e) {
     out.push(text(`${e.message}`, { color: 'Attention' }));
     if (e.hint) out.push(text(`What to do: ${e.hint}`));
   }
   return out;
+}
+
+function haltedHeadline(run: Run, rotateResult: CertRotateResult | undefined): string {
+  if (rotateResult?.outcome === 'verification-failed') return 'Halted: the new certificate is in place, but the verification mailboxes did not pass Test & Enable.';
+  if (notStarted(run)) {
+    return run.attempt > 1
+      ? `Halted: no agent started attempt ${run.attempt} of the rotation before it expired; this attempt changed nothing.`
+      : 'Halted: no agent started the rotation before it expired; nothing was changed.';
+  }
+  return 'Halted: a step failed.';
 }
 
 export function certRunCard(run: Run): AdaptiveCardJson {
@@ -57,23 +80,30 @@ export function certRunCard(run: Run): AdaptiveCardJson {
       ));
       break;
     case 'halted': {
-      body.push(text(
-        rotateResult?.outcome === 'verification-failed'
-          ? 'Halted: the new certificate is in place, but the verification mailboxes did not pass Test & Enable.'
-          : 'Halted: a step failed.',
-        { color: 'Attention', weight: 'Bolder' },
-      ));
+      body.push(text(haltedHeadline(run, rotateResult), { color: 'Attention', weight: 'Bolder' }));
       body.push(...errorLines(run));
       body.push(...verificationBlock(rotateResult?.verification ?? null));
-      body.push(text('Resume (approvers) runs the rotation again; steps already done are skipped. Roll back (operators, approvers) makes the old certificate the issuer again, after a second person approves.', { subtle: true }));
+      if (run.rollbackRunId) {
+        // A rollback waits for its approval: no Resume, no second Roll back until it is decided.
+        body.push(text(`Rollback requested by ${personName(run.rollbackRequestedBy)}: waiting for approval on the rollback card (run ${run.rollbackRunId}). If it is rejected or expires, Resume and Roll back come back here.`, { weight: 'Bolder' }));
+        break;
+      }
       actions = [executeAction('Resume', verbs.resume, run.runId, 'positive')];
-      if (oldThumbprintOf(run) !== null) actions.push(executeAction('Roll back', verbs.rollback, run.runId, 'destructive'));
+      const canRollBack = oldThumbprintOf(run) !== null && registrationChanged(run);
+      if (canRollBack) {
+        actions.push(executeAction('Roll back', verbs.rollback, run.runId, 'destructive'));
+        body.push(text('Resume (approvers) runs the rotation again; steps already done are skipped. Roll back (operators, approvers) makes the old certificate the issuer again, after a second person approves.', { subtle: true }));
+      } else if (oldThumbprintOf(run) !== null) {
+        body.push(text('CRM\'s registration was not changed: the old certificate is still the S2S token issuer, so there is nothing to roll back. Resume (approvers) runs the rotation again; steps already done are skipped.', { subtle: true }));
+      } else {
+        body.push(text('Resume (approvers) runs the rotation again; steps already done are skipped. There is no old certificate to roll back to.', { subtle: true }));
+      }
       break;
     }
     case 'superseded':
-      body.push(text('Halted.', { color: 'Attention', weight: 'Bolder' }));
+      body.push(text('Halted: superseded by a rollback.', { color: 'Attention', weight: 'Bolder' }));
       body.push(...errorLines(run));
-      body.push(text(`Rollback requested by ${personName(run.supersededBy)}: see the rollback card.`, { weight: 'Bolder' }));
+      body.push(text(`Rollback requested by ${personName(run.supersededBy ?? run.rollbackRequestedBy)} and approved${run.rollbackRunId ? ` (run ${run.rollbackRunId})` : ''}: see the rollback card.`, { weight: 'Bolder' }));
       break;
     case 'failed':
       body.push(text(run.kind === 'cert-rollback' ? 'The rollback failed.' : `Failed${run.error ? ` (${run.error.code})` : ''}.`, { color: 'Attention', weight: 'Bolder' }));
@@ -109,8 +139,14 @@ export function certResultsCard(run: Run, result: CertRotateResult | CertRollbac
       ['Duration', `${seconds} s`],
     ]));
   } else {
+    const retire = result.steps.find((s) => s.id === 'retire-failed');
+    const failedKey = retire?.state === 'done'
+      ? 'removed from Entra ID'
+      : `kept${retire?.detail ? ` (${retire.detail})` : result.outcome === 'verification-failed' ? ' (the verification did not pass)' : ''}`;
     body.push(facts([
       ['Restored certificate', result.restoredThumbprint],
+      ...(run.rollback ? [['Failed certificate', run.rollback.failedThumbprint] as [string, string]] : []),
+      ['Failed certificate\'s key credential', failedKey],
       ['Duration', `${seconds} s`],
     ]));
   }

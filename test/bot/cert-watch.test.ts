@@ -151,6 +151,7 @@ function statusResult(env: Env, thumbprint: string | null, daysLeft: number | nu
   const notAfter = new Date(env.clock.t + (daysLeft ?? 0) * DAY + 3600_000).toISOString();
   return certStatusResultSchema.parse({
     type: 'cert-status',
+    registrationRead: true,
     registered: thumbprint ? cert(thumbprint, notAfter) : null,
     servers: [],
     entra: null,
@@ -175,7 +176,7 @@ async function check(env: Env, thumbprint: string | null, daysLeft: number | nul
 describe('certWatchAlert (pure)', () => {
   const thresholds = [30, 14, 7, 1];
   const at = Date.parse('2026-03-01T00:00:00.000Z');
-  const r = (daysLeft: number | null, registered = true): CertStatusResult => ({ type: 'cert-status', servers: [], entra: null, serverSettings: { principalId: null, metadataUrl: null }, agree: true, findings: [], registered: registered ? cert(THUMB_A, '2026-04-01T00:00:00.000Z') : null, daysLeft });
+  const r = (daysLeft: number | null, registered = true): CertStatusResult => ({ type: 'cert-status', registrationRead: true, servers: [], entra: null, serverSettings: { principalId: null, metadataUrl: null }, agree: true, findings: [], registered: registered ? cert(THUMB_A, '2026-04-01T00:00:00.000Z') : null, daysLeft });
 
   it('announces the lowest threshold crossed and lists every crossed one', () => {
     expect(certWatchAlert(r(40), thresholds, at)).toEqual({ kind: 'none' });

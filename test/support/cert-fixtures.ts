@@ -38,6 +38,7 @@ export function certSummary(overrides: Partial<CertSummary> = {}): CertSummary {
 export function certStatusResult(overrides: Partial<CertStatusResult> = {}): CertStatusResult {
   return {
     type: 'cert-status',
+    registrationRead: true,
     registered: certSummary(),
     servers: ['CRMAPP01', 'CRMAPP02'].map((server) => ({
       server,
@@ -114,7 +115,7 @@ export function certRollbackResult(outcome: CertRollbackResult['outcome'] = 'rol
     type: 'cert-rollback',
     outcome,
     restoredThumbprint: OLD_THUMBPRINT,
-    steps: rollbackStepIds.map((id) => ({ id, state: 'done' })),
+    steps: rollbackStepIds.map((id) => ({ id, state: outcome === 'verification-failed' && id === 'retire-failed' ? 'skipped' : 'done' })),
     verification: verification(outcome === 'rolled-back' ? 0 : 2),
     durationMs: 30_000,
   };
