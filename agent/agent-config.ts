@@ -4,6 +4,7 @@ import { parseEnv } from '../core/parse-env.ts';
 import { certFileNameSchema } from '../jobs/cert-types.ts';
 import { deploymentSchema } from '../jobs/deployment.ts';
 import { MIN_SIGNING_KEY_LENGTH } from '../jobs/envelope-signer.ts';
+import { NEVER_PASSED_ENV } from './powershell-runner.ts';
 
 const int = (min: number, max: number) => z.coerce.number().int().min(min).max(max);
 
@@ -33,6 +34,15 @@ const guidPattern = /^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4
 const certEnvShape = {
   POWERSHELL: z.string().max(1024).default('powershell.exe'),
   POWERSHELL_TIMEOUT_MS: int(1_000, 3_600_000).default(300_000),
+  /** Comma-separated variable names passed to the scripts on top of Windows' own (powershell-runner.ts); never a secret's. */
+  POWERSHELL_PASS_ENV: z
+    .string()
+    .transform((value) => value.split(',').map((s) => s.trim()).filter((s) => s.length > 0))
+    .pipe(z.array(
+      z.string().max(100).regex(/^[A-Za-z_][A-Za-z0-9_()]*$/, 'each name must be an environment variable name')
+        .refine((name) => !(NEVER_PASSED_ENV as readonly string[]).includes(name.toUpperCase()), 'must not name one of the agent\'s secrets'),
+    ).max(20, 'at most 20 names'))
+    .default(''),
   ASYNC_SERVERS: serverListSchema,
   ASYNC_SERVICE_ACCOUNT: z.string().max(200).regex(/^[^\\\s"'`$;|&<>]+\\[^\\\s"'`$;|&<>]+$/, 'must be DOMAIN\\user').optional(),
   CERT_DIR: z.string().max(1024).refine((p) => isAbsolute(p), 'must be an absolute path').optional(),

@@ -17,15 +17,23 @@ import {
  * with shell: false: every value is its own argv entry, no command text is built from input. The
  * PFX password goes only into the child's environment (SETUP_PFX_PASSWORD), only for the scripts
  * that need it. The script's result is the JSON object on the last non-empty line of stdout.
+ *
+ * The child's environment is built from an allowlist, never copied whole: the variables Windows and
+ * PowerShell need (POWERSHELL_ENV_ALLOWLIST) and the names in `passEnv` (the agent's
+ * POWERSHELL_PASS_ENV), taken from the base environment (`env`, default process.env), plus
+ * SETUP_PFX_PASSWORD for the import script. The agent's secrets (NEVER_PASSED_ENV) never reach a
+ * script, even when `passEnv` names them.
  */
 export interface PowershellRunnerOptions {
-  /** `powershell.exe`, `pwsh`, or the simulator's stand-in. */
+  /** `powershell.exe` (Windows PowerShell 5.1: the CRM snap-in does not load in pwsh), or the simulator's stand-in. */
   executable: string;
   /** Default time-out of one script. */
   timeoutMs: number;
   logger: Logger;
-  /** Environment of the child (default process.env); SETUP_PFX_PASSWORD is always removed from it first. */
+  /** The environment the child's variables are picked from (default process.env); never passed whole. */
   env?: NodeJS.ProcessEnv;
+  /** Names passed to the scripts on top of the allowlist (POWERSHELL_PASS_ENV), matched case-insensitively. */
+  passEnv?: readonly string[];
   /** Folder of the .ps1 files (default the repository's agent/powershell). */
   scriptsDir?: string;
 }
@@ -48,6 +56,30 @@ export const DEFAULT_SCRIPTS_DIR = fileURLToPath(new URL('./powershell/', import
 const MAX_STREAM_BYTES = 1024 * 1024;
 const STDERR_EXCERPT_CHARS = 400;
 const REDACTED = '[redacted]';
+
+/** What Windows, .NET and PowerShell remoting need in a child process; nothing of the agent's own. */
+export const POWERSHELL_ENV_ALLOWLIST = [
+  'SystemRoot', 'windir', 'PATH', 'PATHEXT', 'TEMP', 'TMP', 'PSModulePath', 'ProgramData', 'ProgramFiles',
+  'ProgramFiles(x86)', 'CommonProgramFiles', 'COMPUTERNAME', 'USERDOMAIN', 'USERNAME', 'USERPROFILE', 'APPDATA',
+  'LOCALAPPDATA', 'HOMEDRIVE', 'HOMEPATH', 'NUMBER_OF_PROCESSORS', 'PROCESSOR_ARCHITECTURE', 'OS', 'ComSpec',
+] as const;
+
+/** The agent's secrets (and the import script's password variable): never taken from the base environment. */
+export const NEVER_PASSED_ENV = [PFX_PASSWORD_ENV, 'CERT_PFX_PASSWORD', 'GRAPH_CLIENT_SECRET', 'JOB_SIGNING_KEY', 'CRM_PASSWORD', 'REDIS_URL'] as const;
+
+/**
+ * The child's environment: the base's variables named by the allowlist or `passEnv` (Windows names
+ * are case-insensitive, so 'Path' matches PATH), never one of NEVER_PASSED_ENV.
+ */
+export function powershellChildEnv(base: NodeJS.ProcessEnv, passEnv: readonly string[] = []): NodeJS.ProcessEnv {
+  const wanted = new Set([...POWERSHELL_ENV_ALLOWLIST, ...passEnv].map((name) => name.toLowerCase()));
+  for (const name of NEVER_PASSED_ENV) wanted.delete(name.toLowerCase());
+  const env: NodeJS.ProcessEnv = {};
+  for (const [name, value] of Object.entries(base)) {
+    if (value !== undefined && wanted.has(name.toLowerCase())) env[name] = value;
+  }
+  return env;
+}
 
 type ScriptEntry = (typeof powershellScripts)[PowershellScriptName];
 
@@ -80,7 +112,7 @@ function scriptArguments(name: PowershellScriptName, params: Readonly<Record<str
   return args;
 }
 
-/** Replaces the password (and anything after a certutil `-p`) so no excerpt can carry it. */
+/** Replaces the password (and anything after a `-p`, as certutil would print it) so no excerpt can carry it. */
 function redact(text: string, password: string | undefined): string {
   let out = password ? text.split(password).join(REDACTED) : text;
   out = out.replace(/(^|\s)(-p\s+)("[^"]*"|'[^']*'|\S+)/gi, `$1$2${REDACTED}`);
@@ -101,7 +133,7 @@ function lastNonEmptyLine(text: string): string | undefined {
   return undefined;
 }
 
-/** Kills the child and everything it started (remoting sessions, certutil). */
+/** Kills the child and everything it started (remoting sessions). */
 function killTree(child: ChildProcess, logger: Logger): void {
   const pid = child.pid;
   if (pid === undefined || child.exitCode !== null || child.signalCode !== null) return;
@@ -153,18 +185,18 @@ interface Finished {
 
 export function createPowershellRunner(options: PowershellRunnerOptions): PowershellRunner {
   const scriptsDir = options.scriptsDir ?? DEFAULT_SCRIPTS_DIR;
-  const baseEnv = options.env ?? process.env;
+  const childEnv = powershellChildEnv(options.env ?? process.env, options.passEnv);
   const logger = options.logger.child({ component: 'powershell' });
 
   async function run<N extends PowershellScriptName>(name: N, params: PowershellParams<N>, runOptions: PowershellRunOptions = {}): Promise<PowershellOutput<N>> {
     const entry: ScriptEntry | undefined = Object.hasOwn(powershellScripts, name) ? powershellScripts[name] : undefined;
     if (!entry) throw new SetupError('POWERSHELL_FAILED', `There is no PowerShell script named '${String(name)}'.`);
     const args = ['-NoProfile', '-NonInteractive', '-ExecutionPolicy', 'Bypass', '-File', join(scriptsDir, `${name}.ps1`), ...scriptArguments(name, params)];
-    const env: NodeJS.ProcessEnv = { ...baseEnv };
-    delete env[PFX_PASSWORD_ENV];
+    const env: NodeJS.ProcessEnv = { ...childEnv };
     const password = needsPassword(entry) ? runOptions.pfxPassword : undefined;
     if (needsPassword(entry)) {
-      if (!password) throw new SetupError('POWERSHELL_FAILED', `The script ${name} needs the PFX password.`, { hint: 'Set CERT_PFX_PASSWORD in the agent\'s environment.' });
+      // '' is a valid PFX password; only a missing one is refused.
+      if (password === undefined) throw new SetupError('POWERSHELL_FAILED', `The script ${name} needs the PFX password.`, { hint: 'Set CERT_PFX_PASSWORD in the agent\'s environment.' });
       env[PFX_PASSWORD_ENV] = password;
     }
     const timeoutMs = runOptions.timeoutMs ?? options.timeoutMs;
@@ -258,7 +290,7 @@ function startError(executable: string, error: unknown): SetupError {
   const code = (error as NodeJS.ErrnoException | undefined)?.code;
   return new SetupError('POWERSHELL_FAILED', `could not start ${executable}: set POWERSHELL to the PowerShell executable (${code ?? (error instanceof Error ? error.message : String(error))}).`, {
     cause: error,
-    hint: 'Set POWERSHELL to powershell.exe or the full path of pwsh.',
+    hint: 'Set POWERSHELL to powershell.exe (Windows PowerShell 5.1) or its full path.',
   });
 }
 

@@ -25,9 +25,13 @@ export const powershellScripts = {
     params: [] as const,
     output: z.object({ registered: z.boolean(), derBase64: z.string().nullable() }).strict(),
   },
-  /** The certificate with this thumbprint in LocalMachine\My, its KeySpec and key ACL, and the async services. */
+  /**
+   * The certificate with this thumbprint in LocalMachine\My, its KeySpec and key ACL, and the async
+   * services; duplicateSubject: another certificate in the store has this Subject (checked even when
+   * the thumbprint is not there yet, so a plan sees a same-subject renewal before importing it).
+   */
   'Get-MachineCertificate': {
-    params: ['ComputerName', 'Thumbprint', 'ServiceAccount'] as const,
+    params: ['ComputerName', 'Thumbprint', 'Subject', 'ServiceAccount'] as const,
     output: z.object({
       found: z.boolean(),
       keySpec: z.number().int().nullable(),
@@ -37,7 +41,11 @@ export const powershellScripts = {
       services: z.array(serviceSchema),
     }).strict(),
   },
-  /** certutil -importpfx <file> AT_KEYEXCHANGE (copied to the server first when remote). Password from SETUP_PFX_PASSWORD. */
+  /**
+   * X509Certificate2Collection.Import (MachineKeySet | PersistKeySet) + X509Store LocalMachine\My Add,
+   * the PFX bytes passed to the server through remoting (no copy on disk there); fails unless the key
+   * reads back as KeySpec 1. Password from SETUP_PFX_PASSWORD (an empty value is a valid password).
+   */
   'Import-S2SCertificate': {
     params: ['ComputerName', 'PfxPath'] as const,
     needsPassword: true,

@@ -20,14 +20,15 @@ export interface SimAgentEnvOptions {
  * The agent's certificate settings that point it at the simulators: the same variables an
  * administrator sets on a CRM server (POWERSHELL, ASYNC_SERVERS, CERT_*, GRAPH_*, TLS_CA_FILE), with
  * the stand-in as the PowerShell executable and the Graph simulator as login and Graph host.
- * PWSH_SIM_URL is read by the stand-in, not by the agent: it must be in the environment the agent
- * gives its child processes (the demo's agent process inherits it; an in-process agent gets it as
- * `powershellEnv`).
+ * PWSH_SIM_URL is read by the stand-in, not by the agent: POWERSHELL_PASS_ENV names it so the agent
+ * passes it to its child processes (the agent gives them only Windows' own variables otherwise); the
+ * demo's agent process inherits it, an in-process agent gets it in `powershellEnv`.
  */
 export function simAgentEnvironment(options: SimAgentEnvOptions): Record<string, string> {
   return {
     POWERSHELL: PWSH_SIM_PATH,
     PWSH_SIM_URL: options.crmBaseUrl,
+    POWERSHELL_PASS_ENV: 'PWSH_SIM_URL',
     ASYNC_SERVERS: (options.asyncServers ?? DEFAULT_ASYNC_SERVERS).join(','),
     ASYNC_SERVICE_ACCOUNT: options.serviceAccount ?? DEFAULT_SERVICE_ACCOUNT,
     CERT_DIR: options.certDir,

@@ -4,8 +4,11 @@
     private key, whether the service account can read the key, another certificate with the same
     subject, and the async services.
 .DESCRIPTION
-    Runs locally when -ComputerName is this machine, otherwise through Invoke-Command. Prints one
-    JSON object: {"found","keySpec","hasPrivateKey","serviceAccountCanRead","duplicateSubject","services":[{"name","status"}]}
+    Runs locally when -ComputerName is this machine, otherwise through Invoke-Command.
+    duplicateSubject: another certificate (another thumbprint) in LocalMachine\My has the subject
+    -Subject, whether or not the certificate -Thumbprint is there yet (CRM would then fail with
+    "private key not found"). Prints one JSON object:
+    {"found","keySpec","hasPrivateKey","serviceAccountCanRead","duplicateSubject","services":[{"name","status"}]}
 #>
 [CmdletBinding()]
 param(
@@ -19,6 +22,10 @@ param(
 
     [Parameter(Mandatory = $true)]
     [ValidateNotNullOrEmpty()]
+    [string]$Subject,
+
+    [Parameter(Mandatory = $true)]
+    [ValidateNotNullOrEmpty()]
     [string]$ServiceAccount
 )
 
@@ -26,27 +33,40 @@ $ErrorActionPreference = 'Stop'
 Set-StrictMode -Version 2.0
 
 $inspect = {
-    param([string]$Thumbprint, [string]$ServiceAccount)
+    param([string]$Thumbprint, [string]$Subject, [string]$ServiceAccount)
     $ErrorActionPreference = 'Stop'
 
-    # KeySpec and key container file: CSP keys (RSACryptoServiceProvider) live in
-    # Crypto\RSA\MachineKeys with KeyNumber Exchange (1) or Signature (2); CNG keys (RSACng,
-    # KeySpec 0) in Crypto\Keys.
-    function Get-PrivateKeyInfo([System.Security.Cryptography.X509Certificates.X509Certificate2]$Certificate) {
-        $key = [System.Security.Cryptography.X509Certificates.RSACertificateExtensions]::GetRSAPrivateKey($Certificate)
-        if ($key -is [System.Security.Cryptography.RSACryptoServiceProvider]) {
-            $container = $key.CspKeyContainerInfo
+    # ---- Get-CertificateKeyInfo: identical in Get-MachineCertificate.ps1, Grant-CertificateKeyAccess.ps1
+    # and Import-S2SCertificate.ps1 (a remote script block cannot dot-source a local file; the test
+    # test/agent/powershell-scripts.test.ts checks the three copies are the same).
+    # The KeySpec and the key container file of a certificate's private key, as CRM sees them.
+    # Windows PowerShell 5.1 runs on .NET Framework 4.x, where
+    # RSACertificateExtensions.GetRSAPrivateKey() opens every key through CNG
+    # (CRYPT_ACQUIRE_ONLY_NCRYPT_KEY_FLAG), a legacy CSP key too: it returns RSACng and a KeySpec 1 key
+    # would read as KeySpec 0, its file looked for under Crypto\Keys (dotnet/corefx#3502).
+    # X509Certificate2.PrivateKey opens CSP keys as RSACryptoServiceProvider: KeyNumber is the KeySpec
+    # (Exchange 1, Signature 2) and the file is Crypto\RSA\MachineKeys\<UniqueKeyContainerName>. For a
+    # CNG key it throws ("Invalid provider type specified"): KeySpec 0, the file
+    # Crypto\Keys\<RSACng.Key.UniqueName> through GetRSAPrivateKey().
+    function Get-CertificateKeyInfo([System.Security.Cryptography.X509Certificates.X509Certificate2]$Certificate) {
+        if (-not $Certificate.HasPrivateKey) { return $null }
+        $csp = $null
+        try { $csp = $Certificate.PrivateKey } catch { $csp = $null }
+        if ($csp -is [System.Security.Cryptography.RSACryptoServiceProvider]) {
+            $container = $csp.CspKeyContainerInfo
             $keySpec = 2
             if ($container.KeyNumber -eq [System.Security.Cryptography.KeyNumber]::Exchange) { $keySpec = 1 }
             $file = Join-Path -Path $env:ProgramData -ChildPath ('Microsoft\Crypto\RSA\MachineKeys\' + $container.UniqueKeyContainerName)
             return @{ keySpec = $keySpec; file = $file }
         }
-        if ($key -is [System.Security.Cryptography.RSACng]) {
-            $file = Join-Path -Path $env:ProgramData -ChildPath ('Microsoft\Crypto\Keys\' + $key.Key.UniqueName)
+        $cng = [System.Security.Cryptography.X509Certificates.RSACertificateExtensions]::GetRSAPrivateKey($Certificate)
+        if ($cng -is [System.Security.Cryptography.RSACng]) {
+            $file = Join-Path -Path $env:ProgramData -ChildPath ('Microsoft\Crypto\Keys\' + $cng.Key.UniqueName)
             return @{ keySpec = 0; file = $file }
         }
         throw "The private key of $($Certificate.Thumbprint) is not an RSA key."
     }
+    # ---- end Get-CertificateKeyInfo
 
     function Test-AccountCanRead([string]$File, [string]$Account) {
         $sid = ([System.Security.Principal.NTAccount]::new($Account)).Translate([System.Security.Principal.SecurityIdentifier]).Value
@@ -70,23 +90,25 @@ $inspect = {
         $services += @{ name = $name; status = $status }
     }
 
+    # Another certificate with this subject, checked before the thumbprint is looked up: a plan sees a
+    # same-subject certificate in the store before the new one is imported.
+    $others = @(Get-ChildItem -Path 'Cert:\LocalMachine\My' | Where-Object { $_.Subject -eq $Subject -and $_.Thumbprint -ne $Thumbprint })
+
     $result = @{
         found                 = $false
         keySpec               = $null
         hasPrivateKey         = $false
         serviceAccountCanRead = $false
-        duplicateSubject      = $false
+        duplicateSubject      = ($others.Count -gt 0)
         services              = $services
     }
     $certificate = Get-Item -LiteralPath ('Cert:\LocalMachine\My\' + $Thumbprint) -ErrorAction SilentlyContinue
     if ($null -eq $certificate) { return $result }
 
     $result.found = $true
-    $others = @(Get-ChildItem -Path 'Cert:\LocalMachine\My' | Where-Object { $_.Subject -eq $certificate.Subject -and $_.Thumbprint -ne $certificate.Thumbprint })
-    $result.duplicateSubject = $others.Count -gt 0
     if ($certificate.HasPrivateKey) {
         $result.hasPrivateKey = $true
-        $key = Get-PrivateKeyInfo $certificate
+        $key = Get-CertificateKeyInfo $certificate
         $result.keySpec = $key.keySpec
         $result.serviceAccountCanRead = Test-AccountCanRead -File $key.file -Account $ServiceAccount
     }
@@ -96,10 +118,10 @@ $inspect = {
 try {
     $thisComputer = @('localhost', '.', $env:COMPUTERNAME, [System.Net.Dns]::GetHostEntry([string]::Empty).HostName)
     if ($thisComputer -contains $ComputerName) {
-        $state = & $inspect $Thumbprint.ToUpperInvariant() $ServiceAccount
+        $state = & $inspect $Thumbprint.ToUpperInvariant() $Subject $ServiceAccount
     }
     else {
-        $state = Invoke-Command -ComputerName $ComputerName -ScriptBlock $inspect -ArgumentList $Thumbprint.ToUpperInvariant(), $ServiceAccount
+        $state = Invoke-Command -ComputerName $ComputerName -ScriptBlock $inspect -ArgumentList $Thumbprint.ToUpperInvariant(), $Subject, $ServiceAccount
     }
     $keySpec = $null
     if ($null -ne $state.keySpec) { $keySpec = [int]$state.keySpec }

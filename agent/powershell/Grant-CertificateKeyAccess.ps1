@@ -30,16 +30,37 @@ $grant = {
     param([string]$Thumbprint, [string]$ServiceAccount)
     $ErrorActionPreference = 'Stop'
 
-    function Get-KeyFile([System.Security.Cryptography.X509Certificates.X509Certificate2]$Certificate) {
-        $key = [System.Security.Cryptography.X509Certificates.RSACertificateExtensions]::GetRSAPrivateKey($Certificate)
-        if ($key -is [System.Security.Cryptography.RSACryptoServiceProvider]) {
-            return Join-Path -Path $env:ProgramData -ChildPath ('Microsoft\Crypto\RSA\MachineKeys\' + $key.CspKeyContainerInfo.UniqueKeyContainerName)
+    # ---- Get-CertificateKeyInfo: identical in Get-MachineCertificate.ps1, Grant-CertificateKeyAccess.ps1
+    # and Import-S2SCertificate.ps1 (a remote script block cannot dot-source a local file; the test
+    # test/agent/powershell-scripts.test.ts checks the three copies are the same).
+    # The KeySpec and the key container file of a certificate's private key, as CRM sees them.
+    # Windows PowerShell 5.1 runs on .NET Framework 4.x, where
+    # RSACertificateExtensions.GetRSAPrivateKey() opens every key through CNG
+    # (CRYPT_ACQUIRE_ONLY_NCRYPT_KEY_FLAG), a legacy CSP key too: it returns RSACng and a KeySpec 1 key
+    # would read as KeySpec 0, its file looked for under Crypto\Keys (dotnet/corefx#3502).
+    # X509Certificate2.PrivateKey opens CSP keys as RSACryptoServiceProvider: KeyNumber is the KeySpec
+    # (Exchange 1, Signature 2) and the file is Crypto\RSA\MachineKeys\<UniqueKeyContainerName>. For a
+    # CNG key it throws ("Invalid provider type specified"): KeySpec 0, the file
+    # Crypto\Keys\<RSACng.Key.UniqueName> through GetRSAPrivateKey().
+    function Get-CertificateKeyInfo([System.Security.Cryptography.X509Certificates.X509Certificate2]$Certificate) {
+        if (-not $Certificate.HasPrivateKey) { return $null }
+        $csp = $null
+        try { $csp = $Certificate.PrivateKey } catch { $csp = $null }
+        if ($csp -is [System.Security.Cryptography.RSACryptoServiceProvider]) {
+            $container = $csp.CspKeyContainerInfo
+            $keySpec = 2
+            if ($container.KeyNumber -eq [System.Security.Cryptography.KeyNumber]::Exchange) { $keySpec = 1 }
+            $file = Join-Path -Path $env:ProgramData -ChildPath ('Microsoft\Crypto\RSA\MachineKeys\' + $container.UniqueKeyContainerName)
+            return @{ keySpec = $keySpec; file = $file }
         }
-        if ($key -is [System.Security.Cryptography.RSACng]) {
-            return Join-Path -Path $env:ProgramData -ChildPath ('Microsoft\Crypto\Keys\' + $key.Key.UniqueName)
+        $cng = [System.Security.Cryptography.X509Certificates.RSACertificateExtensions]::GetRSAPrivateKey($Certificate)
+        if ($cng -is [System.Security.Cryptography.RSACng]) {
+            $file = Join-Path -Path $env:ProgramData -ChildPath ('Microsoft\Crypto\Keys\' + $cng.Key.UniqueName)
+            return @{ keySpec = 0; file = $file }
         }
         throw "The private key of $($Certificate.Thumbprint) is not an RSA key."
     }
+    # ---- end Get-CertificateKeyInfo
 
     function Test-AccountCanRead([string]$File, [string]$Sid) {
         $read = [System.Security.AccessControl.FileSystemRights]::Read
@@ -60,7 +81,7 @@ $grant = {
 
     $account = [System.Security.Principal.NTAccount]::new($ServiceAccount)
     $sid = $account.Translate([System.Security.Principal.SecurityIdentifier]).Value
-    $file = Get-KeyFile $certificate
+    $file = (Get-CertificateKeyInfo $certificate).file
     if (Test-AccountCanRead -File $file -Sid $sid) {
         return @{ granted = $true; alreadyHad = $true }
     }
