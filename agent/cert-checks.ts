@@ -83,18 +83,24 @@ export function duplicateSubjectError(subject: string): SetupError {
   );
 }
 
-/** Import step: per server, check, then `certutil -importpfx … AT_KEYEXCHANGE` where needed. */
+/**
+ * Import step: every server checked first (a same-subject certificate anywhere refuses the step
+ * before any server is changed), then `certutil -importpfx … AT_KEYEXCHANGE` where needed.
+ */
 export async function importStep(ctx: JobContext, certs: ReadyCerts, next: CertRef, pfx: { path: string; password: string | undefined }): Promise<StepOutcome> {
   const imported: string[] = [];
   const already: string[] = [];
+  const toImport: string[] = [];
   for (const server of certs.servers) {
     await onServer(server, async () => {
       const action = importAction(await machineCert(ctx, certs, server, next));
       if (action === 'refuse') throw duplicateSubjectError(next.subject);
-      if (action === 'none') {
-        already.push(server);
-        return;
-      }
+      if (action === 'none') already.push(server);
+      else toImport.push(server);
+    });
+  }
+  for (const server of toImport) {
+    await onServer(server, async () => {
       const out = await runScript(ctx, certs, 'Import-S2SCertificate', { ComputerName: server, PfxPath: pfx.path }, pfx.password === undefined ? {} : { pfxPassword: pfx.password });
       if (out.thumbprint !== next.thumbprint) {
         throw new SetupError('STEP_FAILED', `the import gave certificate ${out.thumbprint}, not ${next.thumbprint}.`, { hint: 'Check the PFX in CERT_DIR: it changed while the rotation ran. Ask for a new plan.' });

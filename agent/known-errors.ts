@@ -33,7 +33,7 @@ export const knownErrorRules: readonly KnownErrorRule[] = [
     cause: 's2s-private-key-not-found',
     title: 'Two certificates with the same subject (private key not found)',
     remediation:
-      'LocalMachine\\My on the server holds another certificate with the same subject, so the import or CRM finds the wrong one: remove the certificate that is not the S2S certificate (certlm.msc), then Resume.',
+      'LocalMachine\\My on the server holds two certificates with the same subject, and Set-CrmCertificate (and the import) find the certificate by subject name, so they pick the wrong one. Get the new certificate issued with a different subject (for example add the year to the CN) and rotate to it; do not delete the old certificate (a rollback needs it).',
     patterns: [/private key not found/i, /same subject/i],
   },
   {

@@ -1,11 +1,13 @@
 import { randomUUID } from 'node:crypto';
-import { access, mkdtemp, symlink, writeFile } from 'node:fs/promises';
+import { access, mkdtemp, readFile, symlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { certLockKey, createCertLock } from '../../agent/cert-lock.ts';
 import { certStepsKey } from '../../agent/cert-steps.ts';
 import { runJob } from '../../agent/job-handlers.ts';
+import { createLogger, silentLogger } from '../../core/logger.ts';
 import { connectRedis } from '../../core/redis-connection.ts';
 import { SetupError } from '../../core/setup-error.ts';
 import {
@@ -14,6 +16,7 @@ import {
   certRollbackResultSchema,
   certRotateResultSchema,
   certStatusResultSchema,
+  rollbackStepIds,
   rotationStepIds,
   type StepState,
 } from '../../jobs/cert-types.ts';
@@ -30,6 +33,7 @@ let oldCert: Pfx;
 let newCert: Pfx;
 let weakCert: Pfx;
 let otherCert: Pfx;
+let renewalCert: Pfx;
 let certDir: string;
 
 beforeAll(async () => {
@@ -38,7 +42,9 @@ beforeAll(async () => {
   newCert = makePfx('CN=crm-s2s-2025.contoso.com, O=Contoso', 400);
   weakCert = makePfx('CN=crm-s2s-weak.contoso.com', 400, { keySize: 1024 });
   otherCert = makePfx('CN=crm-s2s-other.contoso.com', 400);
-  certDir = await certDirWith({ 's2s-new.pfx': newCert.pfx, 'weak.pfx': weakCert.pfx, 'other.pfx': otherCert.pfx });
+  // The usual CA renewal: a new key and validity, the subject of the registered certificate.
+  renewalCert = makePfx(oldCert.subject, 400);
+  certDir = await certDirWith({ 's2s-new.pfx': newCert.pfx, 'weak.pfx': weakCert.pfx, 'other.pfx': otherCert.pfx, 'renewal.pfx': renewalCert.pfx });
 });
 
 afterAll(async () => {
@@ -55,15 +61,38 @@ const failure = async (promise: Promise<unknown>): Promise<SetupError> => {
 };
 const stateOf = (steps: readonly StepState[], id: StepState['id']) => steps.find((s) => s.id === id);
 
-function rotatePayload(runId: string, attempt = 1, overrides: Partial<{ newThumbprint: string; file: string }> = {}): JobPayload {
+function rotatePayload(runId: string, attempt = 1, overrides: Partial<{ newThumbprint: string; file: string; approvedBy: string; resumedBy: string }> = {}): JobPayload {
   return { type: 'cert-rotate', ...common, runId, newThumbprint: newCert.thumbprint, oldThumbprint: oldCert.thumbprint, approvedBy: approver, attempt, ...overrides };
 }
+
+function rollbackPayload(rotationRunId: string, overrides: Partial<{ runId: string; attempt: number; approvedBy: string }> = {}): JobPayload {
+  return { type: 'cert-rollback', ...common, runId: newRunIdForTest(), rotationRunId, restoreThumbprint: oldCert.thumbprint, failedThumbprint: newCert.thumbprint, approvedBy: approver, attempt: 1, ...overrides };
+}
+
+/** A rotation to newCert whose verification fails (key access silently not applied): the state a rollback is for. */
+async function failedRotation(w: CertWorld): Promise<string> {
+  const rotationRunId = newRunIdForTest();
+  w.s2s.keyAccessNotApplied = true;
+  const result = certRotateResultSchema.parse(await run(w, rotatePayload(rotationRunId)));
+  expect(result.outcome).toBe('verification-failed');
+  w.s2s.keyAccessNotApplied = false;
+  return rotationRunId;
+}
+
+const mailboxIdsIn = (filter: string | undefined) => [...(filter ?? '').matchAll(/mailboxid eq ([0-9a-f-]{36})/g)].map((m) => m[1]);
+const lockKey = certLockKey(prefix, common.deployment);
 
 describe('cert-status', () => {
   it('reads the registration, both servers, Entra and the settings, and agrees on a working deployment', async () => {
     const w = world();
     const result = certStatusResultSchema.parse(await run(w, { type: 'cert-status', ...common, runId: newRunIdForTest() }));
+    expect(result.registrationRead).toBe(true);
     expect(result.registered?.thumbprint).toBe(oldCert.thumbprint);
+    // Each store is asked about the registered certificate and its own subject.
+    expect(w.s2s.calls.filter((c) => c.name === 'Get-MachineCertificate').map((c) => [c.params['Thumbprint'], c.params['Subject']])).toEqual([
+      [oldCert.thumbprint, oldCert.subject],
+      [oldCert.thumbprint, oldCert.subject],
+    ]);
     expect(result.servers.map((s) => [s.server, s.found, s.keySpec, s.serviceAccountCanRead])).toEqual([
       ['CRMAPP01', true, 1, true],
       ['CRMAPP02', true, 1, true],
@@ -94,6 +123,33 @@ describe('cert-status', () => {
     for (const name of ['Get-S2SCertificate', 'Get-S2SServerSettings'] as const) dead.s2s.fail(name, new SetupError('POWERSHELL_FAILED', 'The term Get-CrmCertificate is not recognized.'));
     dead.s2s.graph.faults.push({ name: 'getCrmServicePrincipal', error: new SetupError('GRAPH_AUTH_FAILED', 'AADSTS7000215'), times: 1 });
     expect((await failure(run(dead, { type: 'cert-status', ...common, runId: newRunIdForTest() }))).code).toBe('POWERSHELL_FAILED');
+  });
+
+  it('says the registration is unknown (registrationRead false), not "none", when Get-CrmCertificate fails', async () => {
+    const w = world();
+    w.s2s.fail('Get-S2SCertificate', new SetupError('POWERSHELL_FAILED', 'The term Get-CrmCertificate is not recognized.'));
+    const result = certStatusResultSchema.parse(await run(w, { type: 'cert-status', ...common, runId: newRunIdForTest() }));
+    expect(result).toMatchObject({ registrationRead: false, registered: null, daysLeft: null, agree: false });
+    const text = result.findings.map((f) => `${f.message} => ${f.fix}`).join('\n');
+    expect(text).toMatch(/registered in CRM cannot be read, so which certificate CRM signs with is unknown.*Get-CrmCertificate is not recognized\. => Check that the agent can run the Microsoft\.Crm\.PowerShell snap-in/);
+    expect(text).not.toMatch(/No certificate is registered/);
+
+    // Read and empty: registrationRead true, registered null means "none".
+    const none = world();
+    none.s2s.registered = null;
+    const empty = certStatusResultSchema.parse(await run(none, { type: 'cert-status', ...common, runId: newRunIdForTest() }));
+    expect(empty).toMatchObject({ registrationRead: true, registered: null });
+    expect(empty.findings.map((f) => f.message)).toContain('No certificate is registered as S2STokenIssuer in CRM.');
+  });
+
+  it('finds another certificate with the registered one\'s subject in a store, with a fix that keeps the old certificate', async () => {
+    const w = world();
+    w.s2s.stores.get('CRMAPP01')?.set(renewalCert.thumbprint, { cert: renewalCert, keySpec: 1, hasPrivateKey: true, readers: new Set() });
+    const result = certStatusResultSchema.parse(await run(w, { type: 'cert-status', ...common, runId: newRunIdForTest() }));
+    expect(result.servers.map((s) => s.duplicateSubject)).toEqual([true, false]);
+    const finding = result.findings.find((f) => f.message.includes('same subject'));
+    expect(finding?.message).toMatch(/on CRMAPP01: Set-CrmCertificate finds the certificate by subject name/);
+    expect(finding?.fix).toMatch(/different subject.*keep the registered one/);
   });
 
   it('fails with CONFIG_MISSING naming the variables when the agent has no certificate settings', async () => {
@@ -134,14 +190,23 @@ describe('cert-plan', () => {
     expect(weak.next.problems.some((p) => p.code === 'KEY_TOO_SMALL' && p.severity === 'error')).toBe(true);
     expect(stateOf(weak.steps, 'validate')?.state).toBe('failed');
 
-    // The store only tells about a duplicate of a certificate it has (an earlier attempt imported the new one).
+    // A same-subject renewal (the usual CA renewal): the stores are asked for the new certificate's
+    // subject before it is imported, and the plan is blocked with what to do.
     const w = world();
-    w.s2s.stores.get('CRMAPP02')?.set(newCert.thumbprint, { cert: newCert, keySpec: 1, hasPrivateKey: true, readers: new Set() });
-    w.s2s.stores.get('CRMAPP02')?.set('F'.repeat(40), { cert: { ...otherCert, thumbprint: 'F'.repeat(40), subject: newCert.subject }, keySpec: 1, hasPrivateKey: true, readers: new Set() });
-    const dup = certPlanResultSchema.parse(await run(w, { type: 'cert-plan', ...common, runId: newRunIdForTest() }));
-    expect(dup.blocked).toBe(true);
-    expect(stateOf(dup.steps, 'import')).toMatchObject({ state: 'failed' });
-    expect(stateOf(dup.steps, 'import')?.detail).toMatch(/same subject.*CRMAPP02.*private key not found/);
+    const renewal = certPlanResultSchema.parse(await run(w, { type: 'cert-plan', ...common, runId: newRunIdForTest(), file: 'renewal.pfx' }));
+    expect(w.s2s.calls.filter((c) => c.name === 'Get-MachineCertificate').map((c) => [c.params['Thumbprint'], c.params['Subject']])).toEqual([
+      [renewalCert.thumbprint, oldCert.subject],
+      [renewalCert.thumbprint, oldCert.subject],
+    ]);
+    expect(renewal.blocked).toBe(true);
+    expect(stateOf(renewal.steps, 'validate')?.state).toBe('pending');
+    expect(stateOf(renewal.steps, 'import')).toMatchObject({ state: 'failed' });
+    const detail = stateOf(renewal.steps, 'import')?.detail ?? '';
+    expect(detail).toMatch(/^cannot rotate: another certificate has this subject\. Set-CrmCertificate finds it by subject name: two with one subject break it \("private key not found"\)\./);
+    expect(detail).toMatch(/issued with another subject \(e\.g\. the year in the CN\); do not delete the old one \(a rollback needs it\)\. On CRMAPP01, CRMAPP02$/);
+
+    // A different subject: not blocked.
+    expect(certPlanResultSchema.parse(await run(world(), { type: 'cert-plan', ...common, runId: newRunIdForTest() })).blocked).toBe(false);
   });
 
   it('takes only plain names in CERT_DIR: the schema refuses paths, the handler refuses a link out of the folder and names the files there', async () => {
@@ -292,13 +357,14 @@ describe('cert-rotate', () => {
     expect(error.retryable).toBe(false);
   });
 
-  it('fails the import on a server with another certificate of the same subject, with the known remedy', async () => {
+  it('refuses the import when any server has another certificate of the same subject, before importing anywhere', async () => {
     const w = world();
     w.s2s.stores.get('CRMAPP02')?.set('F'.repeat(40), { cert: { ...otherCert, thumbprint: 'F'.repeat(40), subject: newCert.subject }, keySpec: 1, hasPrivateKey: true, readers: new Set() });
     const error = await failure(run(w, rotatePayload(newRunIdForTest())));
-    expect(error.code).toBe('POWERSHELL_FAILED');
-    expect(error.message).toMatch(/failed on CRMAPP02: .*private key not found/);
-    expect(error.hint).toMatch(/same subject/);
+    expect(error.code).toBe('STEP_FAILED');
+    expect(error.message).toMatch(/failed on CRMAPP02: another certificate with the same subject .* is in LocalMachine\\My/);
+    expect(error.hint).toMatch(/^Set-CrmCertificate finds the certificate by subject name.*different subject \(for example add the year to the CN\).*do not delete the old certificate \(a rollback needs it\)/);
+    expect(w.s2s.callsOf('Import-S2SCertificate')).toBe(0);
     expect(w.s2s.registered?.thumbprint).toBe(oldCert.thumbprint);
   });
 
@@ -324,19 +390,57 @@ describe('cert-rotate', () => {
     expect(w.s2s.health(w.ctx.now()).ok).toBe(false);
 
     w.s2s.keyAccessNotApplied = false;
-    const rollback = certRollbackResultSchema.parse(
-      await run(w, { type: 'cert-rollback', ...common, runId: newRunIdForTest(), rotationRunId, restoreThumbprint: oldCert.thumbprint, failedThumbprint: newCert.thumbprint, approvedBy: approver, attempt: 1 }),
-    );
+    // Credentials the rollback must leave alone: another valid certificate and an expired one.
+    const other = w.s2s.graph.credentialOf(otherCert);
+    const expired = { ...w.s2s.graph.credentialOf(weakCert), endDateTime: '2020-01-01T00:00:00Z' };
+    w.s2s.graph.sp.keyCredentials.push(other, expired);
+    const before = structuredClone(w.s2s.graph.sp.keyCredentials);
+    const rollback = certRollbackResultSchema.parse(await run(w, rollbackPayload(rotationRunId)));
     expect(rollback.outcome).toBe('rolled-back');
-    expect(rollback.steps.map((s) => [s.id, s.state])).toEqual([
-      ['validate-old', 'done'],
-      ['register-crm', 'done'],
-      ['restart-services', 'done'],
-      ['verify', 'done'],
-    ]);
+    expect(rollback.steps.map((s) => [s.id, s.state])).toEqual(rollbackStepIds.map((id) => [id, 'done']));
     expect(w.s2s.registered?.thumbprint).toBe(oldCert.thumbprint);
     expect(w.s2s.health(w.ctx.now())).toEqual({ ok: true });
     expect(rollback.verification).toMatchObject({ selected: 3, succeeded: 3 });
+    // retire-failed: exactly the failed certificate's key credential is gone; the others are as they were.
+    expect(stateOf(rollback.steps, 'retire-failed')?.detail).toBe(`removed the key credential of ${newCert.thumbprint}`);
+    expect(w.s2s.graph.sp.keyCredentials).toEqual(before.filter((k) => k.customKeyIdentifier !== Buffer.from(newCert.thumbprint, 'hex').toString('base64')));
+    expect(w.s2s.graph.thumbprints()).toEqual([oldCert.thumbprint, otherCert.thumbprint, weakCert.thumbprint]);
+    expect(w.s2s.graph.writes).toHaveLength(2);
+  });
+
+  it('keeps the failed certificate\'s key credential when the rollback\'s verification fails (retire-failed skipped, saying why)', async () => {
+    const w = world();
+    const rotationRunId = await failedRotation(w);
+    // Still broken after the rollback: someone cleared the S2S server settings meanwhile (the rollback does not set them).
+    w.s2s.settings = { principalId: null, metadataUrl: null };
+    const rollback = certRollbackResultSchema.parse(await run(w, rollbackPayload(rotationRunId)));
+    expect(rollback.outcome).toBe('verification-failed');
+    expect(stateOf(rollback.steps, 'retire-failed')).toEqual({ id: 'retire-failed', state: 'skipped', detail: `the verification failed, so the key credential of ${newCert.thumbprint} stays until this is understood` });
+    expect(w.s2s.graph.thumbprints()).toContain(newCert.thumbprint);
+  });
+
+  it('refuses a rollback with PLAN_CHANGED when CRM signs with a third certificate now, changing nothing', async () => {
+    const w = world();
+    const rotationRunId = await failedRotation(w);
+    // Someone registered another certificate by hand since the rollback was approved.
+    w.s2s.registered = otherCert;
+    const error = await failure(run(w, rollbackPayload(rotationRunId)));
+    expect(error.code).toBe('PLAN_CHANGED');
+    expect(error.retryable).toBe(false);
+    expect(error.message).toBe(
+      `Step 'Check the old certificate is still in place' failed: CRM signs with the certificate ${otherCert.thumbprint} (${otherCert.subject}) now, not the failed ${newCert.thumbprint} nor the ${oldCert.thumbprint} to restore: the rollback was approved for another state. Nothing was changed.`,
+    );
+    expect(error.hint).toMatch(/@setup cert status/);
+    expect(w.s2s.callsOf('Register-S2SCertificate')).toBe(1);
+    expect(w.s2s.callsOf('Restart-CrmAsyncServices')).toBe(2);
+    expect(w.s2s.graph.writes).toHaveLength(1);
+    expect(w.s2s.registered.thumbprint).toBe(otherCert.thumbprint);
+
+    // What the rollback was approved for: CRM still signs with the failed certificate (or, on a later attempt, the restored one).
+    w.s2s.registered = oldCert;
+    const again = certRollbackResultSchema.parse(await run(w, rollbackPayload(rotationRunId)));
+    expect(again.outcome).toBe('rolled-back');
+    expect(stateOf(again.steps, 'register-crm')?.detail).toBe(`${oldCert.thumbprint} is already registered`);
   });
 
   it('refuses a rollback whose old key credential is gone from Entra, saying what to do', async () => {
