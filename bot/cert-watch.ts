@@ -12,8 +12,8 @@ import type { BotConfig } from './bot-config.ts';
 import type { ActivityRequest, BotServices } from './bot-services.ts';
 import type { AdaptiveCardJson } from './cards/card-kit.ts';
 import { startCertRotation } from './commands/cert-rotate-command.ts';
-import { certExpiredCard, certNotRegisteredCard, rotationDueCard } from './cards/cert-watch-card.ts';
-import { conversationRefSchema, type ConversationRef, type Person, type Run, type RunKind } from './run-store.ts';
+import { certExpiredCard, certNotRegisteredCard, certWatchCannotCheckCard, rotationDueCard } from './cards/cert-watch-card.ts';
+import { conversationRefSchema, type ConversationRef, type Person, type Run, type RunError, type RunKind } from './run-store.ts';
 import { jobTimeoutAt, scheduleTimer } from './run-timers.ts';
 import { describeError } from './user-facing-error.ts';
 
@@ -30,6 +30,9 @@ import { describeError } from './user-facing-error.ts';
  *   (SET NX, kept ~400 days: longer than any certificate's last 30 days)
  * - `cert-watch:<deployment>:<thumbprint|none>:<expired|none>:<yyyy-mm-dd>`: the daily expired /
  *   not-registered card was posted that day (UTC)
+ * - `cert-watch:<deployment>:failures`: failed checks in a row (no agent answered, the agent failed
+ *   the check, or CRM's registration could not be read); a check that reads it resets it
+ * - `cert-watch:<deployment>:cannot-check:<yyyy-mm-dd>`: the "cannot check" card was posted that day
  */
 
 /** The one job scheduler id of the watch: every bot instance upserts the same one. */
@@ -63,6 +66,17 @@ export function certWatchThresholdKey(prefix: string, deployment: string, thumbp
 
 export function certWatchDailyKey(prefix: string, deployment: string, what: 'expired' | 'none', thumbprint: string | null, day: string): string {
   return `${prefix}:cert-watch:${deploymentSchema.parse(deployment)}:${thumbprint ?? 'none'}:${what}:${day}`;
+}
+
+/** After this many failed checks in a row the watch says it cannot check (once a day). */
+export const CERT_WATCH_FAILURES_BEFORE_ALERT = 3;
+
+export function certWatchFailuresKey(prefix: string, deployment: string): string {
+  return `${prefix}:cert-watch:${deploymentSchema.parse(deployment)}:failures`;
+}
+
+export function certWatchCannotCheckKey(prefix: string, deployment: string, day: string): string {
+  return `${prefix}:cert-watch:${deploymentSchema.parse(deployment)}:cannot-check:${day}`;
 }
 
 /** Stores the conversation the rotation-due cards go to (one per deployment; the last `cert watch here` wins). */
@@ -155,9 +169,11 @@ export async function runCertWatch(services: BotServices, log: Logger): Promise<
     runLog.info({ jobId }, 'certificate watch: status job enqueued');
   } catch (error) {
     runLog.error({ err: error }, 'certificate watch: could not start the check');
-    await runs.transition(run.runId, ['running'], 'failed', { error: { code: toSetupError(error).code, message: describeError(error) } }).catch((e: unknown) => {
+    const runError: RunError = { code: toSetupError(error).code, message: describeError(error) };
+    await runs.transition(run.runId, ['running'], 'failed', { error: runError }).catch((e: unknown) => {
       runLog.warn({ err: e }, 'could not record the failure on the run');
     });
+    await recordCertWatchFailure(services, run, runError, runLog);
     throw error;
   }
 }
@@ -198,6 +214,18 @@ export async function handleCertWatchResult(services: BotServices, run: Run, res
   const { redis, config, now, poster } = services;
   const prefix = config.redisPrefix;
   const deployment = config.deployment;
+  if (!result.registrationRead) {
+    // `registered: null` means "unknown" here, not "none": no not-registered card; a failed check.
+    const finding = result.findings[0];
+    log.warn({ runId: run.runId }, 'certificate watch: CRM\'s registered certificate could not be read');
+    await recordCertWatchFailure(services, run, {
+      code: 'CERT_REGISTRATION_UNREADABLE',
+      message: `The agent could not read which certificate CRM has registered as S2S token issuer (Get-CrmCertificate)${finding ? `: ${finding.message}` : '.'}`,
+      hint: finding?.fix ?? 'Check the agent can run the CRM PowerShell cmdlets as a CRM deployment administrator (the agent\'s log says why it failed).',
+    }, log);
+    return;
+  }
+  await resetCertWatchFailures(services);
   const alert = certWatchAlert(result, config.certWatchThresholds, now());
   const runLog = log.child({ runId: run.runId, alert: alert.kind });
   if (alert.kind === 'none') {
@@ -239,6 +267,48 @@ export async function handleCertWatchResult(services: BotServices, run: Run, res
   if (posted.permanent) await services.runs.patch(run.runId, { postFailure: `${posted.status ?? ''} ${posted.message}`.trim() });
 }
 
+/** A check that read the certificate: the failed-checks counter starts again. */
+export async function resetCertWatchFailures(services: Pick<BotServices, 'redis' | 'config'>): Promise<void> {
+  await services.redis.del(certWatchFailuresKey(services.config.redisPrefix, services.config.deployment));
+}
+
+/**
+ * A watch check failed (the agent failed it, no agent answered, it could not start, or CRM's
+ * registration could not be read): counts it, and after CERT_WATCH_FAILURES_BEFORE_ALERT failed
+ * checks in a row posts the "cannot check" card into the watch conversation, once a day (UTC), with
+ * the error, its hint and what to do. Never throws: the watch's own bookkeeping must not hold up the
+ * report or timer that brought the failure (a failure here is logged).
+ */
+export async function recordCertWatchFailure(services: BotServices, run: Run, error: RunError, log: Logger): Promise<void> {
+  const { redis, config, now, poster } = services;
+  const prefix = config.redisPrefix;
+  const runLog = log.child({ runId: run.runId });
+  try {
+    const key = certWatchFailuresKey(prefix, config.deployment);
+    const replies = await redis.multi().incr(key).expire(key, THRESHOLD_MARK_TTL_SECONDS).exec();
+    const [incrError, reply] = replies?.[0] ?? [new Error('the failed-checks counter was not counted'), 0];
+    if (incrError) throw incrError;
+    const count = Number(reply);
+    runLog.warn({ failures: count, code: error.code }, 'certificate watch: check failed');
+    if (count < CERT_WATCH_FAILURES_BEFORE_ALERT) return;
+    const claimKey = certWatchCannotCheckKey(prefix, config.deployment, utcDay(now()));
+    if ((await redis.set(claimKey, run.runId, 'EX', DAILY_MARK_TTL_SECONDS, 'NX')) !== 'OK') {
+      runLog.info({ failures: count }, 'certificate watch: the cannot-check card was posted today already');
+      return;
+    }
+    const conversation = (await readCertWatchConversation(services, runLog)) ?? run.conversation;
+    const posted = await poster.sendCard(conversation, certWatchCannotCheckCard({ deployment: config.deployment, runId: run.runId, failures: count, error }));
+    if (posted.ok) {
+      runLog.info({ failures: count }, 'certificate watch: the cannot-check card is posted');
+      return;
+    }
+    runLog.warn({ status: posted.status, permanent: posted.permanent }, 'certificate watch: Teams did not take the cannot-check card; the next failed check posts it');
+    await redis.del(claimKey);
+  } catch (e) {
+    runLog.error({ err: e }, 'certificate watch: could not record the failed check');
+  }
+}
+
 function alertCard(alert: Exclude<CertWatchAlert, { kind: 'none' }>, result: CertStatusResult, deployment: string, runId: string): AdaptiveCardJson | undefined {
   if (alert.kind === 'not-registered' || !result.registered) return certNotRegisteredCard({ deployment, runId });
   if (alert.kind === 'expired') return certExpiredCard({ deployment, runId, cert: result.registered, daysLeft: alert.daysLeft });
@@ -252,10 +322,19 @@ function utcDay(ms: number): string {
 /** Card data is client-controlled: only the run id is read from it. */
 const runIdData = z.object({ runId: runIdSchema }).passthrough();
 
+/** How long a Start rotation click is remembered per rotation-due card (as long as a run is kept). */
+export const START_ROTATION_MARK_TTL_SECONDS = 30 * 24 * 3600;
+
+export function certWatchStartKey(prefix: string, watchRunId: string): string {
+  return `${prefix}:cert-watch-start:${runIdSchema.parse(watchRunId)}`;
+}
+
 /**
  * **Start rotation** on a rotation-due card: the clicker must be an operator or approver; then it
- * is as if they typed `cert rotate` (the plan card is posted in the thread). The card data's run id
- * (the watch run) is only checked for shape and logged: the rotation does not depend on it.
+ * is as if they typed `cert rotate` (the plan card is posted in the thread). One rotation per card:
+ * the click claims `<prefix>:cert-watch-start:<watchRunId>` with the new rotation's run id (SET NX),
+ * so a double click or an invoke retry answers with the rotation already started; a rotation that
+ * did not start gives the claim back. The watch run id is only used for that claim and the log.
  */
 export async function handleStartRotationClick(req: ActivityRequest, data: unknown): Promise<CardActionReply> {
   const parsed = runIdData.safeParse(data);
@@ -263,21 +342,43 @@ export async function handleStartRotationClick(req: ActivityRequest, data: unkno
     req.log.warn('start rotation without a valid run id');
     return 'This card is not valid. Type `@setup cert rotate` instead.';
   }
-  const log = req.log.child({ watchRunId: parsed.data.runId, verb: 'cert.start-rotation' });
+  const watchRunId = parsed.data.runId;
+  const log = req.log.child({ watchRunId, verb: 'cert.start-rotation' });
   const decision = req.services.authorizer.canRunCommands(req.from.aadObjectId);
   if (!decision.allowed) {
     log.info({ reason: decision.reason }, 'start rotation refused');
     return decision.reason;
   }
+  const { redis, config } = req.services;
+  const claimKey = certWatchStartKey(config.redisPrefix, watchRunId);
+  const rotationRunId = newRunId();
   let run: Run | undefined;
   try {
+    if ((await redis.set(claimKey, rotationRunId, 'EX', START_ROTATION_MARK_TTL_SECONDS, 'NX')) !== 'OK') {
+      const started = await redis.get(claimKey);
+      log.info({ rotationRunId: started }, 'start rotation: a rotation was already started from this card');
+      return `A rotation was already started from this card: run ${started ?? 'unknown'}. Its plan card is in this conversation; type \`@setup cert rotate\` for a new plan.`;
+    }
     // As if the clicker typed `cert rotate`: the planning card goes into this conversation.
-    run = await startCertRotation({ ...req, log });
+    run = await startCertRotation({ ...req, log }, undefined, { runId: rotationRunId });
   } catch (error) {
     log.error({ err: error }, 'start rotation failed');
+    await releaseStartClaim(req, claimKey, rotationRunId, log);
     return describeError(error);
   }
-  if (!run) return 'The rotation did not start: the card in this conversation says why.';
+  if (!run) {
+    await releaseStartClaim(req, claimKey, rotationRunId, log);
+    return 'The rotation did not start: the card in this conversation says why.';
+  }
   log.info({ rotationRunId: run.runId }, 'rotation started from the rotation-due card');
   return 'Rotation requested: the plan card follows in this conversation.';
+}
+
+/** A rotation that did not start gives the card's claim back (only its own), so the next click tries again. */
+async function releaseStartClaim(req: ActivityRequest, claimKey: string, rotationRunId: string, log: Logger): Promise<void> {
+  try {
+    if ((await req.services.redis.get(claimKey)) === rotationRunId) await req.services.redis.del(claimKey);
+  } catch (error) {
+    log.warn({ err: error }, 'could not release the start rotation claim');
+  }
 }

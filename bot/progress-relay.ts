@@ -9,7 +9,7 @@ import type { ApproveResult, CertPlanResult, CertRollbackResult, CertRotateResul
 import type { StepState } from '../jobs/cert-types.ts';
 import { loadRun, readAgentSeen, type BotServices } from './bot-services.ts';
 import { startBotWorker, withCardLock } from './bot-worker.ts';
-import { handleCertWatchResult } from './cert-watch.ts';
+import { handleCertWatchResult, recordCertWatchFailure } from './cert-watch.ts';
 import type { AdaptiveCardJson } from './cards/card-kit.ts';
 import { certPlanBlockedCard, certPlanCard, certPlanFailedCard } from './cards/cert-plan-card.ts';
 import { certResultsCard, certRunCard, currentCertCard } from './cards/cert-run-card.ts';
@@ -241,13 +241,15 @@ export class ProgressRelay {
     const from: RunState[] = planning ? ['planning'] : immediate ? ['running'] : ['approved', 'running'];
     // A failed rotation step halts the run for a person (Resume, Roll back); everything else fails.
     const to: RunState = planning ? 'plan-failed' : report.jobType === 'cert-rotate' ? 'halted' : 'failed';
-    const moved = await runs.transition(run.runId, from, to, { error: e, lastPostedSeq: report.seq, ...(steps ? { steps } : {}) });
+    const moved = await runs.transition(run.runId, from, to, { error: e, lastPostedSeq: report.seq, ...(steps ? { steps } : {}) }, certChangeOptions(run));
     if (!(await this.#shouldPostFinal(run, report, moved, to, log))) return;
     const latest = await runs.get(run.runId);
     if (!latest) return;
     if (latest.kind === 'cert-watch') {
-      // The watch has no card of its own: the next scheduled check tries again.
+      // The watch has no card of its own: the next scheduled check tries again; after several
+      // failed checks in a row it says so in the watch conversation (once a day).
       log.warn({ code: e.code, err: e.message }, 'certificate watch check failed');
+      await recordCertWatchFailure(this.#services, latest, e, log);
       await runs.markFinalPosted(run.runId, report.seq);
       return;
     }
@@ -313,7 +315,7 @@ export class ProgressRelay {
   async #certRotateResult(run: Run, report: Report, result: CertRotateResult, log: Logger): Promise<void> {
     const { runs } = this.#services;
     const to: RunState = result.outcome === 'rotated' ? 'succeeded' : 'halted';
-    const moved = await runs.transition(run.runId, ['approved', 'running'], to, { result, steps: result.steps, lastPostedSeq: report.seq });
+    const moved = await runs.transition(run.runId, ['approved', 'running'], to, { result, steps: result.steps, lastPostedSeq: report.seq }, certChangeOptions(run));
     if (!(await this.#shouldPostFinal(run, report, moved, to, log))) return;
     const latest = await runs.get(run.runId);
     if (!latest) return;
@@ -338,7 +340,7 @@ export class ProgressRelay {
               hint: 'Fix the causes listed below (each says what to do), then test the mailboxes again.',
             },
           }),
-    });
+    }, certChangeOptions(run));
     if (!(await this.#shouldPostFinal(run, report, moved, to, log))) return;
     const latest = await runs.get(run.runId);
     if (!latest) return;
@@ -424,6 +426,11 @@ function jobTypeFits(run: Run, report: Report): boolean {
 /** Jobs that run again as attempt n + 1 (their reports' seqs say which attempt they belong to). */
 function isAttemptJob(report: Report): boolean {
   return report.jobType === 'cert-rotate' || report.jobType === 'cert-rollback';
+}
+
+/** A rotation or rollback reaching a final state releases the deployment's cert-active key (same step). */
+function certChangeOptions(run: Run): { releaseCertActive?: string } {
+  return run.kind === 'cert-rotate' || run.kind === 'cert-rollback' ? { releaseCertActive: run.deployment } : {};
 }
 
 function isCertKind(run: Run): boolean {

@@ -7,7 +7,8 @@ import { jobTtlMs } from '../jobs/job-options.ts';
 import type { JobType } from '../jobs/job-types.ts';
 import { loadRun, readAgentSeen, type BotServices } from './bot-services.ts';
 import { startBotWorker, withCardLock } from './bot-worker.ts';
-import { CERT_WATCH_JOB_NAME, runCertWatch } from './cert-watch.ts';
+import { refreshCertCard } from './cert-card-refresh.ts';
+import { CERT_WATCH_JOB_NAME, recordCertWatchFailure, runCertWatch } from './cert-watch.ts';
 import type { AdaptiveCardJson } from './cards/card-kit.ts';
 import { certPlanFailedCard } from './cards/cert-plan-card.ts';
 import { certRunCard, currentCertCard } from './cards/cert-run-card.ts';
@@ -15,7 +16,7 @@ import { certStatusFailedCard } from './cards/cert-status-card.ts';
 import { decidedCard, planFailedCard } from './cards/plan-cards.ts';
 import { runCard } from './cards/run-cards.ts';
 import { statusFailedCard } from './cards/status-card.ts';
-import type { Run, RunError, RunPatch, RunState } from './run-store.ts';
+import type { Run, RunError, RunPatch, RunState, TransitionOutcome } from './run-store.ts';
 import { timerDataSchema, type TimerData, type TimerKind } from './run-timers.ts';
 
 /**
@@ -44,6 +45,10 @@ interface TimerMove {
   patch: RunPatch;
   /** The card for everyone; undefined: the run has no card (cert-watch). */
   card: (run: Run) => AdaptiveCardJson | undefined | Promise<AdaptiveCardJson | undefined>;
+  /** Instead of the plain compare-and-set (a rollback that never started also puts its rotation back). */
+  apply?: () => Promise<TransitionOutcome>;
+  /** After the move and the card (also on a retry that finds the move made): what else it settles. */
+  after?: (run: Run, log: Logger) => Promise<void>;
 }
 
 export class TimerWorker {
@@ -104,7 +109,7 @@ export class TimerWorker {
     }
     await withCardLock(runs, run.runId, job, token, log, async () => {
       const move = this.#move(run, timer);
-      const moved = await runs.transition(run.runId, move.from, move.to, move.patch);
+      const moved = move.apply ? await move.apply() : await runs.transition(run.runId, move.from, move.to, move.patch);
       if (!moved.ok) {
         // A retry after this worker stopped (or Teams failed) between the state change and the card: post the card again.
         const rerun = job.attemptsMade > 0 || job.stalledCounter > 0;
@@ -118,6 +123,7 @@ export class TimerWorker {
       log.info({ from: moved.ok ? moved.from : move.to, to: move.to }, 'timer moved the run');
       const card = await move.card(latest);
       if (card) await this.#update(latest, card, log);
+      if (move.after) await move.after(latest, log);
     });
   }
 
@@ -127,7 +133,14 @@ export class TimerWorker {
       case 'plan-timeout': {
         if (run.kind === 'cert-status' || run.kind === 'cert-watch') {
           const error = noAgentAnswered('cert-status', 'Check the agent is running and connected (`@setup status` shows when it last reported), then ask again.');
-          return { from: ['running'], to: 'failed', patch: { error }, card: (r) => (r.kind === 'cert-watch' ? undefined : certStatusFailedCard(r)) };
+          return {
+            from: ['running'],
+            to: 'failed',
+            patch: { error },
+            card: (r) => (r.kind === 'cert-watch' ? undefined : certStatusFailedCard(r)),
+            // A watch check nobody answered counts as a failed check (several in a row: the watch says so).
+            ...(run.kind === 'cert-watch' ? { after: (r: Run, log: Logger) => (r.error ? recordCertWatchFailure(this.#services, r, r.error, log) : Promise.resolve()) } : {}),
+          };
         }
         if (run.kind === 'cert-rotate') {
           const error = noAgentAnswered('cert-plan', 'Check the agent is running and connected (`@setup status` shows when it last reported), then `cert rotate` again.');
@@ -141,7 +154,14 @@ export class TimerWorker {
         return { from: ['planning'], to: 'plan-failed', patch: { error }, card: planFailedCard };
       }
       case 'approval-expiry':
-        return { from: ['awaiting-approval'], to: 'expired', patch: { approval: { decision: 'expired', decidedAt } }, card: isCertRun(run) ? currentCertCard : decidedCard };
+        return {
+          from: ['awaiting-approval'],
+          to: 'expired',
+          patch: { approval: { decision: 'expired', decidedAt } },
+          card: isCertRun(run) ? currentCertCard : decidedCard,
+          // An expired rollback: its rotation is plainly halted again (Resume, Roll back).
+          ...(run.kind === 'cert-rollback' && run.parentRunId ? { after: (r: Run, log: Logger) => this.#rollbackSettled(r, log) } : {}),
+        };
       case 'start-timeout': {
         if (run.kind === 'cert-rotate' || run.kind === 'cert-rollback') {
           const type = run.kind;
@@ -150,10 +170,23 @@ export class TimerWorker {
             message: `No on-premises agent started the ${type === 'cert-rotate' ? 'rotation' : 'rollback'} within ${duration(jobTtlMs[type])}, so the job expired and no agent will run it.`,
             hint: type === 'cert-rotate'
               ? 'Start the agent and check it is connected (`@setup status` shows when it last reported), then Resume.'
-              : 'Start the agent and check it is connected (`@setup status` shows when it last reported), then click Roll back on the rotation again, or `cert rotate` again.',
+              : `Start the agent and check it is connected (\`@setup status\` shows when it last reported), then click Roll back on the rotation${run.parentRunId ? ` (run ${run.parentRunId})` : ''} again: it is halted again with Resume and Roll back.`,
           };
-          // A rotation stays resumable (nothing of this attempt ran); a rollback fails.
-          return { from: ['approved'], to: type === 'cert-rotate' ? 'halted' : 'failed', patch: { error }, card: certRunCard };
+          if (type === 'cert-rotate') {
+            // A rotation stays resumable (nothing of this attempt ran) and keeps the cert-active key.
+            return { from: ['approved'], to: 'halted', patch: { error }, card: certRunCard };
+          }
+          const parentRunId = run.parentRunId;
+          if (!parentRunId) return { from: ['approved'], to: 'failed', patch: { error }, card: certRunCard };
+          // A rollback fails, and its rotation is halted again (no longer superseded) holding the cert-active key.
+          return {
+            from: ['approved'],
+            to: 'failed',
+            patch: { error },
+            card: certRunCard,
+            apply: () => this.#services.runs.rollbackNotStarted(run.runId, parentRunId, run.deployment, { error }),
+            after: (_r: Run, log: Logger) => refreshCertCard(this.#services, parentRunId, log, 10_000),
+          };
         }
         const type = run.kind === 'test' ? 'test' : 'approve';
         const error: RunError = {
@@ -164,6 +197,14 @@ export class TimerWorker {
         return { from: ['approved'], to: 'failed', patch: { error }, card: runCard };
       }
     }
+  }
+
+  /** An expired rollback: its rotation's pending rollback is cleared and the rotation's card updated. */
+  async #rollbackSettled(rollback: Run, log: Logger): Promise<void> {
+    if (!rollback.parentRunId) return;
+    const cleared = await this.#services.runs.clearPendingRollback(rollback.parentRunId, rollback.runId);
+    log.info({ rotationRunId: rollback.parentRunId, cleared }, 'rollback expired: the rotation\'s pending rollback is cleared');
+    if (cleared) await refreshCertCard(this.#services, rollback.parentRunId, log, 10_000);
   }
 
   async #update(run: Run, card: AdaptiveCardJson, log: Logger): Promise<void> {

@@ -66,6 +66,33 @@ export function certNotRegisteredCard(input: CertWatchCardInput): AdaptiveCardJs
   );
 }
 
+export interface CannotCheckInput extends CertWatchCardInput {
+  /** Failed checks in a row. */
+  failures: number;
+  /** The last failure. */
+  error: { code: string; message: string; hint?: string | undefined };
+}
+
+/** Several checks in a row failed: the watch cannot tell when the certificate expires. No button. */
+export function certWatchCannotCheckCard(input: CannotCheckInput): AdaptiveCardJson {
+  const items: CardElement[] = [
+    title('The certificate watch cannot check the S2S certificate', 'Warning'),
+    text(`Deployment **${clip(input.deployment, 40)}**. The last ${input.failures} checks in a row failed, so the watch cannot tell when the certificate expires and would not warn before ${EXPIRY_CONSEQUENCE}.`),
+    text(`Last error (${clip(input.error.code, 60)}): ${clip(input.error.message, 400)}`, { color: 'Attention' }),
+  ];
+  if (input.error.hint) items.push(text(`What to do about it: ${clip(input.error.hint, 400)}`));
+  items.push(
+    text('What to do', { weight: 'Bolder' }),
+    bullets([
+      'Type `@setup cert status`: it shows what the agent sees (CRM\'s registered certificate, each server, Entra ID) and every problem with its fix.',
+      'Check the on-premises agent is running and connected (`@setup status` shows when it last reported), and its certificate settings: ASYNC_SERVERS, ASYNC_SERVICE_ACCOUNT, POWERSHELL, GRAPH_TENANT_ID, GRAPH_CLIENT_ID and its Graph credential.',
+      'The watch keeps checking on its schedule; this card comes at most once a day until a check succeeds.',
+    ]),
+    text(`Watch check run ${input.runId}.`, { subtle: true }),
+  );
+  return card(items);
+}
+
 export interface CertWatchSetInput {
   deployment: string;
   thresholds: readonly number[];

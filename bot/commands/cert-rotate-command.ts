@@ -19,7 +19,7 @@ export async function handleCertRotateCommand(req: ActivityRequest, file?: strin
  * card in the conversation and queues the plan job. Returns the run, or undefined when refused or
  * it could not start (the person was told).
  */
-export async function startCertRotation(req: ActivityRequest, file?: string): Promise<Run | undefined> {
+export async function startCertRotation(req: ActivityRequest, file?: string, options: { runId?: string } = {}): Promise<Run | undefined> {
   const decision = req.services.authorizer.canRunCommands(req.from.aadObjectId);
   if (!decision.allowed) {
     await replyRefusal(req, decision.reason);
@@ -27,6 +27,7 @@ export async function startCertRotation(req: ActivityRequest, file?: string): Pr
   }
   return startRun(req, {
     kind: 'cert-rotate',
+    ...(options.runId !== undefined ? { runId: options.runId } : {}),
     ...(file !== undefined ? { certFile: file } : {}),
     firstCard: (run) => certPlanningCard(run),
     job: (run) => ({

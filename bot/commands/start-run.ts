@@ -12,6 +12,8 @@ import { describeError } from '../user-facing-error.ts';
 
 export interface StartRunSpec {
   kind: RunKind;
+  /** The run id to use (chosen by the caller to claim something with it first); absent: a new one. */
+  runId?: string;
   filter?: MailboxFilter;
   /** `cert rotate <file>`: the PFX file name (kept on the run for its cards). */
   certFile?: string;
@@ -33,7 +35,7 @@ export async function startRun(req: ActivityRequest, spec: StartRunSpec): Promis
   // A status run has no plan: it runs at once.
   const immediate = spec.kind === 'status' || spec.kind === 'cert-status';
   const run = await runs.create({
-    runId: newRunId(),
+    runId: spec.runId ?? newRunId(),
     deployment: config.deployment,
     kind: spec.kind,
     state: immediate ? 'running' : 'planning',
