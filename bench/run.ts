@@ -1,7 +1,8 @@
 /**
  * `npm run bench`: the whole product (real bot, real agent, Redis, the CRM simulator over HTTP)
  * on 5,000 mailboxes with 20 ms of simulated latency per CRM request, beside a serial
- * one-request-per-mailbox baseline measured in the same run against the same simulator.
+ * one-request-per-mailbox baseline measured in the same run against the same simulator; then a
+ * certificate rotation on the same size of deployment (PowerShell stand-in, Graph simulator).
  *
  * Options (environment): BENCH_MAILBOXES (5000), BENCH_LATENCY_MS (20), BENCH_TEST_DELAY_MS (3000,
  * how long the simulated CRM takes to test one mailbox), BENCH_OUT (a JSON file for the figures).
@@ -139,6 +140,47 @@ async function product(stack: FullStack, command: string, approver: typeof APPRO
   };
 }
 
+/** Certificate rotation: `cert rotate`, a second person's click, until the results card (the nine steps, 10 verification mailboxes). */
+async function rotation(): Promise<{ seconds: number; planSeconds: number; powershellScripts: number; graphRequests: number; crmRequests: number; teamsPosts: number; teamsUpdates: number; outcome: string }> {
+  const stack = await startFullStack({
+    certs: true,
+    sim: { mailboxCount: mailboxes, latencyMs, testDelayMs },
+    agentEnv: { TEST_POLL_INTERVAL_MS: '1000', PROGRESS_INTERVAL_MS: '2000' },
+    botEnv: { CARD_UPDATE_INTERVAL_MS: '2000' },
+  });
+  try {
+    const { sim, connector, graph } = stack;
+    const planStart = performance.now();
+    const planning = await stack.say(OPERATOR, 'cert rotate');
+    const plan = await stack.waitForCard(planning.activityId, (t) => t.includes('Needs an approver other than'), 'the rotation plan card', 120_000);
+    const planSeconds = (performance.now() - planStart) / 1000;
+    sim.resetStats();
+    graph?.resetStats();
+    const postsBefore = connector.posts().length;
+    const updatesBefore = connector.updates().length;
+    const start = performance.now();
+    const click = await stack.click(APPROVER, 'run.approve', runIdOf(plan), planning.activityId);
+    if (click.status !== 200) throw new Error(`the click answered ${click.status}`);
+    const isResults = (text: string) => text.includes('Results: certificate rotation');
+    await connector.waitFor(() => connector.posts().slice(postsBefore).some((p) => isResults(cardText(cardOf(p)))), 'the rotation results card', 10 * 60_000);
+    const seconds = (performance.now() - start) / 1000;
+    await sleep(2500);
+    const final = cardText(cardOf(connector.updates(planning.activityId).at(-1)));
+    return {
+      seconds,
+      planSeconds,
+      powershellScripts: sim.stats.byMethod['powershell'] ?? 0,
+      graphRequests: graph?.stats.requests ?? 0,
+      crmRequests: sim.stats.requests,
+      teamsPosts: connector.posts().length - postsBefore,
+      teamsUpdates: connector.updates().length - updatesBefore,
+      outcome: final.includes('Rotated:') ? 'rotated' : 'not rotated',
+    };
+  } finally {
+    await stack.close();
+  }
+}
+
 function fact(text: string, label: string): number {
   const m = new RegExp(`${label} \\| (\\d+)`).exec(text);
   return m?.[1] ? Number(m[1]) : Number.NaN;
@@ -169,6 +211,9 @@ async function main(): Promise<void> {
     const baseTest = await baselineTest(stack.sim);
     console.log(`baseline test: ${baseTest.mailboxes} mailboxes in ${baseTest.seconds.toFixed(1)} s, ${baseTest.crmRequests} CRM requests`);
 
+    const rotate = await rotation();
+    console.log(`product cert rotate: ${rotate.outcome} in ${rotate.seconds.toFixed(1)} s (plan ${rotate.planSeconds.toFixed(1)} s), ${rotate.powershellScripts} PowerShell scripts, ${rotate.graphRequests} Graph/login requests, ${rotate.crmRequests} CRM requests, ${rotate.teamsPosts} Teams posts, ${rotate.teamsUpdates} card updates`);
+
     const figures = {
       date: new Date().toISOString(),
       node: process.version,
@@ -177,6 +222,7 @@ async function main(): Promise<void> {
       testDelayMs,
       approve: { product: approve, baseline: baseApprove },
       test: { product: test, baseline: baseTest },
+      certRotate: rotate,
       peakRssMiB: Math.round(peakRss / 1024 / 1024),
     };
     console.log('\n| work | product | serial baseline | speed-up | CRM requests (product / baseline) | Teams posts + updates |');

@@ -290,6 +290,7 @@ export async function startCrmSimulator(options: CrmSimulatorOptions = {}): Prom
         const parsed = powershellRequestSchema.safeParse(body);
         if (!parsed.success) return badRequest(res, parsed.error);
         const started = Date.now();
+        count('powershell');
         const result = runSimulatedScript(s2s, parsed.data, started);
         logger.info({ script: parsed.data.script, computerName: parsed.data.params.ComputerName, ok: result.ok, ms: Date.now() - started }, 'powershell script simulated');
         return result.ok ? sendJson(res, 200, { output: result.output }) : sendJson(res, 422, { error: { code: 'SCRIPT_FAILED', message: result.message } });
