@@ -5,7 +5,9 @@ import { CertificateFileError, PfxPasswordError, readCertificateFile, readPfx } 
 
 /**
  * `POST /_sim/powershell`: the scripts of agent/powershell, run against the simulated S2S state
- * instead of Windows. The stand-in executable (sim/bin/pwsh-sim.mjs) is invoked exactly like
+ * instead of Windows. Import follows the real script: the PFX bytes and password go to the server,
+ * the KeySpec is the one the PFX's key bag attributes give, and anything but 1 fails after the
+ * certificate is in the store. The stand-in executable (sim/bin/pwsh-sim.mjs) is invoked exactly like
  * powershell.exe and sends `{ script, params, files, password }`: the -Param values, the PFX / CER
  * files named by PfxPath / CerPath (base64) and SETUP_PFX_PASSWORD. The answer is
  * `200 { output }` (the script's JSON) or `422 { error: { message } }` (what the script would
@@ -82,8 +84,10 @@ function services(server: SimServer): Array<{ name: string; status: string }> {
   return ASYNC_SERVICES.map((name) => ({ name, status: server.services[name].status }));
 }
 
+/** Another certificate in the store with this subject (PowerShell's -eq: case-insensitive). */
 function otherWithSubject(server: SimServer, subject: string, thumbprint: string): SimStoredCertificate | undefined {
-  return [...server.store.values()].find((c) => c.subject === subject && c.thumbprint !== thumbprint);
+  const wanted = subject.toLowerCase();
+  return [...server.store.values()].find((c) => c.subject.toLowerCase() === wanted && c.thumbprint !== thumbprint.toUpperCase());
 }
 
 type Handler = (state: S2SState, params: Record<string, string>, request: PowershellRequest, now: number) => PowershellOutput<PowershellScriptName>;
@@ -97,16 +101,18 @@ const handlers: { [N in PowershellScriptName]: (state: S2SState, params: Record<
     const server = serverNamed(state, 'Get-MachineCertificate', param(params, 'ComputerName'));
     const thumbprint = param(params, 'Thumbprint').toUpperCase();
     const account = param(params, 'ServiceAccount').toLowerCase();
+    // Checked against -Subject whether or not the thumbprint is in the store yet.
+    const duplicateSubject = otherWithSubject(server, param(params, 'Subject'), thumbprint) !== undefined;
     const stored = server.store.get(thumbprint);
     if (!stored) {
-      return { found: false, keySpec: null, hasPrivateKey: false, serviceAccountCanRead: false, duplicateSubject: false, services: services(server) };
+      return { found: false, keySpec: null, hasPrivateKey: false, serviceAccountCanRead: false, duplicateSubject, services: services(server) };
     }
     return {
       found: true,
       keySpec: stored.hasPrivateKey ? stored.keySpec : null,
       hasPrivateKey: stored.hasPrivateKey,
       serviceAccountCanRead: stored.hasPrivateKey && stored.keyReaders.includes(account),
-      duplicateSubject: otherWithSubject(server, stored.subject, stored.thumbprint) !== undefined,
+      duplicateSubject,
       services: services(server),
     };
   },
@@ -116,18 +122,20 @@ const handlers: { [N in PowershellScriptName]: (state: S2SState, params: Record<
     const fail = (message: string): never => {
       throw new ScriptError(`Import-S2SCertificate on ${computerName}: ${message}`);
     };
-    if (!request.password) fail('SETUP_PFX_PASSWORD is not set: the agent passes the PFX password in this environment variable.');
+    // An empty password is a valid one; only a missing variable is refused.
+    const password = request.password ?? fail('SETUP_PFX_PASSWORD is not set: the agent passes the PFX password in this environment variable.');
+    // The script reads the PFX here, then hands its bytes to the server (remoting), which imports them.
     const bytes = fileOf(request, 'PfxPath', param(params, 'PfxPath'));
+    const server = serverNamed(state, 'Import-S2SCertificate', computerName);
     let pfx: ReturnType<typeof readPfx>;
     try {
-      // Get-PfxData reads the file locally first: a wrong password fails before any server is contacted.
-      pfx = readPfx(bytes, request.password ?? '');
+      pfx = readPfx(bytes, password);
     } catch (error) {
       if (error instanceof PfxPasswordError || error instanceof CertificateFileError) fail(error.message.replace(/\n/g, ' '));
       throw error;
     }
-    const server = serverNamed(state, 'Import-S2SCertificate', computerName);
     const { certificate } = pfx;
+    if (!pfx.hasPrivateKey || pfx.keySpec === null) fail('The PFX holds no certificate with its private key: export the certificate again with its private key (.pfx).');
     const existing = server.store.get(certificate.thumbprint);
     if (existing && existing.hasPrivateKey && existing.keySpec === 1) {
       return { thumbprint: certificate.thumbprint, keySpec: 1, alreadyPresent: true };
@@ -136,10 +144,16 @@ const handlers: { [N in PowershellScriptName]: (state: S2SState, params: Record<
     if (other) {
       fail(`LocalMachine\\My already holds another certificate with the subject '${certificate.subject}' (thumbprint ${other.thumbprint}): CRM would not find the right private key (private key not found). Remove that certificate first.`);
     }
-    // certutil -importpfx … AT_KEYEXCHANGE puts the key in a legacy CSP as the exchange key: KeySpec 1,
-    // whatever the PFX's own attributes say. A new key container is readable by Administrators and SYSTEM only.
-    server.store.set(certificate.thumbprint, { ...certificate, keySpec: 1, hasPrivateKey: pfx.hasPrivateKey, keyReaders: [] });
-    return { thumbprint: certificate.thumbprint, keySpec: pfx.hasPrivateKey ? 1 : null, alreadyPresent: false };
+    // X509Certificate2Collection.Import (MachineKeySet | PersistKeySet) + X509Store.Add: Windows keeps
+    // the KeySpec the PFX's key bag asks for, in a new key container readable by Administrators and
+    // SYSTEM only; the script then reads the KeySpec back and fails unless it is 1 (the certificate
+    // stays in the store, as on Windows).
+    const keySpec = pfx.keySpec ?? 1;
+    server.store.set(certificate.thumbprint, { ...certificate, keySpec, hasPrivateKey: true, keyReaders: [] });
+    if (keySpec !== 1) {
+      fail(`The certificate ${certificate.thumbprint} is in LocalMachine\\My with KeySpec ${keySpec}, but CRM needs KeySpec 1 (AT_KEYEXCHANGE). Import it on this server with: certutil -importpfx <file> AT_KEYEXCHANGE, then resume the rotation.`);
+    }
+    return { thumbprint: certificate.thumbprint, keySpec: 1, alreadyPresent: false };
   },
 
   'Grant-CertificateKeyAccess': (state, params) => {

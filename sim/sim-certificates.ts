@@ -1,5 +1,7 @@
-import { createHash, createPrivateKey, generateKeyPairSync, randomBytes, sign, type KeyObject } from 'node:crypto';
+import { createHash, createPrivateKey, generateKeyPairSync, randomBytes, sign, X509Certificate, type KeyObject } from 'node:crypto';
 import forge from 'node-forge';
+import { fromDer } from '../agent/cert-asn1.ts';
+import { Pkcs12PasswordError, readPkcs12, type KeySpec } from '../agent/cert-pkcs12.ts';
 import type { SimCertificate } from './s2s-state.ts';
 
 /**
@@ -29,10 +31,13 @@ export interface CreateSimCertificateOptions {
   hash?: 'sha256' | 'sha1';
 }
 
-/** A PFX password never reaches this message (certutil's own text for a wrong password). */
+/**
+ * A PFX password never reaches this message: what X509Certificate2Collection.Import throws in
+ * Windows PowerShell for a wrong password.
+ */
 export class PfxPasswordError extends Error {
   constructor() {
-    super('CertUtil: -importPFX command FAILED: 0x80070056 (WIN32: 86 ERROR_INVALID_PASSWORD)\nCertUtil: The specified network password is not correct.');
+    super('Exception calling "Import" with "3" argument(s): "The specified network password is not correct."');
     this.name = 'PfxPasswordError';
   }
 }
@@ -159,35 +164,41 @@ export interface PfxContents {
   /** The end-entity certificate: the one matching the key, else the first. */
   certificate: SimCertificate;
   hasPrivateKey: boolean;
+  /** The KeySpec Windows gives the key when it imports the PFX (its key bag attributes); null without a key. */
+  keySpec: KeySpec | null;
 }
 
-/** Reads a PFX as certutil would: a wrong password is refused with certutil's message. */
+/**
+ * Reads a PFX as X509Certificate2Collection.Import would: a wrong password is refused with .NET's
+ * message; the key's KeySpec comes from the key bag attributes (CSP name, key usage), as Windows
+ * decides it (agent/cert-pkcs12.ts).
+ */
 export function readPfx(bytes: Buffer, password: string): PfxContents {
-  let p12: forge.pkcs12.Pkcs12Pfx;
+  let contents: ReturnType<typeof readPkcs12>;
   try {
-    const asn1 = forge.asn1.fromDer(bytes.toString('binary'));
-    p12 = forge.pkcs12.pkcs12FromAsn1(asn1, password);
+    contents = readPkcs12(fromDer(bytes, false), password);
   } catch (error) {
-    const message = error instanceof Error ? error.message : String(error);
-    if (/MAC could not be verified|Invalid password|decrypt/i.test(message)) throw new PfxPasswordError();
-    throw new CertificateFileError('CertUtil: -importPFX command FAILED: 0x80092002 (CRYPT_E_BAD_ENCODE): the file is not a valid PFX.');
+    if (error instanceof Pkcs12PasswordError) throw new PfxPasswordError();
+    throw new CertificateFileError('Exception calling "Import" with "3" argument(s): "Cannot find the requested object." (the file is not a valid PFX)');
   }
-  const certBags = p12.getBags({ bagType: forge.pki.oids.certBag })[forge.pki.oids.certBag ?? ''] ?? [];
-  const keyBags = [
-    ...(p12.getBags({ bagType: forge.pki.oids.pkcs8ShroudedKeyBag })[forge.pki.oids.pkcs8ShroudedKeyBag ?? ''] ?? []),
-    ...(p12.getBags({ bagType: forge.pki.oids.keyBag })[forge.pki.oids.keyBag ?? ''] ?? []),
-  ];
-  const key = keyBags.find((b) => b.key)?.key;
-  const certificates = certBags.flatMap((b) => (b.cert ? [b.cert] : []));
-  const matching = key
-    ? certificates.find((c) => {
-      const pub = c.publicKey as forge.pki.rsa.PublicKey;
-      return typeof pub.n?.equals === 'function' && pub.n.equals(key.n);
-    })
-    : undefined;
+  const certificates = contents.certificates.flatMap((c) => {
+    try {
+      return [{ der: c.der, x509: new X509Certificate(c.der), forge: forge.pki.certificateFromAsn1(forge.asn1.fromDer(c.der.toString('binary'))) }];
+    } catch {
+      return [];
+    }
+  });
+  const key = contents.keys[0];
+  let privateKey: KeyObject | undefined;
+  try {
+    privateKey = key ? createPrivateKey({ key: key.pkcs8, format: 'der', type: 'pkcs8' }) : undefined;
+  } catch {
+    privateKey = undefined;
+  }
+  const matching = privateKey ? certificates.find((c) => c.x509.checkPrivateKey(privateKey)) : undefined;
   const chosen = matching ?? certificates[0];
-  if (!chosen) throw new CertificateFileError('CertUtil: -importPFX command FAILED: 0x80092004 (CRYPT_E_NOT_FOUND): the PFX holds no certificate.');
-  return { certificate: summaryOf(chosen, derOf(chosen)), hasPrivateKey: matching !== undefined };
+  if (!chosen) throw new CertificateFileError('Exception calling "Import" with "3" argument(s): "Cannot find the requested object." (the PFX holds no certificate)');
+  return { certificate: summaryOf(chosen.forge, chosen.der), hasPrivateKey: matching !== undefined, keySpec: matching && key ? key.keySpec : null };
 }
 
 /** Reads a .cer file: DER, or PEM ("-----BEGIN CERTIFICATE-----"), or base64 DER text. */

@@ -51,7 +51,7 @@ async function eventually(check: () => boolean | Promise<boolean>, what: string)
 const FAKE = `#!/usr/bin/env node
 const { writeFileSync } = require('node:fs');
 const { spawn } = require('node:child_process');
-const record = { argv: process.argv.slice(2), password: process.env.SETUP_PFX_PASSWORD ?? null };
+const record = { argv: process.argv.slice(2), password: process.env.SETUP_PFX_PASSWORD ?? null, env: { ...process.env } };
 const mode = process.env.FAKE_MODE ?? 'print';
 if (mode === 'hang') {
   const child = spawn(process.execPath, ['-e', 'setInterval(() => {}, 1000)'], { stdio: 'ignore' });
@@ -86,7 +86,9 @@ describe('PowerShell runner (fake executable)', () => {
     await rm(dir, { recursive: true, force: true });
   });
 
-  function runner(env: Record<string, string>, timeoutMs = 30_000): PowershellRunner {
+  /** The fake's own settings reach it the way a deployment's would: named in passEnv. */
+  const FAKE_VARIABLES = ['FAKE_RECORD', 'FAKE_MODE', 'FAKE_STDOUT', 'FAKE_STDERR', 'FAKE_EXIT'];
+  function runner(env: Record<string, string>, timeoutMs = 30_000, passEnv: string[] = FAKE_VARIABLES): PowershellRunner {
     recordFile = join(dir, `record-${++counter}.json`);
     return createPowershellRunner({
       executable: fake,
@@ -94,10 +96,11 @@ describe('PowerShell runner (fake executable)', () => {
       logger: silentLogger(),
       scriptsDir: '/opt/setup agent/powershell',
       env: { PATH: process.env.PATH ?? '', FAKE_RECORD: recordFile, ...env },
+      passEnv,
     });
   }
-  const record = async (): Promise<{ argv: string[]; password: string | null; grandchild?: number }> =>
-    JSON.parse(await readFile(recordFile, 'utf8')) as { argv: string[]; password: string | null; grandchild?: number };
+  type Recorded = { argv: string[]; password: string | null; env: Record<string, string>; grandchild?: number };
+  const record = async (): Promise<Recorded> => JSON.parse(await readFile(recordFile, 'utf8')) as Recorded;
 
   it('passes every value as its own argv entry, verbatim, after the fixed PowerShell options', async () => {
     const run = runner({ FAKE_STDOUT: JSON.stringify({ granted: true, alreadyHad: false }) });
@@ -134,6 +137,51 @@ describe('PowerShell runner (fake executable)', () => {
     expect(settings.argv.join('\n')).not.toContain(PASSWORD);
   });
 
+  it('gives a script only the allowlisted variables and passEnv\'s, never the agent\'s secrets', async () => {
+    const secrets = {
+      CERT_PFX_PASSWORD: 'secret-cert-pfx-password',
+      GRAPH_CLIENT_SECRET: 'secret-graph-client-secret',
+      JOB_SIGNING_KEY: 'secret-job-signing-key-0123456789abcdef',
+      CRM_PASSWORD: 'secret-crm-password',
+      REDIS_URL: 'redis://:secret-redis-password@127.0.0.1:6379',
+      SETUP_PFX_PASSWORD: 'secret-setup-pfx-password',
+    };
+    const windows = { SystemRoot: 'C:\\Windows', Path: 'C:\\Windows\\system32', PSModulePath: 'C:\\Program Files\\WindowsPowerShell\\Modules', 'ProgramFiles(x86)': 'C:\\Program Files (x86)', ComSpec: 'C:\\Windows\\system32\\cmd.exe', USERDOMAIN: 'CONTOSO' };
+    const thumbprint = 'B'.repeat(40);
+    // passEnv naming the secrets (and in another case than the base) still does not pass them.
+    const run = runner(
+      { ...secrets, ...windows, NODE_OPTIONS: '--require /tmp/evil.js', HOME: '/home/agent', EXTRA_SETTING: 'wanted', FAKE_STDOUT: JSON.stringify({ thumbprint, keySpec: 1, alreadyPresent: false }) },
+      30_000,
+      [...FAKE_VARIABLES, 'extra_setting', ...Object.keys(secrets), 'crm_password'],
+    );
+    await run.run('Import-S2SCertificate', { ComputerName: 'CRMAPP01', PfxPath: 'C:\\s2s.pfx' }, { pfxPassword: PASSWORD });
+    const { env, password } = await record();
+    expect(password).toBe(PASSWORD);
+    const dumped = JSON.stringify(env);
+    for (const value of Object.values(secrets)) expect(dumped).not.toContain(value);
+    expect(env).toMatchObject({ ...windows, EXTRA_SETTING: 'wanted', SETUP_PFX_PASSWORD: PASSWORD });
+    // Exactly these, nothing else of the base (NODE_OPTIONS, HOME, the secrets).
+    expect(Object.keys(env).sort()).toEqual(['PATH', ...Object.keys(windows), 'EXTRA_SETTING', 'SETUP_PFX_PASSWORD', 'FAKE_RECORD', 'FAKE_STDOUT'].sort());
+  });
+
+  it('without passEnv a script gets only the allowlist: the fake\'s own settings do not reach it', async () => {
+    const run = runner({ FAKE_MODE: 'quiet', FAKE_STDOUT: '{}' }, 30_000, []);
+    // FAKE_RECORD is not passed either, so the fake cannot even record: it fails to start its work.
+    const error = await failure(run.run('Get-S2SCertificate', {}));
+    expect(error.code).toBe('POWERSHELL_FAILED');
+    expect(error.message).toContain('exit code 1');
+    await expect(readFile(recordFile, 'utf8')).rejects.toThrow(/ENOENT/);
+  });
+
+  it('passes an empty PFX password: only a missing one is refused', async () => {
+    const thumbprint = 'C'.repeat(40);
+    const run = runner({ FAKE_STDOUT: JSON.stringify({ thumbprint, keySpec: 1, alreadyPresent: false }) });
+    await run.run('Import-S2SCertificate', { ComputerName: 'CRMAPP01', PfxPath: 'C:\\s2s.pfx' }, { pfxPassword: '' });
+    const { password, env } = await record();
+    expect(password).toBe('');
+    expect(env).toHaveProperty('SETUP_PFX_PASSWORD', '');
+  });
+
   it('refuses Import-S2SCertificate without a password, before starting anything', async () => {
     const run = runner({ FAKE_STDOUT: '{}' });
     const error = await failure(run.run('Import-S2SCertificate', { ComputerName: 'CRMAPP01', PfxPath: 'x.pfx' }));
@@ -146,8 +194,8 @@ describe('PowerShell runner (fake executable)', () => {
     const run = runner({ FAKE_STDOUT: '{}' });
     const unknown = await failure(run.run('Restart-CrmAsyncServices', { ComputerName: 'CRMAPP01', Force: 'true' } as unknown as PowershellParams<'Restart-CrmAsyncServices'>));
     expect(unknown.message).toContain('-Force');
-    const missing = await failure(run.run('Get-MachineCertificate', { ComputerName: 'CRMAPP01', Thumbprint: 'A'.repeat(40) } as unknown as PowershellParams<'Get-MachineCertificate'>));
-    expect(missing.message).toContain('-ServiceAccount');
+    const missing = await failure(run.run('Get-MachineCertificate', { ComputerName: 'CRMAPP01', Thumbprint: 'A'.repeat(40), ServiceAccount: 'CONTOSO\\crmasync' } as unknown as PowershellParams<'Get-MachineCertificate'>));
+    expect(missing.message).toContain('-Subject');
     const newline = await failure(run.run('Restart-CrmAsyncServices', { ComputerName: 'CRMAPP01\n-Evil x' }));
     expect(newline.message).toMatch(/NUL or line break/);
     const nul = await failure(run.run('Restart-CrmAsyncServices', { ComputerName: 'CRMAPP01\0' }));
@@ -236,6 +284,7 @@ describe('PowerShell runner against the simulator (sim/bin/pwsh-sim.mjs)', () =>
       timeoutMs: 20_000,
       logger: silentLogger(),
       env: { PATH: process.env.PATH ?? '', PWSH_SIM_URL: sim.baseUrl },
+      passEnv: ['PWSH_SIM_URL'],
     });
   });
   afterAll(async () => {
@@ -251,7 +300,7 @@ describe('PowerShell runner against the simulator (sim/bin/pwsh-sim.mjs)', () =>
 
     const registered = await ps.run('Get-S2SCertificate', {});
     expect(registered).toEqual({ registered: true, derBase64: current.derBase64 });
-    expect(await ps.run('Get-MachineCertificate', { ComputerName: 'crmapp01.contoso.local', Thumbprint: current.thumbprint.toLowerCase(), ServiceAccount: account })).toEqual({
+    expect(await ps.run('Get-MachineCertificate', { ComputerName: 'crmapp01.contoso.local', Thumbprint: current.thumbprint.toLowerCase(), Subject: current.subject, ServiceAccount: account })).toEqual({
       found: true,
       keySpec: 1,
       hasPrivateKey: true,
@@ -267,9 +316,11 @@ describe('PowerShell runner against the simulator (sim/bin/pwsh-sim.mjs)', () =>
     await writeFile(cerPath, Buffer.from(next.derBase64, 'base64'));
 
     for (const server of ['CRMAPP01', 'CRMAPP02']) {
-      expect(await ps.run('Get-MachineCertificate', { ComputerName: server, Thumbprint: next.thumbprint, ServiceAccount: account })).toMatchObject({ found: false, keySpec: null });
+      expect(await ps.run('Get-MachineCertificate', { ComputerName: server, Thumbprint: next.thumbprint, Subject: next.subject, ServiceAccount: account })).toMatchObject({ found: false, keySpec: null, duplicateSubject: false });
+      // A renewal with the current subject would be seen before its import.
+      expect(await ps.run('Get-MachineCertificate', { ComputerName: server, Thumbprint: next.thumbprint, Subject: current.subject, ServiceAccount: account })).toMatchObject({ found: false, duplicateSubject: true });
       expect(await ps.run('Import-S2SCertificate', { ComputerName: server, PfxPath: pfxPath }, { pfxPassword: PASSWORD })).toEqual({ thumbprint: next.thumbprint, keySpec: 1, alreadyPresent: false });
-      expect(await ps.run('Get-MachineCertificate', { ComputerName: server, Thumbprint: next.thumbprint, ServiceAccount: account })).toMatchObject({ found: true, keySpec: 1, hasPrivateKey: true, serviceAccountCanRead: false });
+      expect(await ps.run('Get-MachineCertificate', { ComputerName: server, Thumbprint: next.thumbprint, Subject: next.subject, ServiceAccount: account })).toMatchObject({ found: true, keySpec: 1, hasPrivateKey: true, serviceAccountCanRead: false });
       expect(await ps.run('Grant-CertificateKeyAccess', { ComputerName: server, Thumbprint: next.thumbprint, ServiceAccount: account })).toEqual({ granted: true, alreadyHad: false });
     }
     expect(await ps.run('Import-S2SCertificate', { ComputerName: 'CRMAPP01', PfxPath: pfxPath }, { pfxPassword: PASSWORD })).toEqual({ thumbprint: next.thumbprint, keySpec: 1, alreadyPresent: true });
@@ -325,5 +376,8 @@ describe('PowerShell runner against the simulator (sim/bin/pwsh-sim.mjs)', () =>
     const error = await failure(bare.run('Get-S2SCertificate', {}));
     expect(error.code).toBe('POWERSHELL_FAILED');
     expect(error.message).toContain('PWSH_SIM_URL is not set');
+    // Set in the agent's environment but not named in passEnv (POWERSHELL_PASS_ENV): the script does not get it.
+    const unnamed = createPowershellRunner({ executable: STAND_IN, timeoutMs: 20_000, logger: silentLogger(), env: { PATH: process.env.PATH ?? '', PWSH_SIM_URL: sim.baseUrl } });
+    expect((await failure(unnamed.run('Get-S2SCertificate', {}))).message).toContain('PWSH_SIM_URL is not set');
   });
 });

@@ -1,5 +1,6 @@
 import { X509Certificate } from 'node:crypto';
 import { beforeEach, describe, expect, it } from 'vitest';
+import { makeEvaluationPfx } from '../../agent/evaluation-pfx.ts';
 import type { PowershellScriptName } from '../../agent/powershell-scripts.ts';
 import { runSimulatedScript, type PowershellApiResult } from '../../sim/powershell-api.ts';
 import { customKeyIdentifierOf, DEFAULT_SERVICE_ACCOUNT, PUBLIC_METADATA_URL, S2S_PRINCIPAL_ID, seedS2S } from '../../sim/s2s-seed.ts';
@@ -60,8 +61,8 @@ describe('simulated PowerShell scripts (POST /_sim/powershell handler)', () => {
     next = createSimCertificate({ commonName: 'crm-s2s-2027.contoso.com', notBefore: new Date(now - DAY), notAfter: new Date(now + 500 * DAY), keyLabel: 'api-next' });
   });
 
-  const run = (script: PowershellScriptName, params: Record<string, string>, extra: { files?: Record<string, string>; password?: string } = {}): PowershellApiResult =>
-    runSimulatedScript(s2s, { script, params, files: extra.files ?? {}, password: extra.password ?? null }, now);
+  const run = (script: PowershellScriptName, params: Record<string, string>, extra: { files?: Record<string, string>; password?: string | null } = {}): PowershellApiResult =>
+    runSimulatedScript(s2s, { script, params, files: extra.files ?? {}, password: extra.password === undefined ? null : extra.password }, now);
   const ok = (result: PowershellApiResult): Record<string, unknown> => {
     if (!result.ok) throw new Error(`script failed: ${result.message}`);
     return result.output;
@@ -70,7 +71,7 @@ describe('simulated PowerShell scripts (POST /_sim/powershell handler)', () => {
     if (result.ok) throw new Error(`script succeeded: ${JSON.stringify(result.output)}`);
     return result.message;
   };
-  const importNext = (server: string, password = PASSWORD, pfx = simPfx(next, PASSWORD)): PowershellApiResult =>
+  const importNext = (server: string, password: string | null = PASSWORD, pfx = simPfx(next, PASSWORD)): PowershellApiResult =>
     run('Import-S2SCertificate', { ComputerName: server, PfxPath: 'C:\\certs\\next.pfx' }, { files: { PfxPath: base64(pfx) }, password });
 
   it('imports a good PFX with KeySpec 1 and no key readers yet; a second import finds it present', () => {
@@ -78,27 +79,58 @@ describe('simulated PowerShell scripts (POST /_sim/powershell handler)', () => {
     expect(s2s.servers[0]?.store.get(next.thumbprint)).toMatchObject({ keySpec: 1, hasPrivateKey: true, keyReaders: [], subject: 'CN=crm-s2s-2027.contoso.com, O=Contoso' });
     expect(s2s.servers[1]?.store.has(next.thumbprint)).toBe(false);
     expect(ok(importNext('crmapp01'))).toEqual({ thumbprint: next.thumbprint, keySpec: 1, alreadyPresent: true });
-    expect(ok(run('Get-MachineCertificate', { ComputerName: 'CRMAPP01', Thumbprint: next.thumbprint, ServiceAccount: ACCOUNT }))).toMatchObject({
+    expect(ok(run('Get-MachineCertificate', { ComputerName: 'CRMAPP01', Thumbprint: next.thumbprint, Subject: next.subject, ServiceAccount: ACCOUNT }))).toMatchObject({
       found: true, keySpec: 1, hasPrivateKey: true, serviceAccountCanRead: false, duplicateSubject: false,
     });
   });
 
-  it('fixes a KeySpec 2 certificate by importing it again with AT_KEYEXCHANGE', () => {
+  it('fixes a KeySpec 2 certificate by importing it again from a PFX whose key bag gives KeySpec 1', () => {
     s2s.servers[0]?.store.set(next.thumbprint, { ...next, keySpec: 2, hasPrivateKey: true, keyReaders: ['contoso\\crmasync'] });
-    expect(ok(run('Get-MachineCertificate', { ComputerName: 'CRMAPP01', Thumbprint: next.thumbprint, ServiceAccount: ACCOUNT }))).toMatchObject({ keySpec: 2 });
+    expect(ok(run('Get-MachineCertificate', { ComputerName: 'CRMAPP01', Thumbprint: next.thumbprint, Subject: next.subject, ServiceAccount: ACCOUNT }))).toMatchObject({ keySpec: 2 });
     expect(ok(importNext('CRMAPP01'))).toMatchObject({ keySpec: 1, alreadyPresent: false });
     expect(s2s.servers[0]?.store.get(next.thumbprint)?.keySpec).toBe(1);
   });
 
-  it('refuses a wrong password as certutil does, changing nothing', () => {
+  it('refuses a wrong password as X509Certificate2Collection.Import does, changing nothing; a missing password is not an empty one', () => {
     expect(error(importNext('CRMAPP01', 'wrong'))).toContain('The specified network password is not correct');
-    expect(error(importNext('CRMAPP01', ''))).toContain('SETUP_PFX_PASSWORD is not set');
+    expect(error(importNext('CRMAPP01', ''))).toContain('The specified network password is not correct');
+    expect(error(importNext('CRMAPP01', null))).toContain('SETUP_PFX_PASSWORD is not set');
     expect(s2s.servers[0]?.store.has(next.thumbprint)).toBe(false);
   });
 
-  it('a PFX without its key imports without a private key (KeySpec unknown)', () => {
-    expect(ok(importNext('CRMAPP02', PASSWORD, simPfxWithoutKey(next, PASSWORD)))).toEqual({ thumbprint: next.thumbprint, keySpec: null, alreadyPresent: false });
-    expect(error(run('Grant-CertificateKeyAccess', { ComputerName: 'CRMAPP02', Thumbprint: next.thumbprint, ServiceAccount: ACCOUNT }))).toContain('private key not found');
+  it('imports a PFX protected by the empty password', () => {
+    const empty = makeEvaluationPfx({ subject: 'CN=crm-s2s-empty.contoso.com, O=Contoso', days: 300, password: '', now });
+    expect(ok(importNext('CRMAPP01', '', empty.pfx))).toEqual({ thumbprint: empty.thumbprint, keySpec: 1, alreadyPresent: false });
+    expect(s2s.servers[0]?.store.get(empty.thumbprint)).toMatchObject({ keySpec: 1, hasPrivateKey: true });
+  });
+
+  it('takes the KeySpec from the PFX key bag as Windows does: anything but 1 stays in the store and fails with the certutil fix', () => {
+    const cases = [
+      { keySpec: 'exchange', expected: 1 },
+      { keySpec: 'none', expected: 1 },
+      { keySpec: 'signature', expected: 2 },
+      { keySpec: 'cng', expected: 0 },
+    ] as const;
+    for (const [index, c] of cases.entries()) {
+      const subject = `CN=crm-s2s-${c.keySpec}.contoso.com, O=Contoso`;
+      const pfx = makeEvaluationPfx({ subject, days: 300, password: PASSWORD, now, keySpec: c.keySpec, ...(index % 2 ? { encryption: 'legacy' as const } : {}) });
+      const result = importNext('CRMAPP02', PASSWORD, pfx.pfx);
+      expect(s2s.servers[1]?.store.get(pfx.thumbprint), c.keySpec).toMatchObject({ subject, keySpec: c.expected, hasPrivateKey: true, keyReaders: [] });
+      if (c.expected === 1) {
+        expect(ok(result)).toEqual({ thumbprint: pfx.thumbprint, keySpec: 1, alreadyPresent: false });
+      } else {
+        const message = error(result);
+        expect(message).toContain(`KeySpec ${c.expected}`);
+        expect(message).toContain('certutil -importpfx <file> AT_KEYEXCHANGE');
+        expect(ok(run('Get-MachineCertificate', { ComputerName: 'CRMAPP02', Thumbprint: pfx.thumbprint, Subject: subject, ServiceAccount: ACCOUNT }))).toMatchObject({ found: true, keySpec: c.expected });
+      }
+    }
+  });
+
+  it('refuses a PFX without its key, changing nothing', () => {
+    expect(error(importNext('CRMAPP02', PASSWORD, simPfxWithoutKey(next, PASSWORD)))).toContain('no certificate with its private key');
+    expect(s2s.servers[1]?.store.has(next.thumbprint)).toBe(false);
+    expect(error(run('Grant-CertificateKeyAccess', { ComputerName: 'CRMAPP02', Thumbprint: next.thumbprint, ServiceAccount: ACCOUNT }))).toContain('is not in LocalMachine\\My');
   });
 
   it('refuses to import next to another certificate with the same subject ("private key not found")', () => {
@@ -106,9 +138,18 @@ describe('simulated PowerShell scripts (POST /_sim/powershell handler)', () => {
     const message = error(run('Import-S2SCertificate', { ComputerName: 'CRMAPP01', PfxPath: 'same.pfx' }, { files: { PfxPath: base64(simPfx(same, PASSWORD)) }, password: PASSWORD }));
     expect(message).toContain('private key not found');
     expect(message).toContain(s2s.crmCertificate?.thumbprint ?? 'x');
+    expect(s2s.servers[0]?.store.has(same.thumbprint)).toBe(false);
+    // Seen before the import too: -Subject is compared whether or not -Thumbprint is in the store (any case, as PowerShell's -eq).
+    expect(ok(run('Get-MachineCertificate', { ComputerName: 'CRMAPP01', Thumbprint: same.thumbprint, Subject: same.subject.toUpperCase(), ServiceAccount: ACCOUNT }))).toMatchObject({ found: false, duplicateSubject: true });
+    expect(ok(run('Get-MachineCertificate', { ComputerName: 'CRMAPP01', Thumbprint: same.thumbprint, Subject: next.subject, ServiceAccount: ACCOUNT }))).toMatchObject({ found: false, duplicateSubject: false });
+    // The certificate itself is no duplicate of itself.
+    const current = s2s.crmCertificate;
+    if (!current) throw new Error('no registered certificate');
+    expect(ok(run('Get-MachineCertificate', { ComputerName: 'CRMAPP01', Thumbprint: current.thumbprint, Subject: current.subject, ServiceAccount: ACCOUNT }))).toMatchObject({ found: true, duplicateSubject: false });
     // Put there anyway (by hand): both report the duplicate.
     s2s.servers[0]?.store.set(same.thumbprint, { ...same, keySpec: 1, hasPrivateKey: true, keyReaders: [] });
-    expect(ok(run('Get-MachineCertificate', { ComputerName: 'CRMAPP01', Thumbprint: same.thumbprint, ServiceAccount: ACCOUNT }))).toMatchObject({ duplicateSubject: true });
+    expect(ok(run('Get-MachineCertificate', { ComputerName: 'CRMAPP01', Thumbprint: same.thumbprint, Subject: same.subject, ServiceAccount: ACCOUNT }))).toMatchObject({ found: true, duplicateSubject: true });
+    expect(ok(run('Get-MachineCertificate', { ComputerName: 'CRMAPP01', Thumbprint: current.thumbprint, Subject: current.subject, ServiceAccount: ACCOUNT }))).toMatchObject({ found: true, duplicateSubject: true });
   });
 
   it('grants key access (idempotently); breakage keyAccessNotApplied reports success without granting', () => {
@@ -121,7 +162,7 @@ describe('simulated PowerShell scripts (POST /_sim/powershell handler)', () => {
     s2s.breakage.keyAccessNotApplied = true;
     expect(ok(run('Grant-CertificateKeyAccess', { ComputerName: 'CRMAPP02', Thumbprint: next.thumbprint, ServiceAccount: ACCOUNT }))).toEqual({ granted: true, alreadyHad: false });
     expect(s2s.servers[1]?.store.get(next.thumbprint)?.keyReaders).toEqual([]);
-    expect(ok(run('Get-MachineCertificate', { ComputerName: 'CRMAPP02', Thumbprint: next.thumbprint, ServiceAccount: ACCOUNT }))).toMatchObject({ serviceAccountCanRead: false });
+    expect(ok(run('Get-MachineCertificate', { ComputerName: 'CRMAPP02', Thumbprint: next.thumbprint, Subject: next.subject, ServiceAccount: ACCOUNT }))).toMatchObject({ serviceAccountCanRead: false });
     expect(error(run('Grant-CertificateKeyAccess', { ComputerName: 'CRMAPP02', Thumbprint: 'F'.repeat(40), ServiceAccount: ACCOUNT }))).toContain('is not in LocalMachine\\My');
   });
 
@@ -163,10 +204,10 @@ describe('simulated PowerShell scripts (POST /_sim/powershell handler)', () => {
   });
 
   it('answers an unknown server as remoting would, and binds parameters as PowerShell does', () => {
-    expect(error(run('Get-MachineCertificate', { ComputerName: 'CRMAPP07', Thumbprint: next.thumbprint, ServiceAccount: ACCOUNT }))).toMatch(/Connecting to remote server CRMAPP07 failed.*WinRM/);
+    expect(error(run('Get-MachineCertificate', { ComputerName: 'CRMAPP07', Thumbprint: next.thumbprint, Subject: next.subject, ServiceAccount: ACCOUNT }))).toMatch(/Connecting to remote server CRMAPP07 failed.*WinRM/);
     expect(error(run('Restart-CrmAsyncServices', {}))).toContain('missing mandatory parameters: ComputerName');
     expect(error(run('Restart-CrmAsyncServices', { ComputerName: 'CRMAPP01', Force: 'x' }))).toContain("parameter name 'Force'");
-    expect(error(run('Get-MachineCertificate', { ComputerName: 'CRMAPP01', Thumbprint: 'xyz', ServiceAccount: ACCOUNT }))).toContain("parameter 'Thumbprint'");
+    expect(error(run('Get-MachineCertificate', { ComputerName: 'CRMAPP01', Thumbprint: 'xyz', Subject: next.subject, ServiceAccount: ACCOUNT }))).toContain("parameter 'Thumbprint'");
     expect(error(runSimulatedScript(s2s, { script: 'Remove-Everything', params: {}, files: {}, password: null }, now))).toContain('-File parameter does not exist');
   });
 
@@ -177,9 +218,9 @@ describe('simulated PowerShell scripts (POST /_sim/powershell handler)', () => {
     expect(error(run('Restart-CrmAsyncServices', { ComputerName: 'CRMAPP02' }))).toContain('Access is denied');
     ok(run('Restart-CrmAsyncServices', { ComputerName: 'CRMAPP01' }));
     const thumbprint = s2s.crmCertificate?.thumbprint ?? '';
-    ok(run('Get-MachineCertificate', { ComputerName: 'CRMAPP01', Thumbprint: thumbprint, ServiceAccount: ACCOUNT }));
-    expect(error(run('Get-MachineCertificate', { ComputerName: 'CRMAPP02', Thumbprint: thumbprint, ServiceAccount: ACCOUNT }))).toContain('WinRM timed out');
-    ok(run('Get-MachineCertificate', { ComputerName: 'CRMAPP02', Thumbprint: thumbprint, ServiceAccount: ACCOUNT }));
+    ok(run('Get-MachineCertificate', { ComputerName: 'CRMAPP01', Thumbprint: thumbprint, Subject: 'CN=x', ServiceAccount: ACCOUNT }));
+    expect(error(run('Get-MachineCertificate', { ComputerName: 'CRMAPP02', Thumbprint: thumbprint, Subject: 'CN=x', ServiceAccount: ACCOUNT }))).toContain('WinRM timed out');
+    ok(run('Get-MachineCertificate', { ComputerName: 'CRMAPP02', Thumbprint: thumbprint, Subject: 'CN=x', ServiceAccount: ACCOUNT }));
     expect(s2s.faults).toEqual([]);
   });
 
