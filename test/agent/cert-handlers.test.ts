@@ -454,3 +454,178 @@ describe('cert-rotate', () => {
     expect(w.s2s.callsOf('Register-S2SCertificate')).toBe(0);
   });
 });
+
+describe('verification set on resume', () => {
+  it('tests again the mailboxes the failed verification tested (not a new selection), then only when none is recorded selects anew', async () => {
+    const w = world();
+    const runId = newRunIdForTest();
+    w.s2s.keyAccessNotApplied = true;
+    const first = certRotateResultSchema.parse(await run(w, rotatePayload(runId, 1)));
+    expect(first.outcome).toBe('verification-failed');
+    const broken = w.mail.mailboxes.filter((m) => m.incomingemailstatus !== 1).map((m) => m.mailboxid);
+    expect(broken).toHaveLength(3);
+    // The admin fixes the key access by hand and clicks Resume.
+    for (const store of w.s2s.stores.values()) store.get(newCert.thumbprint)?.readers.add(ACCOUNT.toLowerCase());
+    w.s2s.keyAccessNotApplied = false;
+    const filtersBefore = w.mail.filters.length;
+    const resumed = certRotateResultSchema.parse(await run(w, rotatePayload(runId, 2, { resumedBy: 'cccccccc-1111-2222-3333-444444444444' })));
+    expect(resumed.outcome).toBe('rotated');
+    expect(resumed.verification).toMatchObject({ selected: 3, succeeded: 3 });
+    const byId = w.mail.filters.slice(filtersBefore).filter((f) => f.includes('mailboxid eq'));
+    expect(byId.map(mailboxIdsIn)).toEqual([broken]);
+    // A new selection (mailboxes whose last test succeeded) would have skipped exactly those three.
+    expect(w.mail.filters.slice(filtersBefore)).not.toContain('statecode eq 0 and emailrouteraccessapproval eq 1 and incomingemailstatus eq 1 and outgoingemailstatus eq 1');
+    expect(w.mail.mailboxes.filter((m) => broken.includes(m.mailboxid)).every((m) => m.incomingemailstatus === 1)).toBe(true);
+
+    // A first attempt has nothing recorded: it selects by CERT_VERIFY_MAILBOXES.
+    const fresh = world();
+    await run(fresh, rotatePayload(newRunIdForTest(), 1));
+    expect(fresh.mail.filters.some((f) => f.includes('mailboxid eq'))).toBe(false);
+  });
+});
+
+describe('guards of a certificate change', () => {
+  it('refuses a rotation or rollback approved by its requester (any case) or by nobody, before any step (TWO_PERSON_RULE)', async () => {
+    for (const approvedBy of [common.requestedBy, common.requestedBy.toUpperCase(), ` ${common.requestedBy} `, '']) {
+      const w = world();
+      const error = await failure(run(w, rotatePayload(newRunIdForTest(), 1, { approvedBy })));
+      expect(error.code).toBe('TWO_PERSON_RULE');
+      expect(error.retryable).toBe(false);
+      expect(error.message).toMatch(/^This certificate rotation was (approved by the person who asked for it|not approved by anyone); .* Nothing was changed\.$/);
+      expect(w.s2s.calls).toEqual([]);
+      expect(w.ctx.progress).toEqual([]);
+    }
+    const w = world();
+    const error = await failure(run(w, rollbackPayload(newRunIdForTest(), { approvedBy: common.requestedBy.toUpperCase() })));
+    expect(error.code).toBe('TWO_PERSON_RULE');
+    expect(error.message).toMatch(/^This certificate rollback was approved by the person who asked for it/);
+    expect(w.s2s.calls).toEqual([]);
+    expect(await redis.exists(lockKey)).toBe(0);
+  });
+
+  it('logs who resumed a rotation next to who approved it', async () => {
+    const w = world();
+    const lines: string[] = [];
+    w.ctx.logger = createLogger({ name: 't', destination: { write: (line: string) => lines.push(line) } });
+    const runId = newRunIdForTest();
+    await run(w, rotatePayload(runId, 1));
+    await run(w, rotatePayload(runId, 2, { resumedBy: 'cccccccc-1111-2222-3333-444444444444' }));
+    const entries = lines.map((l) => JSON.parse(l) as Record<string, unknown>).filter((e) => typeof e['msg'] === 'string' && e['msg'].startsWith('certificate change'));
+    expect(entries.map((e) => [e['msg'], e['attempt'], e['approvedBy'], e['resumedBy']])).toEqual([
+      ['certificate change starting', 1, approver, undefined],
+      ['certificate change resumed', 2, approver, 'cccccccc-1111-2222-3333-444444444444'],
+    ]);
+  });
+
+  it('holds the deployment lock while a rotation runs (renewed, run+attempt as value) and releases it at the end, also on failure', async () => {
+    const w = world();
+    const runId = newRunIdForTest();
+    const seen: { value: string | null; renewed: boolean; pttl: number }[] = [];
+    w.s2s.beforeImport = async () => {
+      if (seen.length > 0) return;
+      await redis.pexpire(lockKey, 5_000);
+      w.renewals.forEach((renew) => renew());
+      // Same connection as the lock's: the renewal's command runs before this PTTL.
+      seen.push({ value: await redis.get(lockKey), renewed: w.renewals.length === 1, pttl: await redis.pttl(lockKey) });
+    };
+    certRotateResultSchema.parse(await run(w, rotatePayload(runId, 1)));
+    expect(seen).toHaveLength(1);
+    expect(seen[0]?.value).toBe(`cert-rotate:${runId}:a1`);
+    expect(seen[0]?.renewed).toBe(true);
+    expect(seen[0]?.pttl).toBeGreaterThan(5_000);
+    expect(seen[0]?.pttl).toBeLessThanOrEqual(120_000);
+    expect(await redis.exists(lockKey)).toBe(0);
+    expect(w.renewals).toHaveLength(0);
+
+    const failing = world();
+    failing.s2s.importKeySpec = 2;
+    await failure(run(failing, rotatePayload(newRunIdForTest())));
+    expect(await redis.exists(lockKey)).toBe(0);
+    expect(failing.renewals).toHaveLength(0);
+  });
+
+  it('refuses a rotation or rollback while another run holds the lock (retryable, naming it); a retry of the same attempt takes its own lock over', async () => {
+    const other = newRunIdForTest();
+    await redis.set(lockKey, `cert-rollback:${other}:a2`, 'PX', 60_000);
+    try {
+      const w = world();
+      const error = await failure(run(w, rotatePayload(newRunIdForTest())));
+      expect(error.code).toBe('STEP_FAILED');
+      expect(error.retryable).toBe(true);
+      expect(error.message).toBe(`Another certificate change is running on the deployment "default": the certificate rollback run ${other} (attempt 2). One certificate change at a time; nothing was changed.`);
+      expect(w.s2s.calls).toEqual([]);
+      const rollbackError = await failure(run(w, rollbackPayload(newRunIdForTest())));
+      expect(rollbackError.message).toContain(`rollback run ${other} (attempt 2)`);
+      expect(await redis.get(lockKey)).toBe(`cert-rollback:${other}:a2`);
+
+      // The same run's next attempt is another holder too: it waits for attempt 2 like anyone else.
+      const sameRunNext = await failure(run(w, { ...rollbackPayload(newRunIdForTest(), { attempt: 3 }), runId: other }));
+      expect(sameRunNext.retryable).toBe(true);
+
+      // A BullMQ retry of attempt 2 itself (after a crash) finds its own value and goes on.
+      const own = world();
+      const rotationRunId = await lockSetAside(() => failedRotation(own));
+      const resumed = certRollbackResultSchema.parse(await run(own, { ...rollbackPayload(rotationRunId, { attempt: 2 }), runId: other }));
+      expect(resumed.outcome).toBe('rolled-back');
+      expect(await redis.exists(lockKey)).toBe(0);
+    } finally {
+      await redis.del(lockKey);
+    }
+  });
+
+  it('lock: compare-and-delete and compare-and-renew leave another holder\'s lock alone', async () => {
+    const lock = createCertLock({ redis, prefix, logger: silentLogger(), ttlMs: 60_000, schedule: () => () => undefined });
+    const deployment = `d-${newRunIdForTest()}`;
+    const key = certLockKey(prefix, deployment);
+    const held = await lock.acquire(deployment, { type: 'cert-rotate', runId: 'aaaaaaaa1', attempt: 1 });
+    expect(await redis.get(key)).toBe('cert-rotate:aaaaaaaa1:a1');
+    expect(await redis.pttl(key)).toBeGreaterThan(50_000);
+    expect(await held.renew()).toBe(true);
+    // It expired and another run took it: this holder neither renews nor deletes it.
+    await redis.set(key, 'cert-rotate:bbbbbbbb2:a1');
+    expect(await held.renew()).toBe(false);
+    await held.release();
+    expect(await redis.get(key)).toBe('cert-rotate:bbbbbbbb2:a1');
+    expect(await redis.pttl(key)).toBe(-1);
+    await redis.del(key);
+  });
+
+  it('imports a private 0600 copy of the validated bytes, removed afterwards: a PFX swapped in CERT_DIR after the validation is not imported', async () => {
+    const dir = await certDirWith({ 's2s-new.pfx': newCert.pfx });
+    const w = world({ CERT_DIR: dir });
+    w.s2s.beforeImport = async () => {
+      await writeFile(join(dir, 's2s-new.pfx'), otherCert.pfx);
+    };
+    const result = certRotateResultSchema.parse(await run(w, rotatePayload(newRunIdForTest())));
+    expect(result.outcome).toBe('rotated');
+    expect(w.s2s.registered?.thumbprint).toBe(newCert.thumbprint);
+    for (const store of w.s2s.stores.values()) expect([...store.keys()].sort()).toEqual([oldCert.thumbprint, newCert.thumbprint].sort());
+    expect(w.s2s.pfxPaths).toHaveLength(2);
+    for (const { path, mode } of w.s2s.pfxPaths) {
+      expect(path.startsWith(dir)).toBe(false);
+      expect(mode).toBe(0o600);
+      await expect(access(path)).rejects.toThrow();
+    }
+    expect(await readFile(join(dir, 's2s-new.pfx'))).toEqual(otherCert.pfx);
+
+    // Removed on failure too.
+    const failing = world();
+    failing.s2s.fail('Import-S2SCertificate', new SetupError('POWERSHELL_FAILED', 'CertUtil: -importPFX command FAILED'));
+    await failure(run(failing, rotatePayload(newRunIdForTest())));
+    expect(failing.s2s.calls.filter((c) => c.name === 'Import-S2SCertificate')).toHaveLength(1);
+    const attempted = failing.s2s.calls.find((c) => c.name === 'Import-S2SCertificate')?.params['PfxPath'] ?? '';
+    expect(attempted).toMatch(/setup-pfx-/);
+    await expect(access(attempted)).rejects.toThrow();
+  });
+});
+
+/** Runs `fn` with the deployment's lock set aside, then puts it back. */
+async function lockSetAside<T>(fn: () => Promise<T>): Promise<T> {
+  const value = await redis.get(lockKey);
+  await redis.del(lockKey);
+  try {
+    return await fn();
+  } finally {
+    if (value !== null) await redis.set(lockKey, value, 'PX', 60_000);
+  }
+}
