@@ -131,10 +131,25 @@ describe('agent/powershell/*.ps1 against the script table', () => {
       'Set-CrmCertificate -CertificateType S2STokenIssuer -StoreName My -StoreLocation LocalMachine -StoreFindType FindBySubjectDistinguishedName -DataFile $cerFile',
     );
     const importScript = source('Import-S2SCertificate');
-    expect(importScript).toContain('& certutil.exe -importpfx -p $plain $File AT_KEYEXCHANGE');
-    expect(importScript).toContain('New-PSSession -ComputerName $ComputerName');
-    expect(importScript).toContain('-ToSession $session');
-    expect(importScript).toMatch(/Remove-Item -LiteralPath \$File -Force/);
+    const importCode = codeOnly(importScript);
+    // No certutil (its -p would put the password on a command line), no PFX copy on the server.
+    expect(importCode).not.toMatch(/certutil/i);
+    expect(importCode).not.toMatch(/Copy-Item|-ToSession|GetTempPath|WriteAllBytes/);
+    expect(importScript).toContain('$flags = [System.Security.Cryptography.X509Certificates.X509KeyStorageFlags]::MachineKeySet -bor [System.Security.Cryptography.X509Certificates.X509KeyStorageFlags]::PersistKeySet');
+    expect(importScript).toContain('$collection.Import($Bytes, $plain, $flags)');
+    expect(importScript).toMatch(/X509Store\]::new\(\s*\[System\.Security\.Cryptography\.X509Certificates\.StoreName\]::My,\s*\[System\.Security\.Cryptography\.X509Certificates\.StoreLocation\]::LocalMachine\)/);
+    expect(importScript).toContain('$store.Open([System.Security.Cryptography.X509Certificates.OpenFlags]::ReadWrite)');
+    expect(importScript).toContain('$store.Add($certificate[0])');
+    expect(importScript).toContain('$bytes = [System.IO.File]::ReadAllBytes(');
+    expect(importScript).toContain('Invoke-Command -ComputerName $ComputerName -ScriptBlock $import -ArgumentList $bytes, $password');
+    // The KeySpec is read back and anything but 1 fails with the manual fix.
+    expect(importScript).toMatch(/\$key = Get-CertificateKeyInfo \$added\s+if \(\$null -eq \$key -or \$key\.keySpec -ne 1\)/);
+    expect(importScript).toContain('certutil -importpfx <file> AT_KEYEXCHANGE');
+    // The password is never a cmdlet argument (module logging records those): no ConvertTo-SecureString, no Get-PfxData.
+    expect(importCode).not.toMatch(/ConvertTo-SecureString|Get-PfxData|Import-PfxCertificate/i);
+    expect(importScript).toContain('$password.AppendChar($character)');
+    // An empty password is a valid one: only an absent variable is refused.
+    expect(importCode).not.toMatch(/IsNullOrEmpty\(\$env:SETUP_PFX_PASSWORD\)/);
     const grant = source('Grant-CertificateKeyAccess');
     expect(grant).toContain('Microsoft\\Crypto\\RSA\\MachineKeys\\');
     expect(grant).toContain('Microsoft\\Crypto\\Keys\\');
@@ -150,6 +165,47 @@ describe('agent/powershell/*.ps1 against the script table', () => {
     const restart = source('Restart-CrmAsyncServices');
     expect(restart).toContain("@('MSCRMAsyncService', 'MSCRMAsyncService$maintenance')");
     expect(restart).toContain('Restart-Service -Name $name -Force');
+  });
+
+  it('reads KeySpec and key file with one helper, identical in the three key scripts, X509Certificate2.PrivateKey first (dotnet/corefx#3502)', () => {
+    const keyScripts = ['Get-MachineCertificate', 'Grant-CertificateKeyAccess', 'Import-S2SCertificate'] as const;
+    const helpers = keyScripts.map((name) => {
+      const text = source(name);
+      const start = text.indexOf('    # ---- Get-CertificateKeyInfo:');
+      const end = text.indexOf('    # ---- end Get-CertificateKeyInfo');
+      expect(start, name).toBeGreaterThan(0);
+      expect(end, name).toBeGreaterThan(start);
+      // Inside the script block that runs on the server (after `= {` and its param()).
+      expect(text.slice(0, start), name).toMatch(/= \{\s+param\([^)]*\)\s+\$ErrorActionPreference = 'Stop'\s+$/);
+      // Used, and no other way of reading the key in the script.
+      expect(codeOnly(text.slice(end)), name).toMatch(/Get-CertificateKeyInfo \$/);
+      expect(codeOnly(text.slice(0, start) + text.slice(end)), name).not.toMatch(/GetRSAPrivateKey|CspKeyContainerInfo|\.PrivateKey\b/);
+      return text.slice(start, end);
+    });
+    expect(helpers[1]).toBe(helpers[0]);
+    expect(helpers[2]).toBe(helpers[0]);
+    const helper = codeOnly(helpers[0] ?? '');
+    // PrivateKey (CAPI → RSACryptoServiceProvider) before GetRSAPrivateKey (which opens CAPI keys as RSACng on .NET Framework).
+    const privateKeyAt = helper.indexOf('$Certificate.PrivateKey');
+    const cngAt = helper.indexOf('GetRSAPrivateKey($Certificate)');
+    expect(privateKeyAt).toBeGreaterThan(0);
+    expect(cngAt).toBeGreaterThan(privateKeyAt);
+    expect(helper).toMatch(/try \{ \$csp = \$Certificate\.PrivateKey \} catch \{ \$csp = \$null \}/);
+    expect(helper).toContain('$csp -is [System.Security.Cryptography.RSACryptoServiceProvider]');
+    expect(helper).toContain('$container.KeyNumber -eq [System.Security.Cryptography.KeyNumber]::Exchange');
+    expect(helpers[0]).toContain("'Microsoft\\Crypto\\RSA\\MachineKeys\\' + $container.UniqueKeyContainerName");
+    expect(helpers[0]).toContain("'Microsoft\\Crypto\\Keys\\' + $cng.Key.UniqueName");
+    expect(helpers[0]).toContain('dotnet/corefx#3502');
+  });
+
+  it('Get-MachineCertificate compares -Subject before and regardless of finding -Thumbprint', () => {
+    const text = source('Get-MachineCertificate');
+    const duplicateAt = text.indexOf("Where-Object { $_.Subject -eq $Subject -and $_.Thumbprint -ne $Thumbprint }");
+    const lookupAt = text.indexOf("$certificate = Get-Item -LiteralPath ('Cert:\\LocalMachine\\My\\' + $Thumbprint)");
+    expect(duplicateAt).toBeGreaterThan(0);
+    expect(lookupAt).toBeGreaterThan(duplicateAt);
+    expect(text).toContain('duplicateSubject      = ($others.Count -gt 0)');
+    expect(text).toContain('-ArgumentList $Thumbprint.ToUpperInvariant(), $Subject, $ServiceAccount');
   });
 
   it('never writes the maintenance service name in double quotes (PowerShell would expand $maintenance)', () => {
