@@ -66,7 +66,7 @@ async function main(): Promise<void> {
   const standIn = fileURLToPath(new URL('./bin/pwsh-sim.mjs', import.meta.url));
   logger.info(
     { s2sUrl: `${simulator.baseUrl}/_sim/s2s`, asyncServers: env.SIM_ASYNC_SERVERS, serviceAccount: env.SIM_SERVICE_ACCOUNT },
-    `PowerShell stand-in: set POWERSHELL=${standIn} PWSH_SIM_URL=${simulator.baseUrl} ASYNC_SERVERS=${env.SIM_ASYNC_SERVERS} ASYNC_SERVICE_ACCOUNT=${env.SIM_SERVICE_ACCOUNT}`,
+    `PowerShell stand-in: set POWERSHELL=${standIn} PWSH_SIM_URL=${simulator.baseUrl} POWERSHELL_PASS_ENV=PWSH_SIM_URL ASYNC_SERVERS=${env.SIM_ASYNC_SERVERS} ASYNC_SERVICE_ACCOUNT=${env.SIM_SERVICE_ACCOUNT}`,
   );
   if (graph) {
     logger.info(
