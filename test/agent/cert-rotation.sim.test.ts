@@ -4,7 +4,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { certLockKey } from '../../agent/cert-lock.ts';
 import { makeEvaluationPfx } from '../../agent/evaluation-pfx.ts';
+import { MailboxTestStatus } from '../../jobs/crm-values.ts';
 import type { CertPlanResult, CertRollbackResult, CertRotateResult, CertStatusResult, StepState } from '../../jobs/cert-types.ts';
 import { jobAddOptions, jobIdFor, newRunId, signJob } from '../../jobs/job-options.ts';
 import type { JobPayload, JobResult, Report } from '../../jobs/job-types.ts';
@@ -159,12 +161,93 @@ describe('certificate rotation against the simulators', () => {
     expect(credentialThumbprints()).toContain(oldThumbprint);
 
     sim.configureS2S({ breakage: { keyAccessNotApplied: false } });
-    const rollback = (
-      await run<CertRollbackResult>({ type: 'cert-rollback', ...common, runId: newRunId(), rotationRunId, restoreThumbprint: oldThumbprint, failedThumbprint: thirdThumbprint, approvedBy, attempt: 1 })
-    ).result;
+    const rollbackPayload = { type: 'cert-rollback' as const, ...common, rotationRunId, restoreThumbprint: oldThumbprint, failedThumbprint: thirdThumbprint, approvedBy, attempt: 1 };
+
+    // The rollback's approver is its requester: refused on the agent before any script runs.
+    const scripts = sim.stats.byMethod['powershell'] ?? 0;
+    const selfApproved = await run<CertRollbackResult>({ ...rollbackPayload, runId: newRunId(), approvedBy: requestedBy.toUpperCase() });
+    expect(selfApproved.state).toBe('failed');
+    const refused = selfApproved.reports.find((r) => r.event.kind === 'failed');
+    expect(refused?.event.kind === 'failed' && refused.event.error.code).toBe('TWO_PERSON_RULE');
+    expect(sim.stats.byMethod['powershell'] ?? 0).toBe(scripts);
+
+    // CRM has moved on (someone registered another certificate by hand): the rollback is refused, nothing changes.
+    const registeredNow = sim.s2s.crmCertificate;
+    const byHand = stored('CRMAPP01', newThumbprint);
+    if (!registeredNow || !byHand) throw new Error('the simulator lacks the certificates of the earlier tests');
+    sim.s2s.crmCertificate = { thumbprint: byHand.thumbprint, subject: byHand.subject, notBefore: byHand.notBefore, notAfter: byHand.notAfter, derBase64: byHand.derBase64, registeredAt: Date.now() };
+    const moved = await run<CertRollbackResult>({ ...rollbackPayload, runId: newRunId() });
+    expect(moved.state).toBe('failed');
+    const movedFailure = moved.reports.find((r) => r.event.kind === 'failed');
+    if (movedFailure?.event.kind !== 'failed') throw new Error('no failed report');
+    expect(movedFailure.event.error.code).toBe('PLAN_CHANGED');
+    expect(movedFailure.event.error.message).toContain(`CRM signs with the certificate ${newThumbprint}`);
+    expect(sim.s2s.crmCertificate.thumbprint).toBe(newThumbprint);
+    sim.s2s.crmCertificate = registeredNow;
+
+    const credentialsBefore = credentialThumbprints();
+    expect(credentialsBefore).toContain(thirdThumbprint);
+    const rollback = (await run<CertRollbackResult>({ ...rollbackPayload, runId: newRunId() })).result;
     expect(rollback?.outcome, JSON.stringify(rollback?.steps)).toBe('rolled-back');
     expect(rollback?.verification?.failed).toBe(0);
     expect(sim.s2s.crmCertificate?.thumbprint).toBe(oldThumbprint);
     expect(health()).toEqual({ ok: true });
+    // retire-failed: exactly the failed certificate's key credential is gone from Entra.
+    expect(rollback?.steps.find((s) => s.id === 'retire-failed')).toMatchObject({ state: 'done', detail: `removed the key credential of ${thirdThumbprint}` });
+    expect(credentialThumbprints()).toEqual(credentialsBefore.filter((t) => t !== thirdThumbprint));
   }, 90_000);
+
+  it('blocks the plan of a same-subject renewal (the usual CA renewal) before importing anything', async () => {
+    const status = (await run<CertStatusResult>({ type: 'cert-status', ...common, runId: newRunId() })).result;
+    const subject = status?.registered?.subject ?? '';
+    expect(subject).not.toBe('');
+    await writeFile(join(certDir, 'renewal.pfx'), makeEvaluationPfx({ subject, days: 400, password: PASSWORD }).pfx);
+    const plan = (await run<CertPlanResult>({ type: 'cert-plan', ...common, runId: newRunId(), file: 'renewal.pfx' })).result;
+    expect(plan?.blocked).toBe(true);
+    expect(plan?.steps.find((s) => s.id === 'import')).toMatchObject({ state: 'failed' });
+    expect(plan?.steps.find((s) => s.id === 'import')?.detail).toMatch(/Set-CrmCertificate finds it by subject name.*do not delete the old one \(a rollback needs it\)\. On CRMAPP01, CRMAPP02$/);
+    expect([...(sim.s2s.servers[0]?.store.values() ?? [])].filter((c) => c.subject === subject)).toHaveLength(1);
+  }, 60_000);
+
+  it('waits for the deployment lock (retryable, naming the holder), and a resume after a failed verification tests the same mailboxes again', async () => {
+    const status = (await run<CertStatusResult>({ type: 'cert-status', ...common, runId: newRunId() })).result;
+    const oldThumbprint = status?.registered?.thumbprint ?? null;
+    const fourth = makeEvaluationPfx({ subject: 'CN=crm-s2s-fourth.contoso.com, O=Contoso', days: 400, password: PASSWORD });
+    await writeFile(join(certDir, 's2s-new.pfx'), fourth.pfx);
+    const runId = newRunId();
+    const payload = { type: 'cert-rotate' as const, ...common, runId, newThumbprint: fourth.thumbprint, oldThumbprint, approvedBy, attempt: 1 };
+
+    // Another run holds the lock: the job fails retryably (BullMQ will try again) and changes nothing.
+    const lockKey = certLockKey(h.prefix, 'default');
+    await h.redis.set(lockKey, 'cert-rollback:otherrun01:a1', 'PX', 60_000);
+    await h.jobs.add(payload.type, signJob(h.signer, payload), jobAddOptions(runId, payload.type, 1));
+    const job = await waitFor('the first try to fail', async () => {
+      const j = await h.jobs.getJob(jobIdFor(runId, payload.type, 1));
+      return j && (await j.getState()) === 'delayed' ? j : undefined;
+    }, 30_000);
+    expect(job.failedReason).toContain('the certificate rollback run otherrun01 (attempt 1)');
+    expect(stored('CRMAPP01', fourth.thumbprint)).toBeUndefined();
+    // The other run ends: the retry (promoted instead of waiting for its backoff) runs the rotation.
+    await h.redis.del(lockKey);
+    sim.configureS2S({ breakage: { keyAccessNotApplied: true } });
+    const failing = () => [...sim.state.mailboxes.values()].filter((m) => m.incomingemailstatus === MailboxTestStatus.Failure).map((m) => m.mailboxid);
+    const failedBefore = new Set(failing());
+    await job.promote();
+    const { state, job: done } = await settled(h.jobs, jobIdFor(runId, payload.type, 1), 60_000);
+    expect(state).toBe('completed');
+    expect((done.returnvalue as CertRotateResult).outcome).toBe('verification-failed');
+    expect(await h.redis.exists(lockKey)).toBe(0);
+
+    // The verification broke these mailboxes; the admin grants the key access by hand and resumes.
+    const broken = failing().filter((id) => !failedBefore.has(id));
+    expect(broken).toHaveLength(5);
+    sim.configureS2S({ breakage: { keyAccessNotApplied: false } });
+    for (const server of sim.s2s.servers) server.store.get(fourth.thumbprint)?.keyReaders.push('contoso\\crmasync');
+    const resumed = await run<CertRotateResult>({ ...payload, attempt: 2, resumedBy: 'aaaaaaaa-0000-0000-0000-000000000003' }, 2);
+    expect(resumed.result?.outcome, JSON.stringify(resumed.result?.steps)).toBe('rotated');
+    expect(resumed.result?.verification).toMatchObject({ selected: 5, succeeded: 5 });
+    // The same five were tested again (a new selection takes only mailboxes whose last test succeeded).
+    for (const id of broken) expect(sim.state.mailboxes.get(id)?.incomingemailstatus).toBe(MailboxTestStatus.Success);
+    expect(health()).toEqual({ ok: true });
+  }, 120_000);
 });
