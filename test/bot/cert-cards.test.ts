@@ -6,7 +6,7 @@ import { certResultsCard, certRunCard, currentCertCard } from '../../bot/cards/c
 import { certStatusCard, certStatusFailedCard } from '../../bot/cards/cert-status-card.ts';
 import type { Run } from '../../bot/run-store.ts';
 import type { CertProblem, Verification } from '../../jobs/cert-types.ts';
-import { NEW_THUMBPRINT, OLD_THUMBPRINT, certPlanResult, certRotateResult, certStatusResult, certSummary, rotationSteps } from '../support/cert-fixtures.ts';
+import { NEW_THUMBPRINT, OLD_THUMBPRINT, certPlanResult, certRollbackResult, certRotateResult, certStatusResult, certSummary, rotationSteps } from '../support/cert-fixtures.ts';
 
 const long = (n: number, c = 'x') => c.repeat(n);
 const problem: CertProblem = { code: 'KEY_TOO_SMALL', severity: 'error', message: long(300, 'm'), fix: long(400, 'f') };
@@ -72,18 +72,80 @@ describe('certificate cards', () => {
     }
   });
 
-  it('offers Roll back only when there was an old certificate to restore', () => {
-    const withOld = certRunCard(run({ state: 'halted' }));
+  it('offers Roll back only when there was an old certificate to restore and CRM\'s registration was changed', () => {
+    const registered = rotationSteps('done');
+    const withOld = certRunCard(run({ state: 'halted', steps: registered }));
     expect(withOld.actions?.map((a) => a['verb'])).toEqual(['cert.resume', 'cert.rollback']);
-    const firstEver = certRunCard(run({ state: 'halted', plan: certPlanResult({ current: null }) }));
+    const firstEver = certRunCard(run({ state: 'halted', steps: registered, plan: certPlanResult({ current: null }) }));
     expect(firstEver.actions?.map((a) => a['verb'])).toEqual(['cert.resume']);
+    // Stopped before register-crm: nothing to roll back, and the card says so.
+    const beforeRegister = rotationSteps('pending').map((s) => (s.id === 'validate' || s.id === 'import' ? { ...s, state: 'done' as const } : s.id === 'grant-key-access' ? { ...s, state: 'failed' as const } : s));
+    const early = certRunCard(run({ state: 'halted', steps: beforeRegister }));
+    expect(early.actions?.map((a) => a['verb'])).toEqual(['cert.resume']);
+    expect(JSON.stringify(early)).toContain('registration was not changed');
+    expect(JSON.stringify(early)).toContain('Halted: a step failed.');
+  });
+
+  it('a rotation no agent started says so, not "a step failed", and offers only Resume', () => {
+    const notStarted = { code: 'JOB_NOT_STARTED', message: 'No on-premises agent started the rotation within 30 minutes, so the job expired and no agent will run it.', hint: 'Start the agent, then Resume.' };
+    const c = certRunCard(run({ state: 'halted', steps: certPlanResult().steps, error: notStarted }));
+    const text = JSON.stringify(c);
+    expect(text).toContain('Halted: no agent started the rotation before it expired; nothing was changed.');
+    expect(text).not.toContain('a step failed');
+    expect(text).not.toContain('Stopped at');
+    expect(c.actions?.map((a) => a['verb'])).toEqual(['cert.resume']);
+    expect(JSON.stringify(certRunCard(run({ state: 'halted', attempt: 3, steps: certPlanResult().steps, error: notStarted })))).toContain('no agent started attempt 3 of the rotation before it expired; this attempt changed nothing');
+  });
+
+  it('a halted rotation with a pending rollback shows who asked and has no buttons', () => {
+    const beth = { aadObjectId: '55555555-5555-5555-5555-555555555555', name: 'Beth' };
+    const c = certRunCard(run({ state: 'halted', steps: rotationSteps('done'), rollbackRunId: 'rollback01', rollbackRequestedBy: beth }));
+    expect(JSON.stringify(c)).toContain('Rollback requested by Beth: waiting for approval on the rollback card (run rollback01)');
+    expect(c.actions ?? []).toEqual([]);
+  });
+
+  it('the rollback plan says the failed certificate\'s key credential is removed once verified, and lists retire-failed', () => {
+    const text = JSON.stringify(certRollbackCard(run({ kind: 'cert-rollback', rollback: { restoreThumbprint: OLD_THUMBPRINT, failedThumbprint: NEW_THUMBPRINT }, parentRunId: 'zyxwvu9876' })));
+    expect(text).toContain(`${NEW_THUMBPRINT} (its key credential is removed from Entra ID once the rollback's verification passes)`);
+    expect(text).toContain("Remove the failed certificate's key credential");
+    expect(text).not.toContain('until a later rotation');
+    const rolledBack = JSON.stringify(certResultsCard(run({ kind: 'cert-rollback', rollback: { restoreThumbprint: OLD_THUMBPRINT, failedThumbprint: NEW_THUMBPRINT } }), certRollbackResult()));
+    expect(rolledBack).toContain('"title":"Failed certificate\'s key credential","value":"removed from Entra ID"');
+    expect(JSON.stringify(certResultsCard(run({ kind: 'cert-rollback' }), certRollbackResult('verification-failed')))).toContain('kept (the verification did not pass)');
+  });
+
+  it('a blocked plan shows every reason: the certificate\'s problems with their fixes and each step that cannot go on', () => {
+    const next = certSummary({ thumbprint: NEW_THUMBPRINT, problems: [{ code: 'WEAK_SIGNATURE', severity: 'error', message: 'Signed with SHA-1.', fix: 'Ask the CA for a SHA-256 certificate.' }] });
+    const steps = certPlanResult().steps.map((s) =>
+      s.id === 'validate'
+        ? { ...s, state: 'failed' as const, detail: 'cannot rotate: Signed with SHA-1.' }
+        : s.id === 'import'
+          ? { ...s, state: 'failed' as const, detail: 'CRMAPP02 already has another certificate with subject CN=crm-s2s.contoso.com ("private key not found")' }
+          : s.id === 'grant-key-access'
+            ? { ...s, state: 'failed' as const, detail: 'CRMAPP01 could not be read: WinRM refused the connection' }
+            : s,
+    );
+    const both = JSON.stringify(certPlanBlockedCard(run({ state: 'plan-failed' }), certPlanResult({ next, steps, blocked: true })));
+    expect(both).toContain('Cannot rotate: the new certificate in `s2s-new.pfx` does not meet the requirements, and 2 steps cannot go on.');
+    expect(both).toContain('What to do: Ask the CA for a SHA-256 certificate.');
+    expect(both).toContain('CRMAPP02 already has another certificate with subject CN=crm-s2s.contoso.com');
+    expect(both).toContain('CRMAPP01 could not be read: WinRM refused the connection');
+    // The validate step repeats the certificate's problems: not listed twice.
+    expect(both).not.toContain('cannot rotate: Signed with SHA-1.');
+    const stepsOnly = JSON.stringify(certPlanBlockedCard(run({ state: 'plan-failed' }), certPlanResult({ steps: steps.filter((s) => s.id !== 'validate'), blocked: true })));
+    expect(stepsOnly).toContain('Cannot rotate: 2 steps cannot go on.');
+    expect(stepsOnly).not.toContain('does not meet the requirements');
+    expect(stepsOnly).toContain('CRMAPP01 could not be read');
   });
 
   it('says who resumed, who asked for the rollback, and that a withdrawal was the requester\'s', () => {
     const olivia = { aadObjectId: '11111111-1111-1111-1111-111111111111', name: 'Olivia' };
     const adam = { aadObjectId: '22222222-2222-2222-2222-222222222222', name: 'Adam' };
     expect(JSON.stringify(currentCertCard(run({ state: 'approved', attempt: 2, resumedBy: adam })))).toContain('Resumed by Adam (attempt 2)');
-    expect(JSON.stringify(currentCertCard(run({ state: 'superseded', supersededBy: adam })))).toContain('Rollback requested by Adam: see the rollback card');
+    expect(JSON.stringify(currentCertCard(run({ state: 'superseded', supersededBy: adam, rollbackRunId: 'rollback01' })))).toContain('Rollback requested by Adam and approved (run rollback01): see the rollback card');
+    const resumed = JSON.stringify(currentCertCard(run({ state: 'running', attempt: 2, resumedBy: adam, approval: { decision: 'approved', decidedBy: olivia, decidedAt: '2030-01-01T00:10:00.000Z' } })));
+    expect(resumed).toContain('{"title":"Approved by","value":"Olivia"}');
+    expect(resumed).toContain('{"title":"Resumed by","value":"Adam"}');
     expect(JSON.stringify(currentCertCard(run({ state: 'rejected', approval: { decision: 'rejected', decidedBy: olivia, decidedAt: '2030-01-01T00:10:00.000Z' } })))).toContain('Withdrawn by Olivia');
     expect(JSON.stringify(currentCertCard(run({ state: 'rejected', approval: { decision: 'rejected', decidedBy: adam, decidedAt: '2030-01-01T00:10:00.000Z' } })))).toContain('Rejected by Adam');
   });

@@ -242,11 +242,14 @@ describe('cert rotate', () => {
     expect(text).toContain(`Stopped at: ${certStepTitles['register-crm']}`);
     expect(text).toContain('What to do: Run the agent as a CRM deployment administrator.');
     expect(text).toContain(`✖ ${certStepTitles['register-crm']}: FAILED`);
-    expect(halted.actions?.map((a) => [a.title, a.verb, a.data])).toEqual([
-      ['Resume', 'cert.resume', { runId }],
-      ['Roll back', 'cert.rollback', { runId }],
-    ]);
+    // Stopped at register-crm: CRM's registration was not changed, so only Resume is offered.
+    expect(halted.actions?.map((a) => [a.title, a.verb, a.data])).toEqual([['Resume', 'cert.resume', { runId }]]);
+    expect(text).toContain('registration was not changed');
     expect((await runStore().get(runId))?.state).toBe('halted');
+    // A replayed Roll back click is refused on the server too.
+    const rollback = await click(OPERATOR, 'cert.rollback', runId, cardId);
+    expect(String(rollback.body.value)).toContain('did not change CRM\'s registration');
+    expect((await runStore().get(runId))?.rollbackRunId).toBeUndefined();
 
     // An operator may not resume (approvers only); nothing changes.
     const refused = await click(OPERATOR, 'cert.resume', runId, cardId);
@@ -259,11 +262,15 @@ describe('cert rotate', () => {
     const resumed = await runStore().get(runId);
     expect(resumed?.state).toBe('approved');
     expect(resumed?.attempt).toBe(2);
+    // Attempt 1's error is gone (a later halt does not show it).
+    expect(resumed?.error).toBeUndefined();
+    expect(resumed?.result).toBeUndefined();
     const job2 = await t.agent.waitForJob('cert-rotate', runId);
     expect(t.agent.jobsOf('cert-rotate', runId)).toHaveLength(2);
     expect(await jobIds()).toEqual([`${runId}-cert-plan`, `${runId}-cert-rotate`, `${runId}-cert-rotate-a2`]);
     const attempt2 = t.agent.jobsOf('cert-rotate', runId).find((j) => j.type === 'cert-rotate' && j.attempt === 2);
-    expect(attempt2).toMatchObject({ newThumbprint: NEW_THUMBPRINT, oldThumbprint: OLD_THUMBPRINT, approvedBy: APPROVER.aadObjectId, attempt: 2 });
+    // The plan's approver stays the approver; who resumed travels as resumedBy.
+    expect(attempt2).toMatchObject({ newThumbprint: NEW_THUMBPRINT, oldThumbprint: OLD_THUMBPRINT, approvedBy: SECOND_APPROVER.aadObjectId, resumedBy: APPROVER.aadObjectId, attempt: 2 });
     expect(job2.runId).toBe(runId);
     // The start timeout of attempt 2 is its own timer job (the first attempt's id would be a no-op).
     const timerIds = await withQueue(t, timerQueueName(t.config.deployment), async (q) => (await q.getJobs(['delayed', 'waiting'])).map((j) => j.id));
@@ -274,6 +281,8 @@ describe('cert rotate', () => {
     t.clock.advance(5_000);
     const started = cardText(await reportAndWait(cardId, runId, 'cert-rotate', { kind: 'started' }, 2));
     expect(started).toContain(`Resumed by ${APPROVER.name} (attempt 2)`);
+    expect(started).toContain(`Approved by | ${SECOND_APPROVER.name}`);
+    expect(started).toContain(`Resumed by | ${APPROVER.name}`);
     expect((await runStore().get(runId))?.state).toBe('running');
     t.clock.advance(5_000);
     // As the agent reports steps its journal holds from attempt 1: done, "(earlier attempt)".
@@ -320,17 +329,19 @@ describe('cert rotate', () => {
 
     const posts = t.connector.posts().length;
     const requested = await click(SECOND_APPROVER, 'cert.rollback', runId, cardId);
-    expect(cardText(requested.body.value)).toContain(`Rollback requested by ${SECOND_APPROVER.name}: see the rollback card`);
-    expect(cardText(latestCard(cardId))).toContain('Rollback requested by');
+    // Requested, not approved: the rotation stays halted with the rollback pending, without buttons.
+    expect(cardText(requested.body.value)).toContain(`Rollback requested by ${SECOND_APPROVER.name}: waiting for approval`);
+    expect(cardText(latestCard(cardId))).toContain('waiting for approval');
     expect(latestCard(cardId).actions ?? []).toEqual([]);
-    expect((await runStore().get(runId))?.state).toBe('superseded');
     expect(t.connector.posts().length).toBe(posts + 1);
     const rollbackPost = t.connector.posts().at(-1)!;
     const rollbackCard = cardOf(rollbackPost);
     const rollbackRunId = String(rollbackCard.actions?.[0]?.data['runId']);
+    expect(await runStore().get(runId)).toMatchObject({ state: 'halted', rollbackRunId, rollbackRequestedBy: { aadObjectId: SECOND_APPROVER.aadObjectId } });
     expect(cardText(rollbackCard)).toContain(`Needs an approver other than ${SECOND_APPROVER.name}`);
     expect(cardText(rollbackCard)).toContain(OLD_THUMBPRINT);
     expect(cardText(rollbackCard)).toContain(certStepTitles['validate-old']);
+    expect(cardText(rollbackCard)).toContain(certStepTitles['retire-failed']);
     const rollbackRun = await runStore().get(rollbackRunId);
     expect(rollbackRun).toMatchObject({
       kind: 'cert-rollback',
@@ -340,9 +351,15 @@ describe('cert rotate', () => {
       rollback: { restoreThumbprint: OLD_THUMBPRINT, failedThumbprint: NEW_THUMBPRINT },
       cardActivityId: rollbackPost.activityId,
     });
-    // A second click on Roll back creates no second rollback.
-    await click(APPROVER, 'cert.rollback', runId, cardId);
+    // A second Roll back and a Resume are refused while the rollback waits; nothing is created or queued.
+    const again = await click(APPROVER, 'cert.rollback', runId, cardId);
+    expect(String(again.body.value)).toContain(`A rollback of this rotation was already requested by ${SECOND_APPROVER.name} (run ${rollbackRunId})`);
+    const resume = await click(APPROVER, 'cert.resume', runId, cardId);
+    expect(String(resume.body.value)).toContain('waiting for approval');
     expect(t.connector.posts().length).toBe(posts + 1);
+    expect(await runStore().get(runId)).toMatchObject({ state: 'halted', attempt: 1 });
+    expect(t.agent.jobsOf('cert-rotate', runId)).toHaveLength(1);
+    expect(await runStore().certActive('contoso')).toBe(runId);
 
     // The rollback's requester may not approve it; the other approver does.
     const own = await click(SECOND_APPROVER, 'run.approve', rollbackRunId, rollbackPost.activityId);
@@ -350,6 +367,10 @@ describe('cert rotate', () => {
     expect(t.agent.jobsOf('cert-rollback')).toHaveLength(0);
     const approved = await click(APPROVER, 'run.approve', rollbackRunId, rollbackPost.activityId);
     expect(cardText(approved.body.value)).toContain(`Approved by ${APPROVER.name}`);
+    // Approved: now the rotation is superseded, its card says so, and the rollback is the active change.
+    expect((await runStore().get(runId))?.state).toBe('superseded');
+    expect(cardText(latestCard(cardId))).toContain(`Rollback requested by ${SECOND_APPROVER.name} and approved (run ${rollbackRunId})`);
+    expect(await runStore().certActive('contoso')).toBe(rollbackRunId);
     const job = await t.agent.waitForJob('cert-rollback', rollbackRunId);
     expect(job).toEqual({
       type: 'cert-rollback',
@@ -372,6 +393,8 @@ describe('cert rotate', () => {
     expect(cardText(cardOf(t.connector.posts().at(-1)))).toContain('Restored certificate');
     expect((await runStore().get(rollbackRunId))?.state).toBe('succeeded');
     expect((await runStore().get(runId))?.state).toBe('superseded');
+    // Final: the next certificate change may be approved.
+    expect(await runStore().certActive('contoso')).toBeUndefined();
   });
 
   it('a failed rollback says what to do next', async () => {

@@ -76,7 +76,10 @@ describe('certificate run timers', () => {
     await fire(t, runId, 'start-timeout');
     const halted = cardOf(t.connector.updates(cardId).at(-1));
     expect(cardText(halted)).toContain('No on-premises agent started the rotation');
-    expect(halted.actions?.map((a) => a.title)).toEqual(['Resume', 'Roll back']);
+    expect(cardText(halted)).toContain('Halted: no agent started the rotation before it expired; nothing was changed.');
+    expect(cardText(halted)).not.toContain('a step failed');
+    // Nothing changed CRM's registration: nothing to roll back.
+    expect(halted.actions?.map((a) => a.title)).toEqual(['Resume']);
     expect((await store.get(runId))?.state).toBe('halted');
 
     // Resume (attempt 2), then attempt 1's start timeout fires again (a retry): attempt 2 stays approved.
