@@ -102,6 +102,27 @@ describe('createCertServices', () => {
     await handle.close();
   });
 
+  it('builds the certificate-change lock on the agent\'s Redis prefix, one per deployment, with a TTL', async () => {
+    const handle = await createCertServices(loadAgentConfig({ ...base, REDIS_PREFIX: prefix }), { redis, logger: silentLogger() });
+    const held = await handle.services.lock.acquire('default', { type: 'cert-rotate', runId: 'cfgtest01', attempt: 1 });
+    try {
+      expect(await redis.get(`${prefix}:cert-lock:default`)).toBe('cert-rotate:cfgtest01:a1');
+      const ttl = await redis.pttl(`${prefix}:cert-lock:default`);
+      expect(ttl).toBeGreaterThan(60_000);
+      expect(ttl).toBeLessThanOrEqual(120_000);
+      const other = await handle.services.lock.acquire('default', { type: 'cert-rollback', runId: 'cfgtest02', attempt: 1 }).catch((e: unknown) => e);
+      expect(other).toBeInstanceOf(SetupError);
+      expect((other as SetupError).retryable).toBe(true);
+      // Another deployment has its own lock.
+      const elsewhere = await handle.services.lock.acquire('other', { type: 'cert-rollback', runId: 'cfgtest02', attempt: 1 });
+      await elsewhere.release();
+    } finally {
+      await held.release();
+      await handle.close();
+    }
+    expect(await redis.exists(`${prefix}:cert-lock:default`, `${prefix}:cert-lock:other`)).toBe(0);
+  });
+
   it('stops the start with CONFIG_INVALID when TLS_CA_FILE cannot be read', async () => {
     const error = await createCertServices(loadAgentConfig({ ...base, TLS_CA_FILE: '/nonexistent/ca.pem' }), { redis, logger: silentLogger() }).catch((e: unknown) => e);
     expect(error).toBeInstanceOf(SetupError);
