@@ -1,0 +1,267 @@
+import { afterEach, describe, expect, it } from 'vitest';
+import { certWatchFailuresKey, storeCertWatchConversation } from '../../bot/cert-watch.ts';
+import type { RunStore } from '../../bot/run-store.ts';
+import { timerJobId, type TimerKind } from '../../bot/run-timers.ts';
+import { timerQueueName } from '../../jobs/deployment.ts';
+import { jobTtlMs } from '../../jobs/job-options.ts';
+import type { JobType, ReportEvent } from '../../jobs/job-types.ts';
+import { APPROVER, OPERATOR, clickCard, runStoreOf, sendMessage, startHarness, waitForJobState, withQueue, type Harness, type User } from '../support/bot-harness.ts';
+import { cardOf, cardText, type CardLike } from '../support/fake-connector.ts';
+import { certPlanResult, certRotateResult, certStatusResult } from '../support/cert-fixtures.ts';
+
+/**
+ * The rules around certificate changes, end to end through the bot endpoint with the fake agent:
+ * one change at a time, a rollback that is pending until approved (rejected, expired or not started
+ * puts the rotation back), one rotation per rotation-due card, and the watch's failed checks.
+ */
+const SECOND_APPROVER = { id: '29:approver2', aadObjectId: '55555555-5555-5555-5555-555555555555', name: 'Beth Approver' };
+
+let h: Harness | undefined;
+afterEach(async () => {
+  await h?.close();
+  h = undefined;
+});
+
+async function start(): Promise<Harness> {
+  h = await startHarness({ env: { SETUP_APPROVERS: `${APPROVER.aadObjectId},${SECOND_APPROVER.aadObjectId}` } });
+  return h;
+}
+
+function t(): Harness {
+  if (!h) throw new Error('no harness');
+  return h;
+}
+
+const store = (): RunStore => runStoreOf(t());
+const click = (from: User, verb: string, runId: string, cardId: string) => clickCard(t(), from, verb, runId, cardId);
+
+function latestCard(cardId: string): CardLike {
+  const updates = t().connector.updates(cardId);
+  return cardOf(updates.length > 0 ? updates.at(-1) : t().connector.posts().find((p) => p.activityId === cardId));
+}
+
+async function reportAndWait(cardId: string, runId: string, jobType: JobType, event: ReportEvent, attempt = 1): Promise<CardLike> {
+  const before = t().connector.updates(cardId).length;
+  await t().agent.report(runId, jobType, event, attempt);
+  await t().connector.waitFor(() => t().connector.updates(cardId).length > before, `a card update after ${event.kind}`);
+  return latestCard(cardId);
+}
+
+/** `cert rotate` by `from`, its plan job answered with a plan; returns the run and its card. */
+async function planned(from: User = OPERATOR) {
+  const before = new Set(t().agent.jobsOf('cert-plan').map((j) => j.runId));
+  const planning = await sendMessage(t(), from, 'cert rotate');
+  const deadline = Date.now() + 10_000;
+  let runId: string | undefined;
+  while (!runId && Date.now() < deadline) {
+    runId = t().agent.jobsOf('cert-plan').map((j) => j.runId).find((id) => !before.has(id));
+    if (!runId) await new Promise((r) => setTimeout(r, 20));
+  }
+  if (!runId) throw new Error('no cert-plan job');
+  await reportAndWait(planning.activityId, runId, 'cert-plan', { kind: 'result', result: certPlanResult() });
+  return { runId, cardId: planning.activityId };
+}
+
+/** A rotation approved by the second approver, halted by a failed verification (register-crm done). */
+async function haltedRotation() {
+  const p = await planned();
+  await click(SECOND_APPROVER, 'run.approve', p.runId, p.cardId);
+  await t().agent.waitForJob('cert-rotate', p.runId);
+  await reportAndWait(p.cardId, p.runId, 'cert-rotate', { kind: 'result', result: certRotateResult('verification-failed') });
+  expect((await store().get(p.runId))?.state).toBe('halted');
+  return p;
+}
+
+/** Roll back on the rotation by `from`; returns the rollback run and its card. */
+async function askRollback(rotation: { runId: string; cardId: string }, from: User = OPERATOR) {
+  const posts = t().connector.posts().length;
+  await click(from, 'cert.rollback', rotation.runId, rotation.cardId);
+  expect(t().connector.posts().length).toBe(posts + 1);
+  const post = t().connector.posts().at(-1)!;
+  return { rollbackRunId: String(cardOf(post).actions?.[0]?.data['runId']), rollbackCardId: post.activityId };
+}
+
+async function fire(runId: string, timer: TimerKind, attempt = 1): Promise<void> {
+  await withQueue(t(), timerQueueName(t().config.deployment), async (q) => {
+    const id = timerJobId(runId, timer, attempt);
+    const job = await q.getJob(id);
+    if (!job) throw new Error(`no timer ${id}`);
+    await job.promote();
+    await waitForJobState(q, id, 'completed');
+  });
+}
+
+describe('one certificate change at a time', () => {
+  it('refuses to approve a second plan while a rotation is approved or halted, says which run and what to do, and approves it once that run has ended', async () => {
+    await start();
+    const a = await planned();
+    const b = await planned();
+    await click(SECOND_APPROVER, 'run.approve', a.runId, a.cardId);
+    await t().agent.waitForJob('cert-rotate', a.runId);
+    expect(await store().certActive('contoso')).toBe(a.runId);
+
+    const refused = await click(SECOND_APPROVER, 'run.approve', b.runId, b.cardId);
+    expect(String(refused.body.value)).toContain(`Another certificate change is in progress: run ${a.runId} (approved); it is running: wait for it to finish`);
+    expect((await store().get(b.runId))?.state).toBe('awaiting-approval');
+    expect(t().agent.jobsOf('cert-rotate', b.runId)).toHaveLength(0);
+
+    // Halted: still in progress; the refusal says Resume or Roll back.
+    await reportAndWait(a.cardId, a.runId, 'cert-rotate', { kind: 'result', result: certRotateResult('verification-failed') });
+    const halted = await click(SECOND_APPROVER, 'run.approve', b.runId, b.cardId);
+    expect(String(halted.body.value)).toContain(`run ${a.runId} (halted); it is halted: Resume it or Roll back on its card`);
+    expect((await store().get(b.runId))?.state).toBe('awaiting-approval');
+
+    // Resumed and rotated: final, the key is released, and the second plan can be approved.
+    await click(APPROVER, 'cert.resume', a.runId, a.cardId);
+    await reportAndWait(a.cardId, a.runId, 'cert-rotate', { kind: 'started' }, 2);
+    t().clock.advance(5_000);
+    await reportAndWait(a.cardId, a.runId, 'cert-rotate', { kind: 'result', result: certRotateResult('rotated') }, 2);
+    expect((await store().get(a.runId))?.state).toBe('succeeded');
+    expect(await store().certActive('contoso')).toBeUndefined();
+    const approved = await click(SECOND_APPROVER, 'run.approve', b.runId, b.cardId);
+    expect(cardText(approved.body.value)).toContain(`Approved by ${SECOND_APPROVER.name}`);
+    await t().agent.waitForJob('cert-rotate', b.runId);
+    expect(await store().certActive('contoso')).toBe(b.runId);
+  });
+});
+
+describe('a rollback is pending until it is approved', () => {
+  it('rejected: the rotation is plainly halted again (Resume, Roll back), its card updated, and Roll back works again', async () => {
+    await start();
+    const rotation = await haltedRotation();
+    const first = await askRollback(rotation, OPERATOR);
+    expect((await store().get(rotation.runId))?.rollbackRunId).toBe(first.rollbackRunId);
+    const rejected = await click(APPROVER, 'run.reject', first.rollbackRunId, first.rollbackCardId);
+    expect(cardText(rejected.body.value)).toContain(`Rejected by ${APPROVER.name}`);
+    const after = await store().get(rotation.runId);
+    expect(after?.state).toBe('halted');
+    expect(after?.rollbackRunId).toBeUndefined();
+    expect(latestCard(rotation.cardId).actions?.map((a) => a.title)).toEqual(['Resume', 'Roll back']);
+    expect(cardText(latestCard(rotation.cardId))).not.toContain('waiting for approval');
+
+    // Asked again, then withdrawn by its requester: cleared again.
+    const second = await askRollback(rotation, OPERATOR);
+    expect(second.rollbackRunId).not.toBe(first.rollbackRunId);
+    await click(OPERATOR, 'run.reject', second.rollbackRunId, second.rollbackCardId);
+    expect((await store().get(rotation.runId))?.rollbackRunId).toBeUndefined();
+    expect(t().agent.jobsOf('cert-rollback')).toHaveLength(0);
+    expect(await store().certActive('contoso')).toBe(rotation.runId);
+  });
+
+  it('expired: the approval-expiry timer clears the pending rollback and updates the rotation\'s card', async () => {
+    await start();
+    const rotation = await haltedRotation();
+    const rb = await askRollback(rotation);
+    t().clock.advance(t().config.approvalTtlMinutes * 60_000 + 1_000);
+    await fire(rb.rollbackRunId, 'approval-expiry');
+    expect((await store().get(rb.rollbackRunId))?.state).toBe('expired');
+    expect(await store().get(rotation.runId)).toMatchObject({ state: 'halted' });
+    expect((await store().get(rotation.runId))?.rollbackRunId).toBeUndefined();
+    await t().connector.waitFor(() => (latestCard(rotation.cardId).actions ?? []).length === 2, 'the rotation card with Resume and Roll back');
+  });
+
+  it('approved but no agent started it: the rollback fails, the rotation is halted again with Roll back (as the hint says) and holds the active change', async () => {
+    await start();
+    const rotation = await haltedRotation();
+    const rb = await askRollback(rotation, OPERATOR);
+    await click(APPROVER, 'run.approve', rb.rollbackRunId, rb.rollbackCardId);
+    await t().agent.waitForJob('cert-rollback', rb.rollbackRunId);
+    expect((await store().get(rotation.runId))?.state).toBe('superseded');
+    expect(await store().certActive('contoso')).toBe(rb.rollbackRunId);
+
+    t().clock.advance(jobTtlMs['cert-rollback'] + 3 * 60_000);
+    await fire(rb.rollbackRunId, 'start-timeout');
+    const failed = cardText(latestCard(rb.rollbackCardId));
+    expect(failed).toContain('No on-premises agent started the rollback');
+    expect(failed).toContain(`click Roll back on the rotation (run ${rotation.runId}) again`);
+    expect((await store().get(rb.rollbackRunId))?.state).toBe('failed');
+    const back = await store().get(rotation.runId);
+    expect(back?.state).toBe('halted');
+    expect(back?.rollbackRunId).toBeUndefined();
+    expect(await store().certActive('contoso')).toBe(rotation.runId);
+    await t().connector.waitFor(() => (latestCard(rotation.cardId).actions ?? []).map((a) => a.title).join() === 'Resume,Roll back', 'the rotation card with Resume and Roll back');
+    // What the hint says works.
+    const again = await askRollback(rotation, OPERATOR);
+    expect((await store().get(again.rollbackRunId))?.state).toBe('awaiting-approval');
+  });
+});
+
+describe('Start rotation on a rotation-due card', () => {
+  it('a double click starts one rotation; the second click says which run was started', async () => {
+    await start();
+    const [one, two] = await Promise.all([
+      click(OPERATOR, 'cert.start-rotation', 'watchrun01', 'card-1'),
+      click(OPERATOR, 'cert.start-rotation', 'watchrun01', 'card-1'),
+    ]);
+    const answers = [String(one.body.value), String(two.body.value)];
+    const job = await t().agent.waitForJob('cert-plan');
+    expect(answers.filter((a) => a.includes('Rotation requested'))).toHaveLength(1);
+    expect(answers.filter((a) => a.includes(`A rotation was already started from this card: run ${job.runId}`))).toHaveLength(1);
+    const retry = await click(APPROVER, 'cert.start-rotation', 'watchrun01', 'card-1');
+    expect(String(retry.body.value)).toContain(`run ${job.runId}`);
+    expect(t().agent.jobsOf('cert-plan')).toHaveLength(1);
+    expect(await t().redis.keys(`${t().prefix}:run:*`)).toHaveLength(1);
+    // Another card (another watch run) may start its own.
+    await click(OPERATOR, 'cert.start-rotation', 'watchrun02', 'card-2');
+    await t().connector.waitFor(() => t().agent.jobsOf('cert-plan').length === 2, 'a second plan job');
+  });
+});
+
+describe('the certificate watch\'s failed checks', () => {
+  async function watchCheck(event: ReportEvent): Promise<string> {
+    const before = new Set(t().agent.jobsOf('cert-status').map((j) => j.runId));
+    const id = `watch-${Math.random().toString(36).slice(2)}`;
+    await withQueue(t(), timerQueueName(t().config.deployment), async (q) => {
+      await q.add('cert-watch', {}, { jobId: id });
+      await waitForJobState(q, id, 'completed');
+    });
+    const deadline = Date.now() + 10_000;
+    let runId: string | undefined;
+    while (!runId && Date.now() < deadline) {
+      runId = t().agent.jobsOf('cert-status').map((j) => j.runId).find((r) => !before.has(r));
+      if (!runId) await new Promise((r) => setTimeout(r, 20));
+    }
+    if (!runId) throw new Error('no watch check');
+    await t().agent.report(runId, 'cert-status', event);
+    const end = Date.now() + 10_000;
+    // The relay marks the report done (finalPostedSeq) after the watch has counted and posted.
+    while (((await store().get(runId))?.finalPostedSeq ?? -1) < 0 && Date.now() < end) await new Promise((r) => setTimeout(r, 20));
+    expect(['succeeded', 'failed']).toContain((await store().get(runId))?.state);
+    return runId;
+  }
+
+  const failed: ReportEvent = { kind: 'failed', error: { code: 'POWERSHELL_FAILED', message: 'Get-CrmCertificate failed: access denied.', hint: 'Run the agent as a CRM deployment administrator.' } };
+  const cannotCheck = (): string[] => t().connector.posts().map((p) => cardText(cardOf(p))).filter((x) => x.includes('cannot check the S2S certificate'));
+
+  it('says after 3 failed checks in a row that it cannot check (once a day), never "not registered" for an unreadable registration, and a good check resets the count', async () => {
+    await start();
+    const reference = { channelId: 'msteams', serviceUrl: t().connector.url, conversation: { id: t().conversationId }, bot: { id: '28:setup-bot' } };
+    await storeCertWatchConversation({ redis: t().redis, config: t().config }, reference);
+    const key = certWatchFailuresKey(t().prefix, 'contoso');
+
+    await watchCheck(failed);
+    // An unreadable registration: no "not registered" card, and it counts as a failed check.
+    await watchCheck({ kind: 'result', result: certStatusResult({ registrationRead: false, registered: null, daysLeft: null, findings: [{ message: 'Get-CrmCertificate: the CRM PowerShell snap-in is not loaded.', fix: 'Install the CRM PowerShell snap-in on the agent host.' }] }) });
+    expect(t().connector.posts().map((p) => cardText(cardOf(p))).some((x) => x.includes('No S2S certificate is registered'))).toBe(false);
+    expect(cannotCheck()).toEqual([]);
+    expect(await t().redis.get(key)).toBe('2');
+
+    await watchCheck(failed);
+    await t().connector.waitFor(() => cannotCheck().length === 1, 'the cannot-check card');
+    const text = cannotCheck()[0] ?? '';
+    expect(text).toContain('The last 3 checks in a row failed');
+    expect(text).toContain('Get-CrmCertificate failed: access denied.');
+    expect(text).toContain('Run the agent as a CRM deployment administrator.');
+    expect(text).toContain('@setup cert status');
+    expect(text).toContain('ASYNC_SERVERS');
+
+    // A fourth failure the same day: no second card.
+    await watchCheck(failed);
+    expect(await t().redis.get(key)).toBe('4');
+    expect(cannotCheck()).toHaveLength(1);
+
+    // A check that reads the certificate resets the count.
+    await watchCheck({ kind: 'result', result: certStatusResult({ daysLeft: 200 }) });
+    expect(await t().redis.get(key)).toBeNull();
+  });
+});
