@@ -12,7 +12,7 @@ import { currentCertCard, oldThumbprintOf, registrationChanged } from './cards/c
 import { refreshCertCard } from './cert-card-refresh.ts';
 import { decidedCard } from './cards/plan-cards.ts';
 import { runCard } from './cards/run-cards.ts';
-import type { Run, RunPatch, RunState } from './run-store.ts';
+import { finalStates, type Run, type RunPatch, type RunState } from './run-store.ts';
 import { jobTimeoutAt, scheduleTimer } from './run-timers.ts';
 import { CARD_LOCK_TTL_MS } from './bot-worker.ts';
 import { invokePostPolicy } from './teams-poster.ts';
@@ -110,6 +110,15 @@ async function decide(req: ActivityRequest, verb: Verb, run: Run, log: Logger): 
   const decidedAt = new Date(now()).toISOString();
   const approving = verb === verbs.approve;
   let job: JobPayload | undefined;
+  if (approving && (run.kind === 'cert-rotate' || run.kind === 'cert-rollback')) {
+    // Refused before anything is scheduled (a start timeout scheduled now would keep its job id and
+    // fire at the wrong time once the plan is approved later); the approval CAS checks it again.
+    const busy = await otherCertChange(req, run);
+    if (busy) {
+      log.info({ holder: busy.runId, holderState: busy.state }, 'approval refused: another certificate change is in progress');
+      return busyReply(busy.runId, busy.state);
+    }
+  }
   if (approving) {
     // Everything that could fail comes before the approval, so a run is never left approved
     // without its job or its start timeout: the job is built and checked against the contract,
@@ -179,6 +188,14 @@ async function decide(req: ActivityRequest, verb: Verb, run: Run, log: Logger): 
     await rollbackSettled(req, run, log);
   }
   return showToAll(req, runId);
+}
+
+/** The deployment's certificate change in progress other than this run (or the rotation it rolls back), if any. */
+async function otherCertChange(req: ActivityRequest, run: Run): Promise<Run | undefined> {
+  const holder = await req.services.runs.certActive(run.deployment);
+  if (holder === undefined || holder === run.runId || holder === run.parentRunId) return undefined;
+  const held = await req.services.runs.get(holder);
+  return held && !finalStates.includes(held.state) ? held : undefined;
 }
 
 /** The refusal of an approval while another certificate change is in progress: which run, and what to do. */

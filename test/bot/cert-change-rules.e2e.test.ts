@@ -104,6 +104,9 @@ describe('one certificate change at a time', () => {
     expect(String(refused.body.value)).toContain(`Another certificate change is in progress: run ${a.runId} (approved); it is running: wait for it to finish`);
     expect((await store().get(b.runId))?.state).toBe('awaiting-approval');
     expect(t().agent.jobsOf('cert-rotate', b.runId)).toHaveLength(0);
+    // Refused before anything was scheduled: the start timeout comes with the real approval.
+    const startTimeout = () => withQueue(t(), timerQueueName(t().config.deployment), (q) => q.getJob(timerJobId(b.runId, 'start-timeout')));
+    expect(await startTimeout()).toBeUndefined();
 
     // Halted: still in progress; the refusal says Resume or Roll back.
     await reportAndWait(a.cardId, a.runId, 'cert-rotate', { kind: 'result', result: certRotateResult('verification-failed') });
@@ -122,6 +125,7 @@ describe('one certificate change at a time', () => {
     expect(cardText(approved.body.value)).toContain(`Approved by ${SECOND_APPROVER.name}`);
     await t().agent.waitForJob('cert-rotate', b.runId);
     expect(await store().certActive('contoso')).toBe(b.runId);
+    expect((await startTimeout())?.data).toMatchObject({ runId: b.runId, timer: 'start-timeout' });
   });
 });
 
