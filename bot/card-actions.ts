@@ -25,7 +25,7 @@ const cardDataSchema = z.object({ runId: runIdSchema }).passthrough();
 export type CardActionReply = AdaptiveCardJson | string;
 
 /** The verbs handleCardAction answers (cert.start-rotation is the certificate watch's, bot/cert-watch.ts). */
-export type RunVerb = typeof verbs.approve | typeof verbs.reject | typeof verbs.resume | typeof verbs.rollback;
+export type RunVerb = typeof verbs.approve | typeof verbs.reject | typeof verbs.resume | typeof verbs.rollback | typeof verbs.abandon;
 
 /**
  * Approve / Reject (Confirm / Cancel for tests), and for a halted rotation Resume / Roll back. Reload the run, re-check the clicker's rights by
@@ -70,6 +70,9 @@ async function act(req: ActivityRequest, verb: Verb, data: unknown): Promise<Car
     case verbs.rollback:
       if (run.kind !== 'cert-rotate') break;
       return requestRollback(req, run, log);
+    case verbs.abandon:
+      if (run.kind !== 'cert-rotate') break;
+      return abandon(req, run, log);
     default:
       break;
   }
@@ -201,7 +204,7 @@ async function otherCertChange(req: ActivityRequest, run: Run): Promise<Run | un
 /** The refusal of an approval while another certificate change is in progress: which run, and what to do. */
 function busyReply(holder: string, state: RunState): string {
   const what = state === 'halted'
-    ? 'it is halted: Resume it or Roll back on its card'
+    ? 'it is halted: Resume it, Roll back or Abandon it on its card'
     : 'it is running: wait for it to finish';
   return `Another certificate change is in progress: run ${holder} (${state}); ${what}. One certificate change runs at a time, so nothing was changed: approve this plan once that run has ended (it stays open until it expires).`;
 }
@@ -403,6 +406,37 @@ async function requestRollback(req: ActivityRequest, run: Run, log: Logger): Pro
     await runs.clearPendingRollback(run.runId, rollbackRunId);
     return `Could not request the rollback: ${describeError(error)} Nothing was changed.`;
   }
+  return showToAll(req, run.runId);
+}
+
+/**
+ * Abandon (approvers): a halted rotation that did not change CRM's registration (it stopped before
+ * register-crm, or no agent started it) is given up, so it no longer holds the deployment's one
+ * certificate change. One compare-and-set: halted → failed (ABANDONED), releasing the active change.
+ * A rotation that did change the registration must be resumed or rolled back instead.
+ */
+async function abandon(req: ActivityRequest, run: Run, log: Logger): Promise<CardActionReply> {
+  const allowed = req.services.authorizer.canApprove(req.from.aadObjectId);
+  if (!allowed.allowed) {
+    log.info({ reason: allowed.reason }, 'abandon refused');
+    return allowed.reason;
+  }
+  if (run.state !== 'halted') {
+    log.info({ state: run.state }, 'abandon of a run that is not halted');
+    return currentCard(run);
+  }
+  if (run.rollbackRunId) return pendingRollbackReply(run);
+  if (registrationChanged(run)) {
+    return 'CRM already signs with the new certificate: this rotation cannot be abandoned. Resume it, or Roll back to the old certificate.';
+  }
+  const outcome = await req.services.runs.transition(
+    run.runId,
+    ['halted'],
+    'failed',
+    { error: { code: 'ABANDONED', message: `Abandoned by ${personName(req.from) || 'an approver'}: CRM still signs with the old certificate.` } },
+    { releaseCertActive: run.deployment },
+  );
+  log.info({ moved: outcome.ok }, outcome.ok ? 'rotation abandoned' : 'lost the race: the run was resumed or rolled back meanwhile');
   return showToAll(req, run.runId);
 }
 

@@ -24,6 +24,8 @@ export const verbs = {
   resume: 'cert.resume',
   /** A halted rotation: ask for a rollback (operators, approvers); posts the rollback plan card. */
   rollback: 'cert.rollback',
+  /** A halted rotation that did not change CRM's registration: give it up (approvers), freeing the way for another. */
+  abandon: 'cert.abandon',
   /** The rotation-due card: as if the clicker typed `cert rotate`. */
   startRotation: 'cert.start-rotation',
 } as const;

@@ -94,10 +94,12 @@ export function certRunCard(run: Run): AdaptiveCardJson {
         actions.push(executeAction('Roll back', verbs.rollback, run.runId, 'destructive'));
         body.push(text('Resume (approvers) runs the rotation again; steps already done are skipped. Roll back (operators, approvers) makes the old certificate the issuer again, after a second person approves.', { subtle: true }));
       } else if (oldThumbprintOf(run) !== null) {
-        body.push(text('CRM\'s registration was not changed: the old certificate is still the S2S token issuer, so there is nothing to roll back. Resume (approvers) runs the rotation again; steps already done are skipped.', { subtle: true }));
+        body.push(text('CRM\'s registration was not changed: the old certificate is still the S2S token issuer, so there is nothing to roll back. Resume (approvers) runs the rotation again; steps already done are skipped. Abandon (approvers) gives it up, so another rotation (another PFX) can be approved.', { subtle: true }));
       } else {
         body.push(text('Resume (approvers) runs the rotation again; steps already done are skipped. There is no old certificate to roll back to.', { subtle: true }));
       }
+      // Nothing registered yet: the rotation can also be given up (it holds the deployment's one change).
+      if (!registrationChanged(run)) actions.push(executeAction('Abandon', verbs.abandon, run.runId, 'default'));
       break;
     }
     case 'superseded':
@@ -106,6 +108,10 @@ export function certRunCard(run: Run): AdaptiveCardJson {
       body.push(text(`Rollback requested by ${personName(run.supersededBy ?? run.rollbackRequestedBy)} and approved${run.rollbackRunId ? ` (run ${run.rollbackRunId})` : ''}: see the rollback card.`, { weight: 'Bolder' }));
       break;
     case 'failed':
+      if (run.error?.code === 'ABANDONED') {
+        body.push(text(`${run.error.message} What the rotation did before it stopped is listed in the steps (a certificate imported, a key credential added in Entra ID); \`@setup cert status\` shows it, and a later rotation reuses or replaces it.`, { weight: 'Bolder' }));
+        break;
+      }
       body.push(text(run.kind === 'cert-rollback' ? 'The rollback failed.' : `Failed${run.error ? ` (${run.error.code})` : ''}.`, { color: 'Attention', weight: 'Bolder' }));
       body.push(...errorLines(run));
       body.push(...verificationBlock(rollbackResult?.verification ?? null));

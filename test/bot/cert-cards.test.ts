@@ -77,23 +77,25 @@ describe('certificate cards', () => {
     const withOld = certRunCard(run({ state: 'halted', steps: registered }));
     expect(withOld.actions?.map((a) => a['verb'])).toEqual(['cert.resume', 'cert.rollback']);
     const firstEver = certRunCard(run({ state: 'halted', steps: registered, plan: certPlanResult({ current: null }) }));
+    // Registered, nothing to roll back to: only Resume (it cannot be abandoned either).
     expect(firstEver.actions?.map((a) => a['verb'])).toEqual(['cert.resume']);
     // Stopped before register-crm: nothing to roll back, and the card says so.
     const beforeRegister = rotationSteps('pending').map((s) => (s.id === 'validate' || s.id === 'import' ? { ...s, state: 'done' as const } : s.id === 'grant-key-access' ? { ...s, state: 'failed' as const } : s));
     const early = certRunCard(run({ state: 'halted', steps: beforeRegister }));
-    expect(early.actions?.map((a) => a['verb'])).toEqual(['cert.resume']);
+    // … but it can be abandoned, freeing the way for another rotation.
+    expect(early.actions?.map((a) => a['verb'])).toEqual(['cert.resume', 'cert.abandon']);
     expect(JSON.stringify(early)).toContain('registration was not changed');
     expect(JSON.stringify(early)).toContain('Halted: a step failed.');
   });
 
-  it('a rotation no agent started says so, not "a step failed", and offers only Resume', () => {
+  it('a rotation no agent started says so, not "a step failed", and offers Resume or Abandon', () => {
     const notStarted = { code: 'JOB_NOT_STARTED', message: 'No on-premises agent started the rotation within 30 minutes, so the job expired and no agent will run it.', hint: 'Start the agent, then Resume.' };
     const c = certRunCard(run({ state: 'halted', steps: certPlanResult().steps, error: notStarted }));
     const text = JSON.stringify(c);
     expect(text).toContain('Halted: no agent started the rotation before it expired; nothing was changed.');
     expect(text).not.toContain('a step failed');
     expect(text).not.toContain('Stopped at');
-    expect(c.actions?.map((a) => a['verb'])).toEqual(['cert.resume']);
+    expect(c.actions?.map((a) => a['verb'])).toEqual(['cert.resume', 'cert.abandon']);
     expect(JSON.stringify(certRunCard(run({ state: 'halted', attempt: 3, steps: certPlanResult().steps, error: notStarted })))).toContain('no agent started attempt 3 of the rotation before it expired; this attempt changed nothing');
   });
 

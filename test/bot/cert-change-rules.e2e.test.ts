@@ -7,7 +7,7 @@ import { jobTtlMs } from '../../jobs/job-options.ts';
 import type { JobType, ReportEvent } from '../../jobs/job-types.ts';
 import { APPROVER, OPERATOR, clickCard, runStoreOf, sendMessage, startHarness, waitForJobState, withQueue, type Harness, type User } from '../support/bot-harness.ts';
 import { cardOf, cardText, type CardLike } from '../support/fake-connector.ts';
-import { certPlanResult, certRotateResult, certStatusResult } from '../support/cert-fixtures.ts';
+import { certPlanResult, certRotateResult, certStatusResult, rotationSteps } from '../support/cert-fixtures.ts';
 
 /**
  * The rules around certificate changes, end to end through the bot endpoint with the fake agent:
@@ -111,7 +111,7 @@ describe('one certificate change at a time', () => {
     // Halted: still in progress; the refusal says Resume or Roll back.
     await reportAndWait(a.cardId, a.runId, 'cert-rotate', { kind: 'result', result: certRotateResult('verification-failed') });
     const halted = await click(SECOND_APPROVER, 'run.approve', b.runId, b.cardId);
-    expect(String(halted.body.value)).toContain(`run ${a.runId} (halted); it is halted: Resume it or Roll back on its card`);
+    expect(String(halted.body.value)).toContain(`run ${a.runId} (halted); it is halted: Resume it, Roll back or Abandon it on its card`);
     expect((await store().get(b.runId))?.state).toBe('awaiting-approval');
 
     // Resumed and rotated: final, the key is released, and the second plan can be approved.
@@ -126,6 +126,44 @@ describe('one certificate change at a time', () => {
     await t().agent.waitForJob('cert-rotate', b.runId);
     expect(await store().certActive('contoso')).toBe(b.runId);
     expect((await startTimeout())?.data).toMatchObject({ runId: b.runId, timer: 'start-timeout' });
+  });
+});
+
+describe('abandoning a halted rotation that changed nothing', () => {
+  it('an approver gives up a rotation halted before register-crm: the way is free for another; one that changed the registration cannot be abandoned', async () => {
+    await start();
+    const a = await planned();
+    await click(SECOND_APPROVER, 'run.approve', a.runId, a.cardId);
+    await t().agent.waitForJob('cert-rotate', a.runId);
+    // The import failed on a server: nothing registered in CRM yet.
+    const steps = rotationSteps().map((s) => (s.id === 'validate' ? { ...s, state: 'done' as const } : s.id === 'import' ? { ...s, state: 'failed' as const, detail: 'WinRM refused on CRMAPP02' } : s));
+    const halted = cardText(await reportAndWait(a.cardId, a.runId, 'cert-rotate', { kind: 'failed', error: { code: 'POWERSHELL_FAILED', message: "Step 'import' failed on CRMAPP02" }, steps }));
+    expect(halted).toContain('Abandon');
+    expect(halted).not.toContain('Roll back |');
+
+    // Only approvers; the operator is refused and nothing changes.
+    const refused = await click(OPERATOR, 'cert.abandon', a.runId, a.cardId);
+    expect(String(refused.body.value)).toMatch(/approver/i);
+    expect((await store().get(a.runId))?.state).toBe('halted');
+    expect(await store().certActive('contoso')).toBe(a.runId);
+
+    const done = await click(APPROVER, 'cert.abandon', a.runId, a.cardId);
+    expect(cardText(done.body.value)).toContain(`Abandoned by ${APPROVER.name}: CRM still signs with the old certificate.`);
+    expect((await store().get(a.runId))?.state).toBe('failed');
+    expect(await store().certActive('contoso')).toBeUndefined();
+    // A second click (or Resume) on the abandoned rotation changes nothing.
+    await click(APPROVER, 'cert.resume', a.runId, a.cardId);
+    expect(t().agent.jobsOf('cert-rotate', a.runId)).toHaveLength(1);
+
+    // Another rotation can now be approved.
+    const b = await planned();
+    await click(SECOND_APPROVER, 'run.approve', b.runId, b.cardId);
+    await t().agent.waitForJob('cert-rotate', b.runId);
+    // It changed the registration, then verification failed: Abandon is refused (Resume or Roll back).
+    await reportAndWait(b.cardId, b.runId, 'cert-rotate', { kind: 'result', result: certRotateResult('verification-failed') });
+    const no = await click(APPROVER, 'cert.abandon', b.runId, b.cardId);
+    expect(String(no.body.value)).toContain('cannot be abandoned');
+    expect((await store().get(b.runId))?.state).toBe('halted');
   });
 });
 

@@ -242,8 +242,8 @@ describe('cert rotate', () => {
     expect(text).toContain(`Stopped at: ${certStepTitles['register-crm']}`);
     expect(text).toContain('What to do: Run the agent as a CRM deployment administrator.');
     expect(text).toContain(`✖ ${certStepTitles['register-crm']}: FAILED`);
-    // Stopped at register-crm: CRM's registration was not changed, so only Resume is offered.
-    expect(halted.actions?.map((a) => [a.title, a.verb, a.data])).toEqual([['Resume', 'cert.resume', { runId }]]);
+    // Stopped at register-crm: CRM's registration was not changed: Resume, or Abandon (nothing to roll back).
+    expect(halted.actions?.map((a) => [a.title, a.verb, a.data])).toEqual([['Resume', 'cert.resume', { runId }], ['Abandon', 'cert.abandon', { runId }]]);
     expect(text).toContain('registration was not changed');
     expect((await runStore().get(runId))?.state).toBe('halted');
     // A replayed Roll back click is refused on the server too.
