@@ -194,7 +194,7 @@ export const certRollbackInputSchema = z.object({
   rotationRunId: z.string().regex(/^[a-z0-9]{8,32}$/),
   /** The certificate to make the issuer again. */
   restoreThumbprint: thumbprintSchema,
-  /** The certificate the failed rotation registered (its key credential stays until a later rotation). */
+  /** The certificate the failed rotation registered (its key credential is removed once the rollback is verified: retire-failed). */
   failedThumbprint: thumbprintSchema,
   approvedBy: z.string().max(64),
   attempt: z.number().int().min(1).max(50),

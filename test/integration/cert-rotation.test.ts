@@ -126,14 +126,14 @@ describe('certificate rotation, end to end', () => {
     const before = s.connector.posts().length;
     const asked = await s.click(OPERATOR, 'cert.rollback', plan.runId, plan.cardId);
     expect(asked.status).toBe(200);
-    await s.waitForCard(plan.cardId, (t) => t.includes('Rollback requested by'), 'the superseded card');
+    await s.waitForCard(plan.cardId, (t) => t.includes('Rollback requested by'), 'the rotation card with the pending rollback');
     await s.connector.waitFor(() => s.connector.posts().slice(before).some((p) => cardText(cardOf(p)).includes('Roll back the S2S certificate')), 'the rollback card');
     const rollbackCard = s.connector.posts().slice(before).find((p) => cardText(cardOf(p)).includes('Roll back the S2S certificate'));
     if (!rollbackCard) throw new Error('no rollback card');
     const rollbackRunId = runIdOf(cardText(cardOf(rollbackCard)));
     const own = await s.click(OPERATOR, 'run.approve', rollbackRunId, rollbackCard.activityId);
     expect(JSON.stringify(own.body)).toMatch(/approver/i);
-    // Resume is no longer offered on the superseded rotation.
+    // While the rollback waits for its approval, the rotation cannot be resumed.
     const resume = await s.click(APPROVER, 'cert.resume', plan.runId, plan.cardId);
     expect(JSON.stringify(resume.body)).not.toMatch(/Resumed by/);
 
