@@ -46,17 +46,17 @@ describe('certificate rotation in the Agents Playground', () => {
     // The watch: the rotation-due card with its button.
     await sendMessage(page, 'cert watch here', { mention: playgroundBot.name });
     const due = cardWith(/rotation due/).first();
-    await due.waitFor({ timeout: 30_000 });
+    await due.waitFor({ timeout: 60_000 });
     expect(await due.innerText()).toContain('14-day');
     await page.screenshot({ path: '/tmp/setup-playground-cert-1-due.png', fullPage: true });
 
     // The operator starts the rotation from the card; the plan needs someone else.
     await due.getByRole('button', { name: 'Start rotation' }).click();
     const plan = cardWith(/Needs an approver other than/).first();
-    await plan.waitFor({ timeout: 30_000 });
+    await plan.waitFor({ timeout: 60_000 });
     expect(await plan.innerText()).toContain('would import on CRMAPP01, CRMAPP02');
     await plan.getByRole('button', { name: 'Approve', exact: true }).click();
-    await page.getByText(/Only the approvers listed in SETUP_APPROVERS|another approver must approve it/).first().waitFor({ timeout: 30_000 });
+    await page.getByText(/Only the approvers listed in SETUP_APPROVERS|another approver must approve it/).first().waitFor({ timeout: 60_000 });
     expect(sim.s2s.crmCertificate?.thumbprint).toBe(oldThumbprint);
 
     // The approver approves: every step runs, and verification catches the broken key access.
@@ -72,7 +72,7 @@ describe('certificate rotation in the Agents Playground', () => {
     await actAs(page, requester.id);
     await halted.getByRole('button', { name: 'Roll back' }).click();
     const rollback = cardWith(/Roll back the S2S certificate/).filter({ hasText: /Needs an approver other than/ }).first();
-    await rollback.waitFor({ timeout: 30_000 });
+    await rollback.waitFor({ timeout: 60_000 });
     await actAs(page, approver.id);
     await rollback.getByRole('button', { name: 'Approve', exact: true }).click();
     await cardWith(/Rolled back: /).first().waitFor({ timeout: 60_000 });
@@ -85,7 +85,7 @@ describe('certificate rotation in the Agents Playground', () => {
     await actAs(page, requester.id);
     await sendMessage(page, 'cert rotate', { mention: playgroundBot.name });
     const again = cardWith(/Needs an approver other than/).filter({ hasText: /Approve/ }).last();
-    await again.waitFor({ timeout: 30_000 });
+    await again.waitFor({ timeout: 60_000 });
     await actAs(page, approver.id);
     await again.getByRole('button', { name: 'Approve', exact: true }).click();
     const rotated = cardWith(/Rotated: /).first();
