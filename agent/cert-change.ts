@@ -35,18 +35,43 @@ export function assertTwoPersons(payload: Pick<CertChangePayload, 'type' | 'requ
 /**
  * Runs a certificate change (`fn`: the steps) under the agent's guards: the two-person rule first,
  * then the deployment's certificate-change lock (one rotation or rollback at a time), released at
- * the end whatever happens.
+ * the end whatever happens. `fn` gets the job context with a signal that aborts when the agent
+ * closes or when this job loses the lock: the next step does not start (StepRunner) and a running
+ * PowerShell script is stopped; the job fails retryably and a later attempt checks every step again.
  */
-export async function runCertChange<T>(ctx: JobContext, certs: ReadyCerts, payload: CertChangePayload, fn: () => Promise<T>): Promise<T> {
+export async function runCertChange<T>(ctx: JobContext, certs: ReadyCerts, payload: CertChangePayload, fn: (guarded: JobContext) => Promise<T>): Promise<T> {
   assertTwoPersons(payload);
   ctx.logger.info(
     { runId: payload.runId, attempt: payload.attempt, requestedBy: payload.requestedBy, approvedBy: payload.approvedBy, ...(payload.resumedBy === undefined ? {} : { resumedBy: payload.resumedBy }) },
     payload.attempt > 1 ? 'certificate change resumed' : 'certificate change starting',
   );
   const held = await certs.lock.acquire(payload.deployment, { type: payload.type, runId: payload.runId, attempt: payload.attempt });
+  const { signal, dispose } = eitherSignal(ctx.signal, held.signal);
   try {
-    return await fn();
+    return await fn({ ...ctx, signal });
   } finally {
+    dispose();
     await held.release();
   }
+}
+
+/** A signal that aborts (with its reason) when either one does; `dispose` removes the listeners. */
+function eitherSignal(a: AbortSignal, b: AbortSignal): { signal: AbortSignal; dispose: () => void } {
+  const controller = new AbortController();
+  const first = [a, b].find((s) => s.aborted);
+  if (first) {
+    controller.abort(first.reason);
+    return { signal: controller.signal, dispose: () => undefined };
+  }
+  const onA = () => controller.abort(a.reason);
+  const onB = () => controller.abort(b.reason);
+  a.addEventListener('abort', onA, { once: true });
+  b.addEventListener('abort', onB, { once: true });
+  return {
+    signal: controller.signal,
+    dispose: () => {
+      a.removeEventListener('abort', onA);
+      b.removeEventListener('abort', onB);
+    },
+  };
 }

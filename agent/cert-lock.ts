@@ -1,3 +1,4 @@
+import { randomBytes } from 'node:crypto';
 import type { Redis } from 'ioredis';
 import type { Logger } from '../core/logger.ts';
 import { SetupError } from '../core/setup-error.ts';
@@ -7,7 +8,11 @@ export function certLockKey(prefix: string, deployment: string): string {
   return `${prefix}:cert-lock:${deployment}`;
 }
 
-/** Who holds the lock: one attempt of one run (a BullMQ retry of that attempt is the same holder). */
+/**
+ * Whose job holds the lock: one attempt of one run. Each acquire adds its own random token, so two
+ * processings of the same attempt (BullMQ hands a stalled job to a second worker while the first
+ * still runs it) are two holders, and the second is refused as busy.
+ */
 export interface CertLockOwner {
   type: 'cert-rotate' | 'cert-rollback';
   runId: string;
@@ -15,7 +20,13 @@ export interface CertLockOwner {
 }
 
 export interface HeldCertLock {
-  /** Extends the TTL while this holder still has the lock; false when it lost it. */
+  /**
+   * Aborted when this holder lost the lock (a renewal found another value or none, or renewals
+   * failed until it has surely expired); its reason is a retryable STEP_FAILED. The certificate job
+   * passes it into its steps so the next step does not start.
+   */
+  signal: AbortSignal;
+  /** Extends the TTL while this holder still has the lock; false when it lost it (and `signal` aborts). */
   renew(): Promise<boolean>;
   /** Stops the renewal and deletes the lock if this holder still has it (compare-and-delete). */
   release(): Promise<void>;
@@ -41,6 +52,8 @@ export interface CertLockOptions {
   /** Renewal period (default 30 s). */
   renewMs?: number;
   schedule?: LockScheduler;
+  /** The random part of a holder's value (default 16 hex digits from crypto.randomBytes; tests pass their own). */
+  token?: () => string;
 }
 
 export const CERT_LOCK_TTL_MS = 2 * 60_000;
@@ -66,60 +79,97 @@ if redis.call('GET', KEYS[1]) == ARGV[1] then
 end
 return 0`;
 
-const valueOf = (owner: CertLockOwner) => `${owner.type}:${owner.runId}:a${owner.attempt}`;
+const randomToken = () => randomBytes(8).toString('hex');
 
-/** "cert-rotate:abc:a2" → "the certificate rotation run abc (attempt 2)". */
-function describeHolder(value: string | null): string {
-  const m = value === null ? null : /^(cert-rotate|cert-rollback):([a-z0-9]+):a(\d+)$/.exec(value);
+/** "cert-rotate:<runId>:a<attempt>": who the holder is; the value adds ":<token>" for this processing. */
+const holderOf = (owner: CertLockOwner) => `${owner.type}:${owner.runId}:a${owner.attempt}`;
+
+const valuePattern = /^(cert-rotate|cert-rollback):([a-z0-9]+):a(\d+)(?::[A-Za-z0-9_-]+)?$/;
+
+/** "cert-rotate:abc:a2:<token>" → "the certificate rotation run abc (attempt 2)". */
+function describeHolder(value: string | null, own: string, ttlMs: number): string {
+  const m = value === null ? null : valuePattern.exec(value);
   if (!m) return 'another certificate change';
+  if (`${m[1] ?? ''}:${m[2] ?? ''}:a${m[3] ?? ''}` === own) {
+    return `this same run and attempt, in another processing of the job (BullMQ handed it on while it still ran, or an agent stopped while running it: its lock expires within ${Math.ceil(ttlMs / 1000)} s)`;
+  }
   return `the certificate ${m[1] === 'cert-rotate' ? 'rotation' : 'rollback'} run ${m[2] ?? '?'} (attempt ${m[3] ?? '?'})`;
 }
 
 /**
  * One certificate change (rotation or rollback) at a time per deployment: a Redis key set NX with
- * a TTL that is renewed while the job runs and deleted at its end only by its holder. A crashed
- * agent's lock expires after `ttlMs`; a BullMQ retry of the same attempt takes its own lock over.
+ * a TTL that is renewed while the job runs and deleted at its end only by its holder. The value is
+ * the run, the attempt and a random token of this acquire: nobody takes a held lock over, not even
+ * another processing of the same attempt (it fails retryably and BullMQ's backoff outlasts the TTL
+ * of a crashed agent's lock). A holder that loses its lock is told through `signal`.
  */
 export function createCertLock(options: CertLockOptions): CertLock {
   const ttlMs = options.ttlMs ?? CERT_LOCK_TTL_MS;
   const renewMs = options.renewMs ?? CERT_LOCK_RENEW_MS;
   const schedule = options.schedule ?? intervalScheduler;
+  const token = options.token ?? randomToken;
   const { redis } = options;
 
   return {
     async acquire(deployment, owner) {
       const key = certLockKey(options.prefix, deployment);
-      const value = valueOf(owner);
+      const holder = holderOf(owner);
+      const value = `${holder}:${token()}`;
       const log = options.logger.child({ lock: key, runId: owner.runId, attempt: owner.attempt });
       const taken = await redis.set(key, value, 'PX', ttlMs, 'NX');
       if (taken !== 'OK') {
-        const holder = await redis.get(key);
-        // A retry of this same attempt (after a crash or a retryable failure): the lock is already ours.
-        const ours = holder === value && (await redis.eval(renewScript, 1, key, value, String(ttlMs))) === 1;
-        if (!ours) {
-          log.warn({ holder }, 'certificate change refused: another one holds the lock');
-          throw new SetupError(
-            'STEP_FAILED',
-            `Another certificate change is running on the deployment "${deployment}": ${describeHolder(holder)}. One certificate change at a time; nothing was changed.`,
-            {
-              hint: 'Wait until that run finishes or halts (its card shows it), then Resume this one or ask for it again.',
-              retryable: true,
-              details: { lockHolder: holder },
-            },
-          );
-        }
-      }
-      const renew = async (): Promise<boolean> => (await redis.eval(renewScript, 1, key, value, String(ttlMs))) === 1;
-      const stop = schedule(() => {
-        renew().then(
-          (held) => {
-            if (!held) log.warn('the certificate-change lock was lost (expired or taken) while the job ran');
+        const current = await redis.get(key);
+        log.warn({ holder: current }, 'certificate change refused: another one holds the lock');
+        throw new SetupError(
+          'STEP_FAILED',
+          `Another certificate change is running on the deployment "${deployment}": ${describeHolder(current, holder, ttlMs)}. One certificate change at a time; nothing was changed.`,
+          {
+            hint: 'Wait until that run finishes or halts (its card shows it), then Resume this one or ask for it again.',
+            retryable: true,
+            details: { lockHolder: current },
           },
-          (error: unknown) => log.warn({ err: (error as Error).message }, 'the certificate-change lock could not be renewed'),
         );
+      }
+
+      const lost = new AbortController();
+      let stopped = false;
+      // Renewal stops at release or when the lock is lost, once (stopRenewing is set below).
+      const stop = () => {
+        if (stopped) return;
+        stopped = true;
+        stopRenewing();
+      };
+      let failures = 0;
+      // Renewals that failed in a row after which the lock has expired before the next one could run.
+      const maxFailures = Math.max(1, Math.floor((ttlMs - renewMs) / renewMs));
+      const loseLock = (why: string) => {
+        if (lost.signal.aborted) return;
+        stop();
+        log.warn(`the certificate-change lock was lost (${why}) while the job ran; stopping before the next step`);
+        lost.abort(
+          new SetupError(
+            'STEP_FAILED',
+            `The certificate-change lock of the deployment "${deployment}" was lost while this job ran (${why}), so it stops here: its next step does not start.`,
+            { hint: 'A later attempt checks every step again and goes on where this one stopped; nothing to do unless it keeps failing.', retryable: true },
+          ),
+        );
+      };
+      const renew = async (): Promise<boolean> => {
+        const held = (await redis.eval(renewScript, 1, key, value, String(ttlMs))) === 1;
+        failures = 0;
+        if (!held) loseLock('it expired or another holder has it');
+        return held;
+      };
+      const stopRenewing = schedule(() => {
+        renew().catch((error: unknown) => {
+          failures += 1;
+          log.warn({ err: (error as Error).message, failures }, 'the certificate-change lock could not be renewed');
+          if (failures >= maxFailures) loseLock(`it could not be renewed ${failures} times in a row and expires before the next renewal`);
+        });
       }, renewMs);
       log.info('certificate-change lock taken');
       return {
+        signal: lost.signal,
         renew,
         async release() {
           stop();

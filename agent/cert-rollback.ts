@@ -2,7 +2,7 @@ import { SetupError } from '../core/setup-error.ts';
 import { rollbackStepIds, type CertRollbackResult } from '../jobs/cert-types.ts';
 import type { PayloadOf } from '../jobs/job-types.ts';
 import { runCertChange } from './cert-change.ts';
-import { listServers, machineCert, readRegistered, registerStep, restartStep, type CertRef } from './cert-checks.ts';
+import { grantKeyAccessStep, listServers, machineCert, readRegistered, registerStep, restartStep, type CertRef } from './cert-checks.ts';
 import { requireCerts, type ReadyCerts } from './cert-requirements.ts';
 import { OLD_DER_KEY, verifiedMailboxIds, verifyStep } from './cert-rotate.ts';
 import { StepRunner, onServer, type StepOutcome } from './cert-steps.ts';
@@ -21,7 +21,7 @@ const RESTORE_DER_KEY = 'restoreDerBase64';
  */
 export async function rollbackCertificate(payload: PayloadOf<'cert-rollback'>, ctx: JobContext): Promise<CertRollbackResult> {
   const certs = requireCerts(ctx, ['servers', 'graph']);
-  return runCertChange(ctx, certs, payload, () => rollback(payload, ctx, certs));
+  return runCertChange(ctx, certs, payload, (guarded) => rollback(payload, guarded, certs));
 }
 
 async function rollback(payload: PayloadOf<'cert-rollback'>, ctx: JobContext, certs: ReadyCerts): Promise<CertRollbackResult> {
@@ -100,8 +100,9 @@ async function retireFailed(ctx: JobContext, certs: ReadyCerts, failedThumbprint
 /**
  * The old certificate's public DER: from this rollback's earlier attempt, the rotation's journal
  * (validate kept it), or its key credential in Entra; each checked against the approved thumbprint
- * (the thumbprint is the DER's SHA-1, so a wrong DER cannot pass). Then: not expired, on every
- * server with its key, KeySpec 1 and key access, and still a valid key credential in Entra.
+ * (the thumbprint is the DER's SHA-1, so a wrong DER cannot pass). Then: not expired, still a valid
+ * key credential in Entra, on every server with its key and KeySpec 1; where the service account's
+ * Read on the key is not confirmed, it is granted (reported in the detail).
  */
 async function validateOld(
   ctx: JobContext,
@@ -137,27 +138,41 @@ async function validateOld(
       hint: 'Add the old certificate back as a key credential of the Microsoft Dynamics CRM service principal (its public .cer, AsymmetricX509Cert, Verify), then run the rollback again; or rotate to a new certificate instead.',
     });
   }
+  const cert: CertRef = { thumbprint, subject: summary.subject, derBase64: der };
+  const unreadable: string[] = [];
   for (const server of certs.servers) {
     await onServer(server, async () => {
-      const m = await machineCert(ctx, certs, server, { thumbprint, subject: summary.subject });
+      const m = await machineCert(ctx, certs, server, cert);
       const problem = !m.found
         ? 'is no longer in LocalMachine\\My'
         : !m.hasPrivateKey
           ? 'has no private key'
           : m.keySpec !== 1
             ? `has KeySpec ${m.keySpec ?? 'unknown'}, not 1 (AT_KEYEXCHANGE)`
-            : !m.serviceAccountCanRead
-              ? `is not readable by ${certs.serviceAccount} (Keyset does not exist)`
-              : undefined;
+            : undefined;
       if (problem) {
         throw new SetupError('STEP_FAILED', `the old certificate ${thumbprint} ${problem}.`, {
           hint: 'Import the old PFX again (certutil -importpfx <file> AT_KEYEXCHANGE) and grant the async service account Read on its key, then run the rollback again.',
         });
       }
+      if (!m.serviceAccountCanRead) unreadable.push(server);
     });
   }
+  // The key is there but the service account's Read on it is not confirmed: a rollback is what
+  // restores mail, so grant it (the rotation's grant-key-access step) rather than refuse. Every
+  // server was checked first: a server without the key refuses the rollback before anything changes.
+  let grant: StepOutcome | undefined;
+  if (unreadable.length > 0) {
+    ctx.logger.warn({ servers: unreadable, thumbprint }, 'the service account\'s Read on the old certificate\'s key is not confirmed; granting it');
+    grant = await grantKeyAccessStep(ctx, certs, cert);
+  }
+  const inPlace = `${summary.subject}, valid until ${summary.notAfter.slice(0, 10)}, in place on ${listServers(certs.servers)} and in Entra ID`;
   return {
-    cert: { thumbprint, subject: summary.subject, derBase64: der },
-    outcome: { detail: `${summary.subject}, valid until ${summary.notAfter.slice(0, 10)}, in place on ${listServers(certs.servers)} and in Entra ID`, data: { [RESTORE_DER_KEY]: der } },
+    cert,
+    outcome: {
+      detail: grant ? `${grant.detail}; ${inPlace}` : inPlace,
+      ...(grant?.changed ? { changed: true } : {}),
+      data: { [RESTORE_DER_KEY]: der },
+    },
   };
 }

@@ -103,7 +103,7 @@ export async function verifyStep(
  */
 export async function rotateCertificate(payload: PayloadOf<'cert-rotate'>, ctx: JobContext): Promise<CertRotateResult> {
   const certs = requireCerts(ctx, ['servers', 'pfx', 'graph']);
-  return runCertChange(ctx, certs, payload, () => rotate(payload, ctx, certs));
+  return runCertChange(ctx, certs, payload, (guarded) => rotate(payload, guarded, certs));
 }
 
 async function rotate(payload: PayloadOf<'cert-rotate'>, ctx: JobContext, certs: ReadyCerts): Promise<CertRotateResult> {
@@ -172,9 +172,12 @@ async function rotate(payload: PayloadOf<'cert-rotate'>, ctx: JobContext, certs:
 }
 
 /**
- * Runs `fn` with the path of a private copy of the validated PFX bytes (a fresh 0700 folder, the
- * file 0600), removed afterwards, also on failure: a file swapped in CERT_DIR after the validation
- * cannot be what PowerShell imports.
+ * Runs `fn` with the path of a copy of the validated PFX bytes in a fresh mkdtemp folder under the
+ * OS temporary folder, removed afterwards, also on failure: a file swapped in CERT_DIR after the
+ * validation cannot be what PowerShell imports. On Windows (the agent's platform) the modes do
+ * nothing: the copy is protected only by the ACL of the agent account's %TEMP% (for the agent's
+ * domain service account, its profile's AppData\Local\Temp: that account, SYSTEM and the
+ * administrators). The 0600 file and mkdtemp's 0700 folder protect it on POSIX only (tests, sim).
  */
 export async function withPfxCopy<T>(cert: Pick<NewCert, 'bytes' | 'summary'>, fn: (path: string) => Promise<T>): Promise<T> {
   const dir = await mkdtemp(join(tmpdir(), 'setup-pfx-'));

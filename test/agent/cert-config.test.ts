@@ -106,7 +106,7 @@ describe('createCertServices', () => {
     const handle = await createCertServices(loadAgentConfig({ ...base, REDIS_PREFIX: prefix }), { redis, logger: silentLogger() });
     const held = await handle.services.lock.acquire('default', { type: 'cert-rotate', runId: 'cfgtest01', attempt: 1 });
     try {
-      expect(await redis.get(`${prefix}:cert-lock:default`)).toBe('cert-rotate:cfgtest01:a1');
+      expect(await redis.get(`${prefix}:cert-lock:default`)).toMatch(/^cert-rotate:cfgtest01:a1:[0-9a-f]{16}$/);
       const ttl = await redis.pttl(`${prefix}:cert-lock:default`);
       expect(ttl).toBeGreaterThan(60_000);
       expect(ttl).toBeLessThanOrEqual(120_000);
