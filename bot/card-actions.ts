@@ -8,7 +8,7 @@ import { loadRun, type ActivityRequest } from './bot-services.ts';
 import { verbs, type AdaptiveCardJson, type Verb } from './cards/card-kit.ts';
 import { certRollbackCard } from './cards/cert-rollback-card.ts';
 import { personName } from './cards/cert-card-parts.ts';
-import { currentCertCard, oldThumbprintOf, registrationChanged } from './cards/cert-run-card.ts';
+import { currentCertCard, oldThumbprintOf, registrationTouched } from './cards/cert-run-card.ts';
 import { refreshCertCard } from './cert-card-refresh.ts';
 import { decidedCard } from './cards/plan-cards.ts';
 import { runCard } from './cards/run-cards.ts';
@@ -328,8 +328,9 @@ async function resume(req: ActivityRequest, run: Run, log: Logger): Promise<Card
 }
 
 /**
- * Roll back (operators, approvers): only a halted rotation that changed CRM's registration and had an
- * old certificate. One compare-and-set records the pending rollback on the rotation (refused when one
+ * Roll back (operators, approvers): only a halted rotation that touched CRM's registration (some
+ * attempt's register-crm ran, even if it failed: the agent's validate-old checks what CRM signs with
+ * now) and had an old certificate. One compare-and-set records the pending rollback on the rotation (refused when one
  * is pending already); the rotation stays halted, without Resume, until the rollback is approved
  * (then it becomes superseded) or rejected, withdrawn, expired or not started (then it is cleared).
  * The rollback run waits for an approver other than its requester on its own card, posted as a new message.
@@ -354,8 +355,8 @@ async function requestRollback(req: ActivityRequest, run: Run, log: Logger): Pro
   if (restoreThumbprint === null || failedThumbprint === undefined) {
     return 'There is nothing to roll back to: no certificate was registered before this rotation. Resume it, or start a new `cert rotate`.';
   }
-  if (!registrationChanged(run)) {
-    return 'There is nothing to roll back: this rotation did not change CRM\'s registration (the old certificate is still the S2S token issuer). Resume it instead.';
+  if (!registrationTouched(run)) {
+    return 'There is nothing to roll back: this rotation did not change CRM\'s registration (the old certificate is still the S2S token issuer). Resume it, or Abandon it.';
   }
   const rollbackRunId = newRunId();
   const expiresAtMs = now() + config.approvalTtlMinutes * 60_000;
@@ -410,10 +411,11 @@ async function requestRollback(req: ActivityRequest, run: Run, log: Logger): Pro
 }
 
 /**
- * Abandon (approvers): a halted rotation that did not change CRM's registration (it stopped before
- * register-crm, or no agent started it) is given up, so it no longer holds the deployment's one
- * certificate change. One compare-and-set: halted → failed (ABANDONED), releasing the active change.
- * A rotation that did change the registration must be resumed or rolled back instead.
+ * Abandon (approvers): a halted rotation that never touched CRM's registration (no attempt's
+ * register-crm ran, or no agent started it) is given up, so it no longer holds the deployment's one
+ * certificate change. One compare-and-set: halted → failed (ABANDONED), releasing the active change,
+ * refused there too when a report meanwhile showed register-crm ran. A rotation that touched the
+ * registration must be resumed or rolled back instead.
  */
 async function abandon(req: ActivityRequest, run: Run, log: Logger): Promise<CardActionReply> {
   const allowed = req.services.authorizer.canApprove(req.from.aadObjectId);
@@ -426,19 +428,23 @@ async function abandon(req: ActivityRequest, run: Run, log: Logger): Promise<Car
     return currentCard(run);
   }
   if (run.rollbackRunId) return pendingRollbackReply(run);
-  if (registrationChanged(run)) {
-    return 'CRM already signs with the new certificate: this rotation cannot be abandoned. Resume it, or Roll back to the old certificate.';
+  if (registrationTouched(run)) return REGISTRATION_TOUCHED;
+  const outcome = await req.services.runs.abandon(run.runId, run.deployment, {
+    error: { code: 'ABANDONED', message: `Abandoned by ${personName(req.from) || 'an approver'}: CRM still signs with the old certificate.` },
+  });
+  if (!outcome.ok && outcome.reason === 'registration-touched') {
+    log.info('abandon refused: a report meanwhile showed register-crm ran');
+    return REGISTRATION_TOUCHED;
   }
-  const outcome = await req.services.runs.transition(
-    run.runId,
-    ['halted'],
-    'failed',
-    { error: { code: 'ABANDONED', message: `Abandoned by ${personName(req.from) || 'an approver'}: CRM still signs with the old certificate.` } },
-    { releaseCertActive: run.deployment },
-  );
+  if (!outcome.ok && outcome.reason === 'rollback-pending') {
+    const latest = await req.services.runs.get(run.runId);
+    if (latest) return pendingRollbackReply(latest);
+  }
   log.info({ moved: outcome.ok }, outcome.ok ? 'rotation abandoned' : 'lost the race: the run was resumed or rolled back meanwhile');
   return showToAll(req, run.runId);
 }
+
+const REGISTRATION_TOUCHED = 'This rotation changed CRM\'s registration (its register-crm step ran), so CRM may already sign with the new certificate: it cannot be abandoned. Resume it, or Roll back to the old certificate.';
 
 /** "A rollback was already requested by X (run Y): waiting for approval". */
 function pendingRollbackReply(run: Run): string {

@@ -17,7 +17,8 @@ import { certStatusCard, certStatusFailedCard } from './cards/cert-status-card.t
 import { decidedCard, planCard, planFailedCard } from './cards/plan-cards.ts';
 import { resultsCard, runCard } from './cards/run-cards.ts';
 import { statusCard, statusFailedCard } from './cards/status-card.ts';
-import { finalStates, type Run, type RunState } from './run-store.ts';
+import { refreshCertCard } from './cert-card-refresh.ts';
+import { finalStates, touchesRegistration, type Run, type RunPatch, type RunState } from './run-store.ts';
 import { scheduleTimer } from './run-timers.ts';
 import type { PostOutcome } from './teams-poster.ts';
 import { runErrorFromAgent } from './user-facing-error.ts';
@@ -103,6 +104,12 @@ export class ProgressRelay {
     if (!jobTypeFits(run, report)) {
       log.warn({ kind: run.kind, state: run.state }, 'dropping a report whose job type does not fit the run');
       return;
+    }
+    if (isAttemptJob(report) && !run.registrationTouched && touchesRegistration(stepsOf(report))) {
+      // Sticky, whatever becomes of this report (an earlier attempt's, one that no longer fits the
+      // state): register-crm ran, so CRM's registration may have changed. The step-storing writes
+      // set it too, in the same step as the steps.
+      await this.#services.runs.markRegistrationTouched(run.runId);
     }
     if (isAttemptJob(report) && attemptOfReportSeq(report.seq) < run.attempt) {
       log.info({ attempt: run.attempt, reportAttempt: attemptOfReportSeq(report.seq) }, 'dropping a report of an earlier attempt of a resumed run');
@@ -241,7 +248,10 @@ export class ProgressRelay {
     const from: RunState[] = planning ? ['planning'] : immediate ? ['running'] : ['approved', 'running'];
     // A failed rotation step halts the run for a person (Resume, Roll back); everything else fails.
     const to: RunState = planning ? 'plan-failed' : report.jobType === 'cert-rotate' ? 'halted' : 'failed';
-    const moved = await runs.transition(run.runId, from, to, { error: e, lastPostedSeq: report.seq, ...(steps ? { steps } : {}) }, certChangeOptions(run));
+    const patch: RunPatch = { error: e, lastPostedSeq: report.seq, ...(steps ? { steps } : {}) };
+    const moved = run.kind === 'cert-rollback' && run.parentRunId
+      ? await runs.rollbackFailed(run.runId, run.parentRunId, run.deployment, from, patch)
+      : await runs.transition(run.runId, from, to, patch, certChangeOptions(run));
     if (!(await this.#shouldPostFinal(run, report, moved, to, log))) return;
     const latest = await runs.get(run.runId);
     if (!latest) return;
@@ -269,6 +279,7 @@ export class ProgressRelay {
     }
     await this.#postFinal(latest, report, card, log);
     log.info({ code: e.code, state: to }, to === 'halted' ? 'run halted' : 'run failed');
+    await this.#rotationBack(latest, log);
   }
 
   async #certStatusResult(run: Run, report: Report, result: CertStatusResult, log: Logger): Promise<void> {
@@ -327,7 +338,7 @@ export class ProgressRelay {
     const { runs } = this.#services;
     const ok = result.outcome === 'rolled-back';
     const to: RunState = ok ? 'succeeded' : 'failed';
-    const moved = await runs.transition(run.runId, ['approved', 'running'], to, {
+    const patch: RunPatch = {
       result,
       steps: result.steps,
       lastPostedSeq: report.seq,
@@ -340,12 +351,31 @@ export class ProgressRelay {
               hint: 'Fix the causes listed below (each says what to do), then test the mailboxes again.',
             },
           }),
-    }, certChangeOptions(run));
+    };
+    const from: RunState[] = ['approved', 'running'];
+    // A failed rollback whose register-crm never ran changed nothing: its rotation is halted again.
+    const moved = !ok && run.parentRunId
+      ? await runs.rollbackFailed(run.runId, run.parentRunId, run.deployment, from, patch)
+      : await runs.transition(run.runId, from, to, patch, certChangeOptions(run));
     if (!(await this.#shouldPostFinal(run, report, moved, to, log))) return;
     const latest = await runs.get(run.runId);
     if (!latest) return;
     await this.#postFinal(latest, report, certRunCard(latest), log, certResultsCard(latest, result));
     log.info({ outcome: result.outcome }, 'rollback finished');
+    if (!ok) await this.#rotationBack(latest, log);
+  }
+
+  /**
+   * A failed rollback that never touched CRM's registration put its rotation back to halted (in the
+   * same step as its failure, RunStore.rollbackFailed): the rotation's card offers Resume, Roll back
+   * (and Abandon as the rules say) again. Also on a redelivered report (the card is the current one).
+   */
+  async #rotationBack(rollback: Run, log: Logger): Promise<void> {
+    if (rollback.kind !== 'cert-rollback' || !rollback.parentRunId || rollback.state !== 'failed') return;
+    const rotation = await this.#services.runs.get(rollback.parentRunId);
+    if (rotation?.state !== 'halted' || rotation.failedRollbackRunId !== rollback.runId) return;
+    log.info({ rotationRunId: rotation.runId }, 'the rollback failed before changing CRM\'s registration: its rotation is halted again');
+    await refreshCertCard(this.#services, rotation.runId, log, 10_000);
   }
 
   /**
@@ -420,6 +450,21 @@ function jobTypeFits(run: Run, report: Report): boolean {
       return run.kind === 'cert-rotate';
     case 'cert-rollback':
       return run.kind === 'cert-rollback';
+  }
+}
+
+/** The step states a report carries (progress, failed report, rotation or rollback result). */
+function stepsOf(report: Report): StepState[] | undefined {
+  const event = report.event;
+  switch (event.kind) {
+    case 'progress':
+      return event.progress.steps;
+    case 'failed':
+      return event.steps;
+    case 'result':
+      return event.result.type === 'cert-rotate' || event.result.type === 'cert-rollback' ? event.result.steps : undefined;
+    default:
+      return undefined;
   }
 }
 

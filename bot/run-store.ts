@@ -27,7 +27,13 @@ import { jobResultSchema, planResultSchema, progressSchema, runIdSchema, type Jo
  * One certificate change at a time: `<prefix>:cert-active:<deployment>` holds the run id of the
  * rotation or rollback that is approved, running or halted. It is claimed with the approval CAS,
  * handed from a rotation to its rollback when the rollback is approved (and back when the rollback
- * never started), and released when that run reaches a final state (all in the same Lua step).
+ * never started or failed before changing CRM's registration), and released when that run reaches a
+ * final state (all in the same Lua step).
+ *
+ * "Did this run change CRM's registration?" is a sticky flag, `registrationTouched`: set (never
+ * cleared) in the same step that stores step states showing register-crm running, done or failed,
+ * whichever attempt reported them. The step list itself is overwritten by every report (a resumed
+ * attempt starts with every step pending), so it cannot answer that question.
  */
 export const runStates = [
   'planning',
@@ -106,6 +112,13 @@ export interface Run {
   rollback?: RollbackTarget;
   /** The last step states seen (progress, failed report or result) of a certificate run. */
   steps?: StepState[];
+  /**
+   * Sticky: some report of some attempt showed register-crm running, done or failed, so CRM's
+   * registration may have changed (Roll back, not Abandon). Never cleared.
+   */
+  registrationTouched?: boolean;
+  /** A rotation halted again because its rollback failed before changing CRM's registration: that rollback. */
+  failedRollbackRunId?: string;
   /** Who resumed a halted rotation last. */
   resumedBy?: Person;
   /** Who asked for the rollback that superseded this halted rotation. */
@@ -177,7 +190,8 @@ return {'ok', state}
  * Resume of a halted run. KEYS[1] run key. ARGV[1] expected attempt, ARGV[2] now (ISO), ARGV[3..]
  * field/value pairs. halted → approved and attempt + 1 in one step, refused when the run is not
  * halted, its attempt is not the one the clicker saw (another resume got there first), or a rollback
- * of it is waiting for approval. The previous attempt's result and error are cleared.
+ * of it is waiting for approval. The previous attempt's result and error are cleared (and the note of
+ * a rollback that failed before changing anything); registrationTouched stays.
  */
 const resumeScript = `
 local h = redis.call('HMGET', KEYS[1], 'state', 'attempt', 'rollbackRunId')
@@ -186,7 +200,7 @@ local attempt = tonumber(h[2] or '1')
 if h[1] ~= 'halted' then return {'conflict', h[1], tostring(attempt)} end
 if h[3] and h[3] ~= '' then return {'rollback-pending', h[3], tostring(attempt)} end
 if attempt ~= tonumber(ARGV[1]) then return {'attempt-changed', h[1], tostring(attempt)} end
-redis.call('HDEL', KEYS[1], 'result', 'error')
+redis.call('HDEL', KEYS[1], 'result', 'error', 'failedRollbackRunId')
 redis.call('HSET', KEYS[1], 'state', 'approved', 'attempt', tostring(attempt + 1), 'updatedAt', ARGV[2])
 for i = 3, #ARGV, 2 do
   redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1])
@@ -244,6 +258,7 @@ if not h[1] then return {'missing', ''} end
 if h[1] ~= 'halted' then return {'conflict', h[1]} end
 if h[2] and h[2] ~= '' then return {'pending', h[2]} end
 redis.call('HSET', KEYS[1], 'rollbackRunId', ARGV[1], 'rollbackRequestedBy', ARGV[2], 'updatedAt', ARGV[3])
+redis.call('HDEL', KEYS[1], 'failedRollbackRunId')
 return {'ok', ''}
 `;
 
@@ -256,40 +271,75 @@ return 1
 `;
 
 /**
- * An approved rollback that never started (its job could not be enqueued, or no agent took it in
- * time). KEYS[1] rollback run key, KEYS[2] cert-active key, KEYS[3] the rotation's run key. ARGV[1]
- * now (ISO), ARGV[2] TTL of the key (s), ARGV[3..] field/value pairs for the rollback.
- * The rollback: approved → failed; the rotation: superseded by it → halted again (no pending
- * rollback), and the cert-active key goes back to it: Resume and Roll back are offered again.
+ * A rollback that failed: it never started (its job could not be enqueued, or no agent took it in
+ * time), the agent reported it failed, or its result says the verification failed. KEYS[1] rollback
+ * run key, KEYS[2] cert-active key, KEYS[3] the rotation's run key. ARGV[1] now (ISO), ARGV[2] TTL of
+ * the key (s), ARGV[3] allowed current states of the rollback (comma-separated), ARGV[4..]
+ * field/value pairs for the rollback (its steps set registrationTouched in the same HSETs).
+ * The rollback: → failed. When it never touched CRM's registration (its register-crm never ran: it
+ * changed nothing), the rotation it superseded is halted again (no pending rollback, a note of the
+ * failed one) and the cert-active key goes back to it: Resume, Roll back (and Abandon as the rules
+ * say) are offered again. Otherwise the key is released as for any final certificate run.
+ * Returns {'ok', previous state, '1' when the rotation was halted again}.
  */
-const rollbackNotStartedScript = `
+const rollbackFailedScript = `
 local state = redis.call('HGET', KEYS[1], 'state')
-if not state then return {'missing', ''} end
-if state ~= 'approved' then return {'conflict', state} end
+if not state then return {'missing', '', ''} end
+local allowed = false
+for s in string.gmatch(ARGV[3], '[^,]+') do
+  if s == state then allowed = true end
+end
+if not allowed then return {'conflict', state, ''} end
 redis.call('HSET', KEYS[1], 'state', 'failed', 'updatedAt', ARGV[1])
-for i = 3, #ARGV, 2 do
+for i = 4, #ARGV, 2 do
   redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1])
 end
 local id = redis.call('HGET', KEYS[1], 'runId')
+local touched = redis.call('HGET', KEYS[1], 'registrationTouched') == '1'
 local p = redis.call('HMGET', KEYS[3], 'state', 'rollbackRunId', 'runId')
-if p[1] == 'superseded' and p[2] == id then
-  redis.call('HSET', KEYS[3], 'state', 'halted', 'updatedAt', ARGV[1])
+if not touched and p[1] == 'superseded' and p[2] == id then
+  redis.call('HSET', KEYS[3], 'state', 'halted', 'updatedAt', ARGV[1], 'failedRollbackRunId', id)
   redis.call('HDEL', KEYS[3], 'rollbackRunId', 'rollbackRequestedBy', 'supersededBy')
   if redis.call('GET', KEYS[2]) == id then redis.call('SET', KEYS[2], p[3], 'EX', tonumber(ARGV[2])) end
-elseif redis.call('GET', KEYS[2]) == id then
+  return {'ok', state, '1'}
+end
+if redis.call('GET', KEYS[2]) == id then
   redis.call('DEL', KEYS[2])
 end
-return {'ok', state}
+return {'ok', state, '0'}
+`;
+
+/**
+ * Abandon of a halted rotation. KEYS[1] run key, KEYS[2] cert-active key. ARGV[1] now (ISO), ARGV[2..]
+ * field/value pairs. halted → failed, releasing the key if it holds this run, in one step; refused
+ * when a rollback is pending or the rotation ever touched CRM's registration (registrationTouched).
+ */
+const abandonScript = `
+local h = redis.call('HMGET', KEYS[1], 'state', 'rollbackRunId', 'registrationTouched', 'runId')
+if not h[1] then return {'missing', ''} end
+if h[1] ~= 'halted' then return {'conflict', h[1]} end
+if h[2] and h[2] ~= '' then return {'rollback-pending', h[2]} end
+if h[3] == '1' then return {'registration-touched', ''} end
+redis.call('HSET', KEYS[1], 'state', 'failed', 'updatedAt', ARGV[1])
+for i = 2, #ARGV, 2 do
+  redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1])
+end
+if redis.call('GET', KEYS[2]) == h[4] then redis.call('DEL', KEYS[2]) end
+return {'ok', h[1]}
 `;
 
 /**
  * Progress coalescing. KEYS[1] run key. ARGV[1] seq, ARGV[2] progress JSON ('' for none), ARGV[3]
- * now (ms), ARGV[4] minimum interval (ms), ARGV[5] the progress's step states JSON ('' for none). Keeps the newest progress; posts it when nothing newer
- * was posted and the interval since the last post has passed, and claims the post atomically.
+ * now (ms), ARGV[4] minimum interval (ms), ARGV[5] the progress's step states JSON ('' for none),
+ * ARGV[6] '1' when those steps show register-crm running, done or failed (the sticky
+ * registrationTouched flag is set, whatever the seq or state: it only ever records what happened).
+ * Keeps the newest progress; posts it when nothing newer was posted and the interval since the last
+ * post has passed, and claims the post atomically.
  */
 const relayProgressScript = `
 local h = redis.call('HMGET', KEYS[1], 'state', 'progressSeq', 'lastPostedSeq', 'lastPostedAt')
 if not h[1] then return {'missing', ''} end
+if ARGV[6] == '1' then redis.call('HSET', KEYS[1], 'registrationTouched', '1') end
 if h[1] ~= 'approved' and h[1] ~= 'running' then return {'stale', ''} end
 local seq = tonumber(ARGV[1])
 local progressSeq = tonumber(h[2] or '-1')
@@ -384,6 +434,19 @@ export type CertApproveOutcome =
   /** A rollback whose rotation is no longer halted with this rollback pending. */
   | { ok: false; reason: 'parent'; parentState: string };
 
+export type RollbackFailedOutcome =
+  | { ok: true; from: RunState; rotationHalted: boolean }
+  | { ok: false; reason: 'missing' }
+  | { ok: false; reason: 'conflict'; current: RunState };
+
+export type AbandonOutcome =
+  | { ok: true; from: RunState }
+  | { ok: false; reason: 'missing' }
+  | { ok: false; reason: 'conflict'; current: RunState }
+  | { ok: false; reason: 'rollback-pending'; rollbackRunId: string }
+  /** Some report showed register-crm running, done or failed: CRM may sign with the new certificate. */
+  | { ok: false; reason: 'registration-touched' };
+
 export type RollbackRequestOutcome =
   | { ok: true }
   | { ok: false; reason: 'missing' }
@@ -473,6 +536,16 @@ export class RunStore {
     const pairs = encodePatch(patch);
     if (pairs.length === 0) return true;
     const n = (await this.#redis.eval(patchScript, 1, this.key(runId), ...pairs)) as number;
+    return n === 1;
+  }
+
+  /**
+   * Sets the sticky registrationTouched flag (a report showed register-crm running, done or failed),
+   * for a report that may not store its steps (an earlier attempt's, one that no longer fits the
+   * state). Monotonic: never cleared. False when the run no longer exists.
+   */
+  async markRegistrationTouched(runId: string): Promise<boolean> {
+    const n = (await this.#redis.eval(patchScript, 1, this.key(runId), 'registrationTouched', '1')) as number;
     return n === 1;
   }
 
@@ -599,20 +672,54 @@ export class RunStore {
    * Roll back) with the cert-active key back on it, in one step.
    */
   async rollbackNotStarted(rollbackRunId: string, rotationRunId: string, deployment: string, patch: RunPatch): Promise<TransitionOutcome> {
+    const outcome = await this.rollbackFailed(rollbackRunId, rotationRunId, deployment, ['approved'], patch);
+    return outcome.ok ? { ok: true, from: outcome.from } : outcome;
+  }
+
+  /**
+   * A rollback that failed (from one of `from`): → failed with `patch`. If it never touched CRM's
+   * registration (its register-crm never ran, counting the steps in `patch`), its rotation is halted
+   * again with the cert-active key back on it (`rotationHalted`); otherwise the key is released.
+   * One step.
+   */
+  async rollbackFailed(rollbackRunId: string, rotationRunId: string, deployment: string, from: readonly RunState[], patch: RunPatch): Promise<RollbackFailedOutcome> {
     const raw = (await this.#redis.eval(
-      rollbackNotStartedScript,
+      rollbackFailedScript,
       3,
       this.key(rollbackRunId),
       this.certActiveKey(deployment),
       this.key(rotationRunId),
       new Date(this.#now()).toISOString(),
       String(RUN_TTL_SECONDS),
+      from.join(','),
       ...encodePatch(patch),
-    )) as [string, string];
-    const [status, current] = raw;
-    if (status === 'ok') return { ok: true, from: current as RunState };
+    )) as [string, string, string];
+    const [status, current, halted] = raw;
+    if (status === 'ok') return { ok: true, from: current as RunState, rotationHalted: halted === '1' };
     if (status === 'missing') return { ok: false, reason: 'missing' };
     return { ok: false, reason: 'conflict', current: current as RunState };
+  }
+
+  /**
+   * Abandon of a halted rotation: halted → failed with `patch`, releasing the deployment's
+   * cert-active key, in one step; refused while a rollback is pending or when the rotation ever
+   * touched CRM's registration.
+   */
+  async abandon(runId: string, deployment: string, patch: RunPatch): Promise<AbandonOutcome> {
+    const raw = (await this.#redis.eval(
+      abandonScript,
+      2,
+      this.key(runId),
+      this.certActiveKey(deployment),
+      new Date(this.#now()).toISOString(),
+      ...encodePatch(patch),
+    )) as [string, string];
+    const [status, value] = raw;
+    if (status === 'ok') return { ok: true, from: value as RunState };
+    if (status === 'missing') return { ok: false, reason: 'missing' };
+    if (status === 'rollback-pending') return { ok: false, reason: 'rollback-pending', rollbackRunId: value };
+    if (status === 'registration-touched') return { ok: false, reason: 'registration-touched' };
+    return { ok: false, reason: 'conflict', current: value as RunState };
   }
 
   /** Records progress (if newer) and decides whether to post now, later, or not at all. */
@@ -627,6 +734,7 @@ export class RunStore {
       String(this.#now()),
       String(intervalMs),
       parsed?.steps ? JSON.stringify(parsed.steps) : '',
+      touchesRegistration(parsed?.steps) ? '1' : '',
     )) as [string, string];
     const [status, value] = raw;
     if (status === 'missing') return { action: 'missing' };
@@ -674,11 +782,23 @@ export class RunStore {
   }
 }
 
+/**
+ * Whether these step states show register-crm running, done or failed: the step that changes CRM's
+ * registration started (a failed or timed-out Set-CrmCertificate may still have taken effect).
+ */
+export function touchesRegistration(steps: readonly StepState[] | undefined): boolean {
+  return (steps ?? []).some((s) => s.id === 'register-crm' && (s.state === 'running' || s.state === 'done' || s.state === 'failed'));
+}
+
 function encodePatch(patch: RunPatch): string[] {
   const pairs: string[] = [];
   if (patch.cardActivityId !== undefined) pairs.push('cardActivityId', patch.cardActivityId);
   if (patch.plan !== undefined) pairs.push('plan', JSON.stringify(runPlanSchema.parse(patch.plan)));
-  if (patch.steps !== undefined) pairs.push('steps', JSON.stringify(stepsSchema.parse(patch.steps)));
+  if (patch.steps !== undefined) {
+    pairs.push('steps', JSON.stringify(stepsSchema.parse(patch.steps)));
+    // Sticky: written with the steps (same HSETs), never cleared by steps that no longer show it.
+    if (touchesRegistration(patch.steps)) pairs.push('registrationTouched', '1');
+  }
   if (patch.resumedBy !== undefined) pairs.push('resumedBy', JSON.stringify(personSchema.parse(patch.resumedBy)));
   if (patch.supersededBy !== undefined) pairs.push('supersededBy', JSON.stringify(personSchema.parse(patch.supersededBy)));
   if (patch.expiresAt !== undefined) pairs.push('expiresAtMs', String(patch.expiresAt));
@@ -730,6 +850,8 @@ function decodeRun(h: Record<string, string>): Run {
   if (rollback) run.rollback = rollback;
   const steps = json(stepsSchema, h['steps']);
   if (steps) run.steps = steps;
+  if (h['registrationTouched'] === '1') run.registrationTouched = true;
+  if (h['failedRollbackRunId']) run.failedRollbackRunId = h['failedRollbackRunId'];
   const resumedBy = json(personSchema, h['resumedBy']);
   if (resumedBy) run.resumedBy = resumedBy;
   const supersededBy = json(personSchema, h['supersededBy']);

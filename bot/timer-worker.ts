@@ -109,7 +109,11 @@ export class TimerWorker {
     }
     await withCardLock(runs, run.runId, job, token, log, async () => {
       const move = this.#move(run, timer);
-      const moved = move.apply ? await move.apply() : await runs.transition(run.runId, move.from, move.to, move.patch);
+      // A certificate change reaching a final state releases the deployment's cert-active key in the
+      // same step (the transition does so only for a final `to`, and only if the key holds this run).
+      const moved = move.apply
+        ? await move.apply()
+        : await runs.transition(run.runId, move.from, move.to, move.patch, isCertChange(run) ? { releaseCertActive: run.deployment } : {});
       if (!moved.ok) {
         // A retry after this worker stopped (or Teams failed) between the state change and the card: post the card again.
         const rerun = job.attemptsMade > 0 || job.stalledCounter > 0;
@@ -229,6 +233,11 @@ export const NO_AGENT_ANSWER = 'AGENT_NO_ANSWER';
 
 function isCertRun(run: Run): boolean {
   return run.kind === 'cert-rotate' || run.kind === 'cert-rollback' || run.kind === 'cert-status' || run.kind === 'cert-watch';
+}
+
+/** A rotation or rollback: holds the deployment's cert-active key while approved, running or halted. */
+function isCertChange(run: Run): boolean {
+  return run.kind === 'cert-rotate' || run.kind === 'cert-rollback';
 }
 
 function noAgentAnswered(type: JobType, hint: string): RunError {

@@ -109,7 +109,7 @@ export const registeredCertSchema = certSummarySchema.nullable();
 export const certStatusResultSchema = z.object({
   type: z.literal('cert-status'),
   /** False when Get-CrmCertificate could not be read: `registered: null` then means "unknown", not "none". */
-  registrationRead: z.boolean(),
+  registrationRead: z.boolean().default(true), // absent in an older agent's result: it was read
   registered: registeredCertSchema,
   servers: z.array(serverCertStateSchema).max(20),
   /** null when Graph could not be read (the reason is in `problems`). */

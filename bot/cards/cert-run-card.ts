@@ -1,5 +1,5 @@
 import type { CertRollbackResult, CertRotateResult } from '../../jobs/cert-types.ts';
-import type { Run } from '../run-store.ts';
+import { touchesRegistration, type Run } from '../run-store.ts';
 import { card, executeAction, facts, text, title, verbs, type AdaptiveCardJson, type CardAction, type CardElement } from './card-kit.ts';
 import { failedStep, personName, runFacts, stepLines, verificationBlock } from './cert-card-parts.ts';
 import { certPlanBlockedCard, certPlanCard, certPlanFailedCard, certPlanningCard } from './cert-plan-card.ts';
@@ -21,11 +21,13 @@ export function oldThumbprintOf(run: Run): string | null {
 }
 
 /**
- * Whether the rotation changed CRM's registration (its steps show register-crm done): only then is
- * there something to roll back.
+ * Whether the run may have changed CRM's registration: some report of some attempt showed
+ * register-crm running, done or failed (the sticky flag; the current steps for a run stored before
+ * the flag existed). Then a rotation can be rolled back and not abandoned; a rollback that never
+ * touched it changed nothing.
  */
-export function registrationChanged(run: Run): boolean {
-  return (run.steps ?? []).some((s) => s.id === 'register-crm' && s.state === 'done');
+export function registrationTouched(run: Run): boolean {
+  return run.registrationTouched === true || touchesRegistration(run.steps);
 }
 
 /** The run halted (or failed) because no agent started its job before it expired. */
@@ -88,8 +90,12 @@ export function certRunCard(run: Run): AdaptiveCardJson {
         body.push(text(`Rollback requested by ${personName(run.rollbackRequestedBy)}: waiting for approval on the rollback card (run ${run.rollbackRunId}). If it is rejected or expires, Resume and Roll back come back here.`, { weight: 'Bolder' }));
         break;
       }
+      if (run.failedRollbackRunId) {
+        body.push(text(`The rollback (run ${run.failedRollbackRunId}) failed before changing CRM's registration: see its card for why. This rotation is halted again.`, { weight: 'Bolder' }));
+      }
       actions = [executeAction('Resume', verbs.resume, run.runId, 'positive')];
-      const canRollBack = oldThumbprintOf(run) !== null && registrationChanged(run);
+      const touched = registrationTouched(run);
+      const canRollBack = oldThumbprintOf(run) !== null && touched;
       if (canRollBack) {
         actions.push(executeAction('Roll back', verbs.rollback, run.runId, 'destructive'));
         body.push(text('Resume (approvers) runs the rotation again; steps already done are skipped. Roll back (operators, approvers) makes the old certificate the issuer again, after a second person approves.', { subtle: true }));
@@ -98,8 +104,8 @@ export function certRunCard(run: Run): AdaptiveCardJson {
       } else {
         body.push(text('Resume (approvers) runs the rotation again; steps already done are skipped. There is no old certificate to roll back to.', { subtle: true }));
       }
-      // Nothing registered yet: the rotation can also be given up (it holds the deployment's one change).
-      if (!registrationChanged(run)) actions.push(executeAction('Abandon', verbs.abandon, run.runId, 'default'));
+      // register-crm never ran: the rotation can also be given up (it holds the deployment's one change).
+      if (!touched) actions.push(executeAction('Abandon', verbs.abandon, run.runId, 'default'));
       break;
     }
     case 'superseded':
@@ -115,7 +121,9 @@ export function certRunCard(run: Run): AdaptiveCardJson {
       body.push(text(run.kind === 'cert-rollback' ? 'The rollback failed.' : `Failed${run.error ? ` (${run.error.code})` : ''}.`, { color: 'Attention', weight: 'Bolder' }));
       body.push(...errorLines(run));
       body.push(...verificationBlock(rollbackResult?.verification ?? null));
-      if (run.kind === 'cert-rollback') {
+      if (run.kind === 'cert-rollback' && run.parentRunId && !registrationTouched(run)) {
+        body.push(text(`Nothing was changed by this rollback: CRM's registration is as the rotation left it. The rotation (run ${run.parentRunId}) is halted again: fix the cause as the hint says, then Roll back there again, or Resume it.`));
+      } else if (run.kind === 'cert-rollback') {
         body.push(text('What next: fix the cause as the hint says, then `@setup cert rotate` again with a working certificate; if mail keeps failing, contact your Dynamics 365 partner or Microsoft support with this run id.'));
       }
       break;

@@ -7,7 +7,7 @@ import { jobTtlMs } from '../../jobs/job-options.ts';
 import type { JobType, ReportEvent } from '../../jobs/job-types.ts';
 import { APPROVER, OPERATOR, clickCard, runStoreOf, sendMessage, startHarness, waitForJobState, withQueue, type Harness, type User } from '../support/bot-harness.ts';
 import { cardOf, cardText, type CardLike } from '../support/fake-connector.ts';
-import { certPlanResult, certRotateResult, certStatusResult, rotationSteps } from '../support/cert-fixtures.ts';
+import { certPlanResult, certRotateResult, certStatusResult, rollbackStepsFailedAt, rotationSteps, rotationStepsFailedAt } from '../support/cert-fixtures.ts';
 
 /**
  * The rules around certificate changes, end to end through the bot endpoint with the fake agent:
@@ -164,6 +164,120 @@ describe('abandoning a halted rotation that changed nothing', () => {
     const no = await click(APPROVER, 'cert.abandon', b.runId, b.cardId);
     expect(String(no.body.value)).toContain('cannot be abandoned');
     expect((await store().get(b.runId))?.state).toBe('halted');
+  });
+});
+
+describe('whether a rotation changed CRM\'s registration is sticky across attempts', () => {
+  it('attempt 2 failing at validate after attempt 1 registered: Roll back is offered, Abandon is not (and is refused on the server)', async () => {
+    await start();
+    const a = await planned();
+    await click(SECOND_APPROVER, 'run.approve', a.runId, a.cardId);
+    await t().agent.waitForJob('cert-rotate', a.runId);
+    // Attempt 1 registered the new certificate in CRM, then failed at the Entra key credential.
+    const first = await reportAndWait(a.cardId, a.runId, 'cert-rotate', { kind: 'failed', error: { code: 'GRAPH_FORBIDDEN', message: 'Graph refused to add the key credential.' }, steps: rotationStepsFailedAt('entra-key-credential') });
+    expect(first.actions?.map((x) => x.title)).toEqual(['Resume', 'Roll back']);
+
+    await click(APPROVER, 'cert.resume', a.runId, a.cardId);
+    await t().agent.waitForJob('cert-rotate', a.runId);
+    t().clock.advance(5_000);
+    await reportAndWait(a.cardId, a.runId, 'cert-rotate', { kind: 'started' }, 2);
+    t().clock.advance(5_000);
+    // Attempt 2's first report lists every step pending, then it fails at validate: its latest steps
+    // no longer show register-crm done, but CRM still signs with the new certificate.
+    await reportAndWait(a.cardId, a.runId, 'cert-rotate', { kind: 'progress', progress: { phase: 'step', done: 0, total: 9, steps: rotationSteps('pending') } }, 2);
+    t().clock.advance(5_000);
+    const halted = await reportAndWait(a.cardId, a.runId, 'cert-rotate', { kind: 'failed', error: { code: 'CERT_INVALID', message: 'The PFX could not be opened on CRMAPP02.' }, steps: rotationStepsFailedAt('validate') }, 2);
+    const stored = await store().get(a.runId);
+    expect(stored).toMatchObject({ state: 'halted', attempt: 2, registrationTouched: true });
+    expect(stored?.steps?.find((x) => x.id === 'register-crm')?.state).toBe('pending');
+    expect(halted.actions?.map((x) => x.title)).toEqual(['Resume', 'Roll back']);
+    expect(cardText(halted)).not.toContain('registration was not changed');
+
+    // A replayed Abandon click: refused, the rotation keeps the deployment's one change.
+    const no = await click(APPROVER, 'cert.abandon', a.runId, a.cardId);
+    expect(String(no.body.value)).toContain('cannot be abandoned');
+    expect(String(no.body.value)).not.toContain('CRM still signs with the old certificate');
+    expect((await store().get(a.runId))?.state).toBe('halted');
+    expect(await store().certActive('contoso')).toBe(a.runId);
+    // Roll back works.
+    const rb = await askRollback(a, OPERATOR);
+    expect((await store().get(rb.rollbackRunId))).toMatchObject({ state: 'awaiting-approval', rollback: { restoreThumbprint: expect.any(String) as string } });
+  });
+
+  it('a register-crm step seen running in a progress report counts, even when a later report of the attempt shows it pending', async () => {
+    await start();
+    const a = await planned();
+    await click(SECOND_APPROVER, 'run.approve', a.runId, a.cardId);
+    await t().agent.waitForJob('cert-rotate', a.runId);
+    await reportAndWait(a.cardId, a.runId, 'cert-rotate', { kind: 'started' });
+    t().clock.advance(5_000);
+    const running = rotationSteps('pending').map((x, i) => (i < 3 ? { ...x, state: 'done' as const } : x.id === 'register-crm' ? { ...x, state: 'running' as const } : x));
+    await reportAndWait(a.cardId, a.runId, 'cert-rotate', { kind: 'progress', progress: { phase: 'step', done: 3, total: 9, steps: running } });
+    expect((await store().get(a.runId))?.registrationTouched).toBe(true);
+    t().clock.advance(5_000);
+    // A failed report without steps (the agent lost them): the flag from the progress report stands.
+    const halted = await reportAndWait(a.cardId, a.runId, 'cert-rotate', { kind: 'failed', error: { code: 'STEP_FAILED', message: 'The rotation stopped during register-crm.' } });
+    expect(halted.actions?.map((x) => x.title)).toEqual(['Resume', 'Roll back']);
+  });
+});
+
+describe('a rollback that fails before changing anything', () => {
+  it('its validate-old failed: the rotation is halted again with the active change, its card offers Resume and Roll back again, and both work', async () => {
+    await start();
+    const rotation = await haltedRotation();
+    const rb = await askRollback(rotation, OPERATOR);
+    await click(APPROVER, 'run.approve', rb.rollbackRunId, rb.rollbackCardId);
+    await t().agent.waitForJob('cert-rollback', rb.rollbackRunId);
+    expect((await store().get(rotation.runId))?.state).toBe('superseded');
+    expect(await store().certActive('contoso')).toBe(rb.rollbackRunId);
+
+    const failed = cardText(await reportAndWait(rb.rollbackCardId, rb.rollbackRunId, 'cert-rollback', {
+      kind: 'failed',
+      error: { code: 'GRAPH_REQUEST_FAILED', message: 'Graph could not be read: the old key credential cannot be checked.', hint: 'Check the agent reaches graph.microsoft.com, then Roll back again.' },
+      steps: rollbackStepsFailedAt('validate-old'),
+    }));
+    expect(failed).toContain('The rollback failed.');
+    expect(failed).toContain('Nothing was changed by this rollback');
+    expect(failed).toContain(`The rotation (run ${rotation.runId}) is halted again`);
+    expect(failed).not.toContain('`@setup cert rotate` again');
+    expect((await store().get(rb.rollbackRunId))?.state).toBe('failed');
+    const back = await store().get(rotation.runId);
+    expect(back).toMatchObject({ state: 'halted', failedRollbackRunId: rb.rollbackRunId, registrationTouched: true });
+    expect(back?.rollbackRunId).toBeUndefined();
+    expect(back?.supersededBy).toBeUndefined();
+    expect(await store().certActive('contoso')).toBe(rotation.runId);
+    // The rotation registered the new certificate: Resume and Roll back again, no Abandon.
+    await t().connector.waitFor(() => (latestCard(rotation.cardId).actions ?? []).map((x) => x.title).join() === 'Resume,Roll back', 'the rotation card with Resume and Roll back');
+    expect(cardText(latestCard(rotation.cardId))).toContain(`The rollback (run ${rb.rollbackRunId}) failed before changing CRM's registration`);
+
+    // Roll back again: a new rollback is pending (the note of the failed one goes), then rejected.
+    const again = await askRollback(rotation, OPERATOR);
+    expect((await store().get(again.rollbackRunId))?.state).toBe('awaiting-approval');
+    expect((await store().get(rotation.runId))?.failedRollbackRunId).toBeUndefined();
+    await click(OPERATOR, 'run.reject', again.rollbackRunId, again.rollbackCardId);
+    // Resume works too.
+    await click(APPROVER, 'cert.resume', rotation.runId, rotation.cardId);
+    expect(await store().get(rotation.runId)).toMatchObject({ state: 'approved', attempt: 2 });
+    await t().agent.waitForJob('cert-rotate', rotation.runId);
+    expect(t().agent.jobsOf('cert-rotate', rotation.runId)).toHaveLength(2);
+  });
+
+  it('a rollback whose register-crm ran (seen in progress) and then failed leaves the rotation superseded and ends the change', async () => {
+    await start();
+    const rotation = await haltedRotation();
+    const rb = await askRollback(rotation, OPERATOR);
+    await click(APPROVER, 'run.approve', rb.rollbackRunId, rb.rollbackCardId);
+    await t().agent.waitForJob('cert-rollback', rb.rollbackRunId);
+    await reportAndWait(rb.rollbackCardId, rb.rollbackRunId, 'cert-rollback', { kind: 'started' });
+    t().clock.advance(5_000);
+    const steps = rollbackStepsFailedAt('register-crm').map((x) => (x.id === 'register-crm' ? { ...x, state: 'running' as const } : x));
+    await reportAndWait(rb.rollbackCardId, rb.rollbackRunId, 'cert-rollback', { kind: 'progress', progress: { phase: 'step', done: 1, total: 5, steps } });
+    t().clock.advance(5_000);
+    const failed = cardText(await reportAndWait(rb.rollbackCardId, rb.rollbackRunId, 'cert-rollback', { kind: 'failed', error: { code: 'POWERSHELL_TIMEOUT', message: 'Set-CrmCertificate did not answer in time.' } }));
+    expect(failed).toContain('`@setup cert rotate` again');
+    expect(failed).not.toContain('Nothing was changed by this rollback');
+    expect((await store().get(rotation.runId))?.state).toBe('superseded');
+    expect(await store().certActive('contoso')).toBeUndefined();
   });
 });
 

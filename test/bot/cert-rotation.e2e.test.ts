@@ -242,14 +242,17 @@ describe('cert rotate', () => {
     expect(text).toContain(`Stopped at: ${certStepTitles['register-crm']}`);
     expect(text).toContain('What to do: Run the agent as a CRM deployment administrator.');
     expect(text).toContain(`✖ ${certStepTitles['register-crm']}: FAILED`);
-    // Stopped at register-crm: CRM's registration was not changed: Resume, or Abandon (nothing to roll back).
-    expect(halted.actions?.map((a) => [a.title, a.verb, a.data])).toEqual([['Resume', 'cert.resume', { runId }], ['Abandon', 'cert.abandon', { runId }]]);
-    expect(text).toContain('registration was not changed');
+    // Stopped at register-crm: Set-CrmCertificate may have taken effect (a timeout), so the rotation
+    // touched CRM's registration: Resume or Roll back (the rollback's validate-old checks what CRM
+    // signs with now), never Abandon.
+    expect(halted.actions?.map((a) => [a.title, a.verb, a.data])).toEqual([['Resume', 'cert.resume', { runId }], ['Roll back', 'cert.rollback', { runId }]]);
+    expect(text).not.toContain('registration was not changed');
+    expect((await runStore().get(runId))).toMatchObject({ state: 'halted', registrationTouched: true });
+    // A replayed Abandon click is refused on the server too.
+    const abandon = await click(APPROVER, 'cert.abandon', runId, cardId);
+    expect(String(abandon.body.value)).toContain('cannot be abandoned');
     expect((await runStore().get(runId))?.state).toBe('halted');
-    // A replayed Roll back click is refused on the server too.
-    const rollback = await click(OPERATOR, 'cert.rollback', runId, cardId);
-    expect(String(rollback.body.value)).toContain('did not change CRM\'s registration');
-    expect((await runStore().get(runId))?.rollbackRunId).toBeUndefined();
+    expect(await runStore().certActive('contoso')).toBe(runId);
 
     // An operator may not resume (approvers only); nothing changes.
     const refused = await click(OPERATOR, 'cert.resume', runId, cardId);
@@ -397,7 +400,7 @@ describe('cert rotate', () => {
     expect(await runStore().certActive('contoso')).toBeUndefined();
   });
 
-  it('a failed rollback says what to do next', async () => {
+  it('a rollback that failed after changing CRM\'s registration says what to do next; the rotation stays superseded', async () => {
     const t = await start();
     const { runId, cardId } = await approvedRotation();
     await reportAndWait(cardId, runId, 'cert-rotate', { kind: 'result', result: certRotateResult('verification-failed') });
@@ -408,13 +411,16 @@ describe('cert rotate', () => {
     await t.agent.waitForJob('cert-rollback', rollbackRunId);
     const failed = cardText(await reportAndWait(rollbackPost.activityId, rollbackRunId, 'cert-rollback', {
       kind: 'failed',
-      error: { code: 'POWERSHELL_FAILED', message: "Step 'Check the old certificate is still in place' failed on CRMAPP02: not found.", hint: 'Import the old PFX on CRMAPP02 again.' },
-      steps: [{ id: 'validate-old', state: 'failed' }],
+      error: { code: 'POWERSHELL_FAILED', message: "Step 'Restart the services' failed on CRMAPP02: timed out.", hint: 'Restart the CRM services on CRMAPP02 by hand.' },
+      steps: [{ id: 'validate-old', state: 'done' }, { id: 'register-crm', state: 'done' }, { id: 'restart-services', state: 'failed' }, { id: 'verify', state: 'pending' }, { id: 'retire-failed', state: 'pending' }],
     }));
     expect(failed).toContain('The rollback failed.');
-    expect(failed).toContain('What to do: Import the old PFX on CRMAPP02 again.');
+    expect(failed).toContain('What to do: Restart the CRM services on CRMAPP02 by hand.');
     expect(failed).toContain('`@setup cert rotate` again');
     expect((await runStore().get(rollbackRunId))?.state).toBe('failed');
+    // It changed the registration: the rotation stays superseded, and the deployment's change is over.
+    expect((await runStore().get(runId))?.state).toBe('superseded');
+    expect(await runStore().certActive('contoso')).toBeUndefined();
   });
 
   it('Start rotation on a rotation-due card plans a rotation as if the clicker typed `cert rotate`; a stranger is refused', async () => {

@@ -3,10 +3,10 @@ import { storeCertWatchConversation } from '../../bot/cert-watch.ts';
 import { RunStore } from '../../bot/run-store.ts';
 import { timerJobId, type TimerKind } from '../../bot/run-timers.ts';
 import { jobQueueName, timerQueueName } from '../../jobs/deployment.ts';
-import { jobTtlMs } from '../../jobs/job-options.ts';
+import { jobTtlMs, newRunId } from '../../jobs/job-options.ts';
 import { APPROVER, OPERATOR, clickCard, sendMessage, startHarness, waitForJobState, withQueue, type Harness } from '../support/bot-harness.ts';
 import { cardOf, cardText } from '../support/fake-connector.ts';
-import { certPlanResult, certStatusResult } from '../support/cert-fixtures.ts';
+import { NEW_THUMBPRINT, OLD_THUMBPRINT, certPlanResult, certStatusResult } from '../support/cert-fixtures.ts';
 
 /**
  * The run timers of certificate runs, and the certificate watch's scheduler jobs on the same
@@ -78,9 +78,11 @@ describe('certificate run timers', () => {
     expect(cardText(halted)).toContain('No on-premises agent started the rotation');
     expect(cardText(halted)).toContain('Halted: no agent started the rotation before it expired; nothing was changed.');
     expect(cardText(halted)).not.toContain('a step failed');
-    // Nothing changed CRM's registration: nothing to roll back.
-    expect(halted.actions?.map((a) => a.title)).toEqual(['Resume']);
+    // Nothing changed CRM's registration: nothing to roll back, and it can be abandoned.
+    expect(halted.actions?.map((a) => a.title)).toEqual(['Resume', 'Abandon']);
     expect((await store.get(runId))?.state).toBe('halted');
+    // Halted is not final: the rotation keeps the deployment's one certificate change.
+    expect(await store.certActive('contoso')).toBe(runId);
 
     // Resume (attempt 2), then attempt 1's start timeout fires again (a retry): attempt 2 stays approved.
     await clickCard(t, SECOND_APPROVER, 'cert.resume', runId, cardId);
@@ -96,6 +98,34 @@ describe('certificate run timers', () => {
     t.clock.advance(jobTtlMs['cert-rotate'] + 3 * 60_000);
     await fire(t, runId, 'start-timeout', 2);
     expect((await store.get(runId))).toMatchObject({ state: 'halted', attempt: 2 });
+  });
+});
+
+describe('start timeouts of certificate changes release the active change when they end the run', () => {
+  it('a rollback without a rotation (an older record) that no agent started ends failed and no longer holds the cert-active key', async () => {
+    const t = await start();
+    const store = new RunStore({ redis: t.redis, prefix: t.prefix, now: () => t.clock.now() });
+    const runId = newRunId();
+    await store.create({
+      runId,
+      deployment: 'contoso',
+      kind: 'cert-rollback',
+      state: 'awaiting-approval',
+      requester: { aadObjectId: OPERATOR.aadObjectId, name: OPERATOR.name },
+      conversation: { channelId: 'msteams', serviceUrl: t.connector.url, conversation: { id: t.conversationId }, bot: { id: '28:setup-bot' } },
+      plan: certPlanResult(),
+      rollback: { restoreThumbprint: OLD_THUMBPRINT, failedThumbprint: NEW_THUMBPRINT },
+      expiresAtMs: t.clock.now() + 60_000,
+    });
+    expect((await store.approveCert(runId, 'contoso', undefined, { approval: { decision: 'approved', decidedBy: { aadObjectId: APPROVER.aadObjectId, name: APPROVER.name }, decidedAt: new Date(t.clock.now()).toISOString() } })).ok).toBe(true);
+    expect(await store.certActive('contoso')).toBe(runId);
+    t.clock.advance(jobTtlMs['cert-rollback'] + 3 * 60_000);
+    await withQueue(t, timerQueueName(t.config.deployment), async (q) => {
+      await q.add('start-timeout', { runId, timer: 'start-timeout', dueAt: t.clock.now() }, { jobId: `${runId}-start-timeout` });
+      await waitForJobState(q, `${runId}-start-timeout`, 'completed');
+    });
+    expect(await store.get(runId)).toMatchObject({ state: 'failed', error: { code: 'JOB_NOT_STARTED' } });
+    expect(await store.certActive('contoso')).toBeUndefined();
   });
 });
 

@@ -67,6 +67,18 @@ export function rotationSteps(state: StepState['state'] = 'pending'): StepState[
   return rotationStepIds.map((id) => ({ id, state }));
 }
 
+/** Rotation steps as an attempt that stopped at `failedAt`: done before it, failed there, pending after. */
+export function rotationStepsFailedAt(failedAt: StepState['id']): StepState[] {
+  const at = rotationStepIds.findIndex((id) => id === failedAt);
+  return rotationStepIds.map((id, i) => ({ id, state: i < at ? 'done' : i === at ? 'failed' : 'pending' }));
+}
+
+/** Rollback steps as a rollback that stopped at `failedAt`: done before it, failed there, pending after. */
+export function rollbackStepsFailedAt(failedAt: StepState['id']): StepState[] {
+  const at = rollbackStepIds.findIndex((id) => id === failedAt);
+  return rollbackStepIds.map((id, i) => ({ id, state: i < at ? 'done' : i === at ? 'failed' : 'pending' }));
+}
+
 export function certPlanResult(overrides: Partial<CertPlanResult> = {}): CertPlanResult {
   return {
     type: 'cert-plan',
