@@ -4,6 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { subjectDerBase64 } from '../../agent/cert-kit.ts';
 import { certLockKey, createCertLock } from '../../agent/cert-lock.ts';
 import { certStepsKey } from '../../agent/cert-steps.ts';
 import { runJob } from '../../agent/job-handlers.ts';
@@ -89,9 +90,9 @@ describe('cert-status', () => {
     expect(result.registrationRead).toBe(true);
     expect(result.registered?.thumbprint).toBe(oldCert.thumbprint);
     // Each store is asked about the registered certificate and its own subject.
-    expect(w.s2s.calls.filter((c) => c.name === 'Get-MachineCertificate').map((c) => [c.params['Thumbprint'], c.params['Subject']])).toEqual([
-      [oldCert.thumbprint, oldCert.subject],
-      [oldCert.thumbprint, oldCert.subject],
+    expect(w.s2s.calls.filter((c) => c.name === 'Get-MachineCertificate').map((c) => [c.params['Thumbprint'], c.params['SubjectDer']])).toEqual([
+      [oldCert.thumbprint, subjectDerBase64(oldCert.derBase64)],
+      [oldCert.thumbprint, subjectDerBase64(oldCert.derBase64)],
     ]);
     expect(result.servers.map((s) => [s.server, s.found, s.keySpec, s.serviceAccountCanRead])).toEqual([
       ['CRMAPP01', true, 1, true],
@@ -194,9 +195,9 @@ describe('cert-plan', () => {
     // subject before it is imported, and the plan is blocked with what to do.
     const w = world();
     const renewal = certPlanResultSchema.parse(await run(w, { type: 'cert-plan', ...common, runId: newRunIdForTest(), file: 'renewal.pfx' }));
-    expect(w.s2s.calls.filter((c) => c.name === 'Get-MachineCertificate').map((c) => [c.params['Thumbprint'], c.params['Subject']])).toEqual([
-      [renewalCert.thumbprint, oldCert.subject],
-      [renewalCert.thumbprint, oldCert.subject],
+    expect(w.s2s.calls.filter((c) => c.name === 'Get-MachineCertificate').map((c) => [c.params['Thumbprint'], c.params['SubjectDer']])).toEqual([
+      [renewalCert.thumbprint, subjectDerBase64(oldCert.derBase64)],
+      [renewalCert.thumbprint, subjectDerBase64(oldCert.derBase64)],
     ]);
     expect(renewal.blocked).toBe(true);
     expect(stateOf(renewal.steps, 'validate')?.state).toBe('pending');
@@ -359,7 +360,9 @@ describe('cert-rotate', () => {
 
   it('refuses the import when any server has another certificate of the same subject, before importing anywhere', async () => {
     const w = world();
-    w.s2s.stores.get('CRMAPP02')?.set('F'.repeat(40), { cert: { ...otherCert, thumbprint: 'F'.repeat(40), subject: newCert.subject }, keySpec: 1, hasPrivateKey: true, readers: new Set() });
+    // Another certificate issued with the new one's subject (the stores compare the subject Name DER).
+    const twin = makePfx(newCert.subject, 300);
+    w.s2s.stores.get('CRMAPP02')?.set(twin.thumbprint, { cert: twin, keySpec: 1, hasPrivateKey: true, readers: new Set() });
     const error = await failure(run(w, rotatePayload(newRunIdForTest())));
     expect(error.code).toBe('STEP_FAILED');
     expect(error.message).toMatch(/failed on CRMAPP02: another certificate with the same subject .* is in LocalMachine\\My/);
@@ -453,6 +456,32 @@ describe('cert-rotate', () => {
     expect(error.message).toMatch(/^Step 'Check the old certificate is still in place' failed: the certificate .* is known neither/);
     expect(w.s2s.callsOf('Register-S2SCertificate')).toBe(0);
   });
+
+  it('grants the service account Read on the old key where it is not confirmed (reported in validate-old), rather than refusing the rollback', async () => {
+    const w = world();
+    const rotationRunId = await failedRotation(w);
+    // Someone tidied the old key's ACL on CRMAPP02 since: the key is there, the account cannot read it.
+    const oldOn02 = w.s2s.stores.get('CRMAPP02')?.get(oldCert.thumbprint);
+    oldOn02?.readers.clear();
+    const grantsBefore = w.s2s.callsOf('Grant-CertificateKeyAccess');
+    const rollback = certRollbackResultSchema.parse(await run(w, rollbackPayload(rotationRunId)));
+    expect(rollback.outcome).toBe('rolled-back');
+    expect(stateOf(rollback.steps, 'validate-old')?.state).toBe('done');
+    expect(stateOf(rollback.steps, 'validate-old')?.detail).toMatch(new RegExp(`^granted ${ACCOUNT.replace(/\\/g, '\\\\')} Read on CRMAPP02; already readable on CRMAPP01; ${oldCert.subject}, valid until `));
+    const grants = w.s2s.calls.filter((c) => c.name === 'Grant-CertificateKeyAccess').slice(grantsBefore);
+    expect(grants.map((c) => [c.params['ComputerName'], c.params['Thumbprint'], c.params['ServiceAccount']])).toEqual([['CRMAPP02', oldCert.thumbprint, ACCOUNT]]);
+    expect(oldOn02?.readers.has(ACCOUNT.toLowerCase())).toBe(true);
+
+    // A server without the old key still refuses the rollback, before any grant anywhere.
+    const missing = world();
+    const failedRunId = await failedRotation(missing);
+    missing.s2s.stores.get('CRMAPP01')?.get(oldCert.thumbprint)?.readers.clear();
+    missing.s2s.stores.get('CRMAPP02')?.delete(oldCert.thumbprint);
+    const grantsThen = missing.s2s.callsOf('Grant-CertificateKeyAccess');
+    const error = await failure(run(missing, rollbackPayload(failedRunId)));
+    expect(error.message).toBe(`Step 'Check the old certificate is still in place' failed on CRMAPP02: the old certificate ${oldCert.thumbprint} is no longer in LocalMachine\\My.`);
+    expect(missing.s2s.callsOf('Grant-CertificateKeyAccess')).toBe(grantsThen);
+  });
 });
 
 describe('verification set on resume', () => {
@@ -517,7 +546,7 @@ describe('guards of a certificate change', () => {
     ]);
   });
 
-  it('holds the deployment lock while a rotation runs (renewed, run+attempt as value) and releases it at the end, also on failure', async () => {
+  it('holds the deployment lock while a rotation runs (renewed, run+attempt+token as value) and releases it at the end, also on failure', async () => {
     const w = world();
     const runId = newRunIdForTest();
     const seen: { value: string | null; renewed: boolean; pttl: number }[] = [];
@@ -530,7 +559,7 @@ describe('guards of a certificate change', () => {
     };
     certRotateResultSchema.parse(await run(w, rotatePayload(runId, 1)));
     expect(seen).toHaveLength(1);
-    expect(seen[0]?.value).toBe(`cert-rotate:${runId}:a1`);
+    expect(seen[0]?.value).toMatch(new RegExp(`^cert-rotate:${runId}:a1:[0-9a-f]{16}$`));
     expect(seen[0]?.renewed).toBe(true);
     expect(seen[0]?.pttl).toBeGreaterThan(5_000);
     expect(seen[0]?.pttl).toBeLessThanOrEqual(120_000);
@@ -544,9 +573,10 @@ describe('guards of a certificate change', () => {
     expect(failing.renewals).toHaveLength(0);
   });
 
-  it('refuses a rotation or rollback while another run holds the lock (retryable, naming it); a retry of the same attempt takes its own lock over', async () => {
+  it('refuses a rotation or rollback while another run holds the lock (retryable, naming it), and so another processing of its own attempt', async () => {
     const other = newRunIdForTest();
-    await redis.set(lockKey, `cert-rollback:${other}:a2`, 'PX', 60_000);
+    const held = `cert-rollback:${other}:a2:0123456789abcdef`;
+    await redis.set(lockKey, held, 'PX', 60_000);
     try {
       const w = world();
       const error = await failure(run(w, rotatePayload(newRunIdForTest())));
@@ -556,38 +586,111 @@ describe('guards of a certificate change', () => {
       expect(w.s2s.calls).toEqual([]);
       const rollbackError = await failure(run(w, rollbackPayload(newRunIdForTest())));
       expect(rollbackError.message).toContain(`rollback run ${other} (attempt 2)`);
-      expect(await redis.get(lockKey)).toBe(`cert-rollback:${other}:a2`);
 
       // The same run's next attempt is another holder too: it waits for attempt 2 like anyone else.
       const sameRunNext = await failure(run(w, { ...rollbackPayload(newRunIdForTest(), { attempt: 3 }), runId: other }));
       expect(sameRunNext.retryable).toBe(true);
+      expect(sameRunNext.message).toContain(`rollback run ${other} (attempt 2)`);
 
-      // A BullMQ retry of attempt 2 itself (after a crash) finds its own value and goes on.
-      const own = world();
-      const rotationRunId = await lockSetAside(() => failedRotation(own));
-      const resumed = certRollbackResultSchema.parse(await run(own, { ...rollbackPayload(rotationRunId, { attempt: 2 }), runId: other }));
-      expect(resumed.outcome).toBe('rolled-back');
-      expect(await redis.exists(lockKey)).toBe(0);
+      // Attempt 2 itself, processed again (a stalled job handed to another worker, or a retry after
+      // a crash): another token, so busy too until the holder releases it or its lock expires.
+      const again = await failure(run(w, { ...rollbackPayload(newRunIdForTest(), { attempt: 2 }), runId: other }));
+      expect(again.retryable).toBe(true);
+      expect(again.message).toMatch(/: this same run and attempt, in another processing of the job \(.*expires within 120 s\)\. One certificate change at a time; nothing was changed\.$/);
+      expect(w.s2s.calls).toEqual([]);
+      expect(await redis.get(lockKey)).toBe(held);
     } finally {
       await redis.del(lockKey);
     }
   });
 
+  it('refuses a second processing of the same attempt while the first runs; the first finishes and releases only its own lock', async () => {
+    const first = world();
+    const second = world();
+    const runId = newRunIdForTest();
+    let refused: SetupError | undefined;
+    let during: string | null = null;
+    first.s2s.beforeImport = async () => {
+      if (refused) return;
+      during = await redis.get(lockKey);
+      refused = await failure(run(second, rotatePayload(runId, 1)));
+    };
+    const result = certRotateResultSchema.parse(await run(first, rotatePayload(runId, 1)));
+    expect(result.outcome).toBe('rotated');
+    expect(refused?.code).toBe('STEP_FAILED');
+    expect(refused?.retryable).toBe(true);
+    expect(refused?.message).toMatch(/this same run and attempt, in another processing of the job/);
+    expect(refused?.details?.['lockHolder']).toBe(during);
+    // The second did nothing, not even a check, and left the first's lock in place.
+    expect(second.s2s.calls).toEqual([]);
+    expect(second.ctx.progress).toEqual([]);
+    expect(second.renewals).toHaveLength(0);
+    expect(first.s2s.calls.filter((c) => c.name === 'Register-S2SCertificate')).toHaveLength(1);
+    expect(await redis.exists(lockKey)).toBe(0);
+  });
+
+  it('stops a rotation whose lock renewal finds the lock gone: the next step does not start, the job fails retryably, the other holder keeps the lock', async () => {
+    const w = world();
+    const runId = newRunIdForTest();
+    const taker = `cert-rollback:${newRunIdForTest()}:a1:fedcba9876543210`;
+    w.s2s.beforeImport = async () => {
+      // The lock expired (this agent stalled) and another change took it; then the renewal runs.
+      await redis.set(lockKey, taker, 'PX', 60_000);
+      w.renewals.forEach((renew) => renew());
+      await redis.ping();
+      await new Promise((resolve) => setImmediate(resolve));
+    };
+    try {
+      const error = await failure(run(w, rotatePayload(runId, 1)));
+      expect(error.code).toBe('STEP_FAILED');
+      expect(error.retryable).toBe(true);
+      expect(error.message).toBe('The certificate-change lock of the deployment "default" was lost while this job ran (it expired or another holder has it), so it stops here: its next step does not start.');
+      // The import that was running finished; nothing after it started.
+      const names = w.s2s.calls.map((c) => c.name);
+      expect(names).toContain('Import-S2SCertificate');
+      expect(names).not.toContain('Grant-CertificateKeyAccess');
+      expect(names).not.toContain('Register-S2SCertificate');
+      expect(w.s2s.registered?.thumbprint).toBe(oldCert.thumbprint);
+      const last = w.ctx.progress.at(-1);
+      const steps = last?.phase === 'step' ? last.steps : [];
+      expect(stateOf(steps, 'import')?.state).toBe('done');
+      expect(stateOf(steps, 'grant-key-access')?.state).toBe('pending');
+      // Released by compare-and-delete: the taker's lock stays; the renewal stopped.
+      expect(await redis.get(lockKey)).toBe(taker);
+      expect(w.renewals).toHaveLength(0);
+    } finally {
+      await redis.del(lockKey);
+    }
+
+    // A later attempt checks every step again and goes on where it stopped.
+    const resumed = certRotateResultSchema.parse(await run(w, rotatePayload(runId, 2)));
+    expect(resumed.outcome).toBe('rotated');
+    expect(stateOf(resumed.steps, 'import')?.detail).toMatch(/\(earlier attempt\)$/);
+    expect(w.s2s.registered?.thumbprint).toBe(newCert.thumbprint);
+  });
+
   it('lock: compare-and-delete and compare-and-renew leave another holder\'s lock alone', async () => {
-    const lock = createCertLock({ redis, prefix, logger: silentLogger(), ttlMs: 60_000, schedule: () => () => undefined });
+    const tokens = ['aaaaaaaaaaaaaaaa', 'bbbbbbbbbbbbbbbb'];
+    const lock = createCertLock({ redis, prefix, logger: silentLogger(), ttlMs: 60_000, schedule: () => () => undefined, token: () => tokens.shift() ?? 'cccccccccccccccc' });
     const deployment = `d-${newRunIdForTest()}`;
     const key = certLockKey(prefix, deployment);
-    const held = await lock.acquire(deployment, { type: 'cert-rotate', runId: 'aaaaaaaa1', attempt: 1 });
-    expect(await redis.get(key)).toBe('cert-rotate:aaaaaaaa1:a1');
+    const owner = { type: 'cert-rotate', runId: 'aaaaaaaa1', attempt: 1 } as const;
+    const held = await lock.acquire(deployment, owner);
+    expect(await redis.get(key)).toBe('cert-rotate:aaaaaaaa1:a1:aaaaaaaaaaaaaaaa');
     expect(await redis.pttl(key)).toBeGreaterThan(50_000);
     expect(await held.renew()).toBe(true);
-    // It expired and another run took it: this holder neither renews nor deletes it.
-    await redis.set(key, 'cert-rotate:bbbbbbbb2:a1');
-    expect(await held.renew()).toBe(false);
-    await held.release();
-    expect(await redis.get(key)).toBe('cert-rotate:bbbbbbbb2:a1');
-    expect(await redis.pttl(key)).toBe(-1);
+    expect(held.signal.aborted).toBe(false);
+    // It expired and another processing of the same attempt took it: this holder neither renews nor deletes it.
     await redis.del(key);
+    const again = await lock.acquire(deployment, owner);
+    expect(await redis.get(key)).toBe('cert-rotate:aaaaaaaa1:a1:bbbbbbbbbbbbbbbb');
+    expect(await held.renew()).toBe(false);
+    expect(held.signal.aborted).toBe(true);
+    await held.release();
+    expect(await redis.get(key)).toBe('cert-rotate:aaaaaaaa1:a1:bbbbbbbbbbbbbbbb');
+    expect(again.signal.aborted).toBe(false);
+    await again.release();
+    expect(await redis.exists(key)).toBe(0);
   });
 
   it('imports a private 0600 copy of the validated bytes, removed afterwards: a PFX swapped in CERT_DIR after the validation is not imported', async () => {
@@ -618,14 +721,3 @@ describe('guards of a certificate change', () => {
     await expect(access(attempted)).rejects.toThrow();
   });
 });
-
-/** Runs `fn` with the deployment's lock set aside, then puts it back. */
-async function lockSetAside<T>(fn: () => Promise<T>): Promise<T> {
-  const value = await redis.get(lockKey);
-  await redis.del(lockKey);
-  try {
-    return await fn();
-  } finally {
-    if (value !== null) await redis.set(lockKey, value, 'PX', 60_000);
-  }
-}
