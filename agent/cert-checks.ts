@@ -3,6 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { SetupError } from '../core/setup-error.ts';
 import type { CertSummary } from '../jobs/cert-types.ts';
+import { subjectDerBase64 } from './cert-kit.ts';
 import type { ReadyCerts } from './cert-requirements.ts';
 import { onServer, type StepOutcome } from './cert-steps.ts';
 import { CRM_APP_ID, S2S_AUTHORITY_PRINCIPAL_ID, type CrmServicePrincipal, type GraphApi } from './graph-api.ts';
@@ -48,11 +49,17 @@ export function joinDetail(parts: readonly (string | false | undefined)[]): stri
 export type MachineCert = PowershellOutput<'Get-MachineCertificate'>;
 
 /**
- * Get-MachineCertificate for `cert` on one server: `subject` is the certificate's own subject, so
- * duplicateSubject tells about another certificate with it even before this one is imported.
+ * Get-MachineCertificate for `cert` on one server: -SubjectDer is the certificate's own subject Name
+ * (DER, base64), so duplicateSubject tells about another certificate with the same subject bytes
+ * even before this one is imported.
  */
-export function machineCert(ctx: JobContext, certs: ReadyCerts, server: string, cert: { thumbprint: string; subject: string }): Promise<MachineCert> {
-  return runScript(ctx, certs, 'Get-MachineCertificate', { ComputerName: server, Thumbprint: cert.thumbprint, Subject: cert.subject, ServiceAccount: certs.serviceAccount });
+export function machineCert(ctx: JobContext, certs: ReadyCerts, server: string, cert: { thumbprint: string; derBase64: string }): Promise<MachineCert> {
+  return runScript(ctx, certs, 'Get-MachineCertificate', {
+    ComputerName: server,
+    Thumbprint: cert.thumbprint,
+    SubjectDer: subjectDerBase64(cert.derBase64),
+    ServiceAccount: certs.serviceAccount,
+  });
 }
 
 /** In the store with its private key and KeySpec 1: nothing to import. */

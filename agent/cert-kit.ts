@@ -3,7 +3,7 @@ import { SetupError } from '../core/setup-error.ts';
 import { certSummarySchema, type CertProblem, type CertSummary } from '../jobs/cert-types.ts';
 import { Asn1ShapeError, fromDer, type Asn1 } from './cert-asn1.ts';
 import { looksLikePkcs12, Pkcs12PasswordError, readPkcs12, type KeySpec } from './cert-pkcs12.ts';
-import { readX509, type X509Facts } from './cert-x509.ts';
+import { readX509, subjectNameDer, type X509Facts } from './cert-x509.ts';
 
 /**
  * The certificate kit: reads a PFX/P12, a DER (.cer) or a PEM file, describes the certificate
@@ -70,6 +70,19 @@ export function summarizeDer(derBase64: string, options: SummarizeOptions): Cert
     minDaysLeft: options.minDaysLeft,
     expiresSoonSeverity: options.expiresSoonSeverity ?? 'warning',
   });
+}
+
+/**
+ * Base64 of the certificate's subject Name DER (X509Certificate2.SubjectName.RawData on Windows):
+ * what Get-MachineCertificate -SubjectDer compares, byte for byte, so the same-subject check does
+ * not depend on how either side formats a name (S= or ST=, quoting, OID.x.y.z=).
+ */
+export function subjectDerBase64(derBase64: string): string {
+  try {
+    return subjectNameDer(Buffer.from(derBase64, 'base64')).toString('base64');
+  } catch (error) {
+    throw notACertificate('the certificate', error);
+  }
 }
 
 // ---- formats ------------------------------------------------------------------------------------

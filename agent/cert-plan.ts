@@ -34,7 +34,7 @@ export async function planRotation(payload: PayloadOf<'cert-plan'>, ctx: JobCont
   // Each server's store, read once: the import and key-access previews both come from it.
   const machines = new Map<string, MachineCert | Error>();
   for (const server of certs.servers) {
-    machines.set(server, await machineCert(ctx, certs, server, next.summary).catch((error: unknown) => (error instanceof Error ? error : new Error(String(error)))));
+    machines.set(server, await machineCert(ctx, certs, server, { thumbprint, derBase64: next.derBase64 }).catch((error: unknown) => (error instanceof Error ? error : new Error(String(error)))));
   }
   previewServers(certs, machines, set);
 

@@ -54,7 +54,7 @@ export async function certStatus(_payload: PayloadOf<'cert-status'>, ctx: JobCon
   // ---- servers ----
   const servers: ServerCertState[] = [];
   for (const server of certs.servers) {
-    const state = await serverState(ctx, certs, server, thumbprint, summary, failures, find);
+    const state = await serverState(ctx, certs, server, registered, summary, failures, find);
     if (state.error === undefined && thumbprint !== null) reads += 1;
     servers.push(state);
   }
@@ -127,19 +127,20 @@ async function serverState(
   ctx: JobContext,
   certs: ReadyCerts,
   server: string,
-  thumbprint: string | null,
+  registered: Registered | null,
   summary: CertSummary | null,
   failures: unknown[],
   find: (message: string, fix: string) => void,
 ): Promise<ServerCertState> {
+  const thumbprint = registered?.thumbprint ?? null;
   const empty: ServerCertState = { server, thumbprint, found: false, keySpec: null, hasPrivateKey: false, serviceAccountCanRead: false, duplicateSubject: false, services: [] };
-  if (thumbprint === null) return empty;
+  if (registered === null || thumbprint === null) return empty;
   // Without the registered certificate's subject the store cannot be asked (its DER did not parse: that is a finding already).
   if (summary === null) return { ...empty, error: 'not checked: the registered certificate could not be read' };
   let m;
   try {
-    // Its own subject: duplicateSubject tells about another certificate with it (Set-CrmCertificate finds by subject).
-    m = await machineCert(ctx, certs, server, { thumbprint, subject: summary.subject });
+    // Its own subject (the Name's DER): duplicateSubject tells about another certificate with it (Set-CrmCertificate finds by subject).
+    m = await machineCert(ctx, certs, server, registered);
   } catch (error) {
     failures.push(error);
     find(`${server} cannot be read: ${reason(error)}`, 'Check PowerShell remoting from the agent to the server (Enable-PSRemoting, the firewall, the agent account being a local administrator there).');

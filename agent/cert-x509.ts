@@ -137,6 +137,48 @@ export function readX509(der: Buffer): X509Facts {
   };
 }
 
+/**
+ * The bytes of the certificate's subject Name exactly as they are in the certificate (what Windows'
+ * X509Certificate2.SubjectName.RawData holds): sliced from the DER, not re-encoded, so a name that
+ * is not in the shortest encoding still compares equal to Windows' bytes. The structure is checked
+ * with forge's parser first (Certificate → TBSCertificate → version? serial signature issuer
+ * validity subject); the slice walks the same TLVs over the raw bytes.
+ */
+export function subjectNameDer(der: Buffer): Buffer {
+  const [tbsNode] = children(fromDer(der, false), 'Certificate');
+  const fields = children(tbsNode, 'TBSCertificate');
+  const offset = isContext(fields[0], 0) ? 1 : 0;
+  assertName(fields[offset + 4], 'subject');
+  const certificate = tlvAt(der, 0, 'Certificate');
+  const tbs = tlvAt(der, certificate.contentStart, 'TBSCertificate');
+  let field = tlvAt(der, tbs.contentStart, 'TBSCertificate field');
+  for (let i = 0; i < offset + 4; i += 1) field = tlvAt(der, field.end, 'TBSCertificate field');
+  if (field.end > tbs.end || der[field.start] !== 0x30) throw new Asn1ShapeError('subject is not a name');
+  return Buffer.from(der.subarray(field.start, field.end));
+}
+
+/** One tag-length-value at `start` (single-byte tags, definite lengths: what a certificate has). */
+function tlvAt(der: Buffer, start: number, what: string): { start: number; contentStart: number; end: number } {
+  const lengthByte = der[start + 1];
+  if (der[start] === undefined || lengthByte === undefined || (der[start] & 0x1f) === 0x1f) throw new Asn1ShapeError(`${what} is truncated or has a long tag`);
+  let length = lengthByte;
+  let contentStart = start + 2;
+  if (lengthByte & 0x80) {
+    const count = lengthByte & 0x7f;
+    if (count === 0 || count > 4) throw new Asn1ShapeError(`${what} has an indefinite or too long length`);
+    length = 0;
+    for (let i = 0; i < count; i += 1) {
+      const b = der[contentStart + i];
+      if (b === undefined) throw new Asn1ShapeError(`${what} is truncated`);
+      length = length * 256 + b;
+    }
+    contentStart += count;
+  }
+  const end = contentStart + length;
+  if (end > der.length) throw new Asn1ShapeError(`${what} is truncated`);
+  return { start, contentStart, end };
+}
+
 function assertName(node: Asn1 | undefined, what: string): Asn1 {
   if (!isUniversal(node, Type.SEQUENCE)) throw new Asn1ShapeError(`${what} is not a name`);
   return node;

@@ -27,11 +27,13 @@ export const powershellScripts = {
   },
   /**
    * The certificate with this thumbprint in LocalMachine\My, its KeySpec and key ACL, and the async
-   * services; duplicateSubject: another certificate in the store has this Subject (checked even when
+   * services; duplicateSubject: another certificate in the store has this subject (checked even when
    * the thumbprint is not there yet, so a plan sees a same-subject renewal before importing it).
+   * -SubjectDer is base64 of the subject Name's DER (X509Certificate2.SubjectName.RawData, from
+   * cert-kit's subjectDerBase64), compared byte for byte: no name formatting on either side.
    */
   'Get-MachineCertificate': {
-    params: ['ComputerName', 'Thumbprint', 'Subject', 'ServiceAccount'] as const,
+    params: ['ComputerName', 'Thumbprint', 'SubjectDer', 'ServiceAccount'] as const,
     output: z.object({
       found: z.boolean(),
       keySpec: z.number().int().nullable(),
@@ -44,7 +46,9 @@ export const powershellScripts = {
   /**
    * X509Certificate2Collection.Import (MachineKeySet | PersistKeySet) + X509Store LocalMachine\My Add,
    * the PFX bytes passed to the server through remoting (no copy on disk there); fails unless the key
-   * reads back as KeySpec 1. Password from SETUP_PFX_PASSWORD (an empty value is a valid password).
+   * reads back as KeySpec 1 (what it added is removed again when that fails). Refuses when another
+   * certificate has the same subject Name DER. Password from SETUP_PFX_PASSWORD (an empty value is a
+   * valid password).
    */
   'Import-S2SCertificate': {
     params: ['ComputerName', 'PfxPath'] as const,

@@ -1,7 +1,7 @@
 import { z } from 'zod';
 import { powershellScripts, type PowershellOutput, type PowershellScriptName } from '../agent/powershell-scripts.ts';
 import { ASYNC_SERVICES, takeFault, type S2SState, type SimServer, type SimStoredCertificate } from './s2s-state.ts';
-import { CertificateFileError, PfxPasswordError, readCertificateFile, readPfx } from './sim-certificates.ts';
+import { CertificateFileError, PfxPasswordError, readCertificateFile, readPfx, subjectDerOf } from './sim-certificates.ts';
 
 /**
  * `POST /_sim/powershell`: the scripts of agent/powershell, run against the simulated S2S state
@@ -30,6 +30,7 @@ export type PowershellApiResult =
 class ScriptError extends Error {}
 
 const THUMBPRINT = /^[0-9A-Fa-f]{40}$/;
+const BASE64 = /^[A-Za-z0-9+/]+={0,2}$/;
 const GUID = /^[0-9A-Fa-f]{8}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{12}$/;
 
 function isScriptName(name: string): name is PowershellScriptName {
@@ -54,6 +55,7 @@ function bind(name: PowershellScriptName, params: Record<string, string>): Recor
     }
   };
   pattern('Thumbprint', THUMBPRINT, '^[0-9A-Fa-f]{40}$');
+  pattern('SubjectDer', BASE64, '^[A-Za-z0-9+/]+={0,2}$');
   pattern('PrincipalId', GUID, '^[0-9A-Fa-f]{8}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{12}$');
   pattern('MetadataUrl', /^https:\/\//i, '^https://');
   return bound;
@@ -84,10 +86,12 @@ function services(server: SimServer): Array<{ name: string; status: string }> {
   return ASYNC_SERVICES.map((name) => ({ name, status: server.services[name].status }));
 }
 
-/** Another certificate in the store with this subject (PowerShell's -eq: case-insensitive). */
-function otherWithSubject(server: SimServer, subject: string, thumbprint: string): SimStoredCertificate | undefined {
-  const wanted = subject.toLowerCase();
-  return [...server.store.values()].find((c) => c.subject.toLowerCase() === wanted && c.thumbprint !== thumbprint.toUpperCase());
+/**
+ * Another certificate in the store with this subject: the scripts compare base64 of each stored
+ * certificate's SubjectName.RawData with -ceq (exact), so the DER bytes decide, never the text.
+ */
+function otherWithSubject(server: SimServer, subjectDer: string, thumbprint: string): SimStoredCertificate | undefined {
+  return [...server.store.values()].find((c) => subjectDerOf(c.derBase64) === subjectDer && c.thumbprint !== thumbprint.toUpperCase());
 }
 
 type Handler = (state: S2SState, params: Record<string, string>, request: PowershellRequest, now: number) => PowershellOutput<PowershellScriptName>;
@@ -101,8 +105,8 @@ const handlers: { [N in PowershellScriptName]: (state: S2SState, params: Record<
     const server = serverNamed(state, 'Get-MachineCertificate', param(params, 'ComputerName'));
     const thumbprint = param(params, 'Thumbprint').toUpperCase();
     const account = param(params, 'ServiceAccount').toLowerCase();
-    // Checked against -Subject whether or not the thumbprint is in the store yet.
-    const duplicateSubject = otherWithSubject(server, param(params, 'Subject'), thumbprint) !== undefined;
+    // Checked against -SubjectDer whether or not the thumbprint is in the store yet.
+    const duplicateSubject = otherWithSubject(server, param(params, 'SubjectDer'), thumbprint) !== undefined;
     const stored = server.store.get(thumbprint);
     if (!stored) {
       return { found: false, keySpec: null, hasPrivateKey: false, serviceAccountCanRead: false, duplicateSubject, services: services(server) };
@@ -140,17 +144,17 @@ const handlers: { [N in PowershellScriptName]: (state: S2SState, params: Record<
     if (existing && existing.hasPrivateKey && existing.keySpec === 1) {
       return { thumbprint: certificate.thumbprint, keySpec: 1, alreadyPresent: true };
     }
-    const other = otherWithSubject(server, certificate.subject, certificate.thumbprint);
+    const other = otherWithSubject(server, subjectDerOf(certificate.derBase64) ?? '', certificate.thumbprint);
     if (other) {
       fail(`LocalMachine\\My already holds another certificate with the subject '${certificate.subject}' (thumbprint ${other.thumbprint}): CRM would not find the right private key (private key not found). Remove that certificate first.`);
     }
     // X509Certificate2Collection.Import (MachineKeySet | PersistKeySet) + X509Store.Add: Windows keeps
     // the KeySpec the PFX's key bag asks for, in a new key container readable by Administrators and
-    // SYSTEM only; the script then reads the KeySpec back and fails unless it is 1 (the certificate
-    // stays in the store, as on Windows).
+    // SYSTEM only; the script then reads the KeySpec back and fails unless it is 1, removing what it
+    // added (the certificate and its key; a certificate that was there before stays as it was).
     const keySpec = pfx.keySpec ?? 1;
-    server.store.set(certificate.thumbprint, { ...certificate, keySpec, hasPrivateKey: true, keyReaders: [] });
-    if (keySpec !== 1) {
+    if (keySpec === 1) server.store.set(certificate.thumbprint, { ...certificate, keySpec, hasPrivateKey: true, keyReaders: [] });
+    else {
       fail(`The certificate ${certificate.thumbprint} is in LocalMachine\\My with KeySpec ${keySpec}, but CRM needs KeySpec 1 (AT_KEYEXCHANGE). Import it on this server with: certutil -importpfx <file> AT_KEYEXCHANGE, then resume the rotation.`);
     }
     return { thumbprint: certificate.thumbprint, keySpec: 1, alreadyPresent: false };

@@ -92,12 +92,41 @@ export function thumbprintOfDer(der: Buffer): string {
   return createHash('sha1').update(der).digest('hex').toUpperCase();
 }
 
+/**
+ * Base64 of the certificate's subject Name DER (what Windows' X509Certificate2.SubjectName.RawData
+ * holds), for the same-subject checks. Derived with forge's ASN.1 parser, independently of the
+ * agent's kit (agent/cert-kit.ts subjectDerBase64), so the simulator checks the agent rather than
+ * repeating it. Null when the DER is not a certificate.
+ */
+export function subjectDerOf(derBase64: string): string | null {
+  try {
+    const certificate = forge.asn1.fromDer(Buffer.from(derBase64, 'base64').toString('binary'));
+    const tbs = (certificate.value as forge.asn1.Asn1[])[0];
+    const fields = tbs?.value;
+    if (!Array.isArray(fields)) return null;
+    // version [0] EXPLICIT is optional: serial, signature, issuer, validity, subject follow.
+    const first = fields[0];
+    const offset = first?.tagClass === forge.asn1.Class.CONTEXT_SPECIFIC && first.type === 0 ? 1 : 0;
+    const subject = fields[offset + 4];
+    if (!subject || subject.type !== forge.asn1.Type.SEQUENCE) return null;
+    return Buffer.from(forge.asn1.toDer(subject).getBytes(), 'binary').toString('base64');
+  } catch {
+    return null;
+  }
+}
+
 const shortNames: Record<string, string> = { commonName: 'CN', organizationName: 'O', organizationalUnitName: 'OU', countryName: 'C', localityName: 'L', stateOrProvinceName: 'S', emailAddress: 'E' };
 
-/** The subject as X509Certificate2.Subject shows it: most specific first ("CN=…, O=…"). */
+/**
+ * The subject as X509Certificate2.Subject shows it: most specific first ("CN=…, O=…"), S= for the
+ * state, E= for the e-mail address, OID.x.y.z= for a type Windows has no name for, and a value with
+ * a comma, plus, equals sign, quote or the like in double quotes (a quote doubled).
+ */
 function windowsName(attributes: forge.pki.CertificateField[]): string {
+  const typeOf = (a: forge.pki.CertificateField): string => (a.name ? shortNames[a.name] : undefined) ?? a.shortName ?? `OID.${a.type ?? '?'}`;
+  const valueOf = (value: string): string => (/[,+="<>#;\n]|^\s|\s$/.test(value) ? `"${value.replace(/"/g, '""')}"` : value);
   return attributes
-    .map((a) => `${a.shortName ?? (a.name ? shortNames[a.name] : undefined) ?? a.type ?? '?'}=${String(a.value)}`)
+    .map((a) => `${typeOf(a)}=${valueOf(String(a.value))}`)
     .reverse()
     .join(', ');
 }

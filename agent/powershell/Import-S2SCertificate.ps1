@@ -12,8 +12,11 @@
     then X509Store('My', 'LocalMachine').Add. Windows takes the KeySpec from the PFX's key bag
     attributes (the agent refuses a PFX that would not give KeySpec 1); it is read back and anything
     but 1 fails with the manual fix (certutil -importpfx <file> AT_KEYEXCHANGE).
-    Refuses when the store already holds another certificate with the same subject (CRM would
-    then fail with "private key not found"). Prints one JSON object:
+    Refuses when the store already holds another certificate with the same subject, compared as the
+    subject Name's DER (SubjectName.RawData; CRM would then fail with "private key not found").
+    When the store's Add or the KeySpec read-back fails, what this import left is removed again: the
+    certificate from the store (unless it was there before) and the key it persisted. Prints one JSON
+    object:
     {"thumbprint":"<40 hex>","keySpec":1,"alreadyPresent":true|false}
 #>
 [CmdletBinding()]
@@ -45,7 +48,8 @@ $import = {
     # X509Certificate2.PrivateKey opens CSP keys as RSACryptoServiceProvider: KeyNumber is the KeySpec
     # (Exchange 1, Signature 2) and the file is Crypto\RSA\MachineKeys\<UniqueKeyContainerName>. For a
     # CNG key it throws ("Invalid provider type specified"): KeySpec 0, the file
-    # Crypto\Keys\<RSACng.Key.UniqueName> through GetRSAPrivateKey().
+    # Crypto\Keys\<RSACng.Key.UniqueName> through GetRSAPrivateKey(). `key` is the opened key object
+    # (RSACryptoServiceProvider or RSACng), for deleting a key the import persisted.
     function Get-CertificateKeyInfo([System.Security.Cryptography.X509Certificates.X509Certificate2]$Certificate) {
         if (-not $Certificate.HasPrivateKey) { return $null }
         $csp = $null
@@ -55,12 +59,12 @@ $import = {
             $keySpec = 2
             if ($container.KeyNumber -eq [System.Security.Cryptography.KeyNumber]::Exchange) { $keySpec = 1 }
             $file = Join-Path -Path $env:ProgramData -ChildPath ('Microsoft\Crypto\RSA\MachineKeys\' + $container.UniqueKeyContainerName)
-            return @{ keySpec = $keySpec; file = $file }
+            return @{ keySpec = $keySpec; file = $file; key = $csp }
         }
         $cng = [System.Security.Cryptography.X509Certificates.RSACertificateExtensions]::GetRSAPrivateKey($Certificate)
         if ($cng -is [System.Security.Cryptography.RSACng]) {
             $file = Join-Path -Path $env:ProgramData -ChildPath ('Microsoft\Crypto\Keys\' + $cng.Key.UniqueName)
-            return @{ keySpec = 0; file = $file }
+            return @{ keySpec = 0; file = $file; key = $cng }
         }
         throw "The private key of $($Certificate.Thumbprint) is not an RSA key."
     }
@@ -78,6 +82,7 @@ $import = {
         if ($withKey.Count -eq 0) { throw 'The PFX holds no certificate with its private key: export the certificate again with its private key (.pfx).' }
         $thumbprint = $withKey[0].Thumbprint.ToUpperInvariant()
         $subject = $withKey[0].Subject
+        $subjectDer = [Convert]::ToBase64String($withKey[0].SubjectName.RawData)
     }
     finally {
         foreach ($item in $probe) { $item.Reset() }
@@ -91,34 +96,78 @@ $import = {
             return @{ thumbprint = $thumbprint; keySpec = 1; alreadyPresent = $true }
         }
     }
-    $others = @(Get-ChildItem -Path 'Cert:\LocalMachine\My' | Where-Object { $_.Subject -eq $subject -and $_.Thumbprint -ne $thumbprint })
+    $others = @(Get-ChildItem -Path 'Cert:\LocalMachine\My' | Where-Object { [Convert]::ToBase64String($_.SubjectName.RawData) -ceq $subjectDer -and $_.Thumbprint -ne $thumbprint })
     if ($others.Count -gt 0) {
         throw "LocalMachine\My already holds another certificate with the subject '$subject' (thumbprint $($others[0].Thumbprint)): CRM would not find the right private key (private key not found). Remove that certificate first."
     }
 
     $flags = [System.Security.Cryptography.X509Certificates.X509KeyStorageFlags]::MachineKeySet -bor [System.Security.Cryptography.X509Certificates.X509KeyStorageFlags]::PersistKeySet
     $collection = [System.Security.Cryptography.X509Certificates.X509Certificate2Collection]::new()
-    $collection.Import($Bytes, $plain, $flags)
-    $plain = $null
-    $certificate = @($collection | Where-Object { $_.HasPrivateKey -and $_.Thumbprint -eq $thumbprint })
-    if ($certificate.Count -eq 0) { throw "The PFX no longer holds the certificate $thumbprint with its private key." }
     $store = [System.Security.Cryptography.X509Certificates.X509Store]::new(
         [System.Security.Cryptography.X509Certificates.StoreName]::My,
         [System.Security.Cryptography.X509Certificates.StoreLocation]::LocalMachine)
-    $store.Open([System.Security.Cryptography.X509Certificates.OpenFlags]::ReadWrite)
+    # PersistKeySet writes the key containers during Import: from here on, a failure removes what this
+    # import left (see the catch below).
+    $collection.Import($Bytes, $plain, $flags)
+    $plain = $null
+    $storeChanged = $false
     try {
-        $store.Add($certificate[0])
+        $certificate = @($collection | Where-Object { $_.HasPrivateKey -and $_.Thumbprint -eq $thumbprint })
+        if ($certificate.Count -eq 0) { throw "The PFX no longer holds the certificate $thumbprint with its private key." }
+        $store.Open([System.Security.Cryptography.X509Certificates.OpenFlags]::ReadWrite)
+        try {
+            $store.Add($certificate[0])
+            $storeChanged = $true
+        }
+        finally {
+            $store.Close()
+        }
+
+        $added = Get-Item -LiteralPath $path
+        $key = Get-CertificateKeyInfo $added
+        if ($null -eq $key -or $key.keySpec -ne 1) {
+            $shown = 'none (no private key)'
+            if ($null -ne $key) { $shown = [string]$key.keySpec }
+            throw "The certificate $thumbprint is in LocalMachine\My with KeySpec $shown, but CRM needs KeySpec 1 (AT_KEYEXCHANGE). Import it on this server with: certutil -importpfx <file> AT_KEYEXCHANGE, then resume the rotation."
+        }
+    }
+    catch {
+        $failure = $_
+        # Undo this import, best effort (a cleanup error must not hide the failure):
+        # 1. the certificate leaves the store, unless it was there before this import (then it stays
+        #    as it was found, for the manual fix);
+        # 2. every key the collection persisted is deleted: a CAPI key through its
+        #    RSACryptoServiceProvider (PersistKeyInCsp = $false, then Clear() deletes the container),
+        #    a CNG key with CngKey.Delete(). Not for a certificate that was already there: its store
+        #    entry would then point at a deleted key.
+        if ($storeChanged -and $null -eq $existing) {
+            try {
+                $store.Open([System.Security.Cryptography.X509Certificates.OpenFlags]::ReadWrite)
+                try { $store.Remove($certificate[0]) } finally { $store.Close() }
+            }
+            catch { [Console]::Error.WriteLine("Could not remove $thumbprint from LocalMachine\My again: $($_.Exception.Message)") }
+        }
+        if ($null -eq $existing) {
+            foreach ($item in $collection) {
+                try {
+                    $leftover = Get-CertificateKeyInfo $item
+                    if ($null -eq $leftover) { continue }
+                    if ($leftover.key -is [System.Security.Cryptography.RSACryptoServiceProvider]) {
+                        $leftover.key.PersistKeyInCsp = $false
+                        $leftover.key.Clear()
+                    }
+                    else {
+                        $leftover.key.Key.Delete()
+                    }
+                }
+                catch { [Console]::Error.WriteLine("Could not delete the imported key of $($item.Thumbprint): $($_.Exception.Message)") }
+            }
+        }
+        throw $failure
     }
     finally {
-        $store.Close()
-    }
-
-    $added = Get-Item -LiteralPath $path
-    $key = Get-CertificateKeyInfo $added
-    if ($null -eq $key -or $key.keySpec -ne 1) {
-        $shown = 'none (no private key)'
-        if ($null -ne $key) { $shown = [string]$key.keySpec }
-        throw "The certificate $thumbprint is in LocalMachine\My with KeySpec $shown, but CRM needs KeySpec 1 (AT_KEYEXCHANGE). Import it on this server with: certutil -importpfx <file> AT_KEYEXCHANGE, then resume the rotation."
+        foreach ($item in $collection) { $item.Reset() }
+        $collection.Clear()
     }
     return @{ thumbprint = $thumbprint; keySpec = 1; alreadyPresent = $false }
 }

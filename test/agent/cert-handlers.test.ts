@@ -652,7 +652,7 @@ describe('guards of a certificate change', () => {
       expect(names).not.toContain('Register-S2SCertificate');
       expect(w.s2s.registered?.thumbprint).toBe(oldCert.thumbprint);
       const last = w.ctx.progress.at(-1);
-      const steps = last?.phase === 'step' ? last.steps : [];
+      const steps = (last?.phase === 'step' ? last.steps : undefined) ?? [];
       expect(stateOf(steps, 'import')?.state).toBe('done');
       expect(stateOf(steps, 'grant-key-access')?.state).toBe('pending');
       // Released by compare-and-delete: the taker's lock stays; the renewal stopped.

@@ -3,6 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { subjectDerBase64 } from '../../agent/cert-kit.ts';
 import { silentLogger } from '../../core/logger.ts';
 import { SetupError } from '../../core/setup-error.ts';
 import { createPowershellRunner, DEFAULT_SCRIPTS_DIR, type PowershellRunner } from '../../agent/powershell-runner.ts';
@@ -195,7 +196,7 @@ describe('PowerShell runner (fake executable)', () => {
     const unknown = await failure(run.run('Restart-CrmAsyncServices', { ComputerName: 'CRMAPP01', Force: 'true' } as unknown as PowershellParams<'Restart-CrmAsyncServices'>));
     expect(unknown.message).toContain('-Force');
     const missing = await failure(run.run('Get-MachineCertificate', { ComputerName: 'CRMAPP01', Thumbprint: 'A'.repeat(40), ServiceAccount: 'CONTOSO\\crmasync' } as unknown as PowershellParams<'Get-MachineCertificate'>));
-    expect(missing.message).toContain('-Subject');
+    expect(missing.message).toContain('-SubjectDer');
     const newline = await failure(run.run('Restart-CrmAsyncServices', { ComputerName: 'CRMAPP01\n-Evil x' }));
     expect(newline.message).toMatch(/NUL or line break/);
     const nul = await failure(run.run('Restart-CrmAsyncServices', { ComputerName: 'CRMAPP01\0' }));
@@ -300,7 +301,7 @@ describe('PowerShell runner against the simulator (sim/bin/pwsh-sim.mjs)', () =>
 
     const registered = await ps.run('Get-S2SCertificate', {});
     expect(registered).toEqual({ registered: true, derBase64: current.derBase64 });
-    expect(await ps.run('Get-MachineCertificate', { ComputerName: 'crmapp01.contoso.local', Thumbprint: current.thumbprint.toLowerCase(), Subject: current.subject, ServiceAccount: account })).toEqual({
+    expect(await ps.run('Get-MachineCertificate', { ComputerName: 'crmapp01.contoso.local', Thumbprint: current.thumbprint.toLowerCase(), SubjectDer: subjectDerBase64(current.derBase64), ServiceAccount: account })).toEqual({
       found: true,
       keySpec: 1,
       hasPrivateKey: true,
@@ -316,11 +317,11 @@ describe('PowerShell runner against the simulator (sim/bin/pwsh-sim.mjs)', () =>
     await writeFile(cerPath, Buffer.from(next.derBase64, 'base64'));
 
     for (const server of ['CRMAPP01', 'CRMAPP02']) {
-      expect(await ps.run('Get-MachineCertificate', { ComputerName: server, Thumbprint: next.thumbprint, Subject: next.subject, ServiceAccount: account })).toMatchObject({ found: false, keySpec: null, duplicateSubject: false });
+      expect(await ps.run('Get-MachineCertificate', { ComputerName: server, Thumbprint: next.thumbprint, SubjectDer: subjectDerBase64(next.derBase64), ServiceAccount: account })).toMatchObject({ found: false, keySpec: null, duplicateSubject: false });
       // A renewal with the current subject would be seen before its import.
-      expect(await ps.run('Get-MachineCertificate', { ComputerName: server, Thumbprint: next.thumbprint, Subject: current.subject, ServiceAccount: account })).toMatchObject({ found: false, duplicateSubject: true });
+      expect(await ps.run('Get-MachineCertificate', { ComputerName: server, Thumbprint: next.thumbprint, SubjectDer: subjectDerBase64(current.derBase64), ServiceAccount: account })).toMatchObject({ found: false, duplicateSubject: true });
       expect(await ps.run('Import-S2SCertificate', { ComputerName: server, PfxPath: pfxPath }, { pfxPassword: PASSWORD })).toEqual({ thumbprint: next.thumbprint, keySpec: 1, alreadyPresent: false });
-      expect(await ps.run('Get-MachineCertificate', { ComputerName: server, Thumbprint: next.thumbprint, Subject: next.subject, ServiceAccount: account })).toMatchObject({ found: true, keySpec: 1, hasPrivateKey: true, serviceAccountCanRead: false });
+      expect(await ps.run('Get-MachineCertificate', { ComputerName: server, Thumbprint: next.thumbprint, SubjectDer: subjectDerBase64(next.derBase64), ServiceAccount: account })).toMatchObject({ found: true, keySpec: 1, hasPrivateKey: true, serviceAccountCanRead: false });
       expect(await ps.run('Grant-CertificateKeyAccess', { ComputerName: server, Thumbprint: next.thumbprint, ServiceAccount: account })).toEqual({ granted: true, alreadyHad: false });
     }
     expect(await ps.run('Import-S2SCertificate', { ComputerName: 'CRMAPP01', PfxPath: pfxPath }, { pfxPassword: PASSWORD })).toEqual({ thumbprint: next.thumbprint, keySpec: 1, alreadyPresent: true });

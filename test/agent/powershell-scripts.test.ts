@@ -198,14 +198,74 @@ describe('agent/powershell/*.ps1 against the script table', () => {
     expect(helpers[0]).toContain('dotnet/corefx#3502');
   });
 
-  it('Get-MachineCertificate compares -Subject before and regardless of finding -Thumbprint', () => {
+  it('Get-MachineCertificate compares -SubjectDer (subject Name DER, exact) before and regardless of finding -Thumbprint', () => {
     const text = source('Get-MachineCertificate');
-    const duplicateAt = text.indexOf("Where-Object { $_.Subject -eq $Subject -and $_.Thumbprint -ne $Thumbprint }");
+    const duplicateAt = text.indexOf('Where-Object { [Convert]::ToBase64String($_.SubjectName.RawData) -ceq $SubjectDer -and $_.Thumbprint -ne $Thumbprint }');
     const lookupAt = text.indexOf("$certificate = Get-Item -LiteralPath ('Cert:\\LocalMachine\\My\\' + $Thumbprint)");
     expect(duplicateAt).toBeGreaterThan(0);
     expect(lookupAt).toBeGreaterThan(duplicateAt);
     expect(text).toContain('duplicateSubject      = ($others.Count -gt 0)');
-    expect(text).toContain('-ArgumentList $Thumbprint.ToUpperInvariant(), $Subject, $ServiceAccount');
+    expect(text).toContain('-ArgumentList $Thumbprint.ToUpperInvariant(), $SubjectDer, $ServiceAccount');
+    expect(text).toContain("[ValidatePattern('^[A-Za-z0-9+/]+={0,2}$')]\n    [string]$SubjectDer");
+    // No script compares subjects as text any more (Windows' S=, quoting and OID.x.y.z= are its own).
+    for (const name of names) expect(codeOnly(source(name)), name).not.toMatch(/\.Subject -eq|-eq \$Subject\b/);
+  });
+
+  it('Import-S2SCertificate refuses a same-subject certificate by comparing the PFX certificate\'s subject Name DER', () => {
+    const text = source('Import-S2SCertificate');
+    expect(text).toContain('$subjectDer = [Convert]::ToBase64String($withKey[0].SubjectName.RawData)');
+    expect(text).toContain("Where-Object { [Convert]::ToBase64String($_.SubjectName.RawData) -ceq $subjectDer -and $_.Thumbprint -ne $thumbprint }");
+  });
+
+  it('Import-S2SCertificate removes what it left when the store\'s Add or the KeySpec read-back fails', () => {
+    const text = source('Import-S2SCertificate');
+    const code = codeOnly(text);
+    const importAt = text.indexOf('$collection.Import($Bytes, $plain, $flags)');
+    const tryAt = text.indexOf('    try {', importAt);
+    const addAt = text.indexOf('$store.Add($certificate[0])');
+    const readBackAt = text.indexOf('$key = Get-CertificateKeyInfo $added');
+    const catchAt = text.indexOf('    catch {\n        $failure = $_', readBackAt);
+    // Everything after the persisting Import is inside the try whose catch cleans up.
+    expect(importAt).toBeGreaterThan(0);
+    expect(tryAt).toBeGreaterThan(importAt);
+    expect(addAt).toBeGreaterThan(tryAt);
+    expect(readBackAt).toBeGreaterThan(addAt);
+    expect(catchAt).toBeGreaterThan(readBackAt);
+    const cleanup = text.slice(catchAt, text.indexOf('    return @{ thumbprint = $thumbprint; keySpec = 1; alreadyPresent = $false }'));
+    // The certificate leaves the store only when this import added it; the persisted keys are deleted (CAPI and CNG).
+    expect(cleanup).toMatch(/if \(\$storeChanged -and \$null -eq \$existing\)[\s\S]*\$store\.Remove\(\$certificate\[0\]\)/);
+    expect(cleanup).toContain('$leftover = Get-CertificateKeyInfo $item');
+    expect(cleanup).toMatch(/\$leftover\.key\.PersistKeyInCsp = \$false\s+\$leftover\.key\.Clear\(\)/);
+    expect(cleanup).toContain('$leftover.key.Key.Delete()');
+    expect(cleanup).toContain('throw $failure');
+    // The collection is reset and cleared whatever happened.
+    expect(cleanup).toMatch(/finally \{\s+foreach \(\$item in \$collection\) \{ \$item\.Reset\(\) \}\s+\$collection\.Clear\(\)/);
+    expect(code).not.toMatch(/Remove-Item/);
+  });
+
+  it('Test-AccountCanRead: one helper in Get-MachineCertificate and Grant-CertificateKeyAccess, counting generic rights, groups and Deny', () => {
+    const helpers = (['Get-MachineCertificate', 'Grant-CertificateKeyAccess'] as const).map((name) => {
+      const text = source(name);
+      const start = text.indexOf('    # ---- Test-AccountCanRead:');
+      const end = text.indexOf('    # ---- end Test-AccountCanRead');
+      expect(start, name).toBeGreaterThan(0);
+      expect(end, name).toBeGreaterThan(start);
+      expect(codeOnly(text.slice(end)), name).toMatch(/Test-AccountCanRead -File \$\w+(\.file)? -Account \$ServiceAccount/);
+      return text.slice(start, end);
+    });
+    expect(helpers[1]).toBe(helpers[0]);
+    const helper = helpers[0] ?? '';
+    // The account's own SID, Everyone, Authenticated Users, its AD groups (tokenGroups) and the BUILTIN groups it is a member of.
+    expect(helper).toContain("$sids['S-1-1-0'] = $true");
+    expect(helper).toContain("$sids['S-1-5-11'] = $true");
+    expect(helper).toContain("$entry.RefreshCache([string[]]@('tokenGroups'))");
+    expect(helper).toContain("$ruleSid.StartsWith('S-1-5-32-')");
+    expect(helper).toContain("$group.psbase.Invoke('Members')");
+    // ReadData, GENERIC_ALL and GENERIC_READ (bit 31: negative as Int32) count as Read; Deny wins.
+    expect(helper).toContain('$reads = (($mask -band 1) -ne 0) -or (($mask -band 0x10000000) -ne 0) -or ($mask -lt 0)');
+    expect(helper).toMatch(/AccessControlType\]::Deny\) \{ return \$false \}/);
+    // Not RSAT's ActiveDirectory module, not S4U.
+    expect(codeOnly(helper)).not.toMatch(/Get-ADUser|Get-ADPrincipalGroupMembership|WindowsIdentity/);
   });
 
   it('never writes the maintenance service name in double quotes (PowerShell would expand $maintenance)', () => {

@@ -1,5 +1,6 @@
 import { X509Certificate } from 'node:crypto';
 import { beforeEach, describe, expect, it } from 'vitest';
+import { subjectDerBase64 } from '../../agent/cert-kit.ts';
 import { makeEvaluationPfx } from '../../agent/evaluation-pfx.ts';
 import type { PowershellScriptName } from '../../agent/powershell-scripts.ts';
 import { runSimulatedScript, type PowershellApiResult } from '../../sim/powershell-api.ts';
@@ -10,6 +11,9 @@ import { createSimCertificate, simPfx, simPfxWithoutKey, type SimCertificateMate
 const DAY = 86_400_000;
 const PASSWORD = 'pfx-pass';
 const ACCOUNT = DEFAULT_SERVICE_ACCOUNT;
+/** -SubjectDer as the agent sends it (cert-kit). */
+const subjectDer = (cert: { derBase64: string }): string => subjectDerBase64(cert.derBase64);
+const pemToDer = (pem: string): { derBase64: string } => ({ derBase64: pem.replace(/-----[A-Z ]+-----|\s+/g, '') });
 
 function base64(bytes: Buffer): string {
   return bytes.toString('base64');
@@ -79,14 +83,14 @@ describe('simulated PowerShell scripts (POST /_sim/powershell handler)', () => {
     expect(s2s.servers[0]?.store.get(next.thumbprint)).toMatchObject({ keySpec: 1, hasPrivateKey: true, keyReaders: [], subject: 'CN=crm-s2s-2027.contoso.com, O=Contoso' });
     expect(s2s.servers[1]?.store.has(next.thumbprint)).toBe(false);
     expect(ok(importNext('crmapp01'))).toEqual({ thumbprint: next.thumbprint, keySpec: 1, alreadyPresent: true });
-    expect(ok(run('Get-MachineCertificate', { ComputerName: 'CRMAPP01', Thumbprint: next.thumbprint, Subject: next.subject, ServiceAccount: ACCOUNT }))).toMatchObject({
+    expect(ok(run('Get-MachineCertificate', { ComputerName: 'CRMAPP01', Thumbprint: next.thumbprint, SubjectDer: subjectDer(next), ServiceAccount: ACCOUNT }))).toMatchObject({
       found: true, keySpec: 1, hasPrivateKey: true, serviceAccountCanRead: false, duplicateSubject: false,
     });
   });
 
   it('fixes a KeySpec 2 certificate by importing it again from a PFX whose key bag gives KeySpec 1', () => {
     s2s.servers[0]?.store.set(next.thumbprint, { ...next, keySpec: 2, hasPrivateKey: true, keyReaders: ['contoso\\crmasync'] });
-    expect(ok(run('Get-MachineCertificate', { ComputerName: 'CRMAPP01', Thumbprint: next.thumbprint, Subject: next.subject, ServiceAccount: ACCOUNT }))).toMatchObject({ keySpec: 2 });
+    expect(ok(run('Get-MachineCertificate', { ComputerName: 'CRMAPP01', Thumbprint: next.thumbprint, SubjectDer: subjectDer(next), ServiceAccount: ACCOUNT }))).toMatchObject({ keySpec: 2 });
     expect(ok(importNext('CRMAPP01'))).toMatchObject({ keySpec: 1, alreadyPresent: false });
     expect(s2s.servers[0]?.store.get(next.thumbprint)?.keySpec).toBe(1);
   });
@@ -104,7 +108,7 @@ describe('simulated PowerShell scripts (POST /_sim/powershell handler)', () => {
     expect(s2s.servers[0]?.store.get(empty.thumbprint)).toMatchObject({ keySpec: 1, hasPrivateKey: true });
   });
 
-  it('takes the KeySpec from the PFX key bag as Windows does: anything but 1 stays in the store and fails with the certutil fix', () => {
+  it('takes the KeySpec from the PFX key bag as Windows does: anything but 1 fails with the certutil fix and leaves nothing in the store', () => {
     const cases = [
       { keySpec: 'exchange', expected: 1 },
       { keySpec: 'none', expected: 1 },
@@ -115,14 +119,16 @@ describe('simulated PowerShell scripts (POST /_sim/powershell handler)', () => {
       const subject = `CN=crm-s2s-${c.keySpec}.contoso.com, O=Contoso`;
       const pfx = makeEvaluationPfx({ subject, days: 300, password: PASSWORD, now, keySpec: c.keySpec, ...(index % 2 ? { encryption: 'legacy' as const } : {}) });
       const result = importNext('CRMAPP02', PASSWORD, pfx.pfx);
-      expect(s2s.servers[1]?.store.get(pfx.thumbprint), c.keySpec).toMatchObject({ subject, keySpec: c.expected, hasPrivateKey: true, keyReaders: [] });
       if (c.expected === 1) {
         expect(ok(result)).toEqual({ thumbprint: pfx.thumbprint, keySpec: 1, alreadyPresent: false });
+        expect(s2s.servers[1]?.store.get(pfx.thumbprint), c.keySpec).toMatchObject({ subject, keySpec: 1, hasPrivateKey: true, keyReaders: [] });
       } else {
         const message = error(result);
         expect(message).toContain(`KeySpec ${c.expected}`);
         expect(message).toContain('certutil -importpfx <file> AT_KEYEXCHANGE');
-        expect(ok(run('Get-MachineCertificate', { ComputerName: 'CRMAPP02', Thumbprint: pfx.thumbprint, Subject: subject, ServiceAccount: ACCOUNT }))).toMatchObject({ found: true, keySpec: c.expected });
+        // The script removes what it added (the certificate and its persisted key).
+        expect(s2s.servers[1]?.store.has(pfx.thumbprint), c.keySpec).toBe(false);
+        expect(ok(run('Get-MachineCertificate', { ComputerName: 'CRMAPP02', Thumbprint: pfx.thumbprint, SubjectDer: subjectDer(pemToDer(pfx.certPem)), ServiceAccount: ACCOUNT }))).toMatchObject({ found: false, keySpec: null, duplicateSubject: false });
       }
     }
   });
@@ -139,17 +145,47 @@ describe('simulated PowerShell scripts (POST /_sim/powershell handler)', () => {
     expect(message).toContain('private key not found');
     expect(message).toContain(s2s.crmCertificate?.thumbprint ?? 'x');
     expect(s2s.servers[0]?.store.has(same.thumbprint)).toBe(false);
-    // Seen before the import too: -Subject is compared whether or not -Thumbprint is in the store (any case, as PowerShell's -eq).
-    expect(ok(run('Get-MachineCertificate', { ComputerName: 'CRMAPP01', Thumbprint: same.thumbprint, Subject: same.subject.toUpperCase(), ServiceAccount: ACCOUNT }))).toMatchObject({ found: false, duplicateSubject: true });
-    expect(ok(run('Get-MachineCertificate', { ComputerName: 'CRMAPP01', Thumbprint: same.thumbprint, Subject: next.subject, ServiceAccount: ACCOUNT }))).toMatchObject({ found: false, duplicateSubject: false });
+    // Seen before the import too: -SubjectDer is compared whether or not -Thumbprint is in the store.
+    expect(ok(run('Get-MachineCertificate', { ComputerName: 'CRMAPP01', Thumbprint: same.thumbprint, SubjectDer: subjectDer(same), ServiceAccount: ACCOUNT }))).toMatchObject({ found: false, duplicateSubject: true });
+    expect(ok(run('Get-MachineCertificate', { ComputerName: 'CRMAPP01', Thumbprint: same.thumbprint, SubjectDer: subjectDer(next), ServiceAccount: ACCOUNT }))).toMatchObject({ found: false, duplicateSubject: false });
     // The certificate itself is no duplicate of itself.
     const current = s2s.crmCertificate;
     if (!current) throw new Error('no registered certificate');
-    expect(ok(run('Get-MachineCertificate', { ComputerName: 'CRMAPP01', Thumbprint: current.thumbprint, Subject: current.subject, ServiceAccount: ACCOUNT }))).toMatchObject({ found: true, duplicateSubject: false });
+    expect(ok(run('Get-MachineCertificate', { ComputerName: 'CRMAPP01', Thumbprint: current.thumbprint, SubjectDer: subjectDer(current), ServiceAccount: ACCOUNT }))).toMatchObject({ found: true, duplicateSubject: false });
     // Put there anyway (by hand): both report the duplicate.
     s2s.servers[0]?.store.set(same.thumbprint, { ...same, keySpec: 1, hasPrivateKey: true, keyReaders: [] });
-    expect(ok(run('Get-MachineCertificate', { ComputerName: 'CRMAPP01', Thumbprint: same.thumbprint, Subject: same.subject, ServiceAccount: ACCOUNT }))).toMatchObject({ found: true, duplicateSubject: true });
-    expect(ok(run('Get-MachineCertificate', { ComputerName: 'CRMAPP01', Thumbprint: current.thumbprint, Subject: current.subject, ServiceAccount: ACCOUNT }))).toMatchObject({ found: true, duplicateSubject: true });
+    expect(ok(run('Get-MachineCertificate', { ComputerName: 'CRMAPP01', Thumbprint: same.thumbprint, SubjectDer: subjectDer(same), ServiceAccount: ACCOUNT }))).toMatchObject({ found: true, duplicateSubject: true });
+    expect(ok(run('Get-MachineCertificate', { ComputerName: 'CRMAPP01', Thumbprint: current.thumbprint, SubjectDer: subjectDer(current), ServiceAccount: ACCOUNT }))).toMatchObject({ found: true, duplicateSubject: true });
+  });
+
+  it('compares subjects as DER: a same-subject renewal with ST, emailAddress and a comma in a value is a duplicate, another subject is not', () => {
+    const subject = 'CN=crm-s2s.contoso.com, OU=CRM\\, Sync, O=Contoso\\, Ltd., L=Redmond, ST=Washington, C=US, E=crm-admin@contoso.com';
+    const installed = makeEvaluationPfx({ subject, days: 300, password: PASSWORD, now });
+    const renewal = makeEvaluationPfx({ subject, days: 700, password: PASSWORD, now: now + DAY });
+    const other = makeEvaluationPfx({ subject: subject.replace('CN=crm-s2s.contoso.com', 'CN=crm-s2s-2027.contoso.com'), days: 700, password: PASSWORD, now });
+    expect(renewal.thumbprint).not.toBe(installed.thumbprint);
+    expect(ok(importNext('CRMAPP01', PASSWORD, installed.pfx))).toMatchObject({ keySpec: 1, alreadyPresent: false });
+    // Windows writes this subject as "E=…, S=Washington, …" and the agent as "…, ST=Washington, …": the texts differ, the bytes do not.
+    const stored = s2s.servers[0]?.store.get(installed.thumbprint);
+    expect(stored?.subject).toContain('S=Washington');
+    expect(stored?.subject).not.toContain('ST=');
+    expect(stored?.subject).toContain('O="Contoso, Ltd."');
+    expect(subjectDer(pemToDer(renewal.certPem))).toBe(subjectDer(pemToDer(installed.certPem)));
+
+    expect(ok(run('Get-MachineCertificate', { ComputerName: 'CRMAPP01', Thumbprint: renewal.thumbprint, SubjectDer: subjectDer(pemToDer(renewal.certPem)), ServiceAccount: ACCOUNT })))
+      .toMatchObject({ found: false, duplicateSubject: true });
+    expect(error(importNext('CRMAPP01', PASSWORD, renewal.pfx))).toContain('private key not found');
+    expect(s2s.servers[0]?.store.has(renewal.thumbprint)).toBe(false);
+    // The installed certificate is no duplicate of itself; another server's store has neither.
+    expect(ok(run('Get-MachineCertificate', { ComputerName: 'CRMAPP01', Thumbprint: installed.thumbprint, SubjectDer: subjectDer(pemToDer(installed.certPem)), ServiceAccount: ACCOUNT })))
+      .toMatchObject({ found: true, duplicateSubject: false });
+    expect(ok(run('Get-MachineCertificate', { ComputerName: 'CRMAPP02', Thumbprint: renewal.thumbprint, SubjectDer: subjectDer(pemToDer(renewal.certPem)), ServiceAccount: ACCOUNT })))
+      .toMatchObject({ found: false, duplicateSubject: false });
+
+    // A different CN, everything else equal: no duplicate, and it imports.
+    expect(ok(run('Get-MachineCertificate', { ComputerName: 'CRMAPP01', Thumbprint: other.thumbprint, SubjectDer: subjectDer(pemToDer(other.certPem)), ServiceAccount: ACCOUNT })))
+      .toMatchObject({ found: false, duplicateSubject: false });
+    expect(ok(importNext('CRMAPP01', PASSWORD, other.pfx))).toEqual({ thumbprint: other.thumbprint, keySpec: 1, alreadyPresent: false });
   });
 
   it('grants key access (idempotently); breakage keyAccessNotApplied reports success without granting', () => {
@@ -162,7 +198,7 @@ describe('simulated PowerShell scripts (POST /_sim/powershell handler)', () => {
     s2s.breakage.keyAccessNotApplied = true;
     expect(ok(run('Grant-CertificateKeyAccess', { ComputerName: 'CRMAPP02', Thumbprint: next.thumbprint, ServiceAccount: ACCOUNT }))).toEqual({ granted: true, alreadyHad: false });
     expect(s2s.servers[1]?.store.get(next.thumbprint)?.keyReaders).toEqual([]);
-    expect(ok(run('Get-MachineCertificate', { ComputerName: 'CRMAPP02', Thumbprint: next.thumbprint, Subject: next.subject, ServiceAccount: ACCOUNT }))).toMatchObject({ serviceAccountCanRead: false });
+    expect(ok(run('Get-MachineCertificate', { ComputerName: 'CRMAPP02', Thumbprint: next.thumbprint, SubjectDer: subjectDer(next), ServiceAccount: ACCOUNT }))).toMatchObject({ serviceAccountCanRead: false });
     expect(error(run('Grant-CertificateKeyAccess', { ComputerName: 'CRMAPP02', Thumbprint: 'F'.repeat(40), ServiceAccount: ACCOUNT }))).toContain('is not in LocalMachine\\My');
   });
 
@@ -204,10 +240,12 @@ describe('simulated PowerShell scripts (POST /_sim/powershell handler)', () => {
   });
 
   it('answers an unknown server as remoting would, and binds parameters as PowerShell does', () => {
-    expect(error(run('Get-MachineCertificate', { ComputerName: 'CRMAPP07', Thumbprint: next.thumbprint, Subject: next.subject, ServiceAccount: ACCOUNT }))).toMatch(/Connecting to remote server CRMAPP07 failed.*WinRM/);
+    expect(error(run('Get-MachineCertificate', { ComputerName: 'CRMAPP07', Thumbprint: next.thumbprint, SubjectDer: subjectDer(next), ServiceAccount: ACCOUNT }))).toMatch(/Connecting to remote server CRMAPP07 failed.*WinRM/);
     expect(error(run('Restart-CrmAsyncServices', {}))).toContain('missing mandatory parameters: ComputerName');
     expect(error(run('Restart-CrmAsyncServices', { ComputerName: 'CRMAPP01', Force: 'x' }))).toContain("parameter name 'Force'");
-    expect(error(run('Get-MachineCertificate', { ComputerName: 'CRMAPP01', Thumbprint: 'xyz', Subject: next.subject, ServiceAccount: ACCOUNT }))).toContain("parameter 'Thumbprint'");
+    expect(error(run('Get-MachineCertificate', { ComputerName: 'CRMAPP01', Thumbprint: 'xyz', SubjectDer: subjectDer(next), ServiceAccount: ACCOUNT }))).toContain("parameter 'Thumbprint'");
+    // -SubjectDer is base64 (the ValidatePattern of the .ps1): a name as text is refused.
+    expect(error(run('Get-MachineCertificate', { ComputerName: 'CRMAPP01', Thumbprint: next.thumbprint, SubjectDer: next.subject, ServiceAccount: ACCOUNT }))).toContain("parameter 'SubjectDer'");
     expect(error(runSimulatedScript(s2s, { script: 'Remove-Everything', params: {}, files: {}, password: null }, now))).toContain('-File parameter does not exist');
   });
 
@@ -218,9 +256,9 @@ describe('simulated PowerShell scripts (POST /_sim/powershell handler)', () => {
     expect(error(run('Restart-CrmAsyncServices', { ComputerName: 'CRMAPP02' }))).toContain('Access is denied');
     ok(run('Restart-CrmAsyncServices', { ComputerName: 'CRMAPP01' }));
     const thumbprint = s2s.crmCertificate?.thumbprint ?? '';
-    ok(run('Get-MachineCertificate', { ComputerName: 'CRMAPP01', Thumbprint: thumbprint, Subject: 'CN=x', ServiceAccount: ACCOUNT }));
-    expect(error(run('Get-MachineCertificate', { ComputerName: 'CRMAPP02', Thumbprint: thumbprint, Subject: 'CN=x', ServiceAccount: ACCOUNT }))).toContain('WinRM timed out');
-    ok(run('Get-MachineCertificate', { ComputerName: 'CRMAPP02', Thumbprint: thumbprint, Subject: 'CN=x', ServiceAccount: ACCOUNT }));
+    ok(run('Get-MachineCertificate', { ComputerName: 'CRMAPP01', Thumbprint: thumbprint, SubjectDer: subjectDer(next), ServiceAccount: ACCOUNT }));
+    expect(error(run('Get-MachineCertificate', { ComputerName: 'CRMAPP02', Thumbprint: thumbprint, SubjectDer: subjectDer(next), ServiceAccount: ACCOUNT }))).toContain('WinRM timed out');
+    ok(run('Get-MachineCertificate', { ComputerName: 'CRMAPP02', Thumbprint: thumbprint, SubjectDer: subjectDer(next), ServiceAccount: ACCOUNT }));
     expect(s2s.faults).toEqual([]);
   });
 

@@ -1,6 +1,6 @@
 import { readFile, stat } from 'node:fs/promises';
 import { SetupError } from '../../../core/setup-error.ts';
-import { readCertificateFile } from '../../../agent/cert-kit.ts';
+import { readCertificateFile, subjectDerBase64 } from '../../../agent/cert-kit.ts';
 import { CRM_APP_ID, S2S_AUTHORITY_PRINCIPAL_ID, type CrmServicePrincipal, type GraphApi, type GraphKeyCredential, type KeyCredentialInput } from '../../../agent/graph-api.ts';
 import type { PowershellApi, PowershellRunOptions } from '../../../agent/job-context.ts';
 import { thumbprintOfDer, thumbprintOfKeyCredential } from '../../../agent/key-credentials.ts';
@@ -119,9 +119,9 @@ export class FakeS2S implements PowershellApi {
         const store = this.#store(p['ComputerName']);
         const wanted = p['Thumbprint'] ?? '';
         const s = store.get(wanted);
-        // As the contract says: another certificate with the Subject asked for, whether or not `wanted` is there.
-        const subject = p['Subject'] ?? '';
-        const duplicateSubject = [...store.values()].some((o) => o.cert.thumbprint !== wanted && o.cert.subject === subject);
+        // As the contract says: another certificate whose subject Name DER is -SubjectDer, whether or not `wanted` is there.
+        const subjectDer = p['SubjectDer'] ?? '';
+        const duplicateSubject = [...store.values()].some((o) => o.cert.thumbprint !== wanted && subjectDerBase64(o.cert.derBase64) === subjectDer);
         return {
           found: s !== undefined,
           keySpec: s?.keySpec ?? null,
@@ -138,7 +138,7 @@ export class FakeS2S implements PowershellApi {
         this.pfxPaths.push({ path: pfxPath, mode: (await stat(pfxPath)).mode & 0o777 });
         const read = readCertificateFile(await readFile(pfxPath), { fileName: 'x.pfx', ...(options.pfxPassword === undefined ? {} : { password: options.pfxPassword }), now: Date.now(), minDaysLeft: 0 });
         const cert: FakeCert = { thumbprint: read.summary.thumbprint, subject: read.summary.subject, derBase64: read.derBase64, notBefore: read.summary.notBefore, notAfter: read.summary.notAfter };
-        if ([...store.values()].some((o) => o.cert.thumbprint !== cert.thumbprint && o.cert.subject === cert.subject)) {
+        if ([...store.values()].some((o) => o.cert.thumbprint !== cert.thumbprint && subjectDerBase64(o.cert.derBase64) === subjectDerBase64(cert.derBase64))) {
           throw new SetupError('POWERSHELL_FAILED', 'CertUtil: -importPFX command FAILED: private key not found');
         }
         const alreadyPresent = store.has(cert.thumbprint);
