@@ -40,7 +40,10 @@ import { runErrorFromAgent } from './user-facing-error.ts';
  *   the expiry watch, bot/cert-watch.ts, and has no card); cert-plan → the rotation plan card, or
  *   "cannot rotate" when blocked; cert-rotate progress → the run card with its steps; rotated →
  *   final card + results card; a failed step or verification-failed → halted (Resume / Roll back);
- *   cert-rollback → rolled back, or failed with what to do next. A halted run is not final: the
+ *   cert-rollback → rolled back, or failed with what to do next (a rollback that failed before its
+ *   register-crm ran changed nothing: its rotation is halted again, RunStore.rollbackFailed, and its
+ *   card offers Resume / Roll back again). A report showing register-crm running, done or failed
+ *   sets the run's sticky registrationTouched flag (Roll back, not Abandon). A halted run is not final: the
  *   reports of its resumed attempt (seqs above the earlier attempts', jobs/job-options.ts
  *   reportSeqFor) are posted; a report of an earlier attempt is dropped.
  *

@@ -6,7 +6,7 @@ import { certResultsCard, certRunCard, currentCertCard } from '../../bot/cards/c
 import { certStatusCard, certStatusFailedCard } from '../../bot/cards/cert-status-card.ts';
 import type { Run } from '../../bot/run-store.ts';
 import type { CertProblem, Verification } from '../../jobs/cert-types.ts';
-import { NEW_THUMBPRINT, OLD_THUMBPRINT, certPlanResult, certRollbackResult, certRotateResult, certStatusResult, certSummary, rotationSteps } from '../support/cert-fixtures.ts';
+import { NEW_THUMBPRINT, OLD_THUMBPRINT, certPlanResult, certRollbackResult, certRotateResult, certStatusResult, certSummary, rollbackStepsFailedAt, rotationSteps, rotationStepsFailedAt } from '../support/cert-fixtures.ts';
 
 const long = (n: number, c = 'x') => c.repeat(n);
 const problem: CertProblem = { code: 'KEY_TOO_SMALL', severity: 'error', message: long(300, 'm'), fix: long(400, 'f') };
@@ -62,7 +62,7 @@ describe('certificate cards', () => {
       ['plan failed', certPlanFailedCard(r)],
       ['status', certStatusCard(run({ kind: 'cert-status', state: 'succeeded' }), status)],
       ['status failed', certStatusFailedCard(run({ kind: 'cert-status', state: 'failed' }))],
-      ['halted', certRunCard(run({ state: 'halted', result: certRotateResult('verification-failed', { verification: bigVerification, steps: bigSteps }) }))],
+      ['halted', certRunCard(run({ state: 'halted', failedRollbackRunId: 'rollback01', result: certRotateResult('verification-failed', { verification: bigVerification, steps: bigSteps }) }))],
       ['results', certResultsCard(r, certRotateResult('verification-failed', { verification: bigVerification, steps: bigSteps }))],
       ['rollback', certRollbackCard(run({ kind: 'cert-rollback', rollback: { restoreThumbprint: OLD_THUMBPRINT, failedThumbprint: NEW_THUMBPRINT }, parentRunId: 'zyxwvu9876' }))],
       ['rollback failed', certRunCard(run({ kind: 'cert-rollback', state: 'failed' }))],
@@ -86,6 +86,31 @@ describe('certificate cards', () => {
     expect(early.actions?.map((a) => a['verb'])).toEqual(['cert.resume', 'cert.abandon']);
     expect(JSON.stringify(early)).toContain('registration was not changed');
     expect(JSON.stringify(early)).toContain('Halted: a step failed.');
+  });
+
+  it('follow whether any attempt touched the registration, not the latest steps: Roll back without Abandon once register-crm ran or failed', () => {
+    // Attempt 2 failed at validate after attempt 1 registered: its steps show register-crm pending.
+    const later = certRunCard(run({ state: 'halted', attempt: 2, steps: rotationStepsFailedAt('validate'), registrationTouched: true }));
+    expect(later.actions?.map((a) => a['verb'])).toEqual(['cert.resume', 'cert.rollback']);
+    expect(JSON.stringify(later)).not.toContain('registration was not changed');
+    // register-crm failed (Set-CrmCertificate may have taken effect): Roll back, no Abandon.
+    const failed = certRunCard(run({ state: 'halted', steps: rotationStepsFailedAt('register-crm') }));
+    expect(failed.actions?.map((a) => a['verb'])).toEqual(['cert.resume', 'cert.rollback']);
+    // Without the flag and with register-crm pending: Abandon.
+    expect(certRunCard(run({ state: 'halted', steps: rotationStepsFailedAt('validate') })).actions?.map((a) => a['verb'])).toEqual(['cert.resume', 'cert.abandon']);
+  });
+
+  it('a rotation halted again by a rollback that changed nothing names it; that rollback\'s card says the rotation is halted again', () => {
+    const rotation = JSON.stringify(certRunCard(run({ state: 'halted', steps: rotationSteps('done'), registrationTouched: true, failedRollbackRunId: 'rollback01' })));
+    expect(rotation).toContain('The rollback (run rollback01) failed before changing CRM\'s registration');
+    const rollback = { kind: 'cert-rollback' as const, state: 'failed' as const, parentRunId: 'rotation01', plan: certPlanResult(), error: { code: 'STEP_FAILED', message: 'validate-old failed' } };
+    const untouched = JSON.stringify(certRunCard(run({ ...rollback, steps: rollbackStepsFailedAt('validate-old') })));
+    expect(untouched).toContain('Nothing was changed by this rollback');
+    expect(untouched).toContain('The rotation (run rotation01) is halted again');
+    expect(untouched).not.toContain('`@setup cert rotate` again');
+    const touched = JSON.stringify(certRunCard(run({ ...rollback, steps: rollbackStepsFailedAt('verify') })));
+    expect(touched).toContain('`@setup cert rotate` again');
+    expect(touched).not.toContain('Nothing was changed by this rollback');
   });
 
   it('a rotation no agent started says so, not "a step failed", and offers Resume or Abandon', () => {

@@ -4,7 +4,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { RunStore } from '../../bot/run-store.ts';
 import { newRunId } from '../../jobs/job-options.ts';
 import { deletePrefixedKeys } from '../support/delete-prefixed-keys.ts';
-import { NEW_THUMBPRINT, OLD_THUMBPRINT, certPlanResult, rotationSteps } from '../support/cert-fixtures.ts';
+import { NEW_THUMBPRINT, OLD_THUMBPRINT, certPlanResult, rollbackStepsFailedAt, rotationSteps, rotationStepsFailedAt } from '../support/cert-fixtures.ts';
 
 let redis: Redis;
 const prefix = `t-${randomUUID()}`;
@@ -149,5 +149,95 @@ describe('RunStore: one certificate change at a time', () => {
     const resumed = await store().get(rotation.runId);
     expect(resumed?.result).toBeUndefined();
     expect(resumed?.error).toBeUndefined();
+  });
+});
+
+describe('RunStore: whether a certificate run touched CRM\'s registration', () => {
+  const approval = { approval: { decision: 'approved' as const, decidedBy: requester, decidedAt: '2030-01-01T00:00:00.000Z' } };
+
+  async function approvedRotation(deployment: string) {
+    const run = await store().create({ runId: newRunId(), deployment, kind: 'cert-rotate', state: 'planning', requester, conversation });
+    await store().transition(run.runId, ['planning'], 'awaiting-approval', { plan: certPlanResult() });
+    expect((await store().approveCert(run.runId, deployment, undefined, approval)).ok).toBe(true);
+    return run;
+  }
+
+  it('is set with the steps that show register-crm running, done or failed, and stays set when later steps show it pending', async () => {
+    const deployment = `d${randomUUID().slice(0, 8)}`;
+    const run = await approvedRotation(deployment);
+    // The plan's steps (all pending) do not set it.
+    expect((await store().get(run.runId))?.registrationTouched).toBeUndefined();
+    await store().transition(run.runId, ['approved'], 'halted', { steps: rotationStepsFailedAt('register-crm') });
+    expect((await store().get(run.runId))?.registrationTouched).toBe(true);
+    // Attempt 2 reports every step pending, then fails at validate: the flag stays.
+    await store().resume(run.runId, 1);
+    await store().relayProgress(run.runId, 1_000_001, { phase: 'step', done: 0, total: 9, steps: rotationSteps('pending') }, 0);
+    await store().transition(run.runId, ['approved', 'running'], 'halted', { steps: rotationStepsFailedAt('validate') });
+    const after = await store().get(run.runId);
+    expect(after?.steps).toEqual(rotationStepsFailedAt('validate'));
+    expect(after?.registrationTouched).toBe(true);
+    // Abandon is refused in the compare-and-set; the key stays with the rotation.
+    expect(await store().abandon(run.runId, deployment, { error: { code: 'ABANDONED', message: 'x' } })).toEqual({ ok: false, reason: 'registration-touched' });
+    expect(await store().get(run.runId)).toMatchObject({ state: 'halted' });
+    expect(await store().certActive(deployment)).toBe(run.runId);
+  });
+
+  it('a progress report showing register-crm running sets it (even one that is not posted); skipped does not', async () => {
+    const run = await approvedRotation(`d${randomUUID().slice(0, 8)}`);
+    const skipped = rotationSteps('pending').map((x) => (x.id === 'register-crm' ? { ...x, state: 'skipped' as const } : x));
+    await store().relayProgress(run.runId, 1, { phase: 'step', done: 4, total: 9, steps: skipped }, 0);
+    expect((await store().get(run.runId))?.registrationTouched).toBeUndefined();
+    const running = rotationSteps('pending').map((x) => (x.id === 'register-crm' ? { ...x, state: 'running' as const } : x));
+    // An older seq (not stored, not posted) still records what happened.
+    expect((await store().relayProgress(run.runId, 0, { phase: 'step', done: 3, total: 9, steps: running }, 0)).action).toBe('stale');
+    expect((await store().get(run.runId))?.registrationTouched).toBe(true);
+  });
+
+  it('abandon of an untouched halted rotation fails it and releases the key in one step; markRegistrationTouched is monotonic', async () => {
+    const deployment = `d${randomUUID().slice(0, 8)}`;
+    const run = await approvedRotation(deployment);
+    await store().transition(run.runId, ['approved'], 'halted', { steps: rotationStepsFailedAt('import') });
+    expect(await store().abandon(run.runId, deployment, { error: { code: 'ABANDONED', message: 'x' } })).toEqual({ ok: true, from: 'halted' });
+    expect(await store().get(run.runId)).toMatchObject({ state: 'failed', error: { code: 'ABANDONED' } });
+    expect(await store().certActive(deployment)).toBeUndefined();
+    expect(await store().abandon(run.runId, deployment, {})).toEqual({ ok: false, reason: 'conflict', current: 'failed' });
+
+    const other = await approvedRotation(deployment);
+    await store().transition(other.runId, ['approved'], 'halted');
+    expect(await store().markRegistrationTouched(other.runId)).toBe(true);
+    await store().transition(other.runId, ['halted'], 'halted', { steps: rotationSteps('pending') });
+    expect((await store().get(other.runId))?.registrationTouched).toBe(true);
+    expect(await store().markRegistrationTouched(newRunId())).toBe(false);
+  });
+
+  it('a rollback that failed before its register-crm halts its rotation again with the key; one that touched it does not', async () => {
+    const deployment = `d${randomUUID().slice(0, 8)}`;
+    for (const [failedAt, halted] of [['validate-old', true], ['restart-services', false]] as const) {
+      const rotation = await approvedRotation(deployment);
+      await store().transition(rotation.runId, ['approved'], 'halted', { steps: rotationSteps('done') });
+      const rollbackRunId = newRunId();
+      expect((await store().requestRollback(rotation.runId, rollbackRunId, requester)).ok).toBe(true);
+      await store().create({ runId: rollbackRunId, deployment, kind: 'cert-rollback', state: 'awaiting-approval', requester, conversation, parentRunId: rotation.runId, rollback: { restoreThumbprint: OLD_THUMBPRINT, failedThumbprint: NEW_THUMBPRINT } });
+      expect((await store().approveCert(rollbackRunId, deployment, rotation.runId, approval)).ok).toBe(true);
+      await store().transition(rollbackRunId, ['approved'], 'running');
+      // Not from a state it is not in.
+      expect(await store().rollbackFailed(rollbackRunId, rotation.runId, deployment, ['approved'], {})).toEqual({ ok: false, reason: 'conflict', current: 'running' });
+      const outcome = await store().rollbackFailed(rollbackRunId, rotation.runId, deployment, ['approved', 'running'], { steps: rollbackStepsFailedAt(failedAt), error: { code: 'STEP_FAILED', message: 'x' } });
+      expect(outcome).toEqual({ ok: true, from: 'running', rotationHalted: halted });
+      expect((await store().get(rollbackRunId))?.state).toBe('failed');
+      const back = await store().get(rotation.runId);
+      if (halted) {
+        expect(back).toMatchObject({ state: 'halted', failedRollbackRunId: rollbackRunId, registrationTouched: true });
+        expect(back?.rollbackRunId).toBeUndefined();
+        expect(await store().certActive(deployment)).toBe(rotation.runId);
+        // The rotation can be given a new rollback (the note goes), or resumed.
+        expect(await store().resume(rotation.runId, 1)).toEqual({ ok: true, attempt: 2 });
+        expect((await store().get(rotation.runId))?.failedRollbackRunId).toBeUndefined();
+        await store().transition(rotation.runId, ['approved'], 'succeeded', {}, { releaseCertActive: deployment });
+      } else {
+        expect(back).toMatchObject({ state: 'superseded', rollbackRunId });
+        expect(await store().certActive(deployment)).toBeUndefined();
+      }
+    }
   });
 });
