@@ -106,7 +106,7 @@ export function subjectDerOf(derBase64: string): string | null {
     if (!Array.isArray(fields)) return null;
     // version [0] EXPLICIT is optional: serial, signature, issuer, validity, subject follow.
     const first = fields[0];
-    const offset = first?.tagClass === forge.asn1.Class.CONTEXT_SPECIFIC && first.type === 0 ? 1 : 0;
+    const offset = first?.tagClass === forge.asn1.Class.CONTEXT_SPECIFIC && (first.type as number) === 0 ? 1 : 0;
     const subject = fields[offset + 4];
     if (!subject || subject.type !== forge.asn1.Type.SEQUENCE) return null;
     return Buffer.from(forge.asn1.toDer(subject).getBytes(), 'binary').toString('base64');

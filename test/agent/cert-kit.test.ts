@@ -3,7 +3,7 @@ import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'no
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { readCertificateFile, summarizeDer, type ReadCertificateOptions } from '../../agent/cert-kit.ts';
+import { readCertificateFile, subjectDerBase64, summarizeDer, type ReadCertificateOptions } from '../../agent/cert-kit.ts';
 import { makeEvaluationPfx, type EvaluationPfxOptions } from '../../agent/evaluation-pfx.ts';
 import { SetupError } from '../../core/setup-error.ts';
 import { certSummarySchema, type CertSummary } from '../../jobs/cert-types.ts';
@@ -336,5 +336,70 @@ describe.runIf(hasOpenssl)('PFX files made by openssl', () => {
     const unrestricted = make('ku-none', ['-addext', 'basicConstraints=CA:FALSE']);
     expect(unrestricted.keyUsage).toEqual([]);
     expect(errors(unrestricted)).toEqual([]);
+  });
+});
+
+describe('subjectDerBase64 (what Get-MachineCertificate -SubjectDer compares with SubjectName.RawData)', () => {
+  const subject = 'CN=crm-s2s.contoso.com, OU=CRM\\, Sync, O=Contoso\\, Ltd., L=Redmond, ST=Washington, C=US, E=crm-admin@contoso.com';
+  const derOf = (pem: string): Buffer => Buffer.from(pem.replace(/-----[A-Z ]+-----|\s+/g, ''), 'base64');
+
+  /** The subject Name's bytes as openssl's own parser finds them: the sixth child of the TBSCertificate (version, serial, signature, issuer, validity, subject). */
+  function opensslSubjectDer(der: Buffer): Buffer {
+    const lines = openssl(['asn1parse', '-inform', 'DER', '-in', file('subject.der', der)]).split('\n');
+    const tbsChildren = lines
+      .map((line) => /^\s*(\d+):d=2\s+hl=\s*(\d+)\s+l=\s*(\d+)\s+(?:cons|prim): (.*?)\s*$/.exec(line))
+      .filter((m): m is RegExpExecArray => m !== null);
+    expect(tbsChildren[0]?.[4]).toBe('cont [ 0 ]');
+    const subjectLine = tbsChildren[5];
+    expect(subjectLine?.[4]).toBe('SEQUENCE');
+    const offset = Number(subjectLine?.[1]);
+    return der.subarray(offset, offset + Number(subjectLine?.[2]) + Number(subjectLine?.[3]));
+  }
+
+  it.runIf(hasOpenssl)('is exactly the subject Name openssl finds, for a subject with ST, emailAddress and a comma in a value', () => {
+    const cert = makeEvaluationPfx({ subject, days: 365, password: PASSWORD, now: NOW });
+    const der = derOf(cert.certPem);
+    const ours = Buffer.from(subjectDerBase64(der.toString('base64')), 'base64');
+    expect(ours.equals(opensslSubjectDer(der))).toBe(true);
+    // And it is that name: openssl reads the same attributes back from the bytes alone (wrapped in nothing).
+    const shown = openssl(['asn1parse', '-inform', 'DER', '-in', file('name.der', ours)]);
+    expect(shown).toContain(':stateOrProvinceName');
+    expect(shown).toContain(':Washington');
+    expect(shown).toContain(':emailAddress');
+    expect(shown).toContain(':crm-admin@contoso.com');
+    expect(shown).toContain(':Contoso, Ltd.');
+    // The certificate openssl sees has that subject (RFC 2253: most specific first).
+    expect(openssl(['x509', '-inform', 'DER', '-in', file('subject-cert.der', der), '-noout', '-subject', '-nameopt', 'RFC2253']).trim())
+      .toBe('subject=CN=crm-s2s.contoso.com,OU=CRM\\, Sync,O=Contoso\\, Ltd.,L=Redmond,ST=Washington,C=US,emailAddress=crm-admin@contoso.com');
+  });
+
+  it.runIf(hasOpenssl)('is exactly openssl\'s subject for a certificate openssl made (v3, another encoder)', () => {
+    const key = file('openssl-key.pem', openssl(['genpkey', '-algorithm', 'RSA', '-pkeyopt', 'rsa_keygen_bits:2048']));
+    const pem = openssl(['req', '-new', '-x509', '-key', key, '-days', '30', '-subj', '/C=US/ST=Washington/O=Contoso, Ltd./CN=crm-s2s.contoso.com/emailAddress=crm-admin@contoso.com']);
+    const der = derOf(pem);
+    expect(Buffer.from(subjectDerBase64(der.toString('base64')), 'base64').equals(opensslSubjectDer(der))).toBe(true);
+  });
+
+  it('is the same for a renewal with the same subject and different for another subject', () => {
+    const first = makeEvaluationPfx({ subject, days: 365, password: PASSWORD, now: NOW });
+    const renewal = makeEvaluationPfx({ subject, days: 730, password: PASSWORD, now: NOW + DAY });
+    const other = makeEvaluationPfx({ subject: subject.replace('ST=Washington', 'ST=Oregon'), days: 365, password: PASSWORD, now: NOW });
+    const of = (pem: string) => subjectDerBase64(derOf(pem).toString('base64'));
+    expect(renewal.thumbprint).not.toBe(first.thumbprint);
+    expect(of(renewal.certPem)).toBe(of(first.certPem));
+    expect(of(other.certPem)).not.toBe(of(first.certPem));
+    // The issuer of a self-signed certificate is the same Name: the bytes are the Name, not the whole TBSCertificate.
+    expect(of(first.certPem).length).toBeLessThan(derOf(first.certPem).toString('base64').length / 3);
+  });
+
+  it('refuses what is not a certificate with CERT_INVALID', () => {
+    let caught: unknown;
+    try {
+      subjectDerBase64(Buffer.from('not a certificate').toString('base64'));
+    } catch (error) {
+      caught = error;
+    }
+    expect(caught).toBeInstanceOf(SetupError);
+    expect((caught as SetupError).code).toBe('CERT_INVALID');
   });
 });
