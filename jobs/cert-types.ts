@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { failureGroupSchema } from './failure-group.ts';
 
 /**
  * The certificate part of the bot ↔ agent contract (issue 3): what the agent reports about the S2S
@@ -229,14 +230,7 @@ export const verificationSchema = z.object({
   succeeded: count,
   failed: count,
   noResult: count,
-  failures: z.array(z.object({
-    cause: z.string().max(64),
-    title: z.string().max(200),
-    remediation: z.string().max(600),
-    count,
-    sample: z.array(z.string().max(320)).max(10),
-    example: z.string().max(400).optional(),
-  }).strict()).max(20),
+  failures: z.array(failureGroupSchema).max(20),
 }).strict();
 export type Verification = z.infer<typeof verificationSchema>;
 

@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { deploymentSchema } from './deployment.ts';
+import { failureGroupSchema, type FailureGroup } from './failure-group.ts';
 import { mailboxFilterSchema } from './mailbox-filter.ts';
 import {
   certPlanInputSchema,
@@ -112,17 +113,7 @@ export type Progress = z.infer<typeof progressSchema>;
 const count = z.number().int().nonnegative();
 const addressSample = z.array(z.string().max(320)).max(10);
 
-/** Failures grouped by cause, with the remediation from shared/d365-contract.md. */
-export const failureGroupSchema = z.object({
-  cause: z.string().max(64),
-  title: z.string().max(200),
-  remediation: z.string().max(600),
-  count,
-  sample: addressSample,
-  /** One trace text as CRM wrote it, shortened (for the causes not recognised). */
-  example: z.string().max(400).optional(),
-}).strict();
-export type FailureGroup = z.infer<typeof failureGroupSchema>;
+export { failureGroupSchema, type FailureGroup };
 
 export const planResultSchema = z.object({
   type: z.literal('plan'),
