@@ -34,7 +34,10 @@ export type { S2SState } from './s2s-state.ts';
  * HTTP, with a seeded deployment, an asynchronous Test & Enable engine and fault injection. The
  * agent reaches it only through CRM_URL (= `orgUrl`), as it reaches a real organization.
  */
-export interface CrmSimulatorOptions {
+/** The S2S side's seed options the simulator passes on (s2s-seed.ts has their meaning and defaults). */
+const s2sOptionKeys = ['certDaysLeft', 'asyncServers', 'serviceAccount', 'graphClientSecret', 'tenantId', 'graphClientId'] as const;
+
+export interface CrmSimulatorOptions extends Pick<S2SSeedOptions, (typeof s2sOptionKeys)[number]> {
   /** Default '127.0.0.1'. */
   host?: string;
   /** Default 0 = a random free port. */
@@ -55,17 +58,6 @@ export interface CrmSimulatorOptions {
   pageSizeMax?: number;
   /** Default silent. */
   logger?: Logger;
-  /** Days until the seeded S2S certificate expires (default 200). */
-  certDaysLeft?: number;
-  /** Servers running the Asynchronous Processing Service (default CRMAPP01, CRMAPP02). */
-  asyncServers?: readonly string[];
-  /** DOMAIN\user the async services run as (default CONTOSO\crmasync). */
-  serviceAccount?: string;
-  /** Client secret of the simulated helper app registration (default 'sim-client-secret'). */
-  graphClientSecret?: string;
-  /** Tenant id and helper app client id (defaults SIM_TENANT_ID, SIM_GRAPH_CLIENT_ID of s2s-seed.ts). */
-  tenantId?: string;
-  graphClientId?: string;
 }
 
 /** What `configureS2S` changes: faults added, breakage switched on or off. */
@@ -177,12 +169,7 @@ export async function startCrmSimulator(options: CrmSimulatorOptions = {}): Prom
   const s2sSeed = (): S2SSeedOptions => ({
     orgName,
     organizationId: state.organization.organizationid,
-    ...(options.certDaysLeft === undefined ? {} : { certDaysLeft: options.certDaysLeft }),
-    ...(options.asyncServers === undefined ? {} : { asyncServers: options.asyncServers }),
-    ...(options.serviceAccount === undefined ? {} : { serviceAccount: options.serviceAccount }),
-    ...(options.graphClientSecret === undefined ? {} : { graphClientSecret: options.graphClientSecret }),
-    ...(options.tenantId === undefined ? {} : { tenantId: options.tenantId }),
-    ...(options.graphClientId === undefined ? {} : { graphClientId: options.graphClientId }),
+    ...Object.fromEntries(s2sOptionKeys.filter((k) => options[k] !== undefined).map((k) => [k, options[k]])),
   });
   const s2s: S2SState = seedS2S(s2sSeed());
   let faults: Faults = { ...initialFaults };
