@@ -5,7 +5,7 @@ import { timerJobId, type TimerKind } from '../../bot/run-timers.ts';
 import { timerQueueName } from '../../jobs/deployment.ts';
 import { jobTtlMs } from '../../jobs/job-options.ts';
 import type { JobType, ReportEvent } from '../../jobs/job-types.ts';
-import { APPROVER, OPERATOR, clickCard, runStoreOf, sendMessage, startHarness, waitForJobState, withQueue, type Harness, type User } from '../support/bot-harness.ts';
+import { APPROVER, OPERATOR, clickCard, runStoreOf, sendMessage, startHarness, waitForJobState, withQueue, type Harness, type User, SECOND_APPROVER, twoApproversEnv } from '../support/bot-harness.ts';
 import { cardOf, cardText, type CardLike } from '../support/fake-connector.ts';
 import { certPlanResult, certRotateResult, certStatusResult, rollbackStepsFailedAt, rotationSteps, rotationStepsFailedAt } from '../support/cert-fixtures.ts';
 
@@ -14,7 +14,6 @@ import { certPlanResult, certRotateResult, certStatusResult, rollbackStepsFailed
  * one change at a time, a rollback that is pending until approved (rejected, expired or not started
  * puts the rotation back), one rotation per rotation-due card, and the watch's failed checks.
  */
-const SECOND_APPROVER = { id: '29:approver2', aadObjectId: '55555555-5555-5555-5555-555555555555', name: 'Beth Approver' };
 
 let h: Harness | undefined;
 afterEach(async () => {
@@ -23,7 +22,7 @@ afterEach(async () => {
 });
 
 async function start(): Promise<Harness> {
-  h = await startHarness({ env: { SETUP_APPROVERS: `${APPROVER.aadObjectId},${SECOND_APPROVER.aadObjectId}` } });
+  h = await startHarness({ env: twoApproversEnv });
   return h;
 }
 
@@ -70,6 +69,14 @@ async function haltedRotation() {
   await reportAndWait(p.cardId, p.runId, 'cert-rotate', { kind: 'result', result: certRotateResult('verification-failed') });
   expect((await store().get(p.runId))?.state).toBe('halted');
   return p;
+}
+
+/** The approver approves the rollback: the rotation is superseded and the rollback holds the active change. */
+async function approveRollback(rotation: { runId: string }, rb: { rollbackRunId: string; rollbackCardId: string }): Promise<void> {
+  await click(APPROVER, 'run.approve', rb.rollbackRunId, rb.rollbackCardId);
+  await t().agent.waitForJob('cert-rollback', rb.rollbackRunId);
+  expect((await store().get(rotation.runId))?.state).toBe('superseded');
+  expect(await store().certActive('contoso')).toBe(rb.rollbackRunId);
 }
 
 /** Roll back on the rotation by `from`; returns the rollback run and its card. */
@@ -226,10 +233,7 @@ describe('a rollback that fails before changing anything', () => {
     await start();
     const rotation = await haltedRotation();
     const rb = await askRollback(rotation, OPERATOR);
-    await click(APPROVER, 'run.approve', rb.rollbackRunId, rb.rollbackCardId);
-    await t().agent.waitForJob('cert-rollback', rb.rollbackRunId);
-    expect((await store().get(rotation.runId))?.state).toBe('superseded');
-    expect(await store().certActive('contoso')).toBe(rb.rollbackRunId);
+    await approveRollback(rotation, rb);
 
     const failed = cardText(await reportAndWait(rb.rollbackCardId, rb.rollbackRunId, 'cert-rollback', {
       kind: 'failed',
@@ -320,10 +324,7 @@ describe('a rollback is pending until it is approved', () => {
     await start();
     const rotation = await haltedRotation();
     const rb = await askRollback(rotation, OPERATOR);
-    await click(APPROVER, 'run.approve', rb.rollbackRunId, rb.rollbackCardId);
-    await t().agent.waitForJob('cert-rollback', rb.rollbackRunId);
-    expect((await store().get(rotation.runId))?.state).toBe('superseded');
-    expect(await store().certActive('contoso')).toBe(rb.rollbackRunId);
+    await approveRollback(rotation, rb);
 
     t().clock.advance(jobTtlMs['cert-rollback'] + 3 * 60_000);
     await fire(rb.rollbackRunId, 'start-timeout');

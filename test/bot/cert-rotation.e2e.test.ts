@@ -4,7 +4,7 @@ import type { JobType, ReportEvent } from '../../jobs/job-types.ts';
 import { certStepTitles, rotationStepIds } from '../../jobs/cert-types.ts';
 import type { RunStore } from '../../bot/run-store.ts';
 import { certWatchConversationKey } from '../../bot/cert-watch.ts';
-import { APPROVER, OPERATOR, OTHER_OPERATOR, STRANGER, clickCard, runStoreOf, sendMessage, startHarness, withQueue, type Harness, type User } from '../support/bot-harness.ts';
+import { APPROVER, OPERATOR, OTHER_OPERATOR, STRANGER, clickCard, runStoreOf, sendMessage, startHarness, withQueue, type Harness, type User, SECOND_APPROVER, twoApproversEnv } from '../support/bot-harness.ts';
 import { cardOf, cardText, type CapturedCall, type CardLike } from '../support/fake-connector.ts';
 import {
   NEW_THUMBPRINT,
@@ -17,7 +17,6 @@ import {
 } from '../support/cert-fixtures.ts';
 
 /** A second approver: the two-person rule needs an approver other than the requester. */
-const SECOND_APPROVER = { id: '29:approver2', aadObjectId: '55555555-5555-5555-5555-555555555555', name: 'Beth Approver' };
 
 let h: Harness | undefined;
 afterEach(async () => {
@@ -31,7 +30,7 @@ function harness(): Harness {
 }
 
 async function start(): Promise<Harness> {
-  h = await startHarness({ env: { SETUP_APPROVERS: `${APPROVER.aadObjectId},${SECOND_APPROVER.aadObjectId}` } });
+  h = await startHarness({ env: twoApproversEnv });
   return h;
 }
 

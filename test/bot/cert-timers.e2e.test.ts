@@ -4,7 +4,7 @@ import { RunStore } from '../../bot/run-store.ts';
 import { timerJobId, type TimerKind } from '../../bot/run-timers.ts';
 import { jobQueueName, timerQueueName } from '../../jobs/deployment.ts';
 import { jobTtlMs, newRunId } from '../../jobs/job-options.ts';
-import { APPROVER, OPERATOR, clickCard, sendMessage, startHarness, waitForJobState, withQueue, type Harness } from '../support/bot-harness.ts';
+import { APPROVER, OPERATOR, clickCard, sendMessage, startHarness, waitForJobState, withQueue, type Harness, SECOND_APPROVER, twoApproversEnv } from '../support/bot-harness.ts';
 import { cardOf, cardText } from '../support/fake-connector.ts';
 import { NEW_THUMBPRINT, OLD_THUMBPRINT, certPlanResult, certStatusResult } from '../support/cert-fixtures.ts';
 
@@ -12,7 +12,6 @@ import { NEW_THUMBPRINT, OLD_THUMBPRINT, certPlanResult, certStatusResult } from
  * The run timers of certificate runs, and the certificate watch's scheduler jobs on the same
  * queue. The clock is moved by hand and delayed timer jobs are promoted: nothing waits.
  */
-const SECOND_APPROVER = { id: '29:approver2', aadObjectId: '55555555-5555-5555-5555-555555555555', name: 'Beth Approver' };
 
 let h: Harness | undefined;
 afterEach(async () => {
@@ -21,7 +20,7 @@ afterEach(async () => {
 });
 
 async function start(): Promise<Harness> {
-  h = await startHarness({ env: { SETUP_APPROVERS: `${APPROVER.aadObjectId},${SECOND_APPROVER.aadObjectId}` } });
+  h = await startHarness({ env: twoApproversEnv });
   return h;
 }
 

@@ -15,6 +15,10 @@ export const SIGNING_KEY = 'test-signing-key-0123456789abcdef-0123456789';
 export const OPERATOR = { id: '29:operator', aadObjectId: '11111111-1111-1111-1111-111111111111', name: 'Olivia Operator' };
 export const APPROVER = { id: '29:approver', aadObjectId: '22222222-2222-2222-2222-222222222222', name: 'Adam Approver' };
 export const STRANGER = { id: '29:stranger', aadObjectId: '33333333-3333-3333-3333-333333333333', name: 'Sam Stranger' };
+/** A second approver, for the two-person rule of certificate changes. */
+export const SECOND_APPROVER = { id: '29:approver2', aadObjectId: '55555555-5555-5555-5555-555555555555', name: 'Beth Approver' };
+/** The bot settings with APPROVER and SECOND_APPROVER as approvers. */
+export const twoApproversEnv = { SETUP_APPROVERS: `${APPROVER.aadObjectId},${SECOND_APPROVER.aadObjectId}` };
 export const OTHER_OPERATOR = { id: '29:operator2', aadObjectId: '44444444-4444-4444-4444-444444444444', name: 'Oscar Operator' };
 export type User = typeof OPERATOR;
 
