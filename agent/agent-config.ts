@@ -65,6 +65,36 @@ const certEnvShape = {
   TLS_CA_FILE: z.string().max(1024).optional(),
 };
 
+const bool = z.enum(['true', 'false']).transform((v) => v === 'true');
+
+/**
+ * The runbook settings (docs/runbook.md, "Agent configuration"): the email server profile `run
+ * setup` and `profile create` want, and the runbook's options. Defaults follow procedure.md §3.
+ */
+const runbookEnvShape = {
+  /** The organization's unique name for Get-CrmOrganization (absent: the last segment of CRM_URL's path). */
+  CRM_ORG_NAME: z.string().regex(/^[A-Za-z0-9_]{1,100}$/, 'must be the organization\'s unique name (letters, digits, underscore)').optional(),
+  PROFILE_NAME: z.string().min(1).max(100).regex(/^[^\u0000-\u001f]+$/, 'must be printable').default('Exchange Online'),
+  PROFILE_DESCRIPTION: z.string().max(400).default('Server-side synchronization with Exchange Online, server-to-server authentication (managed by @setup)'),
+  /** The profile's owner (a systemuser id); absent: the agent's CRM user. */
+  PROFILE_OWNER: z.string().regex(guidPattern, 'must be the owner\'s systemuser id (a GUID)').transform((s) => s.toLowerCase()).optional(),
+  /** An explicit Exchange Online tenant id on the profile; absent: the profile uses the default tenant id (recommended, after tenant-id). */
+  PROFILE_TENANT_ID: z.string().regex(guidPattern, 'must be a tenant id (a GUID)').transform((s) => s.toLowerCase()).optional(),
+  PROFILE_AUTODISCOVER: bool.default('true'),
+  PROFILE_INCOMING_URL: httpsUrl.optional(),
+  PROFILE_OUTGOING_URL: httpsUrl.optional(),
+  /** "Process email from": an ISO date-time; absent: the time the profile is created. */
+  PROFILE_PROCESS_EMAIL_FROM: z.string().datetime({ offset: true }).optional(),
+  PROFILE_MIN_POLLING_MINUTES: int(0, 1440).default(0),
+  PROFILE_MOVE_UNDELIVERABLE: bool.default('false'),
+  /** on: `run setup` ends with the AD FS step (the script for the AD FS server and a checklist entry). */
+  SETUP_ADFS: z.enum(['on', 'off']).default('off'),
+  /** BullMQ lock of a running job: a killed agent's job is picked up again about this long after (stalled-job recovery). */
+  AGENT_LOCK_DURATION_MS: int(1_000, 600_000).default(30_000),
+  /** The agent-side certificate lock's time to live (cert-lock.ts): how long a crashed agent's lock blocks the next attempt. */
+  CERT_LOCK_TTL_MS: int(1_000, 3_600_000).default(120_000),
+};
+
 const agentEnvSchema = z
   .object({
     REDIS_URL: z.string().url().default('redis://127.0.0.1:6379'),
@@ -93,10 +123,16 @@ const agentEnvSchema = z
     HEARTBEAT_INTERVAL_MS: int(100, 3_600_000).default(15_000),
     LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
     ...certEnvShape,
+    ...runbookEnvShape,
   })
   .superRefine((env, ctx) => {
     if (env.GRAPH_CLIENT_SECRET && env.GRAPH_CLIENT_CERT_FILE) {
       ctx.addIssue({ code: z.ZodIssueCode.custom, path: ['GRAPH_CLIENT_SECRET'], message: 'set either GRAPH_CLIENT_SECRET or GRAPH_CLIENT_CERT_FILE, not both' });
+    }
+    if (!env.PROFILE_AUTODISCOVER) {
+      for (const key of ['PROFILE_INCOMING_URL', 'PROFILE_OUTGOING_URL'] as const) {
+        if (!env[key]) ctx.addIssue({ code: z.ZodIssueCode.custom, path: [key], message: 'is required when PROFILE_AUTODISCOVER=false' });
+      }
     }
     if (env.CRM_AUTH !== 'ntlm') return;
     for (const key of ['CRM_USERNAME', 'CRM_PASSWORD', 'CRM_DOMAIN'] as const) {

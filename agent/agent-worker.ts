@@ -3,7 +3,7 @@ import type { Redis } from 'ioredis';
 import type { Logger } from '../core/logger.ts';
 import { SetupError, isSetupError, toSetupError } from '../core/setup-error.ts';
 import { z } from 'zod';
-import { stepStateSchema } from '../jobs/cert-types.ts';
+import { MAX_STEPS, stepStateSchema } from '../jobs/cert-types.ts';
 import type { EnvelopeSigner } from '../jobs/envelope-signer.ts';
 import { attemptOf, jobIdFor, jobTtlMs, verifyJob } from '../jobs/job-options.ts';
 import type { JobPayload, JobResult, JobType, Progress, ReportEvent } from '../jobs/job-types.ts';
@@ -64,7 +64,7 @@ const defaultPublishRetryDelaysMs = [250, 1_000, 4_000] as const;
 /** Kept a day longer than any job can stay valid, so a replay is caught as long as its signature is. */
 const seenTtlMs = (type: JobPayload['type']) => jobTtlMs[type] + 24 * 60 * 60_000;
 
-const stepStatesSchema = z.array(stepStateSchema).max(12).optional();
+const stepStatesSchema = z.array(stepStateSchema).max(MAX_STEPS).optional();
 
 const clip = (text: string, max: number) => (text.length > max ? `${text.slice(0, max - 1)}…` : text);
 

@@ -80,6 +80,24 @@ export const powershellScripts = {
     params: ['ComputerName'] as const,
     output: z.object({ services: z.array(serviceSchema) }).strict(),
   },
+  /** The agent's own rights on this host: WindowsPrincipal.IsInRole(Administrator) of the current identity. */
+  'Test-LocalAdministrator': {
+    params: [] as const,
+    output: z.object({ isAdministrator: z.boolean(), user: z.string() }).strict(),
+  },
+  /**
+   * Get-CrmOrganization -Name <unique name> (its ID) and Get-CrmAdvancedSetting
+   * -ConfigurationEntityName Organization -Setting S2STenantId -Id <org id>; tenantId null when unset.
+   */
+  'Get-S2STenantId': {
+    params: ['OrganizationName'] as const,
+    output: z.object({ organizationId: z.string(), tenantId: z.string().nullable() }).strict(),
+  },
+  /** Set-CrmAdvancedSetting -ID <org id> -ConfigurationEntityName Organization -Setting S2STenantId -Value <tenant id>, then reads it back. */
+  'Set-S2STenantId': {
+    params: ['OrganizationName', 'TenantId'] as const,
+    output: z.object({ organizationId: z.string(), tenantId: z.string(), changed: z.boolean() }).strict(),
+  },
 } as const;
 
 export type PowershellScriptName = keyof typeof powershellScripts;

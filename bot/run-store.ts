@@ -2,7 +2,8 @@ import { randomUUID } from 'node:crypto';
 import type { Redis } from 'ioredis';
 import { z } from 'zod';
 import { mailboxFilterSchema, type MailboxFilter } from '../jobs/mailbox-filter.ts';
-import { certFileNameSchema, certPlanResultSchema, stepStateSchema, thumbprintSchema, type CertPlanResult, type StepState } from '../jobs/cert-types.ts';
+import { MAX_STEPS, certFileNameSchema, certPlanResultSchema, stepStateSchema, thumbprintSchema, type CertPlanResult, type StepState } from '../jobs/cert-types.ts';
+import { setupPlanResultSchema, type RunbookScope, type SetupPlanResult } from '../jobs/runbook-types.ts';
 import { jobResultSchema, planResultSchema, progressSchema, runIdSchema, type JobResult, type PlanResult, type Progress } from '../jobs/job-types.ts';
 
 /**
@@ -47,12 +48,20 @@ export const runStates = [
   'plan-failed',
   'halted',
   'superseded',
+  'cancelled',
 ] as const;
 export type RunState = (typeof runStates)[number];
-export const finalStates: readonly RunState[] = ['succeeded', 'failed', 'rejected', 'expired', 'plan-failed', 'superseded'];
+export const finalStates: readonly RunState[] = ['succeeded', 'failed', 'rejected', 'expired', 'plan-failed', 'superseded', 'cancelled'];
 
-export const runKindSchema = z.enum(['approve', 'test', 'status', 'cert-status', 'cert-watch', 'cert-rotate', 'cert-rollback']);
+export const runKindSchema = z.enum(['approve', 'test', 'status', 'cert-status', 'cert-watch', 'cert-rotate', 'cert-rollback', 'preflight', 'setup', 'profile', 'tenant', 'configure']);
 export type RunKind = z.infer<typeof runKindSchema>;
+
+/** The run kinds of the runbook (issue 4): `run setup` and the smaller commands on its steps; the kind is the job's scope. */
+export const runbookKinds = ['setup', 'profile', 'tenant', 'configure'] as const satisfies readonly RunbookScope[];
+export type RunbookKind = (typeof runbookKinds)[number];
+export function isRunbookKind(kind: RunKind): kind is RunbookKind {
+  return (runbookKinds as readonly string[]).includes(kind);
+}
 
 export const personSchema = z.object({ aadObjectId: z.string().max(64), name: z.string().max(200) }).strict();
 export type Person = z.infer<typeof personSchema>;
@@ -81,14 +90,18 @@ export const runErrorSchema = z.object({ code: z.string(), message: z.string(), 
 export type RunError = z.infer<typeof runErrorSchema>;
 
 /** A run's plan: the mailbox plan (approve, test) or the rotation plan (cert-rotate; a rollback keeps its rotation's). */
-export const runPlanSchema = z.union([planResultSchema, certPlanResultSchema]);
-export type RunPlan = PlanResult | CertPlanResult;
+export const runPlanSchema = z.union([planResultSchema, certPlanResultSchema, setupPlanResultSchema]);
+export type RunPlan = PlanResult | CertPlanResult | SetupPlanResult;
+
+/** The requester's confirmation of the checklist items no machine can check (`run setup` plan card). */
+export const checklistConfirmationSchema = z.object({ confirmedBy: personSchema, confirmedAt: z.string() }).strict();
+export type ChecklistConfirmation = z.infer<typeof checklistConfirmationSchema>;
 
 /** A rollback run: which certificate becomes the issuer again, and which one the rotation had registered. */
 export const rollbackTargetSchema = z.object({ restoreThumbprint: thumbprintSchema, failedThumbprint: thumbprintSchema }).strict();
 export type RollbackTarget = z.infer<typeof rollbackTargetSchema>;
 
-const stepsSchema = z.array(stepStateSchema).max(12);
+const stepsSchema = z.array(stepStateSchema).max(MAX_STEPS);
 
 export interface Run {
   runId: string;
@@ -129,6 +142,12 @@ export interface Run {
   rollbackRequestedBy?: Person;
   /** When the approval stops being valid (ISO); set when the plan arrives. */
   expiresAt?: string;
+  /** Runbook kinds: a dry run (`run setup --dry-run`, `profile show`, `tenant show`): the plan is shown, nothing is approved. */
+  dryRun?: boolean;
+  /** `run setup`: the requester confirmed the checklist on the plan card (the approval needs it). */
+  checklist?: ChecklistConfirmation;
+  /** `cancel <run>` of a running runbook run: who asked (the agent stops before the next step). */
+  cancelRequestedBy?: Person;
   approval?: Decision;
   progress?: Progress;
   progressSeq: number;
@@ -145,6 +164,8 @@ export interface Run {
 }
 
 export const RUN_TTL_SECONDS = 30 * 24 * 3600;
+/** Runs kept in a deployment's index (`jobs`); older ones are still readable by id until their TTL. */
+export const RUN_INDEX_MAX = 500;
 
 export type TransitionOutcome =
   | { ok: true; from: RunState }
@@ -208,7 +229,7 @@ end
 return {'ok', 'halted', tostring(attempt + 1)}
 `;
 
-const finalStatesLua = `{ succeeded = true, failed = true, rejected = true, expired = true, ['plan-failed'] = true, superseded = true }`;
+const finalStatesLua = `{ succeeded = true, failed = true, rejected = true, expired = true, ['plan-failed'] = true, superseded = true, cancelled = true }`;
 
 /**
  * Approval of a rotation or a rollback, with the one-change-at-a-time rule. KEYS[1] run key, KEYS[2]
@@ -380,13 +401,21 @@ if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) 
 return 0
 `;
 
-/** KEYS[1] run key; ARGV[1] TTL (s); ARGV[2..] field/value pairs. Creates the run unless the key exists, with its TTL, in one step. */
+/**
+ * KEYS[1] run key, KEYS[2] the deployment's run index; ARGV[1] TTL (s), ARGV[2] now (ms), ARGV[3]
+ * index size, ARGV[4..] field/value pairs. Creates the run unless the key exists, with its TTL, and
+ * adds it to the index (newest kept, oldest trimmed), in one step.
+ */
 const createScript = `
 if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
-for i = 2, #ARGV, 2 do
+for i = 4, #ARGV, 2 do
   redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1])
 end
 redis.call('EXPIRE', KEYS[1], tonumber(ARGV[1]))
+local runId = redis.call('HGET', KEYS[1], 'runId')
+redis.call('ZADD', KEYS[2], tonumber(ARGV[2]), runId)
+redis.call('ZREMRANGEBYRANK', KEYS[2], 0, -1 - tonumber(ARGV[3]))
+redis.call('EXPIRE', KEYS[2], tonumber(ARGV[1]))
 return 1
 `;
 
@@ -413,6 +442,8 @@ export interface NewRun {
   parentRunId?: string;
   rollback?: RollbackTarget;
   steps?: StepState[];
+  /** Runbook kinds: a dry run (shown, never approved). */
+  dryRun?: boolean;
   /** When the approval stops being valid (epoch ms). */
   expiresAtMs?: number;
 }
@@ -472,6 +503,8 @@ export type RunPatch = Partial<{
   lastPostedSeq: number;
   lastPostedAt: number;
   postFailure: string;
+  checklist: ChecklistConfirmation;
+  cancelRequestedBy: Person;
 }>;
 
 export class RunStore {
@@ -511,6 +544,7 @@ export class RunStore {
     if (run.certFile !== undefined) fields['certFile'] = certFileNameSchema.parse(run.certFile);
     if (run.parentRunId !== undefined) fields['parentRunId'] = runIdSchema.parse(run.parentRunId);
     if (run.rollback !== undefined) fields['rollback'] = JSON.stringify(rollbackTargetSchema.parse(run.rollback));
+    if (run.dryRun === true) fields['dryRun'] = '1';
     Object.assign(fields, Object.fromEntries(pairsOf(encodePatch({
       ...(run.plan ? { plan: run.plan } : {}),
       ...(run.steps ? { steps: run.steps } : {}),
@@ -518,11 +552,54 @@ export class RunStore {
     }))));
     const key = this.key(run.runId);
     // One script: a run id is never reused, and the run never exists without its TTL.
-    const created = (await this.#redis.eval(createScript, 1, key, String(RUN_TTL_SECONDS), ...Object.entries(fields).flat())) as number;
+    const created = (await this.#redis.eval(
+      createScript,
+      2,
+      key,
+      this.indexKey(run.deployment),
+      String(RUN_TTL_SECONDS),
+      String(this.#now()),
+      String(RUN_INDEX_MAX),
+      ...Object.entries(fields).flat(),
+    )) as number;
     if (created !== 1) throw new Error(`run ${run.runId} already exists`);
     const stored = await this.get(run.runId);
     if (!stored) throw new Error(`run ${run.runId} vanished after creation`);
     return stored;
+  }
+
+  /** Sorted set of a deployment's run ids by creation time (`@setup jobs`). */
+  indexKey(deployment: string): string {
+    return `${this.#prefix}:runs:${deployment}`;
+  }
+
+  /** The deployment's latest runs, newest first (runs whose record expired are left out). */
+  async listRuns(deployment: string, limit: number): Promise<Run[]> {
+    const ids = await this.#redis.zrevrange(this.indexKey(deployment), 0, Math.max(0, limit - 1));
+    if (ids.length === 0) return [];
+    const pipeline = this.#redis.pipeline();
+    for (const id of ids) pipeline.hgetall(this.key(id));
+    const replies = (await pipeline.exec()) ?? [];
+    const runs: Run[] = [];
+    for (const [error, h] of replies) {
+      if (error || !h || typeof h !== 'object') continue;
+      const hash = h as Record<string, string>;
+      if (!hash['state'] || !hash['runId']) continue;
+      try {
+        runs.push(decodeRun(hash));
+      } catch {
+        // A record this version cannot read (written by a newer bot) is left out of the list.
+      }
+    }
+    return runs;
+  }
+
+  /**
+   * The key the agent reads between runbook steps (`cancel <run>` of a running run): present means
+   * "stop before the next step". Not a secret and not signed: its only power is to stop a run.
+   */
+  cancelKey(runId: string): string {
+    return `${this.#prefix}:cancel:${runId}`;
   }
 
   async get(runId: string): Promise<Run | undefined> {
@@ -808,6 +885,8 @@ function encodePatch(patch: RunPatch): string[] {
   if (patch.lastPostedSeq !== undefined) pairs.push('lastPostedSeq', String(patch.lastPostedSeq));
   if (patch.lastPostedAt !== undefined) pairs.push('lastPostedAt', String(patch.lastPostedAt));
   if (patch.postFailure !== undefined) pairs.push('postFailure', patch.postFailure.slice(0, 500));
+  if (patch.checklist !== undefined) pairs.push('checklist', JSON.stringify(checklistConfirmationSchema.parse(patch.checklist)));
+  if (patch.cancelRequestedBy !== undefined) pairs.push('cancelRequestedBy', JSON.stringify(personSchema.parse(patch.cancelRequestedBy)));
   return pairs;
 }
 
@@ -869,5 +948,10 @@ function decodeRun(h: Record<string, string>): Run {
   const error = json(runErrorSchema, h['error']);
   if (error) run.error = error;
   if (h['postFailure']) run.postFailure = h['postFailure'];
+  if (h['dryRun'] === '1') run.dryRun = true;
+  const checklist = json(checklistConfirmationSchema, h['checklist']);
+  if (checklist) run.checklist = checklist;
+  const cancelRequestedBy = json(personSchema, h['cancelRequestedBy']);
+  if (cancelRequestedBy) run.cancelRequestedBy = cancelRequestedBy;
   return run;
 }

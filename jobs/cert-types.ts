@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { failureGroupSchema } from './failure-group.ts';
+import { runbookOnlyStepIds, runbookStepTitles } from './step-ids.ts';
 
 /**
  * The certificate part of the bot ↔ agent contract (issue 3): what the agent reports about the S2S
@@ -144,9 +145,14 @@ export const rotationStepIds = [
 export const rollbackStepIds = ['validate-old', 'register-crm', 'restart-services', 'verify', 'retire-failed'] as const;
 export const certStepIdSchema = z.enum([...rotationStepIds, 'validate-old', 'retire-failed']);
 export type CertStepId = z.infer<typeof certStepIdSchema>;
+/** Every step id of every multi-step job: the certificate runs' and the runbook's (runbook-types.ts). */
+export const stepIdSchema = z.enum([...rotationStepIds, 'validate-old', 'retire-failed', ...runbookOnlyStepIds]);
+export type StepId = z.infer<typeof stepIdSchema>;
+/** The most steps a multi-step job has (the runbook's 14, with room). */
+export const MAX_STEPS = 20;
 
 export const stepStateSchema = z.object({
-  id: certStepIdSchema,
+  id: stepIdSchema,
   state: z.enum(['pending', 'running', 'done', 'skipped', 'failed']),
   /** What the step did or found ("imported on CRMAPP01, already on CRMAPP02", "already registered"). */
   detail: z.string().max(300).optional(),
@@ -167,6 +173,9 @@ export const certStepTitles: Readonly<Record<CertStepId, string>> = {
   'retire-old': 'Retire the old key credential',
   'retire-failed': 'Remove the failed certificate\'s key credential',
 };
+
+/** Human titles of every step (certificate runs and the runbook). */
+export const stepTitles: Readonly<Record<StepId, string>> = { ...certStepTitles, ...runbookStepTitles };
 
 // ---- payloads ----------------------------------------------------------------------------------
 
@@ -218,7 +227,7 @@ export const certPlanResultSchema = z.object({
   verification: z.object({ mode: z.enum(['sample', 'all']), mailboxes: count }).strict(),
   retireOld: z.enum(['remove', 'keep-until-expiry']),
   /** Per step: what would change, or "already done". */
-  steps: z.array(stepStateSchema).max(12),
+  steps: z.array(stepStateSchema).max(MAX_STEPS),
   /** True when the new certificate has an error-severity problem: the plan cannot be approved. */
   blocked: z.boolean(),
 }).strict();
@@ -240,7 +249,7 @@ export const certRotateResultSchema = z.object({
   outcome: z.enum(['rotated', 'verification-failed']),
   newThumbprint: thumbprintSchema,
   oldThumbprint: thumbprintSchema.nullable(),
-  steps: z.array(stepStateSchema).max(12),
+  steps: z.array(stepStateSchema).max(MAX_STEPS),
   verification: verificationSchema.nullable(),
   durationMs: count,
 }).strict();
@@ -250,7 +259,7 @@ export const certRollbackResultSchema = z.object({
   type: z.literal('cert-rollback'),
   outcome: z.enum(['rolled-back', 'verification-failed']),
   restoredThumbprint: thumbprintSchema,
-  steps: z.array(stepStateSchema).max(12),
+  steps: z.array(stepStateSchema).max(MAX_STEPS),
   verification: verificationSchema.nullable(),
   durationMs: count,
 }).strict();

@@ -13,6 +13,9 @@ export const jobTtlMs: Readonly<Record<JobType, number>> = {
   'cert-plan': 15 * 60_000,
   'cert-rotate': 24 * 60 * 60_000,
   'cert-rollback': 24 * 60 * 60_000,
+  preflight: 5 * 60_000,
+  'setup-plan': 15 * 60_000,
+  'setup-run': 24 * 60 * 60_000,
 };
 
 /** Reports are consumed within seconds; a day covers a bot outage. */
@@ -63,7 +66,7 @@ export function reportJobIdFor(runId: string, seq: number): string {
 }
 
 export function jobAddOptions(runId: string, type: JobType, attempt = 1): JobsOptions {
-  const readOnly = type === 'plan' || type === 'status' || type === 'cert-status' || type === 'cert-plan';
+  const readOnly = type === 'plan' || type === 'status' || type === 'cert-status' || type === 'cert-plan' || type === 'preflight' || type === 'setup-plan';
   // A rotation step that failed halts the run for a person to look at (resume or roll back); BullMQ
   // retries only what failed for a transient reason, a few times.
   return {

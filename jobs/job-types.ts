@@ -10,8 +10,17 @@ import {
   certRotateInputSchema,
   certRotateResultSchema,
   certStatusResultSchema,
+  MAX_STEPS,
   stepStateSchema,
 } from './cert-types.ts';
+import {
+  preflightInputSchema,
+  preflightResultSchema,
+  setupPlanInputSchema,
+  setupPlanResultSchema,
+  setupRunInputSchema,
+  setupRunResultSchema,
+} from './runbook-types.ts';
 
 /**
  * The contract between the bot and the agent: what a job asks for, how it reports progress, and
@@ -21,7 +30,7 @@ export const runIdSchema = z.string().regex(/^[a-z0-9]{8,32}$/, 'is not a run id
 /** An Entra object id (activity.from.aadObjectId). */
 export const aadObjectIdSchema = z.string().regex(/^[0-9a-fA-F-]{8,64}$/, 'is not an Entra object id');
 
-export const jobTypeSchema = z.enum(['plan', 'status', 'approve', 'test', 'cert-status', 'cert-plan', 'cert-rotate', 'cert-rollback']);
+export const jobTypeSchema = z.enum(['plan', 'status', 'approve', 'test', 'cert-status', 'cert-plan', 'cert-rotate', 'cert-rollback', 'preflight', 'setup-plan', 'setup-run']);
 export type JobType = z.infer<typeof jobTypeSchema>;
 
 export const mailboxActionSchema = z.enum(['approve', 'test']);
@@ -82,6 +91,13 @@ export const certRotatePayloadSchema = z.object({ type: z.literal('cert-rotate')
 /** The approved rollback of a rotation whose verification failed. */
 export const certRollbackPayloadSchema = z.object({ type: z.literal('cert-rollback'), ...common, ...certRollbackInputSchema.shape }).strict();
 
+/** `preflight`: read-only checks (runbook-types.ts). */
+export const preflightPayloadSchema = z.object({ type: z.literal('preflight'), ...common, ...preflightInputSchema.shape }).strict();
+/** The runbook's plan (`run setup`, `profile show|create`, `tenant show|set`, `configure mailboxes`): read-only. */
+export const setupPlanPayloadSchema = z.object({ type: z.literal('setup-plan'), ...common, ...setupPlanInputSchema.shape }).strict();
+/** The approved runbook run, or its resume (attempt > 1). */
+export const setupRunPayloadSchema = z.object({ type: z.literal('setup-run'), ...common, ...setupRunInputSchema.shape }).strict();
+
 export const jobPayloadSchema = z.discriminatedUnion('type', [
   planPayloadSchema,
   statusPayloadSchema,
@@ -91,6 +107,9 @@ export const jobPayloadSchema = z.discriminatedUnion('type', [
   certPlanPayloadSchema,
   certRotatePayloadSchema,
   certRollbackPayloadSchema,
+  preflightPayloadSchema,
+  setupPlanPayloadSchema,
+  setupRunPayloadSchema,
 ]);
 export type JobPayload = z.infer<typeof jobPayloadSchema>;
 export type PayloadOf<T extends JobType> = Extract<JobPayload, { type: T }>;
@@ -103,8 +122,8 @@ export const progressSchema = z.object({
   total: z.number().int().nonnegative(),
   /** Outcome counts so far (for example succeeded / failed while Test & Enable results arrive). */
   counts: z.record(z.string(), z.number().int().nonnegative()).optional(),
-  /** Multi-step runs (certificate rotation): the state of every step. */
-  steps: z.array(stepStateSchema).max(12).optional(),
+  /** Multi-step runs (certificate rotation, runbook): the state of every step. */
+  steps: z.array(stepStateSchema).max(MAX_STEPS).optional(),
 }).strict();
 export type Progress = z.infer<typeof progressSchema>;
 
@@ -164,6 +183,9 @@ export const jobResultSchema = z.discriminatedUnion('type', [
   certPlanResultSchema,
   certRotateResultSchema,
   certRollbackResultSchema,
+  preflightResultSchema,
+  setupPlanResultSchema,
+  setupRunResultSchema,
 ]);
 export type JobResult = z.infer<typeof jobResultSchema>;
 export type ResultOf<T extends JobType> = Extract<JobResult, { type: T }>;
@@ -172,6 +194,7 @@ export type StatusResult = ResultOf<'status'>;
 export type ApproveResult = ResultOf<'approve'>;
 export type TestResult = ResultOf<'test'>;
 export type { CertPlanResult, CertRollbackResult, CertRotateResult, CertStatusResult } from './cert-types.ts';
+export type { PreflightResult, SetupPlanResult, SetupRunResult } from './runbook-types.ts';
 
 // ---- reports (agent → bot) -------------------------------------------------------------------
 
@@ -183,7 +206,7 @@ export const reportEventSchema = z.discriminatedUnion('kind', [
     kind: z.literal('failed'),
     error: z.object({ code: z.string().max(64), message: z.string().max(1000), hint: z.string().max(1000).optional() }).strict(),
     /** Multi-step runs: the step states when it stopped (the failed step is 'failed'). */
-    steps: z.array(stepStateSchema).max(12).optional(),
+    steps: z.array(stepStateSchema).max(MAX_STEPS).optional(),
   }).strict(),
 ]);
 export type ReportEvent = z.infer<typeof reportEventSchema>;

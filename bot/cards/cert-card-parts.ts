@@ -1,4 +1,4 @@
-import { certStepTitles, type CertSummary, type StepState, type Verification } from '../../jobs/cert-types.ts';
+import { stepTitles, type CertSummary, type StepState, type Verification } from '../../jobs/cert-types.ts';
 import type { Person, Run } from '../run-store.ts';
 import { bullets, clip, container, facts, text, type CardElement } from './card-kit.ts';
 
@@ -79,12 +79,12 @@ const stepWords: Record<StepState['state'], string> = {
 
 /** One line per step: mark, title, state and what it did or found. */
 export function stepLines(steps: readonly StepState[]): CardElement {
-  return text(steps.map((s) => `${stepMarks[s.state]} ${certStepTitles[s.id]}: ${stepWords[s.state]}${s.detail ? `. ${clip(s.detail, 200)}` : ''}`).join('\n\n'));
+  return text(steps.map((s) => `${stepMarks[s.state]} ${stepTitles[s.id]}: ${stepWords[s.state]}${s.detail ? `. ${clip(s.detail, 200)}` : ''}`).join('\n\n'));
 }
 
 /** The steps of a run not started yet (plan cards): title and preview detail. */
 export function previewLines(steps: readonly StepState[]): CardElement {
-  return bullets(steps.map((s) => `${certStepTitles[s.id]}${s.detail ? `: ${s.detail}` : s.state === 'skipped' || s.state === 'done' ? ': already done' : ''}`), 12);
+  return bullets(steps.map((s) => `${stepTitles[s.id]}${s.detail ? `: ${s.detail}` : s.state === 'skipped' || s.state === 'done' ? ': already done' : ''}`), 12);
 }
 
 /** The failed step (if any) of a list of step states. */

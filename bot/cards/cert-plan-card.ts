@@ -1,6 +1,6 @@
 import type { CertPlanResult } from '../../jobs/cert-types.ts';
 import type { Run } from '../run-store.ts';
-import { certStepTitles } from '../../jobs/cert-types.ts';
+import { stepTitles } from '../../jobs/cert-types.ts';
 import { card, clip, container, executeAction, facts, text, title, verbs, type AdaptiveCardJson, type CardElement } from './card-kit.ts';
 import { certFacts, minute, personName, previewLines, problemBlock, runFacts } from './cert-card-parts.ts';
 
@@ -73,7 +73,7 @@ export function certPlanBlockedCard(run: Run, plan: CertPlanResult): AdaptiveCar
     body.push(text('Steps that cannot go on', { weight: 'Bolder' }));
     for (const s of blockedSteps) {
       body.push(container([
-        text(certStepTitles[s.id], { color: 'Attention', weight: 'Bolder' }),
+        text(stepTitles[s.id], { color: 'Attention', weight: 'Bolder' }),
         text(s.detail ? clip(s.detail, 300) : 'The agent gave no detail: see its log.'),
       ], 'attention'));
     }

@@ -5,7 +5,7 @@ import { failedStep, personName, runFacts, stepLines, verificationBlock } from '
 import { certPlanBlockedCard, certPlanCard, certPlanFailedCard, certPlanningCard } from './cert-plan-card.ts';
 import { certRollbackCard } from './cert-rollback-card.ts';
 import { certStatusCheckingCard, certStatusCard, certStatusFailedCard } from './cert-status-card.ts';
-import { certStepTitles } from '../../jobs/cert-types.ts';
+import { stepTitles } from '../../jobs/cert-types.ts';
 
 /**
  * The run card of an approved rotation or rollback, updated in place: queued, each step with its
@@ -39,7 +39,7 @@ function errorLines(run: Run): CardElement[] {
   const e = run.error;
   const out: CardElement[] = [];
   const step = notStarted(run) ? undefined : failedStep(run.steps);
-  if (step) out.push(text(`Stopped at: ${certStepTitles[step.id]}`, { weight: 'Bolder' }));
+  if (step) out.push(text(`Stopped at: ${stepTitles[step.id]}`, { weight: 'Bolder' }));
   if (e) {
     out.push(text(`${e.message}`, { color: 'Attention' }));
     if (e.hint) out.push(text(`What to do: ${e.hint}`));
