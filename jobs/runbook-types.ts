@@ -1,5 +1,6 @@
 import { z } from 'zod';
-import { rotationStepIds, stepStateSchema, thumbprintSchema, verificationSchema } from './cert-types.ts';
+import type { rotationStepIds} from './cert-types.ts';
+import { stepStateSchema, thumbprintSchema, verificationSchema } from './cert-types.ts';
 import { runbookOnlyStepIds, runbookStepTitles } from './step-ids.ts';
 import { mailboxFilterSchema } from './mailbox-filter.ts';
 
