@@ -20,7 +20,18 @@ export type Command =
   | { kind: 'cert-status' }
   /** `file`: a PFX file name in the agent's CERT_DIR; absent: the agent's CERT_NEW_PFX. */
   | { kind: 'cert-rotate'; file?: string }
-  | { kind: 'cert-watch-here' };
+  | { kind: 'cert-watch-here' }
+  /** The runbook (issue 4). `filter`: the mailboxes its mailbox steps cover (default `all`). */
+  | { kind: 'run-setup'; dryRun: boolean; filter: MailboxFilter }
+  | { kind: 'preflight' }
+  | { kind: 'profile'; action: 'show' | 'create' }
+  | { kind: 'tenant'; action: 'show' | 'set' }
+  | { kind: 'configure-mailboxes'; filter: MailboxFilter }
+  | { kind: 'jobs' }
+  | { kind: 'resume'; runId: string }
+  | { kind: 'cancel'; runId: string }
+  /** `audit [n]`: the latest n entries (1..AUDIT_MAX_SHOWN, default AUDIT_DEFAULT_SHOWN). */
+  | { kind: 'audit'; count: number };
 
 export type ParseFailure = {
   ok: false;
@@ -30,6 +41,24 @@ export type ParseFailure = {
 };
 
 export type ParseResult = { ok: true; command: Command } | ParseFailure;
+
+export const AUDIT_DEFAULT_SHOWN = 10;
+export const AUDIT_MAX_SHOWN = 50;
+
+export const runbookCommandForms: readonly string[] = [
+  '`preflight`: check everything the set-up needs (read-only)',
+  '`run setup [--dry-run] [filter]`: the whole server-side sync set-up as one runbook (default filter `all`); a second person approves; `--dry-run` only shows what would change',
+  '`profile show|create`: the email server profile',
+  '`tenant show|set`: the Exchange Online tenant ID on the organization',
+  '`configure mailboxes [filter]`: profile and delivery methods of the mailboxes (default `all`)',
+  '`jobs`: the latest runs and their states',
+  '`resume <run>` / `cancel <run>`: continue a halted run after the fix / stop a run',
+  `\`audit [n]\`: the latest n audit entries (default ${AUDIT_DEFAULT_SHOWN}, at most ${AUDIT_MAX_SHOWN})`,
+];
+
+export function runbookCommandFormsText(): string {
+  return `Set-up commands: ${runbookCommandForms.join('; ')}.`;
+}
 
 /** Longer than any command anyone would type (50 addresses of 254 characters fit). */
 export const MAX_COMMAND_LENGTH = 14_000;
@@ -115,6 +144,8 @@ export function parseCommand(rawText: string | undefined): ParseResult {
     }
     return { ok: true, command: { kind: 'cert-rotate', file: file.data } };
   }
+  const runbook = parseRunbookCommand(text);
+  if (runbook) return runbook;
   if (/^cert\b/i.test(text)) {
     return { ok: false, code: 'COMMAND_INVALID', message: `Write one of the certificate commands. ${certCommandFormsText()}` };
   }
@@ -125,6 +156,71 @@ export function parseCommand(rawText: string | undefined): ParseResult {
     return { ok: false, code: 'COMMAND_INVALID', message: 'Write `approve mailboxes [filter]` or `test mailboxes [filter]`.' };
   }
   return { ok: false, code: 'COMMAND_UNKNOWN', message: `I don't know the command "${excerpt(text)}".` };
+}
+
+const RUN_ID = /^[a-z0-9]{8,32}$/;
+
+/** The runbook commands (issue 4); undefined when the text is none of them. */
+function parseRunbookCommand(text: string): ParseResult | undefined {
+  const invalid = (message: string): ParseFailure => ({ ok: false, code: 'COMMAND_INVALID', message });
+  if (/^preflight$/i.test(text)) return { ok: true, command: { kind: 'preflight' } };
+  if (/^preflight\b/i.test(text)) return invalid('`preflight` takes nothing after it.');
+  if (/^jobs$/i.test(text)) return { ok: true, command: { kind: 'jobs' } };
+  if (/^jobs\b/i.test(text)) return invalid('`jobs` takes nothing after it.');
+
+  const setup = /^run setup(?: (.+))?$/i.exec(text);
+  if (setup) {
+    let rest = (setup[1] ?? '').trim();
+    let dryRun = false;
+    const flag = /^--dry-run\b ?/i.exec(rest);
+    if (flag) {
+      dryRun = true;
+      rest = rest.slice(flag[0].length).trim();
+    }
+    if (/(^|\s)--/.test(rest)) return invalid('The only option of `run setup` is `--dry-run`, written right after `run setup`.');
+    const filter = rest === '' ? { ok: true as const, filter: { kind: 'all' } as MailboxFilter } : parseFilter(rest);
+    if (!filter.ok) return filter;
+    return { ok: true, command: { kind: 'run-setup', dryRun, filter: filter.filter } };
+  }
+  if (/^run\b/i.test(text)) return invalid('Write `run setup [--dry-run] [filter]`.');
+
+  const profile = /^profile (show|create)$/i.exec(text);
+  if (profile) return { ok: true, command: { kind: 'profile', action: (profile[1] ?? '').toLowerCase() === 'create' ? 'create' : 'show' } };
+  if (/^profile\b/i.test(text)) return invalid('Write `profile show` or `profile create`.');
+
+  const tenant = /^tenant (show|set)$/i.exec(text);
+  if (tenant) return { ok: true, command: { kind: 'tenant', action: (tenant[1] ?? '').toLowerCase() === 'set' ? 'set' : 'show' } };
+  if (/^tenant\b/i.test(text)) return invalid('Write `tenant show` or `tenant set` (the tenant ID comes from Microsoft Graph, never from what is typed).');
+
+  const configure = /^configure mailbox(?:es)?(?: (.+))?$/i.exec(text);
+  if (configure) {
+    const rest = configure[1];
+    const filter = rest === undefined ? { ok: true as const, filter: { kind: 'all' } as MailboxFilter } : parseFilter(rest);
+    if (!filter.ok) return filter;
+    return { ok: true, command: { kind: 'configure-mailboxes', filter: filter.filter } };
+  }
+  if (/^configure\b/i.test(text)) return invalid('Write `configure mailboxes [filter]`.');
+
+  const control = /^(resume|cancel)(?: (\S+))?$/i.exec(text);
+  if (control) {
+    const verb = (control[1] ?? '').toLowerCase() === 'resume' ? 'resume' : 'cancel';
+    const runId = (control[2] ?? '').toLowerCase();
+    if (!RUN_ID.test(runId)) {
+      return invalid(`Write \`${verb} <run>\` with the run id shown on the run's card or by \`jobs\` (8 to 32 letters and digits)${control[2] ? `; "${excerpt(control[2])}" is not one` : ''}.`);
+    }
+    return { ok: true, command: verb === 'resume' ? { kind: 'resume', runId } : { kind: 'cancel', runId } };
+  }
+  if (/^(resume|cancel)\b/i.test(text)) return invalid('Write `resume <run>` or `cancel <run>` with one run id.');
+
+  const audit = /^audit(?: (\S+))?$/i.exec(text);
+  if (audit) {
+    if (audit[1] === undefined) return { ok: true, command: { kind: 'audit', count: AUDIT_DEFAULT_SHOWN } };
+    const n = /^\d{1,4}$/.test(audit[1]) ? Number(audit[1]) : NaN;
+    if (!Number.isInteger(n) || n < 1 || n > AUDIT_MAX_SHOWN) return invalid(`Write \`audit [n]\` with n from 1 to ${AUDIT_MAX_SHOWN}.`);
+    return { ok: true, command: { kind: 'audit', count: n } };
+  }
+  if (/^audit\b/i.test(text)) return invalid(`Write \`audit [n]\` with n from 1 to ${AUDIT_MAX_SHOWN}.`);
+  return undefined;
 }
 
 function defaultFilter(verb: 'approve' | 'test'): { ok: true; filter: MailboxFilter } {
