@@ -1,3 +1,4 @@
+import type { Verification } from '../jobs/cert-types.ts';
 import type { MailboxFilter } from '../jobs/mailbox-filter.ts';
 import type { ProfileValues, RunbookScope, SetupStepId } from '../jobs/runbook-types.ts';
 import type { StepOutcome } from './cert-steps.ts';
@@ -43,6 +44,11 @@ export interface StepCheck {
 export interface RunbookStep {
   id: SetupStepId;
   check(env: RunbookEnv): Promise<StepCheck>;
-  /** Check, change what differs, read back. `changed: true` when something was written. */
-  apply(env: RunbookEnv, step: { update: (detail: string) => void }): Promise<StepOutcome & { changed: boolean }>;
+  /**
+   * Check, change what differs, read back. `wrote: true` when something was written (the run's
+   * `changed` list); StepOutcome.changed keeps its meaning: the async services must be restarted
+   * to pick it up. test-enable returns its report in `testReport` (also when it throws: then in
+   * the SetupError's details.testReport).
+   */
+  apply(env: RunbookEnv, step: { update: (detail: string) => void }): Promise<StepOutcome & { wrote: boolean; testReport?: Verification }>;
 }
