@@ -1,3 +1,4 @@
+import { createAuditLog } from '../core/audit-log.ts';
 import { readFileSync } from 'node:fs';
 import type { AddressInfo } from 'node:net';
 import { ActivityTypes, type Request as BotRequest, type TurnContext } from 'botbuilder';
@@ -122,6 +123,7 @@ export async function startBot(config: Readonly<BotConfig>, deps: BotDeps = {}):
     jobs,
     timers,
     poster,
+    audit: createAuditLog({ redis: producer, prefix: config.redisPrefix, now }),
     redis: producer,
     now,
     logger,

@@ -1,5 +1,6 @@
 import type { TurnContext } from 'botbuilder';
 import type { Redis } from 'ioredis';
+import type { AuditLog } from '../core/audit-log.ts';
 import type { Logger } from '../core/logger.ts';
 import { agentHeartbeatKey } from '../jobs/deployment.ts';
 import type { Authorizer } from './authorizer.ts';
@@ -19,6 +20,8 @@ export interface BotServices {
   /** Run timers (plan timeout, approval expiry, start timeout) on the bot's timer queue. */
   timers: RunTimerScheduler;
   poster: TeamsPoster;
+  /** The deployment's audit stream (core/audit-log.ts): commands, clicks, approvals, results. */
+  audit: AuditLog;
   redis: Redis;
   now: () => number;
   logger: Logger;

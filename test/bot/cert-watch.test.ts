@@ -1,3 +1,4 @@
+import { createAuditLog } from '../../core/audit-log.ts';
 import { randomUUID } from 'node:crypto';
 import { Queue } from 'bullmq';
 import type { CloudAdapter, TurnContext } from 'botbuilder';
@@ -108,6 +109,7 @@ function makeEnv(env: Record<string, string> = {}): Env {
     jobs,
     timers,
     poster,
+    audit: createAuditLog({ redis, prefix, now }),
     redis,
     now,
     logger: silentLogger(),
