@@ -1,3 +1,4 @@
+import { spawn, type ChildProcess } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import { Redis } from 'ioredis';
 import { createLogger, silentLogger, type Logger } from '../../core/logger.ts';
@@ -8,6 +9,7 @@ import { startBot, type RunningBot } from '../../bot/bot-server.ts';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { startCrmSimulator, type CrmSimulator, type CrmSimulatorOptions } from '../../sim/crm-simulator.ts';
 import { writeDemoCertificates, type DemoCertificates } from '../../sim/demo-certificates.ts';
 import { startGraphSimulator, type GraphSimulator } from '../../sim/graph-simulator.ts';
@@ -15,6 +17,7 @@ import { simAgentEnvironment } from '../../sim/sim-agent-env.ts';
 import { invokeActivity, messageActivity, post } from './bot-harness.ts';
 import { startFakeConnector, cardOf, cardText, type CapturedCall, type FakeConnector } from './fake-connector.ts';
 import { deletePrefixedKeys } from './delete-prefixed-keys.ts';
+import { agentHeartbeatKey } from '../../jobs/deployment.ts';
 
 /**
  * The whole product in one process, as the tests and the benchmark need it: the CRM simulator, the
@@ -35,13 +38,20 @@ export interface FullStackOptions {
   logLevel?: string;
   /** Also the S2S side: the Graph simulator, the PowerShell stand-in and PFX files in a CERT_DIR. */
   certs?: boolean;
+  /**
+   * Run the agent as a child process (`node --import tsx agent/main.ts`, the same entry point as
+   * `npm run agent`) instead of in this process, so a test can kill it (SIGKILL, no clean-up) and
+   * start another one.
+   */
+  agentProcess?: boolean;
 }
 
 export interface FullStack {
   prefix: string;
   redis: Redis;
   sim: CrmSimulator;
-  agent: RunningAgent;
+  /** The in-process agent (undefined with `agentProcess`). */
+  agent: RunningAgent | undefined;
   bots: RunningBot[];
   connector: FakeConnector;
   conversationId: string;
@@ -54,6 +64,10 @@ export interface FullStack {
   click(from: StackUser, verb: string, runId: string, cardId: string): Promise<{ status: number; body: unknown }>;
   /** Waits until an update of `cardId` satisfies `predicate`; returns its card text. */
   waitForCard(cardId: string, predicate: (text: string) => boolean, what: string, timeoutMs?: number): Promise<string>;
+  /** With `agentProcess`: kills the agent process with SIGKILL (as a crash or a pulled plug would) and waits for it to exit. */
+  killAgent(): Promise<void>;
+  /** With `agentProcess`: starts a new agent process and waits for its first heartbeat. */
+  startAgentProcess(): Promise<void>;
   close(): Promise<void>;
 }
 
@@ -73,20 +87,50 @@ export async function startFullStack(options: FullStackOptions = {}): Promise<Fu
     ? simAgentEnvironment({ crmBaseUrl: sim.baseUrl, graph, certDir: certificates.dir, pfxPassword: certificates.password })
     : {};
   const common = { REDIS_PREFIX: prefix, DEPLOYMENT: 'contoso', JOB_SIGNING_KEY: STACK_SIGNING_KEY, LOG_LEVEL: 'silent' };
-  const agent = await startAgent(
-    loadAgentConfig({
-      ...common,
-      CRM_URL: sim.orgUrl,
-      CRM_AUTH: 'none',
-      TEST_POLL_INTERVAL_MS: '100',
-      PROGRESS_INTERVAL_MS: '200',
-      HEARTBEAT_INTERVAL_MS: '1000',
-      ...certEnv,
-      ...options.agentEnv,
-    }),
-    // The stand-in finds the simulator through the environment the agent gives its children.
-    { redis, logger: logger('agent', level), ...(certEnv['PWSH_SIM_URL'] ? { powershellEnv: { ...process.env, PWSH_SIM_URL: certEnv['PWSH_SIM_URL'] } } : {}) },
-  );
+  const agentEnv: Record<string, string> = {
+    ...common,
+    CRM_URL: sim.orgUrl,
+    CRM_AUTH: 'none',
+    TEST_POLL_INTERVAL_MS: '100',
+    PROGRESS_INTERVAL_MS: '200',
+    HEARTBEAT_INTERVAL_MS: '1000',
+    ...certEnv,
+    ...options.agentEnv,
+  };
+  const agent = options.agentProcess
+    ? undefined
+    : await startAgent(
+      loadAgentConfig(agentEnv),
+      // The stand-in finds the simulator through the environment the agent gives its children.
+      { redis, logger: logger('agent', level), ...(certEnv['PWSH_SIM_URL'] ? { powershellEnv: { ...process.env, PWSH_SIM_URL: certEnv['PWSH_SIM_URL'] } } : {}) },
+    );
+  let child: ChildProcess | undefined;
+  const heartbeat = agentHeartbeatKey(prefix, common.DEPLOYMENT);
+  const startAgentProcess = async (): Promise<void> => {
+    if (!options.agentProcess) throw new Error('startAgentProcess needs the agentProcess option');
+    await redis.del(heartbeat);
+    const proc = spawn(process.execPath, ['--import', 'tsx', 'agent/main.ts'], {
+      cwd: fileURLToPath(new URL('../..', import.meta.url)),
+      env: { ...process.env, ...agentEnv, ...(level ? { LOG_LEVEL: level } : {}) },
+      stdio: ['ignore', level ? 'inherit' : 'ignore', 'inherit'],
+    });
+    child = proc;
+    const deadline = Date.now() + 30_000;
+    while ((await redis.exists(heartbeat)) === 0) {
+      if (proc.exitCode !== null) throw new Error(`the agent process exited with ${proc.exitCode}`);
+      if (Date.now() > deadline) throw new Error('the agent process sent no heartbeat within 30 s');
+      await new Promise((resolve) => setTimeout(resolve, 100));
+    }
+  };
+  const killAgent = async (): Promise<void> => {
+    const proc = child;
+    child = undefined;
+    if (!proc || proc.exitCode !== null) return;
+    const exited = new Promise<void>((resolve) => proc.once('exit', () => resolve()));
+    proc.kill('SIGKILL');
+    await exited;
+  };
+  if (options.agentProcess) await startAgentProcess();
   const botConfig = loadBotConfig({
     ...common,
     PORT: '0',
@@ -142,9 +186,12 @@ export async function startFullStack(options: FullStackOptions = {}): Promise<Fu
       );
       return found;
     },
+    killAgent,
+    startAgentProcess,
     async close() {
       for (const bot of bots) await bot.close();
-      await agent.close();
+      await agent?.close();
+      await killAgent();
       await connector.close();
       await graph?.close();
       await sim.close();
