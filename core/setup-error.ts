@@ -36,6 +36,10 @@ export type SetupErrorCode =
   | 'GRAPH_REQUEST_FAILED'
   | 'STEP_FAILED'
   | 'TWO_PERSON_RULE'
+  /** A runbook run stopped at someone's request (cancel) before its next step. */
+  | 'CANCELLED'
+  /** The runbook's Test & Enable step: some mailboxes failed (details.testReport). */
+  | 'TEST_ENABLE_FAILED'
   | 'INTERNAL';
 
 export interface SetupErrorOptions {
