@@ -60,6 +60,11 @@ export interface CrmApi {
   serverDate(): Promise<Date | undefined>;
   getAll<T>(set: string, options: GetAllOptions<T>): AsyncIterable<T[]>;
   patch(set: string, id: string, body: Record<string, unknown>): Promise<{ date: Date | undefined }>;
+  /**
+   * POST a new row; the id comes from the `OData-EntityId` header. Not retried by the client (a
+   * create that timed out may have happened): the caller looks again before creating again.
+   */
+  create(set: string, body: Record<string, unknown>): Promise<{ id: string; date: Date | undefined }>;
   batch(requests: readonly BatchRequest[], options?: BatchOptions): Promise<BatchResult>;
   /** HTTP requests this client (or scope) has put on the wire, handshakes and retries included. */
   readonly requestCount: number;
@@ -204,6 +209,21 @@ export class CrmClient implements CrmApi {
     return { date: dateHeader(response) };
   }
 
+  async create(set: string, body: Record<string, unknown>): Promise<{ id: string; date: Date | undefined }> {
+    const response = await this.#send('POST', this.#url(assertSetName(set)), `POST ${set}`, {
+      headers: { 'Content-Type': 'application/json' },
+      body: Buffer.from(JSON.stringify(body), 'utf8'),
+      retry: false,
+    });
+    const id = entityIdOf(header(response, 'odata-entityid'), set);
+    if (!id) {
+      throw new SetupError('CRM_RESPONSE_INVALID', `CRM created a ${set} row but its answer has no OData-EntityId header naming the new row (HTTP ${response.status}).`, {
+        hint: 'Look for the new row in CRM before trying again, so it is not created twice.',
+      });
+    }
+    return { id, date: dateHeader(response) };
+  }
+
   async batch(requests: readonly BatchRequest[], options: BatchOptions = {}): Promise<BatchResult> {
     const written = writeBatch(requests, { serviceRoot: this.serviceRoot, changeSet: options.changeSet ?? false });
     const headers: Record<string, string> = { 'Content-Type': written.contentType };
@@ -235,8 +255,9 @@ export class CrmClient implements CrmApi {
     return url;
   }
 
-  async #send(method: string, url: URL, what: string, extra: { headers?: Record<string, string>; body?: Buffer } = {}): Promise<HttpResponse> {
-    const { transport, maxRetries, logger } = this.#shared;
+  async #send(method: string, url: URL, what: string, extra: { headers?: Record<string, string>; body?: Buffer; retry?: boolean } = {}): Promise<HttpResponse> {
+    const { transport, logger } = this.#shared;
+    const maxRetries = extra.retry === false ? 0 : this.#shared.maxRetries;
     const request = { method, url, headers: { ...baseHeaders, ...extra.headers }, ...(extra.body ? { body: extra.body } : {}) };
     for (let attempt = 0; ; attempt += 1) {
       let response: HttpResponse;
@@ -293,6 +314,14 @@ export function createCrmClient(config: AgentConfig, options: Partial<Pick<CrmCl
     maxSockets: config.CRM_CONCURRENCY * config.AGENT_CONCURRENCY,
     ...options,
   });
+}
+
+/** The id in an `OData-EntityId` header (`<service root><set>(<guid>)`), when it names a row of `set`. */
+export function entityIdOf(value: string | undefined, set: string): string | undefined {
+  if (!value) return undefined;
+  const m = /\/([A-Za-z_][A-Za-z0-9_]*)\(([0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12})\)$/.exec(value.trim());
+  if (!m || m[1] !== set || m[2] === undefined) return undefined;
+  return m[2].toLowerCase();
 }
 
 function dateHeader(response: HttpResponse): Date | undefined {

@@ -192,6 +192,39 @@ describe('CrmClient', () => {
     expect(req?.body).toContain(`PATCH ${server.origin}/contoso/api/data/v9.0/mailboxes(${ids[2] ?? ''}) HTTP/1.1`);
   });
 
+  it('creates a row with POST and returns the id from OData-EntityId and the Date header', async () => {
+    const id = '0A1B2C3D-0000-4000-8000-00000000abcd';
+    const { client, server } = await setup((req, res) => {
+      res.writeHead(204, { 'OData-EntityId': `${server.origin}/contoso/api/data/v9.0/emailserverprofiles(${id})`, Date: 'Tue, 01 Jul 2025 10:00:05 GMT' });
+      res.end();
+      expect(req.method).toBe('POST');
+    });
+    const created = await client.create('emailserverprofiles', { name: "O'Brien profile", servertype: 3 });
+    expect(created).toEqual({ id: id.toLowerCase(), date: new Date('2025-07-01T10:00:05Z') });
+    const req = server.requests[0];
+    expect(req?.url).toBe('/contoso/api/data/v9.0/emailserverprofiles');
+    expect(req?.headers['content-type']).toBe('application/json');
+    expect(req?.headers['if-match']).toBeUndefined();
+    expect(JSON.parse(req?.body ?? '')).toEqual({ name: "O'Brien profile", servertype: 3 });
+  });
+
+  it('does not retry a failed create (it may have happened) and refuses an answer without the new id', async () => {
+    const { client, server } = await setup((_req, res) => sendJson(res, 503, { error: { code: '0x80044150', message: 'busy' } }), { maxRetries: 3 });
+    await expect(client.create('emailserverprofiles', { name: 'x' })).rejects.toMatchObject({ code: 'CRM_REQUEST_FAILED', retryable: true });
+    expect(server.requests).toHaveLength(1);
+    expect(sleeps).toEqual([]);
+    await server.close();
+
+    const other = await setup((_req, res) => {
+      res.writeHead(204, { 'OData-EntityId': `${other.server.origin}/contoso/api/data/v9.0/mailboxes(00000000-0000-0000-0000-000000000001)` });
+      res.end();
+    });
+    await expect(other.client.create('emailserverprofiles', { name: 'x' })).rejects.toMatchObject({ code: 'CRM_RESPONSE_INVALID' });
+    await expect(other.client.create('emailserverprofiles?x=1', { name: 'x' })).rejects.toThrow(/not an entity set name/);
+    expect(other.server.requests).toHaveLength(1);
+    client.close();
+  });
+
   it('reuses kept-alive connections', async () => {
     const { client, server } = await setup((_req, res) => sendJson(res, 200, { UserId: 'u', BusinessUnitId: 'b', OrganizationId: 'o' }));
     for (let i = 0; i < 5; i++) await client.whoAmI();

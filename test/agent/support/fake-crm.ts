@@ -12,6 +12,8 @@ export interface FakeCrmScript {
   truncate?: (responses: BatchPartResponse[]) => BatchPartResponse[];
   date?: () => Date | undefined;
   batchDelayMs?: number;
+  /** The id a POST returns (default: a fixed GUID). */
+  create?: (set: string, body: Record<string, unknown>) => string;
 }
 
 export class FakeCrm implements CrmApi {
@@ -51,6 +53,15 @@ export class FakeCrm implements CrmApi {
   patch(): Promise<{ date: Date | undefined }> {
     this.requestCount += 1;
     return Promise.resolve({ date: this.script.date?.() });
+  }
+
+  readonly creates: { set: string; body: Record<string, unknown> }[] = [];
+
+  create(set: string, body: Record<string, unknown>): Promise<{ id: string; date: Date | undefined }> {
+    this.requestCount += 1;
+    this.log.push(`create ${set}`);
+    this.creates.push({ set, body });
+    return Promise.resolve({ id: this.script.create?.(set, body) ?? '99999999-0000-0000-0000-000000000001', date: this.script.date?.() });
   }
 
   async batch(requests: readonly BatchRequest[], _options?: BatchOptions): Promise<BatchResult> {
