@@ -19,6 +19,16 @@ import { jobResultSchema, planResultSchema, progressSchema, runIdSchema, type Jo
  *                 planning → plan-failed;  awaiting-approval → rejected | expired
  *                 approved | running → halted;  halted → approved (resume: attempt + 1) | superseded (rollback approved)
  *   cert-rollback: awaiting-approval → approved → running → succeeded | failed;  → rejected | expired
+ *   preflight:    running → succeeded | failed
+ *   setup, profile, tenant, configure (the runbook, docs/runbook.md):
+ *                 planning → awaiting-approval → approved → running → succeeded
+ *                 planning → succeeded (a dry run, or nothing to change) | plan-failed (blocked)
+ *                 awaiting-approval → rejected | expired;  approved | running → halted (a failed step)
+ *                 halted → approved (Retry / `resume`: attempt + 1) | cancelled
+ *                 planning | awaiting-approval → cancelled;  approved | running → cancelled once the
+ *                 agent, seeing the run's cancel key (requestCancel), stops before its next step
+ *                 A `setup` run holds the deployment's cert-active key like a rotation (it may change
+ *                 the S2S certificate): claimed by approveCert, released when it reaches a final state.
  *
  * `halted` is not final (a person resumes or rolls back); `superseded` is. Roll back on a halted
  * rotation records a pending rollback (`rollbackRunId`): the rotation stays halted, and Resume and a
@@ -166,6 +176,8 @@ export interface Run {
 export const RUN_TTL_SECONDS = 30 * 24 * 3600;
 /** Runs kept in a deployment's index (`jobs`); older ones are still readable by id until their TTL. */
 export const RUN_INDEX_MAX = 500;
+/** How long a cancel key lives (the agent reads it between steps; a run's job lives a day). */
+export const CANCEL_KEY_TTL_SECONDS = 24 * 3600;
 
 export type TransitionOutcome =
   | { ok: true; from: RunState }
@@ -212,7 +224,9 @@ return {'ok', state}
  * field/value pairs. halted → approved and attempt + 1 in one step, refused when the run is not
  * halted, its attempt is not the one the clicker saw (another resume got there first), or a rollback
  * of it is waiting for approval. The previous attempt's result and error are cleared (and the note of
- * a rollback that failed before changing anything); registrationTouched stays.
+ * a rollback that failed before changing anything); registrationTouched stays. KEYS[2] (optional) the
+ * run's cancel key: deleted in the same step, with cancelRequestedBy (a cancel asked while the failed
+ * attempt ran must not stop the resumed one).
  */
 const resumeScript = `
 local h = redis.call('HMGET', KEYS[1], 'state', 'attempt', 'rollbackRunId')
@@ -221,12 +235,27 @@ local attempt = tonumber(h[2] or '1')
 if h[1] ~= 'halted' then return {'conflict', h[1], tostring(attempt)} end
 if h[3] and h[3] ~= '' then return {'rollback-pending', h[3], tostring(attempt)} end
 if attempt ~= tonumber(ARGV[1]) then return {'attempt-changed', h[1], tostring(attempt)} end
-redis.call('HDEL', KEYS[1], 'result', 'error', 'failedRollbackRunId')
+redis.call('HDEL', KEYS[1], 'result', 'error', 'failedRollbackRunId', 'cancelRequestedBy')
+if #KEYS > 1 then redis.call('DEL', KEYS[2]) end
 redis.call('HSET', KEYS[1], 'state', 'approved', 'attempt', tostring(attempt + 1), 'updatedAt', ARGV[2])
 for i = 3, #ARGV, 2 do
   redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1])
 end
 return {'ok', 'halted', tostring(attempt + 1)}
+`;
+
+/**
+ * `cancel <run>` of an approved or running runbook run. KEYS[1] run key, KEYS[2] the run's cancel key.
+ * ARGV[1] who asked (JSON), ARGV[2] TTL of the key (s), ARGV[3] now (ISO). Sets the cancel key (the
+ * agent stops before its next step) and records who asked, only while the run is approved or running.
+ */
+const requestCancelScript = `
+local state = redis.call('HGET', KEYS[1], 'state')
+if not state then return {'missing', ''} end
+if state ~= 'approved' and state ~= 'running' then return {'conflict', state} end
+redis.call('SET', KEYS[2], '1', 'EX', tonumber(ARGV[2]))
+redis.call('HSET', KEYS[1], 'cancelRequestedBy', ARGV[1], 'updatedAt', ARGV[3])
+return {'ok', state}
 `;
 
 const finalStatesLua = `{ succeeded = true, failed = true, rejected = true, expired = true, ['plan-failed'] = true, superseded = true, cancelled = true }`;
@@ -602,6 +631,31 @@ export class RunStore {
     return `${this.#prefix}:cancel:${runId}`;
   }
 
+  /**
+   * `cancel <run>` of an approved or running runbook run: sets its cancel key (TTL a day) and records
+   * who asked, in one step; refused when the run is in another state.
+   */
+  async requestCancel(runId: string, by: Person): Promise<TransitionOutcome> {
+    const raw = (await this.#redis.eval(
+      requestCancelScript,
+      2,
+      this.key(runId),
+      this.cancelKey(runId),
+      JSON.stringify(personSchema.parse(by)),
+      String(CANCEL_KEY_TTL_SECONDS),
+      new Date(this.#now()).toISOString(),
+    )) as [string, string];
+    const [status, current] = raw;
+    if (status === 'ok') return { ok: true, from: current as RunState };
+    if (status === 'missing') return { ok: false, reason: 'missing' };
+    return { ok: false, reason: 'conflict', current: current as RunState };
+  }
+
+  /** Whether the run's cancel key is set (the agent will stop before its next step). */
+  async cancelRequested(runId: string): Promise<boolean> {
+    return (await this.#redis.exists(this.cancelKey(runId))) === 1;
+  }
+
   async get(runId: string): Promise<Run | undefined> {
     const h = await this.#redis.hgetall(this.key(runId));
     if (!h['state'] || !h['runId']) return undefined;
@@ -668,8 +722,9 @@ export class RunStore {
   async resume(runId: string, expectedAttempt: number, patch: RunPatch = {}): Promise<ResumeOutcome> {
     const raw = (await this.#redis.eval(
       resumeScript,
-      1,
+      2,
       this.key(runId),
+      this.cancelKey(runId),
       String(expectedAttempt),
       new Date(this.#now()).toISOString(),
       ...encodePatch(patch),

@@ -28,6 +28,12 @@ export const verbs = {
   abandon: 'cert.abandon',
   /** The rotation-due card: as if the clicker typed `cert rotate`. */
   startRotation: 'cert.start-rotation',
+  /** A halted runbook run: Retry step (approvers), i.e. resume as attempt n + 1 (same handler as a rotation's Resume). */
+  retryStep: 'cert.resume',
+  /** Stop a run: a plan not yet approved, a halted runbook run, or a running one before its next step (requester, approvers). */
+  cancel: 'run.cancel',
+  /** The `run setup` plan card: the requester confirms the checklist items no machine can check (both toggles on). */
+  confirmChecklist: 'setup.confirm-checklist',
 } as const;
 export type Verb = (typeof verbs)[keyof typeof verbs];
 
@@ -75,6 +81,16 @@ export function container(items: CardElement[], style?: 'emphasis' | 'good' | 'a
 /** A button whose data is only the run id: everything else is reloaded from Redis on click. */
 export function executeAction(buttonTitle: string, verb: Verb, runId: string, style: 'positive' | 'destructive' | 'default' = 'default'): CardAction {
   return { type: 'Action.Execute', title: buttonTitle, verb, data: { runId }, style };
+}
+
+/** A toggle whose value comes back in the data of the card's Action.Execute ('true' / 'false'). */
+export function toggle(id: string, toggleTitle: string, on = false): CardElement {
+  return { type: 'Input.Toggle', id, title: clip(toggleTitle, 300), valueOn: 'true', valueOff: 'false', value: on ? 'true' : 'false', wrap: true };
+}
+
+/** Monospace text (a script to copy), bounded. */
+export function codeBlock(value: string, max = 4000): CardElement {
+  return { type: 'TextBlock', text: clip(value, max), wrap: true, fontType: 'Monospace', size: 'Small' };
 }
 
 /** Text from people or CRM shown on a card: no markdown surprises, bounded length. */
