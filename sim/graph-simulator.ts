@@ -7,7 +7,8 @@ import path from 'node:path';
 import { silentLogger, type Logger } from '../core/logger.ts';
 import { getOrganization, getServicePrincipal, graphError, listServicePrincipals, patchServicePrincipal, type GraphResponse } from './graph-directory.ts';
 import { handleTokenRequest, tokenFaultResponse, type IssuedToken } from './graph-token-endpoint.ts';
-import { takeFault, type S2SState } from './s2s-state.ts';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { countChange, takeFault, type S2SState } from './s2s-state.ts';
 import { createTlsMaterial } from './tls-authority.ts';
 
 /**
@@ -86,13 +87,22 @@ export function faultStatus(message: string): number {
   return status >= 400 && status <= 599 ? status : 503;
 }
 
+/** Graph's error code and message for a status code given as a fault message. */
+const graphStatusErrors: Record<number, [string, string]> = {
+  401: ['InvalidAuthenticationToken', 'Access token validation failure.'],
+  403: ['Authorization_RequestDenied', 'Insufficient privileges to complete the operation.'],
+  404: ['Request_ResourceNotFound', 'Resource does not exist or one of its queried reference-property objects are not present.'],
+};
+
 function graphFault(message: string): GraphResponse {
   const status = faultStatus(message);
   if (status === 429) {
     return graphError(429, 'TooManyRequests', 'Too many requests. Please retry after the time given in the Retry-After header.', { 'Retry-After': '1' });
   }
-  const code = status === 503 ? 'ServiceUnavailable' : status >= 500 ? 'InternalServerError' : 'BadRequest';
-  return graphError(status, code, /^\s*\d{3}\s*$/.test(message) ? `Injected fault: HTTP ${status}.` : message);
+  const known = graphStatusErrors[status];
+  const code = known?.[0] ?? (status === 503 ? 'ServiceUnavailable' : status >= 500 ? 'InternalServerError' : 'BadRequest');
+  const isStatus = /^\s*\d{3}\s*$/.test(message);
+  return graphError(status, code, isStatus ? (known?.[1] ?? `Injected fault: HTTP ${status}.`) : message);
 }
 
 const TENANT_SEGMENT = '([A-Za-z0-9.-]{1,100})';
@@ -146,7 +156,8 @@ export async function startGraphSimulator(options: GraphSimulatorOptions): Promi
 
   async function handleToken(req: IncomingMessage, tenant: string, now: number): Promise<GraphResponse> {
     const fault = takeFault(s2s, 'graph:token');
-    if (fault) return tokenFaultResponse(faultStatus(fault.message), fault.message, now);
+    if (fault?.message !== undefined && fault.hangMs === undefined) return tokenFaultResponse(faultStatus(fault.message), fault.message, now);
+    if (fault?.hangMs !== undefined) await sleep(fault.hangMs);
     const type = req.headers['content-type'] ?? '';
     const body = await readBody(req);
     if (body === undefined || !type.toLowerCase().startsWith('application/x-www-form-urlencoded')) {
@@ -213,9 +224,13 @@ export async function startGraphSimulator(options: GraphSimulatorOptions): Promi
     const unauthenticated = checkBearer(req, now);
     if (unauthenticated) return { operation, response: unauthenticated };
     const fault = takeFault(s2s, target);
-    if (fault) return { operation, response: graphFault(fault.message) };
+    if (fault && fault.hangMs === undefined) return { operation, response: graphFault(fault.message ?? '503') };
     if (permission) return { operation, response: permission };
-    return { operation, response: await run() };
+    const response = await run();
+    if (operation === 'patch-service-principal' && response.status < 300) countChange(s2s, target);
+    // A hang: the call took effect; its answer comes late.
+    if (fault?.hangMs !== undefined) await sleep(fault.hangMs);
+    return { operation, response };
   }
 
   async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> {

@@ -11,12 +11,47 @@ import type { S2SState } from './s2s-state.ts';
 export const CLIENT_ASSERTION_TYPE = 'urn:ietf:params:oauth:client-assertion-type:jwt-bearer';
 const TOKEN_LIFETIME_SECONDS = 3599;
 
-/** What the simulator remembers about an access token it issued (the token itself is opaque). */
+/** What the simulator remembers about an access token it issued (the bearer check looks the token up). */
 export interface IssuedToken {
   tenantId: string;
   clientId: string;
   /** ms since epoch. */
   expiresAt: number;
+  /** The application permissions granted when the token was issued (its `roles` claim). */
+  roles: string[];
+}
+
+/**
+ * An access token shaped like Entra's app-only tokens: base64url header.payload.signature, the
+ * payload with aud, iss, tid, appid, idtyp 'app', roles (the app's granted Graph application
+ * permissions at issue time; left out when none, as Entra does), iat, nbf, exp. Clients may read the
+ * claims (the agent reads `roles`); the signature is random bytes: only the simulator that issued
+ * the token accepts it (its bearer check looks the token up), as only Graph validates Graph tokens.
+ */
+export function appOnlyAccessToken(options: { state: S2SState; audience: string; now: number; expiresAt: number }): string {
+  const { state, now, expiresAt } = options;
+  const seconds = (ms: number): number => Math.floor(ms / 1000);
+  const header = { typ: 'JWT', alg: 'RS256', x5t: randomBytes(20).toString('base64url'), kid: randomBytes(20).toString('base64url') };
+  const payload: Record<string, unknown> = {
+    aud: options.audience,
+    iss: `https://sts.windows.net/${state.tenant.id}/`,
+    iat: seconds(now),
+    nbf: seconds(now),
+    exp: seconds(expiresAt),
+    app_displayname: 'CRM server-side sync setup',
+    appid: state.app.clientId,
+    appidacr: '1',
+    idp: `https://sts.windows.net/${state.tenant.id}/`,
+    idtyp: 'app',
+    oid: randomUUID(),
+    sub: state.app.clientId,
+    tid: state.tenant.id,
+    uti: randomBytes(16).toString('base64url'),
+    ver: '1.0',
+  };
+  if (state.app.permissions.length > 0) payload.roles = [...state.app.permissions];
+  const part = (value: unknown): string => Buffer.from(JSON.stringify(value)).toString('base64url');
+  return `${part(header)}.${part(payload)}.${randomBytes(256).toString('base64url')}`;
 }
 
 export interface TokenResponse {
@@ -194,8 +229,9 @@ export function handleTokenRequest(request: TokenRequest): TokenResponse {
   } else {
     return entraError(401, 'invalid_client', 7000218, "The request body must contain the following parameter: 'client_assertion' or 'client_secret'.", now);
   }
-  const token = randomBytes(32).toString('base64url');
-  request.issue(token, { tenantId: state.tenant.id, clientId: state.app.clientId, expiresAt: now + TOKEN_LIFETIME_SECONDS * 1000 });
+  const expiresAt = now + TOKEN_LIFETIME_SECONDS * 1000;
+  const token = appOnlyAccessToken({ state, audience: request.graphUrl, now, expiresAt });
+  request.issue(token, { tenantId: state.tenant.id, clientId: state.app.clientId, expiresAt, roles: [...state.app.permissions] });
   return {
     status: 200,
     headers: { 'Content-Type': 'application/json; charset=utf-8', 'Cache-Control': 'no-store, no-cache' },

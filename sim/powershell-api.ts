@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import { powershellScripts, type PowershellOutput, type PowershellScriptName } from '../agent/powershell-scripts.ts';
-import { ASYNC_SERVICES, takeFault, type S2SState, type SimServer, type SimStoredCertificate } from './s2s-state.ts';
+import { ASYNC_SERVICES, countChange, takeFault, type S2SState, type SimServer, type SimStoredCertificate } from './s2s-state.ts';
 import { CertificateFileError, PfxPasswordError, readCertificateFile, readPfx, subjectDerOf } from './sim-certificates.ts';
 
 /**
@@ -24,13 +24,15 @@ export const powershellRequestSchema = z.object({
 export type PowershellRequest = z.infer<typeof powershellRequestSchema>;
 
 export type PowershellApiResult =
-  | { ok: true; output: PowershellOutput<PowershellScriptName> }
+  /** hangMs: a `hangMs` fault: the script ran; its output is to be answered only after that long. */
+  | { ok: true; output: PowershellOutput<PowershellScriptName>; hangMs?: number }
   | { ok: false; message: string };
 
 class ScriptError extends Error {}
 
 const THUMBPRINT = /^[0-9A-Fa-f]{40}$/;
 const BASE64 = /^[A-Za-z0-9+/]+={0,2}$/;
+const ORGANIZATION_NAME = /^[A-Za-z0-9_]{1,100}$/;
 const GUID = /^[0-9A-Fa-f]{8}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{12}$/;
 
 function isScriptName(name: string): name is PowershellScriptName {
@@ -58,6 +60,8 @@ function bind(name: PowershellScriptName, params: Record<string, string>): Recor
   pattern('SubjectDer', BASE64, '^[A-Za-z0-9+/]+={0,2}$');
   pattern('PrincipalId', GUID, '^[0-9A-Fa-f]{8}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{12}$');
   pattern('MetadataUrl', /^https:\/\//i, '^https://');
+  pattern('TenantId', GUID, '^[0-9A-Fa-f]{8}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{12}$');
+  pattern('OrganizationName', ORGANIZATION_NAME, '^[A-Za-z0-9_]{1,100}$');
   return bound;
 }
 
@@ -92,6 +96,17 @@ function services(server: SimServer): Array<{ name: string; status: string }> {
  */
 function otherWithSubject(server: SimServer, subjectDer: string, thumbprint: string): SimStoredCertificate | undefined {
   return [...server.store.values()].find((c) => subjectDerOf(c.derBase64) === subjectDer && c.thumbprint !== thumbprint.toUpperCase());
+}
+
+/**
+ * Get-CrmOrganization -Name <unique name>: the organization (its unique name compared without
+ * case, as CRM does), or the cmdlet's error (wording unverified).
+ */
+function organizationNamed(state: S2SState, script: string, name: string): S2SState['organization'] {
+  if (name.toLowerCase() !== state.organization.uniqueName.toLowerCase()) {
+    throw new ScriptError(`${script}: Get-CrmOrganization : The organization with the unique name '${name}' does not exist in this deployment.`);
+  }
+  return state.organization;
 }
 
 type Handler = (state: S2SState, params: Record<string, string>, request: PowershellRequest, now: number) => PowershellOutput<PowershellScriptName>;
@@ -202,6 +217,33 @@ const handlers: { [N in PowershellScriptName]: (state: S2SState, params: Record<
     for (const name of ASYNC_SERVICES) server.services[name] = { status: 'Running', startedAt: now };
     return { services: services(server) };
   },
+
+  'Test-LocalAdministrator': (state) => ({ ...state.agentHost }),
+
+  'Get-S2STenantId': (state, params) => {
+    const organization = organizationNamed(state, 'Get-S2STenantId', param(params, 'OrganizationName'));
+    return { organizationId: organization.id, tenantId: organization.s2sTenantId };
+  },
+
+  // Set-CrmAdvancedSetting stores the setting as given; the organization's S2STenantId is compared
+  // without case (a GUID). Written only when it differs, then read back.
+  'Set-S2STenantId': (state, params) => {
+    const organization = organizationNamed(state, 'Set-S2STenantId', param(params, 'OrganizationName'));
+    const tenantId = param(params, 'TenantId').toLowerCase();
+    if (organization.s2sTenantId?.toLowerCase() === tenantId) return { organizationId: organization.id, tenantId: organization.s2sTenantId, changed: false };
+    organization.s2sTenantId = tenantId;
+    return { organizationId: organization.id, tenantId, changed: true };
+  },
+};
+
+/** Whether a script run changed the state (counted in `changeCounts`); scripts not listed only read. */
+const changed: { [N in PowershellScriptName]?: (output: PowershellOutput<N>) => boolean } = {
+  'Import-S2SCertificate': (o) => !o.alreadyPresent,
+  'Grant-CertificateKeyAccess': (o) => !o.alreadyHad,
+  'Register-S2SCertificate': () => true,
+  'Set-S2SServerSettings': (o) => o.changed,
+  'Restart-CrmAsyncServices': () => true,
+  'Set-S2STenantId': (o) => o.changed,
 };
 
 /** Runs one script against the state. Never throws for a script failure: that is `{ ok: false }`. */
@@ -212,11 +254,16 @@ export function runSimulatedScript(state: S2SState, request: PowershellRequest, 
     const params = bind(name, request.params);
     const computerName = params.ComputerName;
     const fault = takeFault(state, name, computerName);
-    if (fault) throw new ScriptError(computerName ? `${name} on ${computerName}: ${fault.message}` : `${name}: ${fault.message}`);
+    if (fault && fault.hangMs === undefined) {
+      const message = fault.message ?? 'The operation failed (simulated fault).';
+      throw new ScriptError(computerName ? `${name} on ${computerName}: ${message}` : `${name}: ${message}`);
+    }
     const handler = handlers[name] as Handler;
-    const output = handler(state, params, request, now);
     // What the real script prints must satisfy the agent's schema: check it here too.
-    return { ok: true, output: powershellScripts[name].output.parse(output) };
+    const output = powershellScripts[name].output.parse(handler(state, params, request, now));
+    const changedBy = changed[name] as ((o: typeof output) => boolean) | undefined;
+    if (changedBy?.(output)) countChange(state, name);
+    return fault?.hangMs === undefined ? { ok: true, output } : { ok: true, output, hangMs: fault.hangMs };
   } catch (error) {
     if (error instanceof ScriptError) return { ok: false, message: error.message };
     throw error;

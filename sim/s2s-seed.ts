@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto';
 import { ASYNC_SERVICES, type S2SState, type SimCertificate, type SimServer, type SimStoredCertificate } from './s2s-state.ts';
 import { createSimCertificate } from './sim-certificates.ts';
+import type { SimScenario } from './sim-state.ts';
 
 /**
  * The S2S side of the seeded deployment: a current certificate (real RSA 2048 / SHA-256, valid
@@ -37,7 +38,16 @@ export interface S2SSeedOptions {
   orgName?: string;
   /** The clock the seeded dates are relative to (ms); default now. */
   nowMs?: number;
+  /**
+   * 'fresh': server-to-server authentication never set up: no certificate registered, none in the
+   * servers' stores, no key credential on the CRM service principal, no S2S server settings, no
+   * S2STenantId on the organization; the async services run. Default 'configured' (healthy).
+   */
+  scenario?: SimScenario;
 }
+
+/** The account Test-LocalAdministrator reports the agent runs as. */
+export const SIM_AGENT_USER = 'CONTOSO\\crmsetup';
 
 const DAY = 86_400_000;
 /** The seeded certificate was issued this long before now. */
@@ -86,7 +96,7 @@ export function seedS2S(options: S2SSeedOptions = {}): S2SState {
     };
   });
   const tenantId = options.tenantId ?? SIM_TENANT_ID;
-  return {
+  const state: S2SState = {
     serviceAccount,
     servers,
     crmCertificate: { ...publicFacts, registeredAt },
@@ -125,7 +135,17 @@ export function seedS2S(options: S2SSeedOptions = {}): S2SState {
     lastS2SChangeAt: registeredAt,
     faults: [],
     breakage: { keyAccessNotApplied: false, keyCredentialDropped: false },
+    agentHost: { isAdministrator: true, user: SIM_AGENT_USER },
+    changeCounts: {},
   };
+  if (options.scenario === 'fresh') {
+    state.crmCertificate = null;
+    for (const server of state.servers) server.store.clear();
+    state.servicePrincipal.keyCredentials = [];
+    state.serverSettings = { principalId: null, metadataUrl: null };
+    state.organization.s2sTenantId = null;
+  }
+  return state;
 }
 
 /**

@@ -73,12 +73,34 @@ export interface SimGraphApp {
   permissions: string[];
 }
 
-/** A fault the admin API can set: the next `times` calls of `target` fail with `message`. */
+/**
+ * A fault the admin API can set: the next `times` calls of `target` fail with `message` or, with
+ * `hangMs`, take effect and answer only after `hangMs` (an agent killed meanwhile has made the change
+ * without seeing the answer).
+ */
 export interface S2SFault {
-  /** A PowerShell script name ('Import-S2SCertificate'), optionally `@<server>`, or a Graph call ('graph:patch-service-principal', 'graph:token'). */
+  /**
+   * A PowerShell script name ('Import-S2SCertificate'), optionally `@<server>`; a Graph call
+   * ('graph:token', 'graph:get-organization', 'graph:get-service-principal',
+   * 'graph:patch-service-principal'); a CRM write ('crm:POST emailserverprofiles',
+   * 'crm:PATCH organizations', 'crm:PATCH mailboxes', also inside $batch).
+   */
   target: string;
-  message: string;
+  /** The error text (a script's stderr, a Graph status code or message, a CRM error message). Absent with hangMs alone. */
+  message?: string;
   times: number;
+  /** CRM write faults: the HTTP status (default 400). */
+  status?: number;
+  /** CRM write faults: the error code of the JSON body (default 0x80040220). */
+  code?: string;
+  /** The call takes effect, then its (normal) answer waits this long; `message` is then ignored. */
+  hangMs?: number;
+}
+
+/** What Test-LocalAdministrator.ps1 reports about the agent's own account on its host. */
+export interface SimAgentHost {
+  isAdministrator: boolean;
+  user: string;
 }
 
 /** Silent breakage a real deployment can have, for the "broken rotation" demo and tests. */
@@ -103,6 +125,18 @@ export interface S2SState {
   lastS2SChangeAt: number;
   faults: S2SFault[];
   breakage: S2SBreakage;
+  /** The agent's account on its host (knob `localAdministrator`). */
+  agentHost: SimAgentHost;
+  /**
+   * Changing calls by operation (GET /_sim/state `counters.changes`): a script name for each script
+   * run that changed something, `graph:patch-service-principal` for each accepted PATCH.
+   */
+  changeCounts: Record<string, number>;
+}
+
+/** Counts one changing call of `operation`. */
+export function countChange(state: S2SState, operation: string): void {
+  state.changeCounts[operation] = (state.changeCounts[operation] ?? 0) + 1;
 }
 
 export type S2SHealth =

@@ -16,8 +16,10 @@ import {
   type MailboxRecord,
   type Principal,
   type SeedCategory,
+  type SimScenario,
   type SimState,
 } from './sim-state.ts';
+import { roleNamed, SYSTEM_ADMINISTRATOR } from './sim-roles.ts';
 import { applyTestOutcome, evaluateTestOutcome } from './test-outcome.ts';
 
 export interface SeedOptions {
@@ -26,6 +28,11 @@ export interface SeedOptions {
   orgName?: string;
   /** The clock the seeded dates are relative to (ms); default now. */
   nowMs?: number;
+  /**
+   * 'configured' (default): a deployment on Exchange Online in the middle of its move (the seed
+   * below). 'fresh': nothing of the procedure done yet (see `makeFresh`).
+   */
+  scenario?: SimScenario;
 }
 
 export const DEFAULT_SEED = 20261122;
@@ -186,6 +193,8 @@ export function seedDeployment(options: SeedOptions = {}): SimState {
     principals,
     badAddresses: new Map(),
     seedCategories: new Map(),
+    userRoles: new Map([[callerUserId, [roleNamed(SYSTEM_ADMINISTRATOR)]]]),
+    ownersWithoutPrivileges: new Set(),
   };
 
   const used = new Set<string>();
@@ -302,5 +311,60 @@ export function seedDeployment(options: SeedOptions = {}): SimState {
         break;
     }
   }
+  if (options.scenario === 'fresh') makeFresh(state, random);
   return state;
+}
+
+const FRESH_EMAIL_SETTINGS =
+  `<EmailSettings><IncomingEmailDeliveryMethod>${IncomingDeliveryMethod.None}</IncomingEmailDeliveryMethod>` +
+  `<OutgoingEmailDeliveryMethod>${OutgoingDeliveryMethod.None}</OutgoingEmailDeliveryMethod>` +
+  `<ACTDeliveryMethod>${ActDeliveryMethod.None}</ACTDeliveryMethod></EmailSettings>`;
+
+/**
+ * Turns the seeded deployment into one where none of the procedure was done (the runbook's
+ * starting point): no Exchange Online (Hybrid) profile (the POP3 and on-premises ones stay), no
+ * default profile, default delivery methods None (ACT None is 2), the Email Router as connection
+ * channel, and every mailbox active, without a profile, with delivery methods None, approval Empty
+ * or Pending and Test & Enable never run. No address is bad and every owner has its privileges, so
+ * a runbook that does every step right ends with every mailbox enabled. Runs after the configured
+ * seed (same ids, names and addresses), drawing from the same PRNG only at its end.
+ */
+function makeFresh(state: SimState, random: SeededRandom): void {
+  const exchangeOnline = state.profileIds.exchangeOnline;
+  if (exchangeOnline !== null) state.profiles.delete(exchangeOnline);
+  state.profileIds.exchangeOnline = null;
+  state.organization._defaultemailserverprofileid_value = null;
+  state.organization.defaultemailsettings = FRESH_EMAIL_SETTINGS;
+  state.organization.emailconnectionchannel = 1;
+  state.tracelogs.clear();
+  state.badAddresses.clear();
+  for (const principal of state.principals.values()) principal.hasApprovePrivilege = true;
+  for (const mailbox of state.mailboxes.values()) {
+    Object.assign(mailbox, {
+      statecode: StateCode.Active,
+      statuscode: 1,
+      emailrouteraccessapproval:
+        mailbox.emailrouteraccessapproval === A.Empty || mailbox.emailrouteraccessapproval === A.PendingApproval
+          ? mailbox.emailrouteraccessapproval
+          : random.chance(0.5) ? A.Empty : A.PendingApproval,
+      incomingemaildeliverymethod: IncomingDeliveryMethod.None,
+      outgoingemaildeliverymethod: OutgoingDeliveryMethod.None,
+      actdeliverymethod: ActDeliveryMethod.None,
+      incomingemailstatus: MailboxTestStatus.NotRun,
+      outgoingemailstatus: MailboxTestStatus.NotRun,
+      actstatus: MailboxTestStatus.NotRun,
+      mailboxstatus: MailboxTestStatus.NotRun,
+      enabledforincomingemail: false,
+      enabledforoutgoingemail: false,
+      enabledforact: false,
+      testemailconfigurationscheduled: false,
+      testemailconfigurationretrycount: 0,
+      testmailboxaccesscompletedon: null,
+      orgmarkedasprimaryforexchangesync: false,
+      _emailserverprofile_value: null,
+      modifiedon: mailbox.createdon,
+      versionnumber: 1,
+    } satisfies Partial<MailboxRecord>);
+    state.seedCategories.set(mailbox.mailboxid, 'pending');
+  }
 }

@@ -111,7 +111,8 @@ export interface SimState {
   businessUnitId: string;
   /** The user WhoAmI answers with (the agent's service account). */
   callerUserId: string;
-  profileIds: { exchangeOnline: string; legacyPop3: string; exchangeOnPremises: string };
+  /** `exchangeOnline` is null in the fresh scenario (no Exchange Online (Hybrid) profile yet). */
+  profileIds: { exchangeOnline: string | null; legacyPop3: string; exchangeOnPremises: string };
   profiles: Map<string, EmailServerProfileRecord>;
   mailboxes: Map<string, MailboxRecord>;
   tracelogs: Map<string, TraceLogRecord>;
@@ -120,7 +121,24 @@ export interface SimState {
   badAddresses: Map<string, BadAddressKind>;
   /** mailboxid → what the seed made of it. */
   seedCategories: Map<string, SeedCategory>;
+  /** systemuser id → its security roles (systemuserroles_association); users not listed have Salesperson. */
+  userRoles: Map<string, SimRole[]>;
+  /**
+   * Lower-cased addresses whose mailbox owner lacks the Mailbox privileges (knob
+   * `ownersWithoutPrivileges`): their Test & Enable fails with Crm.80048306.
+   */
+  ownersWithoutPrivileges: Set<string>;
 }
+
+/** A security role as `systemuserroles_association` serves it. */
+export interface SimRole {
+  roleid: string;
+  name: string;
+}
+
+/** Which deployment the simulator seeds: today's configured one, or a fresh, unconfigured one. */
+export type SimScenario = 'configured' | 'fresh';
+export const simScenarios = ['configured', 'fresh'] as const;
 
 /** Mailboxes whose owner lacks prvApproveRejectEmailAddress (setting the approval answers 403). */
 export function mailboxesWithoutApprovePrivilege(state: SimState): MailboxRecord[] {

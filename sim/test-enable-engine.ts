@@ -113,7 +113,9 @@ export class TestEnableEngine {
     const mailbox = state.mailboxes.get(mailboxId);
     if (!mailbox) return;
     const s2s = this.options.getS2S?.();
-    const outcome = evaluateTestOutcome(state, mailbox, s2s ? s2sHealth(s2s, now) : undefined);
+    const outcome = s2s
+      ? evaluateTestOutcome(state, mailbox, s2sHealth(s2s, now), { graphTenantId: s2s.tenant.id, organizationTenantId: s2s.organization.s2sTenantId })
+      : evaluateTestOutcome(state, mailbox);
     applyTestOutcome(state, mailbox, outcome, now, this.options.newId);
     this.completed.set(outcome.cause, (this.completed.get(outcome.cause) ?? 0) + 1);
     this.options.logger.debug({ mailboxId, cause: outcome.cause }, 'test and enable completed');

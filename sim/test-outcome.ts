@@ -16,7 +16,27 @@ import { crmDateTime, type BadAddressKind, type MailboxRecord, type SimState, ty
  * server authentication to Exchange Online (`s2s-auth`: the S2S certificate, its key credential,
  * settings or service restarts are not right, see s2s-state.ts), then the address.
  */
-export type TestCause = 'success' | 'nothing-to-test' | 'not-approved' | 'no-profile' | 'wrong-profile' | 's2s-auth' | BadAddressKind;
+export type TestCause =
+  | 'success'
+  | 'nothing-to-test'
+  | 'delivery-methods'
+  | 'not-approved'
+  | 'no-profile'
+  | 'profile-inactive'
+  | 'wrong-profile'
+  | 's2s-auth'
+  | 'wrong-tenant'
+  | BadAddressKind;
+
+/**
+ * The tenant Exchange Online authenticates against (Graph `/organization`) and the organization's
+ * S2STenantId (Set-CrmAdvancedSetting): a profile with `usedefaulttenantid` uses the latter, else its
+ * own `exchangeonlinetenantid`; either must equal the former.
+ */
+export interface TenantFacts {
+  graphTenantId: string;
+  organizationTenantId: string | null;
+}
 
 export interface TestOutcome {
   cause: TestCause;
@@ -33,8 +53,11 @@ export interface TestOutcome {
 const traceCodes: Record<TestCause, number> = {
   success: 0,
   'nothing-to-test': 0,
+  'delivery-methods': 41,
   'not-approved': 59,
   'no-profile': 40,
+  'profile-inactive': 40,
+  'wrong-tenant': 32,
   'wrong-profile': 32,
   's2s-auth': 32,
   unauthorized: 32,
@@ -42,7 +65,7 @@ const traceCodes: Record<TestCause, number> = {
   'insufficient-permissions': 96,
 };
 
-function traceText(cause: TestCause, mailbox: MailboxRecord, profileName: string, s2s: S2SHealth | undefined): string | null {
+function traceText(cause: TestCause, mailbox: MailboxRecord, profileName: string, s2s: S2SHealth | undefined, tenantId: string | null): string | null {
   const who = `the mailbox ${mailbox.name}`;
   const address = mailbox.emailaddress ?? '(no address)';
   switch (cause) {
@@ -51,6 +74,12 @@ function traceText(cause: TestCause, mailbox: MailboxRecord, profileName: string
       return null;
     case 'not-approved':
       return `Email can't be received or sent for ${who} because the email address of the mailbox ${address} requires approval by an administrator. The mailbox must be approved before it can process email. Approve the email address, and then enable the mailbox for email processing.`;
+    case 'delivery-methods':
+      return `Email can't be received or sent for ${who} because its incoming email, outgoing email and appointments, contacts and tasks are not all set to Server-Side Synchronization (incoming ${mailbox.incomingemaildeliverymethod}, outgoing ${mailbox.outgoingemaildeliverymethod}, ACT ${mailbox.actdeliverymethod}). Set the delivery methods, and then test and enable the mailbox.`;
+    case 'profile-inactive':
+      return `Email can't be received for ${who} because the email server profile "${profileName}" associated with it is inactive. Activate the profile or associate the mailbox with an active one, and then test and enable it.`;
+    case 'wrong-tenant':
+      return `Email can't be received for ${who}. An error occurred while connecting to Exchange Online using the email server profile "${profileName}": The request failed. The remote server returned an error: (401) Unauthorized. The token was issued for the tenant ${tenantId ?? '(none: S2STenantId is not set)'}, which is not the tenant of the mailbox in Exchange Online: check the organization's S2STenantId and the profile's tenant ID.`;
     case 'no-profile':
       return `Email can't be received for ${who} because no email server profile is associated with it. Associate the mailbox with an email server profile, and then test and enable it.`;
     case 'wrong-profile':
@@ -71,7 +100,7 @@ function traceText(cause: TestCause, mailbox: MailboxRecord, profileName: string
  * every mailbox that gets as far as connecting to Exchange Online fails with its trace text.
  * Absent: authentication is assumed to work (the seed, tests of the engine alone).
  */
-export function evaluateTestOutcome(state: SimState, mailbox: MailboxRecord, s2s?: S2SHealth): TestOutcome {
+export function evaluateTestOutcome(state: SimState, mailbox: MailboxRecord, s2s?: S2SHealth, tenant?: TenantFacts): TestOutcome {
   const tested = {
     incoming: mailbox.incomingemaildeliverymethod === IncomingDeliveryMethod.ServerSideSync,
     outgoing: mailbox.outgoingemaildeliverymethod === OutgoingDeliveryMethod.ServerSideSync,
@@ -84,23 +113,32 @@ export function evaluateTestOutcome(state: SimState, mailbox: MailboxRecord, s2s
       ? state.organization.requireapprovalforqueueemail
       : state.organization.requireapprovalforuseremail;
 
+  // The tenant the profile makes Exchange Online tokens for.
+  const usedTenant = profile?.usedefaulttenantid === false ? profile.exchangeonlinetenantid : (tenant?.organizationTenantId ?? null);
+  const address = (mailbox.emailaddress ?? '').toLowerCase();
+
   let cause: TestCause;
   if (!tested.incoming && !tested.outgoing && !tested.act) cause = 'nothing-to-test';
+  else if (!tested.incoming || !tested.outgoing || !tested.act) cause = 'delivery-methods';
   else if (approvalRequired && mailbox.emailrouteraccessapproval !== EmailRouterAccessApproval.Approved) cause = 'not-approved';
   else if (!profile) cause = 'no-profile';
+  else if (profile.statecode !== 0) cause = 'profile-inactive';
   else if (profile.servertype !== EmailServerType.ExchangeOnlineHybrid) cause = 'wrong-profile';
   else if (s2s && !s2s.ok) cause = 's2s-auth';
-  else cause = state.badAddresses.get((mailbox.emailaddress ?? '').toLowerCase()) ?? 'success';
+  else if (tenant && (usedTenant ?? '').toLowerCase() !== tenant.graphTenantId.toLowerCase()) cause = 'wrong-tenant';
+  else if (state.ownersWithoutPrivileges.has(address)) cause = 'insufficient-permissions';
+  else cause = state.badAddresses.get(address) ?? 'success';
 
   const ok = cause === 'success';
-  const status = (isTested: boolean): number => (!isTested ? S.NotRun : ok ? S.Success : S.Failure);
+  // A mailbox whose delivery methods are not all server-side sync fails as a whole: every direction.
+  const status = (isTested: boolean): number => (cause === 'delivery-methods' ? S.Failure : !isTested ? S.NotRun : ok ? S.Success : S.Failure);
   return {
     cause,
     incomingemailstatus: status(tested.incoming),
     outgoingemailstatus: status(tested.outgoing),
     actstatus: status(tested.act),
     mailboxstatus: cause === 'nothing-to-test' ? S.NotRun : ok ? S.Success : S.Failure,
-    traceText: traceText(cause, mailbox, profile?.name ?? '', s2s),
+    traceText: traceText(cause, mailbox, profile?.name ?? '', s2s, usedTenant),
     traceCode: traceCodes[cause],
   };
 }

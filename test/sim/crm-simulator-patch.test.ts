@@ -56,7 +56,7 @@ describe('simulated Web API: PATCH and POST', () => {
       orgmarkedasprimaryforexchangesync: true,
     });
     const absolute = await crm.patch(`mailboxes(${m.mailboxid})`, {
-      'emailserverprofile@odata.bind': `${crm.root}emailserverprofiles(${sim.state.profileIds.exchangeOnline.toUpperCase()})`,
+      'emailserverprofile@odata.bind': `${crm.root}emailserverprofiles(${(sim.state.profileIds.exchangeOnline ?? '').toUpperCase()})`,
     });
     expect(absolute.status).toBe(204);
     expect(m._emailserverprofile_value).toBe(sim.state.profileIds.exchangeOnline);

@@ -103,6 +103,8 @@ export function buildGraphTestState(options: { permissions?: string[] } = {}): G
     lastS2SChangeAt: now - 1000,
     faults: [],
     breakage: { keyAccessNotApplied: false, keyCredentialDropped: false },
+    agentHost: { isAdministrator: true, user: 'CONTOSO\\crmsetup' },
+    changeCounts: {},
   };
   state.app.tenantId = state.tenant.id;
   return { state, appCertificate, currentS2S };
