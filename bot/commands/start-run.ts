@@ -17,6 +17,8 @@ export interface StartRunSpec {
   filter?: MailboxFilter;
   /** `cert rotate <file>`: the PFX file name (kept on the run for its cards). */
   certFile?: string;
+  /** Runbook kinds: a dry run (`run setup --dry-run`, `profile show`, `tenant show`): shown, never approved. */
+  dryRun?: boolean;
   /** The first card ("Planning…", "Checking…"). */
   firstCard: (run: Run) => AdaptiveCardJson | Promise<AdaptiveCardJson>;
   /** The job that moves the run on (plan or status). */
@@ -32,8 +34,8 @@ export interface StartRunSpec {
 export async function startRun(req: ActivityRequest, spec: StartRunSpec): Promise<Run | undefined> {
   const { runs, jobs, config, poster, timers, now } = req.services;
   const reference = TurnContext.getConversationReference(req.ctx.activity);
-  // A status run has no plan: it runs at once.
-  const immediate = spec.kind === 'status' || spec.kind === 'cert-status';
+  // A status (or preflight) run has no plan: it runs at once.
+  const immediate = spec.kind === 'status' || spec.kind === 'cert-status' || spec.kind === 'preflight';
   const run = await runs.create({
     runId: spec.runId ?? newRunId(),
     deployment: config.deployment,
@@ -41,6 +43,7 @@ export async function startRun(req: ActivityRequest, spec: StartRunSpec): Promis
     state: immediate ? 'running' : 'planning',
     ...(spec.filter ? { filter: spec.filter } : {}),
     ...(spec.certFile !== undefined ? { certFile: spec.certFile } : {}),
+    ...(spec.dryRun === true ? { dryRun: true } : {}),
     requester: req.from,
     conversation: JSON.parse(JSON.stringify(reference)) as Run['conversation'],
   });
