@@ -4,7 +4,7 @@ import { assertWithinPlan } from './assert-within-plan.ts';
 import { FailureGroups } from './failure-groups.ts';
 import type { JobContext } from './job-context.ts';
 import { readSelection } from './mailbox-selection.ts';
-import { patchInBatches } from './patch-in-batches.ts';
+import { patchInBatches, type PatchOutcome, type PatchTarget } from './patch-in-batches.ts';
 
 /**
  * Approve Email: sets `emailrouteraccessapproval` to Approved on every selected mailbox that is not
@@ -17,25 +17,16 @@ export async function approveMailboxes(payload: PayloadOf<'approve'>, ctx: JobCo
   const todo = rows.filter((r) => r.emailrouteraccessapproval !== EmailRouterAccessApproval.Approved);
   const alreadyApproved = rows.length - todo.length;
   assertWithinPlan(payload.plannedCount, todo.length);
-  const failures = new FailureGroups();
-  let approved = 0;
   let done = 0;
-  const progress = () =>
-    ctx.report({ phase: 'approving', done, total: todo.length, counts: { approved, failed: failures.total, alreadyApproved } });
-  progress();
-  await patchInBatches(
-    ctx,
-    todo,
-    { emailrouteraccessapproval: EmailRouterAccessApproval.Approved },
-    {
-      onOutcome: (outcome) => {
-        done += 1;
-        if (outcome.ok) approved += 1;
-        else failures.add(outcome.target.emailaddress || outcome.target.mailboxid, outcome.error ?? 'failed');
-        progress();
-      },
-    },
-  );
+  let approvedSoFar = 0;
+  const progress = (failed: number) =>
+    ctx.report({ phase: 'approving', done, total: todo.length, counts: { approved: approvedSoFar, failed, alreadyApproved } });
+  progress(0);
+  const { approved, failures } = await approveRows(ctx, todo, (outcome, failed) => {
+    done += 1;
+    if (outcome.ok) approvedSoFar += 1;
+    progress(failed);
+  });
   ctx.logger.info({ matched: rows.length, approved, alreadyApproved, failed: failures.total }, 'approve finished');
   return {
     type: 'approve',
@@ -47,4 +38,31 @@ export async function approveMailboxes(payload: PayloadOf<'approve'>, ctx: JobCo
     crmRequests: ctx.crm.requestCount,
     durationMs: Math.max(0, Math.round(ctx.now() - started)),
   };
+}
+
+/**
+ * Approves the given rows (emailrouteraccessapproval = Approved through $batch), grouping the
+ * failures by cause; `onOutcome` sees every mailbox's outcome with the failures so far. Shared by
+ * the approve job and the runbook's approve-email step.
+ */
+export async function approveRows(
+  ctx: JobContext,
+  rows: readonly PatchTarget[],
+  onOutcome: (outcome: PatchOutcome, failedSoFar: number) => void = () => undefined,
+): Promise<{ approved: number; failures: FailureGroups }> {
+  const failures = new FailureGroups();
+  let approved = 0;
+  await patchInBatches(
+    ctx,
+    rows,
+    { emailrouteraccessapproval: EmailRouterAccessApproval.Approved },
+    {
+      onOutcome: (outcome) => {
+        if (outcome.ok) approved += 1;
+        else failures.add(outcome.target.emailaddress || outcome.target.mailboxid, outcome.error ?? 'failed');
+        onOutcome(outcome, failures.total);
+      },
+    },
+  );
+  return { approved, failures };
 }

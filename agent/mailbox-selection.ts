@@ -71,10 +71,23 @@ export async function readSelection(
   filter: MailboxFilter,
   onPage: (rowsSoFar: number) => void = () => undefined,
 ): Promise<SelectedMailbox[]> {
+  return readSelectionWith(crm, filter, { select: selectedMailboxColumns, schema: selectedMailboxSchema }, onPage);
+}
+
+/**
+ * The selection with more columns than `readSelection` reads (the runbook's mailbox steps compare
+ * the profile, the delivery methods and the test statuses). Same $filter, same de-duplication.
+ */
+export async function readSelectionWith<T extends { mailboxid: string }>(
+  crm: CrmApi,
+  filter: MailboxFilter,
+  columns: { select: readonly string[]; schema: z.ZodType<T, z.ZodTypeDef, unknown> },
+  onPage: (rowsSoFar: number) => void = () => undefined,
+): Promise<T[]> {
   const odataFilter = await selectionFilter(crm, filter);
-  const rows: SelectedMailbox[] = [];
+  const rows: T[] = [];
   const seen = new Set<string>();
-  for await (const page of crm.getAll(MAILBOX_SET, { select: selectedMailboxColumns, filter: odataFilter, schema: selectedMailboxSchema })) {
+  for await (const page of crm.getAll(MAILBOX_SET, { select: columns.select, filter: odataFilter, schema: columns.schema })) {
     for (const row of page) {
       // A row can move between pages while others write; count each mailbox once.
       if (seen.has(row.mailboxid)) continue;
@@ -85,5 +98,25 @@ export async function readSelection(
   }
   return rows;
 }
+
+/** What the runbook's mailbox steps read: the selection's columns plus profile, delivery methods and test statuses. */
+export const configuredMailboxSchema = selectedMailboxSchema.extend({
+  _emailserverprofile_value: guid.nullable().optional().transform((v) => v ?? null),
+  incomingemaildeliverymethod: optionalInt,
+  outgoingemaildeliverymethod: optionalInt,
+  actdeliverymethod: optionalInt,
+  incomingemailstatus: optionalInt,
+  outgoingemailstatus: optionalInt,
+});
+export type ConfiguredMailbox = z.output<typeof configuredMailboxSchema>;
+export const configuredMailboxColumns = [
+  ...selectedMailboxColumns,
+  '_emailserverprofile_value',
+  'incomingemaildeliverymethod',
+  'outgoingemaildeliverymethod',
+  'actdeliverymethod',
+  'incomingemailstatus',
+  'outgoingemailstatus',
+] as const;
 
 export { guid as guidSchema, optionalInt as optionalIntSchema, address as addressSchema };

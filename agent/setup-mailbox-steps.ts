@@ -1,0 +1,232 @@
+import { SetupError, type SetupErrorCode } from '../core/setup-error.ts';
+import type { Verification } from '../jobs/cert-types.ts';
+import { ActDeliveryMethod, EmailRouterAccessApproval, IncomingDeliveryMethod, MailboxTestStatus, OutgoingDeliveryMethod } from '../jobs/crm-values.ts';
+import type { FailureGroup } from '../jobs/failure-group.ts';
+import { odataGuid } from '../jobs/mailbox-filter.ts';
+import { approveRows } from './approve-mailboxes.ts';
+import { FailureGroups } from './failure-groups.ts';
+import type { JobContext } from './job-context.ts';
+import { configuredMailboxColumns, configuredMailboxSchema, readSelectionWith, type ConfiguredMailbox } from './mailbox-selection.ts';
+import { patchInBatches } from './patch-in-batches.ts';
+import type { RunbookEnv, RunbookStep, StepCheck } from './runbook-step.ts';
+import { mailboxes, stepDetail, throttledUpdate } from './step-detail.ts';
+import { testAndEnable } from './test-mailboxes.ts';
+
+/**
+ * The runbook's mailbox steps (procedure.md §5, §6, §7) on the selection `env.filter` (active
+ * mailboxes only): configure-mailboxes (profile and delivery methods), approve-email and
+ * test-enable. Each reads the selection, works only on the mailboxes that need it (a resumed or
+ * repeated run therefore redoes nothing that is done), and checks the result: configure and approve
+ * read the selection back; Test & Enable is its own proof.
+ */
+
+type StepUpdate = { update: (detail: string) => void };
+
+/** The selection with the columns the three steps compare. */
+export function readConfiguredSelection(env: RunbookEnv, onPage?: (rowsSoFar: number) => void): Promise<ConfiguredMailbox[]> {
+  return readSelectionWith(env.ctx.crm, env.filter, { select: configuredMailboxColumns, schema: configuredMailboxSchema }, onPage);
+}
+
+/** §5: the runbook's profile and Server-Side Synchronization for incoming, outgoing and ACT (2, 2, 1). */
+export function needsConfiguring(row: ConfiguredMailbox, profileId: string | undefined): boolean {
+  return (
+    profileId === undefined ||
+    row._emailserverprofile_value !== profileId.toLowerCase() ||
+    row.incomingemaildeliverymethod !== IncomingDeliveryMethod.ServerSideSync ||
+    row.outgoingemaildeliverymethod !== OutgoingDeliveryMethod.ServerSideSync ||
+    row.actdeliverymethod !== ActDeliveryMethod.ServerSideSync
+  );
+}
+
+/** §6: not approved yet. */
+export function needsApproval(row: ConfiguredMailbox): boolean {
+  return row.emailrouteraccessapproval !== EmailRouterAccessApproval.Approved;
+}
+
+/**
+ * §7: the last Test & Enable did not succeed: the `untested` filter's rule (incoming or outgoing not
+ * Success) without its approval clause, since approve-email runs first.
+ */
+export function needsTest(row: ConfiguredMailbox): boolean {
+  return row.incomingemailstatus !== MailboxTestStatus.Success || row.outgoingemailstatus !== MailboxTestStatus.Success;
+}
+
+/** "<n> of <m> mailboxes <verb>: <cause> (k), …" with the groups' remediations as the hint. */
+function mailboxFailure(code: SetupErrorCode, text: { failed: number; of: number; verb: string; extra?: string }, groups: readonly FailureGroup[], details: Record<string, unknown>): SetupError {
+  const causes = groups.slice(0, 3).map((g) => `${g.title} (${g.count})`).join('; ');
+  const more = groups.length > 3 ? `; ${groups.length - 3} more causes` : '';
+  const message = `${text.failed} of ${mailboxes(text.of)} ${text.verb}${causes ? `: ${causes}${more}` : ''}${text.extra ? `. ${text.extra}` : ''}.`;
+  const remediations = [...new Set(groups.slice(0, 3).map((g) => g.remediation))];
+  return new SetupError(code, message, {
+    hint: `${remediations.join(' ')}${remediations.length > 0 ? ' ' : ''}Then retry the step: only the mailboxes still not done are worked on again.`,
+    details,
+  });
+}
+
+// ---- configure-mailboxes ---------------------------------------------------------------------------
+
+async function checkConfigure(env: RunbookEnv): Promise<StepCheck> {
+  const rows = await readConfiguredSelection(env);
+  const profileId = env.facts.profileId;
+  const todo = rows.filter((r) => needsConfiguring(r, profileId)).length;
+  if (rows.length === 0) return { upToDate: true, detail: 'already done: no mailboxes match the selection' };
+  if (todo === 0) return { upToDate: true, detail: stepDetail(`already done: all ${mailboxes(rows.length)}`) };
+  const created = profileId ? '' : ` (the profile is created by the email-profile step)`;
+  return { upToDate: false, detail: stepDetail(`would configure ${todo} of ${mailboxes(rows.length)} with profile '${env.profile.name}' and server-side sync${created}`) };
+}
+
+async function applyConfigure(env: RunbookEnv, step: StepUpdate) {
+  const profileId = env.facts.profileId;
+  if (!profileId) {
+    throw new SetupError('STEP_FAILED', `The email server profile '${env.profile.name}' is not known to this run, so the mailboxes cannot be configured with it.`, {
+      hint: 'Create the profile first (`@setup profile create`, or the email-profile step of `@setup run setup`), then configure the mailboxes.',
+    });
+  }
+  const update = throttledUpdate(env, step);
+  const rows = await readConfiguredSelection(env, (n) => update(`reading the selection: ${mailboxes(n)}`));
+  const todo = rows.filter((r) => needsConfiguring(r, profileId));
+  if (todo.length === 0) {
+    return { detail: stepDetail(rows.length === 0 ? 'already done: no mailboxes match the selection' : `already done: all ${mailboxes(rows.length)}`), wrote: false, changed: false };
+  }
+  const failures = new FailureGroups();
+  const configured = new Set<string>();
+  let done = 0;
+  update(`configuring 0 of ${mailboxes(todo.length)}`, true);
+  await patchInBatches(
+    env.ctx,
+    todo,
+    {
+      'emailserverprofile@odata.bind': `/emailserverprofiles(${odataGuid(profileId)})`,
+      incomingemaildeliverymethod: IncomingDeliveryMethod.ServerSideSync,
+      outgoingemaildeliverymethod: OutgoingDeliveryMethod.ServerSideSync,
+      actdeliverymethod: ActDeliveryMethod.ServerSideSync,
+    },
+    {
+      onOutcome: (outcome) => {
+        done += 1;
+        if (outcome.ok) configured.add(outcome.target.mailboxid);
+        else failures.add(outcome.target.emailaddress || outcome.target.mailboxid, outcome.error ?? 'failed');
+        update(`configured ${configured.size} of ${mailboxes(todo.length)}${failures.total > 0 ? `, ${failures.total} failed` : ''}`, done === todo.length);
+      },
+    },
+  );
+  await readBack(env, configured, (r) => needsConfiguring(r, profileId), 'configured');
+  env.ctx.logger.info({ selected: rows.length, configured: configured.size, failed: failures.total }, 'mailboxes configured');
+  if (failures.total > 0) {
+    throw mailboxFailure('STEP_FAILED', { failed: failures.total, of: todo.length, verb: 'could not be configured', extra: `${configured.size} were configured` }, failures.toArray(), {
+      failures: failures.toArray(),
+      configured: configured.size,
+    });
+  }
+  return { detail: stepDetail(`configured ${configured.size} of ${mailboxes(rows.length)}`), wrote: true, changed: false };
+}
+
+/**
+ * Reads the selection again: every mailbox CRM said it changed must now pass `stillTodo` as false.
+ * A mailbox that left the selection meanwhile (deactivated) is not counted against the step.
+ */
+async function readBack(env: RunbookEnv, changed: ReadonlySet<string>, stillTodo: (row: ConfiguredMailbox) => boolean, verb: string): Promise<void> {
+  if (changed.size === 0) return;
+  const rows = await readConfiguredSelection(env);
+  const wrong = rows.filter((r) => changed.has(r.mailboxid) && stillTodo(r));
+  if (wrong.length > 0) {
+    throw new SetupError('STEP_FAILED', `CRM accepted the update of ${mailboxes(changed.size)}, but ${wrong.length} of them read back not ${verb} (for example ${wrong[0]?.emailaddress || wrong[0]?.mailboxid || ''}).`, {
+      hint: 'Check in CRM whether a plug-in, a workflow or another administrator changes these mailboxes; then retry the step.',
+      details: { notKept: wrong.length },
+    });
+  }
+}
+
+// ---- approve-email ---------------------------------------------------------------------------------
+
+async function checkApprove(env: RunbookEnv): Promise<StepCheck> {
+  const rows = await readConfiguredSelection(env);
+  const todo = rows.filter(needsApproval).length;
+  if (rows.length === 0) return { upToDate: true, detail: 'already done: no mailboxes match the selection' };
+  if (todo === 0) return { upToDate: true, detail: stepDetail(`already done: all ${mailboxes(rows.length)} approved`) };
+  return { upToDate: false, detail: stepDetail(`would approve ${todo} of ${mailboxes(rows.length)}`) };
+}
+
+async function applyApprove(env: RunbookEnv, step: StepUpdate) {
+  const update = throttledUpdate(env, step);
+  const rows = await readConfiguredSelection(env, (n) => update(`reading the selection: ${mailboxes(n)}`));
+  const todo = rows.filter(needsApproval);
+  if (todo.length === 0) {
+    return { detail: stepDetail(rows.length === 0 ? 'already done: no mailboxes match the selection' : `already done: all ${mailboxes(rows.length)} approved`), wrote: false, changed: false };
+  }
+  const approvedIds = new Set<string>();
+  let done = 0;
+  update(`approving 0 of ${mailboxes(todo.length)}`, true);
+  const { failures } = await approveRows(env.ctx, todo, (outcome, failed) => {
+    done += 1;
+    if (outcome.ok) approvedIds.add(outcome.target.mailboxid);
+    update(`approved ${approvedIds.size} of ${mailboxes(todo.length)}${failed > 0 ? `, ${failed} failed` : ''}`, done === todo.length);
+  });
+  await readBack(env, approvedIds, needsApproval, 'approved');
+  env.ctx.logger.info({ selected: rows.length, approved: approvedIds.size, failed: failures.total }, 'mailboxes approved');
+  if (failures.total > 0) {
+    throw mailboxFailure('STEP_FAILED', { failed: failures.total, of: todo.length, verb: 'could not be approved', extra: `${approvedIds.size} were approved` }, failures.toArray(), {
+      failures: failures.toArray(),
+      approved: approvedIds.size,
+    });
+  }
+  return { detail: stepDetail(`approved ${approvedIds.size} of ${mailboxes(rows.length)}`), wrote: true, changed: false };
+}
+
+// ---- test-enable -----------------------------------------------------------------------------------
+
+async function checkTest(env: RunbookEnv): Promise<StepCheck> {
+  const rows = await readConfiguredSelection(env);
+  const todo = rows.filter(needsTest).length;
+  if (rows.length === 0) return { upToDate: true, detail: 'already done: no mailboxes match the selection' };
+  if (todo === 0) return { upToDate: true, detail: stepDetail(`already done: all ${mailboxes(rows.length)} passed Test & Enable`) };
+  return { upToDate: false, detail: stepDetail(`would Test & Enable ${todo} of ${mailboxes(rows.length)}`) };
+}
+
+const phaseText: Readonly<Record<string, string>> = { scheduling: 'scheduling', waiting: 'waiting for results', collecting: 'reading the alerts' };
+
+async function applyTest(env: RunbookEnv, step: StepUpdate) {
+  const update = throttledUpdate(env, step);
+  const rows = await readConfiguredSelection(env, (n) => update(`reading the selection: ${mailboxes(n)}`));
+  const todo = rows.filter(needsTest);
+  if (todo.length === 0) {
+    const detail = stepDetail(rows.length === 0 ? 'already done: no mailboxes match the selection' : `already done: all ${mailboxes(rows.length)} passed Test & Enable`);
+    return { detail, wrote: false, changed: false };
+  }
+  // The Test & Enable machinery reports job progress; in a run it becomes the step's running detail.
+  let lastPhase = '';
+  const ctx: JobContext = {
+    ...env.ctx,
+    report: (p) => {
+      const phase = phaseText[p.phase] ?? p.phase;
+      update(`Test & Enable of ${mailboxes(todo.length)}: ${phase} ${p.done} of ${p.total}`, phase !== lastPhase);
+      lastPhase = phase;
+    },
+  };
+  const outcome = await testAndEnable(todo, ctx);
+  const testReport: Verification = {
+    selected: outcome.selected,
+    succeeded: outcome.succeeded,
+    failed: outcome.failed,
+    noResult: outcome.noResult,
+    failures: outcome.failures,
+  };
+  env.ctx.logger.info({ selected: testReport.selected, succeeded: testReport.succeeded, failed: testReport.failed, noResult: testReport.noResult }, 'Test & Enable finished');
+  const bad = testReport.failed + testReport.noResult;
+  if (bad > 0) {
+    const waited = Math.round(env.ctx.settings.TEST_TIMEOUT_MS / 1000);
+    const extra = [
+      testReport.noResult > 0 ? `${testReport.noResult} had no result within ${waited} s (are the asynchronous services running?)` : '',
+      `${testReport.succeeded} succeeded`,
+    ].filter(Boolean).join('; ');
+    throw mailboxFailure('TEST_ENABLE_FAILED', { failed: bad, of: todo.length, verb: 'failed Test & Enable', extra }, testReport.failures, { testReport });
+  }
+  return { detail: stepDetail(`Test & Enable succeeded for ${testReport.succeeded} of ${mailboxes(rows.length)}`), wrote: true, changed: false, testReport };
+}
+
+/** configure-mailboxes (procedure.md §5). */
+export const configureMailboxesStep: RunbookStep = { id: 'configure-mailboxes', check: checkConfigure, apply: applyConfigure };
+/** approve-email (procedure.md §6). */
+export const approveEmailStep: RunbookStep = { id: 'approve-email', check: checkApprove, apply: applyApprove };
+/** test-enable (procedure.md §7): any failure (or no result) halts the run with the grouped causes. */
+export const testEnableStep: RunbookStep = { id: 'test-enable', check: checkTest, apply: applyTest };
