@@ -147,6 +147,8 @@ export async function startBot(config: Readonly<BotConfig>, deps: BotDeps = {}):
   app.adaptiveCards.actionExecute(verbs.resume, async (ctx, _state, data) => handleCardAction(requestFor(ctx), verbs.resume, data));
   app.adaptiveCards.actionExecute(verbs.rollback, async (ctx, _state, data) => handleCardAction(requestFor(ctx), verbs.rollback, data));
   app.adaptiveCards.actionExecute(verbs.abandon, async (ctx, _state, data) => handleCardAction(requestFor(ctx), verbs.abandon, data));
+  app.adaptiveCards.actionExecute(verbs.cancel, async (ctx, _state, data) => handleCardAction(requestFor(ctx), verbs.cancel, data));
+  app.adaptiveCards.actionExecute(verbs.confirmChecklist, async (ctx, _state, data) => handleCardAction(requestFor(ctx), verbs.confirmChecklist, data));
   app.adaptiveCards.actionExecute(verbs.startRotation, async (ctx, _state, data) => handleStartRotationClick(requestFor(ctx), data));
 
   const relay = new ProgressRelay({ services, connection: redis, signer, ...(deps.relayConcurrency ? { concurrency: deps.relayConcurrency } : {}) });

@@ -5,27 +5,29 @@ import { newRunId } from '../jobs/job-options.ts';
 import { jobPayloadSchema, runIdSchema, type JobPayload } from '../jobs/job-types.ts';
 import type { AuthzDecision } from './authorizer.ts';
 import { loadRun, type ActivityRequest } from './bot-services.ts';
-import { verbs, type AdaptiveCardJson, type Verb } from './cards/card-kit.ts';
+import { recordClick } from './audit-trail.ts';
+import { recordAudit } from './audit-trail.ts';
+import { verbs, type Verb } from './cards/card-kit.ts';
 import { certRollbackCard } from './cards/cert-rollback-card.ts';
 import { personName } from './cards/cert-card-parts.ts';
-import { currentCertCard, oldThumbprintOf, registrationTouched } from './cards/cert-run-card.ts';
+import { oldThumbprintOf, registrationTouched } from './cards/cert-run-card.ts';
+import { checklistInputId } from './cards/setup-plan-card.ts';
 import { refreshCertCard } from './cert-card-refresh.ts';
-import { decidedCard } from './cards/plan-cards.ts';
-import { runCard } from './cards/run-cards.ts';
-import { finalStates, type Run, type RunPatch, type RunState } from './run-store.ts';
+import { cancelRun, currentCard, pendingRollbackReply, resumeRun, rotateJob, setupRunJob, showToAll, type CardActionReply } from './run-control.ts';
+import { finalStates, isRunbookKind, type Run, type RunPatch, type RunState } from './run-store.ts';
 import { jobTimeoutAt, scheduleTimer } from './run-timers.ts';
-import { CARD_LOCK_TTL_MS } from './bot-worker.ts';
 import { invokePostPolicy } from './teams-poster.ts';
 import { describeError } from './user-facing-error.ts';
+import { checklistItemIdSchema } from '../jobs/runbook-types.ts';
 
 /** Card data is client-controlled: only the run id is read from it, everything else from Redis. */
 const cardDataSchema = z.object({ runId: runIdSchema }).passthrough();
 
 /** What the invoke answers: a card (replaces the clicker's view) or a short message. */
-export type CardActionReply = AdaptiveCardJson | string;
+export type { CardActionReply };
 
 /** The verbs handleCardAction answers (cert.start-rotation is the certificate watch's, bot/cert-watch.ts). */
-export type RunVerb = typeof verbs.approve | typeof verbs.reject | typeof verbs.resume | typeof verbs.rollback | typeof verbs.abandon;
+export type RunVerb = typeof verbs.approve | typeof verbs.reject | typeof verbs.resume | typeof verbs.rollback | typeof verbs.abandon | typeof verbs.cancel | typeof verbs.confirmChecklist;
 
 /**
  * Approve / Reject (Confirm / Cancel for tests), and for a halted rotation Resume / Roll back. Reload the run, re-check the clicker's rights by
@@ -34,14 +36,20 @@ export type RunVerb = typeof verbs.approve | typeof verbs.reject | typeof verbs.
  * deterministic id and nothing waits for the work (the invoke is answered within a few seconds).
  */
 export async function handleCardAction(req: ActivityRequest, verb: Verb, data: unknown): Promise<CardActionReply> {
+  let reply: CardActionReply;
+  let failed = false;
   try {
-    return await act(req, verb, data);
+    reply = await act(req, verb, data);
   } catch (error) {
     // Redis away (the producer connection fails within ~2 s), or a bug: answer the invoke in time
     // with what to do rather than letting Teams show a generic failure.
     req.log.error({ err: error, verb }, 'card action failed');
-    return describeError(error);
+    reply = describeError(error);
+    failed = true;
   }
+  // Audited once the action is decided (a string reply is a refusal); never breaks the click.
+  await recordClick(req, verb, data, reply, failed);
+  return reply;
 }
 
 const UNKNOWN_RUN = 'This run is unknown or too old (runs are kept 30 days). Run the command again.';
@@ -62,11 +70,17 @@ async function act(req: ActivityRequest, verb: Verb, data: unknown): Promise<Car
   switch (verb) {
     case verbs.approve:
     case verbs.reject:
-      if (run.kind !== 'approve' && run.kind !== 'test' && run.kind !== 'cert-rotate' && run.kind !== 'cert-rollback') break;
+      if (run.kind !== 'approve' && run.kind !== 'test' && run.kind !== 'cert-rotate' && run.kind !== 'cert-rollback' && !isRunbookKind(run.kind)) break;
       return decide(req, verb, run, log);
     case verbs.resume:
-      if (run.kind !== 'cert-rotate') break;
-      return resume(req, run, log);
+      // Resume of a halted rotation, Retry step of a halted runbook run (verbs.retryStep is the same verb).
+      if (run.kind !== 'cert-rotate' && !isRunbookKind(run.kind)) break;
+      return resumeRun(req, run, log);
+    case verbs.cancel:
+      return cancelRun(req, run, log);
+    case verbs.confirmChecklist:
+      if (run.kind !== 'setup') break;
+      return confirmChecklist(req, run, data, log);
     case verbs.rollback:
       if (run.kind !== 'cert-rotate') break;
       return requestRollback(req, run, log);
@@ -80,7 +94,11 @@ async function act(req: ActivityRequest, verb: Verb, data: unknown): Promise<Car
   return UNKNOWN_RUN;
 }
 
-/** Who may approve or reject: approvers for mailboxes, requester or approver for tests, two people for certificates. */
+/**
+ * Who may approve or reject: approvers for mailboxes, requester or approver for tests, two people for
+ * certificates and for `run setup` (it may change the S2S certificate); any approver for the smaller
+ * runbook commands. The requester (or an approver) may reject or withdraw a runbook plan.
+ */
 function decisionRights(req: ActivityRequest, run: Run, approving: boolean): AuthzDecision {
   const { authorizer } = req.services;
   const context = { requesterAadObjectId: run.requester.aadObjectId };
@@ -89,6 +107,18 @@ function decisionRights(req: ActivityRequest, run: Run, approving: boolean): Aut
       return authorizer.canApprove(req.from.aadObjectId);
     case 'test':
       return authorizer.canConfirmTest(req.from.aadObjectId, context);
+    case 'setup':
+    case 'profile':
+    case 'tenant':
+    case 'configure': {
+      if (!approving) return authorizer.canRejectOrWithdraw(req.from.aadObjectId, context);
+      const approver = authorizer.canApprove(req.from.aadObjectId);
+      if (!approver.allowed || run.kind !== 'setup') return approver;
+      // The two-person rule, as for a rotation (Authorizer.canApproveAsSecondPerson speaks of rotations).
+      return sameId(req.from.aadObjectId, run.requester.aadObjectId)
+        ? { allowed: false, reason: 'You asked for this set-up run; another approver must approve it.' }
+        : { allowed: true };
+    }
     default:
       return approving
         ? authorizer.canApproveAsSecondPerson(req.from.aadObjectId, { ...context, what: run.kind === 'cert-rollback' ? 'rollback' : 'rotation' })
@@ -112,8 +142,13 @@ async function decide(req: ActivityRequest, verb: Verb, run: Run, log: Logger): 
 
   const decidedAt = new Date(now()).toISOString();
   const approving = verb === verbs.approve;
+  if (approving && run.kind === 'setup' && !run.checklist) {
+    log.info('approval refused: the checklist is not confirmed');
+    return 'The requester must confirm the checklist first (the two questions on the card, then Confirm checklist). Nothing was changed.';
+  }
+  const isCertChange = run.kind === 'cert-rotate' || run.kind === 'cert-rollback' || run.kind === 'setup';
   let job: JobPayload | undefined;
-  if (approving && (run.kind === 'cert-rotate' || run.kind === 'cert-rollback')) {
+  if (approving && isCertChange) {
     // Refused before anything is scheduled (a start timeout scheduled now would keep its job id and
     // fire at the wrong time once the plan is approved later); the approval CAS checks it again.
     const busy = await otherCertChange(req, run);
@@ -138,7 +173,6 @@ async function decide(req: ActivityRequest, verb: Verb, run: Run, log: Logger): 
       return `Could not approve: ${describeError(error)} Nothing was changed.`;
     }
   }
-  const isCertChange = run.kind === 'cert-rotate' || run.kind === 'cert-rollback';
   const approval: RunPatch = { approval: { decision: 'approved', decidedBy: req.from, decidedAt } };
   const outcome = approving
     ? isCertChange
@@ -167,6 +201,7 @@ async function decide(req: ActivityRequest, verb: Verb, run: Run, log: Logger): 
     return showToAll(req, runId);
   }
 
+  await recordAudit(req, { kind: 'approval', what: verb === verbs.approve ? 'approve' : 'reject', runId, outcome: approving ? 'approved' : sameId(req.from.aadObjectId, run.requester.aadObjectId) ? 'withdrawn' : 'rejected' });
   if (job) {
     let started = true;
     try {
@@ -223,6 +258,7 @@ async function rollbackSettled(req: ActivityRequest, run: Run, log: Logger): Pro
 /** The signed job an approval starts, or undefined when the run's record cannot make a valid one. */
 function approvedJob(run: Run, approvedBy: string): JobPayload | undefined {
   if (run.kind === 'cert-rotate') return rotateJob(run, approvedBy, run.attempt, undefined);
+  if (isRunbookKind(run.kind)) return setupRunJob(run, approvedBy, run.attempt, undefined);
   if (run.kind === 'cert-rollback') {
     if (!run.parentRunId || !run.rollback) return undefined;
     const parsed = jobPayloadSchema.safeParse({
@@ -250,81 +286,6 @@ function approvedJob(run: Run, approvedBy: string): JobPayload | undefined {
     plannedCount: run.plan.toChange,
   });
   return parsed.success ? parsed.data : undefined;
-}
-
-/**
- * The rotation job: what the approver saw (the plan's file and thumbprints), as attempt `attempt`.
- * `approvedBy` is always the second person who approved the plan; `resumedBy` who clicked Resume.
- */
-function rotateJob(run: Run, approvedBy: string, attempt: number, resumedBy: string | undefined): JobPayload | undefined {
-  const plan = run.plan;
-  if (plan?.type !== 'cert-plan' || plan.blocked) return undefined;
-  const parsed = jobPayloadSchema.safeParse({
-    type: 'cert-rotate',
-    runId: run.runId,
-    deployment: run.deployment,
-    requestedBy: run.requester.aadObjectId,
-    file: plan.file,
-    newThumbprint: plan.next.thumbprint,
-    oldThumbprint: plan.current?.thumbprint ?? null,
-    approvedBy,
-    attempt,
-    ...(resumedBy !== undefined ? { resumedBy } : {}),
-  });
-  return parsed.success ? parsed.data : undefined;
-}
-
-/**
- * Resume (approvers): a halted rotation runs again as attempt n + 1 (the agent skips the steps its
- * journal records done). The start timeout of the new attempt first, then one compare-and-set moves
- * halted → approved and raises the attempt (refused if another click did it first), then the job
- * `<runId>-cert-rotate-a<n>`: a double click or a second bot instance starts it once.
- */
-async function resume(req: ActivityRequest, run: Run, log: Logger): Promise<CardActionReply> {
-  const { runs, jobs, timers, authorizer, now } = req.services;
-  const allowed = authorizer.canApprove(req.from.aadObjectId);
-  if (!allowed.allowed) {
-    log.info({ reason: allowed.reason }, 'resume refused');
-    return allowed.reason;
-  }
-  if (run.state !== 'halted') {
-    log.info({ state: run.state }, 'resume of a run that is not halted');
-    return currentCard(run);
-  }
-  if (run.rollbackRunId) {
-    log.info({ rollbackRunId: run.rollbackRunId }, 'resume refused: a rollback is waiting for approval');
-    return pendingRollbackReply(run);
-  }
-  const attempt = run.attempt + 1;
-  // What the second person approved stays approved by them; the job says who resumed it.
-  const approvedBy = run.approval?.decision === 'approved' ? run.approval.decidedBy?.aadObjectId : undefined;
-  const job = approvedBy ? rotateJob(run, approvedBy, attempt, req.from.aadObjectId) : undefined;
-  if (!job) {
-    log.error({ hasPlan: Boolean(run.plan), attempt }, 'run record is incomplete (or too many attempts): cannot build the resumed job');
-    return 'This rotation cannot be resumed: its record is incomplete or it was resumed too often. Nothing was changed; roll back or start a new `cert rotate`.';
-  }
-  try {
-    await scheduleTimer(timers, log, run.runId, 'start-timeout', jobTimeoutAt(job.type, now()), attempt);
-  } catch (error) {
-    return `Could not resume: ${describeError(error)} Nothing was changed.`;
-  }
-  const outcome = await runs.resume(run.runId, run.attempt, { resumedBy: req.from });
-  if (!outcome.ok) {
-    log.info({ outcome }, 'lost the race: the run was resumed or rolled back meanwhile');
-    if (outcome.reason === 'rollback-pending') {
-      const latest = await runs.get(run.runId);
-      if (latest) return pendingRollbackReply(latest);
-    }
-    return showToAll(req, run.runId);
-  }
-  try {
-    const { jobId } = await jobs.dispatch(job);
-    log.info({ jobId, attempt }, 'resumed: job enqueued');
-  } catch (error) {
-    log.error({ err: error }, 'resumed, but the job could not be enqueued');
-    await runs.transition(run.runId, ['approved'], 'halted', { error: { code: toSetupError(error).code, message: describeError(error) } });
-  }
-  return showToAll(req, run.runId);
 }
 
 /**
@@ -446,56 +407,36 @@ async function abandon(req: ActivityRequest, run: Run, log: Logger): Promise<Car
 
 const REGISTRATION_TOUCHED = 'This rotation changed CRM\'s registration (its register-crm step ran), so CRM may already sign with the new certificate: it cannot be abandoned. Resume it, or Roll back to the old certificate.';
 
-/** "A rollback was already requested by X (run Y): waiting for approval". */
-function pendingRollbackReply(run: Run): string {
-  return `A rollback of this rotation was already requested by ${personName(run.rollbackRequestedBy) || 'someone'} (run ${run.rollbackRunId ?? ''}) and is waiting for approval on its card. Approve or reject it there; Resume and Roll back come back if it is rejected or expires.`;
+function sameId(a: string, b: string): boolean {
+  const n = (id: string) => id.trim().toLowerCase();
+  return n(a).length > 0 && n(a) === n(b);
 }
 
-/** How long a click waits for the run's card lock (the invoke is answered within ~5 s). */
-const CLICK_LOCK_WAIT_MS = 1_500;
+/** The Confirm checklist click's data: the toggles' values ('true' when on), read for the two questions only. */
+const checklistDataSchema = z.object(Object.fromEntries(checklistItemIdSchema.options.map((id) => [checklistInputId(id), z.string().max(10).optional()]))).passthrough();
 
 /**
- * Updates the run's card for everyone (bounded retry: the invoke has ~5 s) and returns it for the
- * clicker. The card is rendered from the run as it is once the card lock is held, so it never
- * overwrites a newer card (the agent may already have started); if a report keeps the lock longer
- * than the click can wait, that report is writing a newer card and this one is not posted.
+ * Confirm checklist (`run setup` plan card): only the requester, only while the plan awaits approval,
+ * only with both questions switched on. Stored with the run (a compare-and-set on awaiting-approval,
+ * refused once the plan has expired) and the card re-rendered for everyone: the toggles become "confirmed by".
  */
-async function showToAll(req: ActivityRequest, runId: string): Promise<CardActionReply> {
-  const { runs, poster } = req.services;
-  const lock = await acquireWithin(req, runId, CLICK_LOCK_WAIT_MS);
-  try {
-    const run = await runs.get(runId);
-    if (!run) return 'This run is unknown or too old.';
-    const card = currentCard(run);
-    if (!lock) {
-      req.log.info({ runId }, 'the card is being written by a report: not updated for everyone by this click');
-    } else if (run.cardActivityId) {
-      const posted = await poster.updateCard(run.conversation, run.cardActivityId, card, invokePostPolicy);
-      if (!posted.ok) req.log.warn({ runId, status: posted.status }, 'could not update the card for everyone');
-    }
-    return card;
-  } finally {
-    if (lock) await runs.releaseCardLock(runId, lock);
+async function confirmChecklist(req: ActivityRequest, run: Run, data: unknown, log: Logger): Promise<CardActionReply> {
+  if (!sameId(req.from.aadObjectId, run.requester.aadObjectId)) {
+    log.info('checklist confirmation refused: not the requester');
+    return `Only ${personName(run.requester) || 'the person who asked for this run'} (who asked for it) can confirm the checklist.`;
   }
-}
-
-async function acquireWithin(req: ActivityRequest, runId: string, waitMs: number): Promise<string | undefined> {
-  const deadline = Date.now() + waitMs;
-  for (;;) {
-    const lock = await req.services.runs.acquireCardLock(runId, CARD_LOCK_TTL_MS);
-    if (lock || Date.now() >= deadline) return lock;
-    await new Promise((resolve) => setTimeout(resolve, 50));
+  if (run.state !== 'awaiting-approval') return currentCard(run);
+  if (run.checklist) return showToAll(req, run.runId);
+  const parsed = checklistDataSchema.safeParse(data);
+  const values = parsed.success ? (parsed.data as Record<string, unknown>) : {};
+  const unconfirmed = checklistItemIdSchema.options.filter((id) => values[checklistInputId(id)] !== 'true');
+  if (unconfirmed.length > 0) {
+    log.info({ unconfirmed }, 'checklist confirmation refused: not every question is switched on');
+    return 'Switch on both checklist questions (they must be true before the set-up can work), then Confirm checklist. Nothing was changed.';
   }
-}
-
-function currentCard(run: Run): AdaptiveCardJson {
-  if (run.kind !== 'approve' && run.kind !== 'test' && run.kind !== 'status') return currentCertCard(run);
-  switch (run.state) {
-    case 'approved':
-    case 'rejected':
-    case 'expired':
-      return decidedCard(run);
-    default:
-      return runCard(run);
-  }
+  const confirmedAt = new Date(req.services.now()).toISOString();
+  const outcome = await req.services.runs.transition(run.runId, ['awaiting-approval'], 'awaiting-approval', { checklist: { confirmedBy: req.from, confirmedAt } }, { refuseIfExpired: true });
+  log.info({ outcome }, outcome.ok ? 'checklist confirmed' : 'checklist not stored: the plan moved on');
+  if (outcome.ok) await recordAudit(req, { kind: 'approval', what: 'confirm checklist', runId: run.runId, outcome: 'confirmed' });
+  return showToAll(req, run.runId);
 }
