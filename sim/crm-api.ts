@@ -4,6 +4,8 @@ import { allEntityMetadata, mailboxMetadata, metadataForSet, type EntityMetadata
 import { contextSelect, parsePrefer, parseQueryOptions, projectRow, runQuery, encodeSkipToken, type LookupResolver } from './odata-query.ts';
 import { isGuid, parseJsonObject, validateChanges, type Changes } from './crm-write.ts';
 import { crmDateTime, newProfileRecord, type MailboxRecord, type SimState } from './sim-state.ts';
+import type { S2SFault } from './s2s-state.ts';
+import { DEFAULT_USER_ROLE, roleNamed } from './sim-roles.ts';
 import type { TestEnableEngine } from './test-enable-engine.ts';
 
 /**
@@ -28,6 +30,8 @@ export interface ApiResponse {
   status: number;
   headers: Record<string, string>;
   body: string;
+  /** A `hangMs` fault: the request took effect; the simulator answers only after this long. */
+  hangMs?: number;
 }
 
 export interface Transaction {
@@ -57,6 +61,34 @@ export interface CrmApiContext {
   pageSizeMax(): number;
   newId(): string;
   now(): number;
+  /** Takes one pending fault for a target such as `crm:PATCH mailboxes` (the S2S fault list). */
+  takeFault?(target: string): S2SFault | undefined;
+  /** A write committed: `kind` is `<METHOD> <entity set>` (one row each). */
+  onWrite?(kind: string): void;
+}
+
+/** The error code a CRM write fault answers with unless it names one (CRM's generic access-denied code). */
+export const DEFAULT_WRITE_FAULT_CODE = CrmErrorCode.privilege;
+/** The status a CRM write fault answers with unless it names one. */
+export const DEFAULT_WRITE_FAULT_STATUS = 400;
+
+/**
+ * A fault for the write `kind` (`PATCH mailboxes`): an error fault throws CRM's error (nothing is
+ * written); a `hangMs` fault lets the write happen and gives the delay its answer must wait.
+ */
+function writeFault(ctx: CrmApiContext, kind: string): number | undefined {
+  const fault = ctx.takeFault?.(`crm:${kind}`);
+  if (!fault) return undefined;
+  if (fault.hangMs !== undefined) return fault.hangMs;
+  throw new CrmError(fault.status ?? DEFAULT_WRITE_FAULT_STATUS, fault.code ?? DEFAULT_WRITE_FAULT_CODE, fault.message ?? `The ${kind} request was rejected (simulated fault).`);
+}
+
+/** Runs a write with its fault, counts it once committed, and carries a hang on the answer. */
+function write(ctx: CrmApiContext, kind: string, tx: Transaction, run: () => ApiResponse): ApiResponse {
+  const hangMs = writeFault(ctx, kind);
+  const response = run();
+  if (response.status < 400) tx.afterCommit.push(() => ctx.onWrite?.(kind));
+  return hangMs === undefined ? response : { ...response, hangMs };
 }
 
 const JSON_TYPE = 'application/json; odata.metadata=minimal';
@@ -123,14 +155,23 @@ function recordExists(state: SimState): (entitySet: string, id: string) => boole
 }
 
 interface Target {
-  kind: 'root' | 'whoami' | 'set' | 'row' | 'metadata';
+  kind: 'root' | 'whoami' | 'set' | 'row' | 'metadata' | 'user-roles';
   meta?: EntityMetadata;
   id?: string;
 }
 
+/** `systemusers(<id>)/systemuserroles_association`: the one navigation property the simulator serves. */
+const USER_ROLES_PATH = /^systemusers\((?:systemuserid=)?([^)]*)\)\/systemuserroles_association$/;
+
 function parseResource(resource: string): Target {
   const path = resource.replace(/\/+$/, '');
   if (path === '') return { kind: 'root' };
+  const roles = USER_ROLES_PATH.exec(path);
+  if (roles) {
+    const id = roles[1] ?? '';
+    if (!isGuid(id)) throw odataError(`Bad Request - Error in query syntax: '${id}' is not a valid key for 'systemusers'.`);
+    return { kind: 'user-roles', id: id.toLowerCase() };
+  }
   if (path === '$metadata') return { kind: 'metadata' };
   if (path === 'WhoAmI' || path === 'WhoAmI()') return { kind: 'whoami' };
   const m = /^([A-Za-z_][A-Za-z0-9_]*)(?:\(([^)]*)\))?$/.exec(path);
@@ -175,20 +216,48 @@ function route(ctx: CrmApiContext, request: ApiRequest, tx: Transaction): ApiRes
         UserId: state.callerUserId,
         OrganizationId: state.organization.organizationid,
       });
+    case 'user-roles':
+      if (method !== 'GET') throw methodNotAllowed(method, 'systemuserroles_association');
+      return getUserRoles(ctx, request, target.id ?? '');
     case 'set': {
       const meta = target.meta ?? mailboxMetadata;
       if (method === 'GET') return getCollection(ctx, request, meta);
-      if (method === 'POST' && meta.creatable) return createRow(ctx, request, meta, tx);
+      if (method === 'POST' && meta.creatable) return write(ctx, `POST ${meta.entitySet}`, tx, () => createRow(ctx, request, meta, tx));
       throw methodNotAllowed(method, meta.entitySet);
     }
     case 'row': {
       const meta = target.meta ?? mailboxMetadata;
       const id = target.id ?? '';
       if (method === 'GET') return getRow(ctx, request, meta, id);
-      if (method === 'PATCH' && meta.updatable) return patchRow(ctx, request, meta, id, tx);
+      if (method === 'PATCH' && meta.updatable) return write(ctx, `PATCH ${meta.entitySet}`, tx, () => patchRow(ctx, request, meta, id, tx));
       throw methodNotAllowed(method, `${meta.entitySet}(${id})`);
     }
   }
+}
+
+const ROLE_ATTRIBUTES = ['roleid', 'name'] as const;
+
+/**
+ * The user's security roles (N:N systemuserroles_association, served as `role` rows). Only
+ * `$select` of roleid and name is supported; a user without an explicit role list has Salesperson.
+ */
+function getUserRoles(ctx: CrmApiContext, request: ApiRequest, userId: string): ApiResponse {
+  const state = ctx.getState();
+  const principal = state.principals.get(userId);
+  if (principal?.logicalName !== 'systemuser') throw new CrmError(404, CrmErrorCode.objectDoesNotExist, `systemuser With Id = ${userId} Does Not Exist`);
+  for (const key of request.query.keys()) {
+    if (key !== '$select') throw odataError(`The query option '${key}' is not supported by the simulator on systemuserroles_association.`);
+  }
+  const selectText = request.query.get('$select');
+  const select = selectText === null ? [...ROLE_ATTRIBUTES] : selectText.split(',').map((a) => a.trim());
+  for (const attribute of select) {
+    if (!(ROLE_ATTRIBUTES as readonly string[]).includes(attribute)) throw odataError(`Could not find a property named '${attribute}' on type 'Microsoft.Dynamics.CRM.role'.`);
+  }
+  const roles = state.userRoles.get(userId) ?? [roleNamed(DEFAULT_USER_ROLE)];
+  return jsonResponse(200, {
+    '@odata.context': `${request.serviceRoot}$metadata#roles(${select.join(',')})`,
+    value: roles.map((role) => Object.fromEntries(select.map((a) => [a, role[a as (typeof ROLE_ATTRIBUTES)[number]]]))),
+  });
 }
 
 function getCollection(ctx: CrmApiContext, request: ApiRequest, meta: EntityMetadata): ApiResponse {

@@ -128,6 +128,11 @@ export function handleBatch(ctx: BatchContext, request: ApiRequest): ApiResponse
     const items = readItems(request.body, boundary);
     const continueOnError = parsePrefer(request.headers.get('prefer')).continueOnError;
     const out: OutgoingPart[] = [];
+    // The longest hang of the parts that took effect (a `hangMs` fault): the batch answers after it.
+    let hangMs: number | undefined;
+    const hangOf = (response: ApiResponse): void => {
+      if (response.hangMs !== undefined) hangMs = Math.max(hangMs ?? 0, response.hangMs);
+    };
     for (const item of items) {
       let failed = false;
       if (item.kind === 'request') {
@@ -135,11 +140,15 @@ export function handleBatch(ctx: BatchContext, request: ApiRequest): ApiResponse
         const { response, id } = runPart(ctx, item.part, tx, false);
         failed = response.status >= 400;
         if (failed) rollbackTransaction(tx);
-        else commitTransaction(tx);
+        else {
+          commitTransaction(tx);
+          hangOf(response);
+        }
         out.push(httpPart(response, id));
       } else {
         const tx = newTransaction();
         const answers: OutgoingPart[] = [];
+        const responses: ApiResponse[] = [];
         for (const part of item.parts) {
           const { response, id } = runPart(ctx, part, tx, true);
           if (response.status >= 400) {
@@ -149,9 +158,11 @@ export function handleBatch(ctx: BatchContext, request: ApiRequest): ApiResponse
             break;
           }
           answers.push(httpPart(response, id));
+          responses.push(response);
         }
         if (!failed) {
           commitTransaction(tx);
+          responses.forEach(hangOf);
           const inner = `changesetresponse_${randomUUID()}`;
           out.push({ headers: { 'Content-Type': `multipart/mixed; boundary=${inner}` }, body: serializeMultipart(answers, inner).replace(/\r\n$/, '') });
         }
@@ -164,7 +175,8 @@ export function handleBatch(ctx: BatchContext, request: ApiRequest): ApiResponse
       'Content-Type': `multipart/mixed; boundary=${responseBoundary}`,
     };
     if (continueOnError) headers['Preference-Applied'] = 'odata.continue-on-error';
-    return { status: 200, headers, body: serializeMultipart(out, responseBoundary) };
+    const response: ApiResponse = { status: 200, headers, body: serializeMultipart(out, responseBoundary) };
+    return hangMs === undefined ? response : { ...response, hangMs };
   } catch (error) {
     if (error instanceof CrmError) return errorResponse(error);
     throw error;

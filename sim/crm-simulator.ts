@@ -21,11 +21,24 @@ import { replaceS2SState, seedS2S, type S2SSeedOptions } from './s2s-seed.ts';
 import type { S2SBreakage, S2SFault, S2SState } from './s2s-state.ts';
 import { DEFAULT_MAILBOX_COUNT, DEFAULT_SEED, seedDeployment } from './seed-deployment.ts';
 import { seededRandom } from './seeded-random.ts';
-import { faultsSchema, s2sBreakageSchema, s2sFaultsSchema, summarizeS2S, summarizeState, type Faults } from './sim-admin.ts';
-import type { SimState } from './sim-state.ts';
+import {
+  faultsSchema,
+  knobsSchema,
+  s2sBreakageSchema,
+  s2sFaultsSchema,
+  summarizeS2S,
+  summarizeState,
+  type Faults,
+  type KnobChanges,
+  type Knobs,
+  type SimCounters,
+} from './sim-admin.ts';
+import { takeFault } from './s2s-state.ts';
+import { roleNamed } from './sim-roles.ts';
+import type { SimScenario, SimState } from './sim-state.ts';
 import { TestEnableEngine } from './test-enable-engine.ts';
 
-export type { Faults } from './sim-admin.ts';
+export type { Faults, KnobChanges, Knobs, SimCounters } from './sim-admin.ts';
 export type { SimState } from './sim-state.ts';
 export type { S2SState } from './s2s-state.ts';
 
@@ -58,6 +71,11 @@ export interface CrmSimulatorOptions extends Pick<S2SSeedOptions, (typeof s2sOpt
   pageSizeMax?: number;
   /** Default silent. */
   logger?: Logger;
+  /**
+   * 'configured' (default): the seeded deployment on Exchange Online with healthy S2S. 'fresh':
+   * nothing of the procedure done yet, for the runbook (seed-deployment.ts and s2s-seed.ts say what).
+   */
+  scenario?: SimScenario;
 }
 
 /** What `configureS2S` changes: faults added, breakage switched on or off. */
@@ -96,6 +114,13 @@ export interface CrmSimulator {
   configure(faults: Partial<Faults>): void;
   /** Adds S2S faults and switches breakage (as POST /_sim/s2s/faults and /_sim/s2s/breakage do). */
   configureS2S(changes: S2SChanges): void;
+  readonly scenario: SimScenario;
+  /** The current knobs (GET /_sim/knobs). */
+  readonly knobs: Knobs;
+  /** Changes knobs (as POST /_sim/knobs does); fields not given stay. */
+  setKnobs(changes: KnobChanges): void;
+  /** Changing calls since the start or the last reset (GET /_sim/state `counters`). */
+  counters(): SimCounters;
   resetStats(): void;
   /** Reseeds the deployment and the S2S side, drops pending tests, resets stats and faults to the start options. */
   reset(): void;
@@ -165,8 +190,10 @@ export async function startCrmSimulator(options: CrmSimulatorOptions = {}): Prom
   });
   if (!/^[A-Za-z0-9_-]+$/.test(orgName)) throw new Error(`orgName '${orgName}' must be letters, digits, - or _`);
 
-  let state = seedDeployment({ seed, mailboxCount, orgName });
+  const scenario: SimScenario = options.scenario ?? 'configured';
+  let state = seedDeployment({ seed, mailboxCount, orgName, scenario });
   const s2sSeed = (): S2SSeedOptions => ({
+    scenario,
     orgName,
     organizationId: state.organization.organizationid,
     ...Object.fromEntries(s2sOptionKeys.filter((k) => options[k] !== undefined).map((k) => [k, options[k]])),
@@ -176,6 +203,7 @@ export async function startCrmSimulator(options: CrmSimulatorOptions = {}): Prom
   let faultRandom = seededRandom(seed ^ 0x5eed);
   let idRandom = seededRandom(seed + 2);
   const stats: SimulatorStats = { requests: 0, batchParts: 0, byMethod: {} };
+  let crmWrites: Record<string, number> = {};
   const newId = (): string => idRandom.guid();
 
   const engine = new TestEnableEngine({
@@ -192,6 +220,10 @@ export async function startCrmSimulator(options: CrmSimulatorOptions = {}): Prom
     pageSizeMax: () => pageSizeMax,
     newId,
     now: Date.now,
+    takeFault: (target) => takeFault(s2s, target),
+    onWrite: (kind) => {
+      crmWrites[kind] = (crmWrites[kind] ?? 0) + 1;
+    },
   };
   let orgUrl = '';
 
@@ -207,7 +239,10 @@ export async function startCrmSimulator(options: CrmSimulatorOptions = {}): Prom
     logger.info({ faults }, 'faults configured');
   };
   const configureS2S = (changes: S2SChanges): void => {
-    if (changes.faults) s2s.faults.push(...changes.faults.map((f) => ({ ...f })));
+    if (changes.faults) {
+      // Fields given as undefined are left out (exactOptionalPropertyTypes).
+      s2s.faults.push(...changes.faults.map((f) => Object.fromEntries(Object.entries(f).filter(([, v]) => v !== undefined)) as unknown as S2SFault));
+    }
     if (changes.breakage) {
       const parsed = s2sBreakageSchema.parse(changes.breakage);
       if (parsed.keyAccessNotApplied !== undefined) s2s.breakage.keyAccessNotApplied = parsed.keyAccessNotApplied;
@@ -215,6 +250,21 @@ export async function startCrmSimulator(options: CrmSimulatorOptions = {}): Prom
     }
     logger.info({ faults: s2s.faults.map((f) => ({ target: f.target, times: f.times })), breakage: s2s.breakage }, 's2s configured');
   };
+  const knobs = (): Knobs => ({
+    localAdministrator: s2s.agentHost.isAdministrator,
+    callerRoles: (state.userRoles.get(state.callerUserId) ?? []).map((r) => r.name),
+    graphPermissions: [...s2s.app.permissions],
+    ownersWithoutPrivileges: [...state.ownersWithoutPrivileges],
+  });
+  const setKnobs = (changes: KnobChanges): void => {
+    const parsed = knobsSchema.parse(changes);
+    if (parsed.localAdministrator !== undefined) s2s.agentHost.isAdministrator = parsed.localAdministrator;
+    if (parsed.callerRoles !== undefined) state.userRoles.set(state.callerUserId, parsed.callerRoles.map(roleNamed));
+    if (parsed.graphPermissions !== undefined) s2s.app.permissions = [...parsed.graphPermissions];
+    if (parsed.ownersWithoutPrivileges !== undefined) state.ownersWithoutPrivileges = new Set(parsed.ownersWithoutPrivileges.map((a) => a.toLowerCase()));
+    logger.info({ knobs: { ...knobs(), ownersWithoutPrivileges: state.ownersWithoutPrivileges.size } }, 'knobs set');
+  };
+  const counters = (): SimCounters => ({ crmWrites: { ...crmWrites }, changes: { ...s2s.changeCounts } });
   const resetStats = (): void => {
     stats.requests = 0;
     stats.batchParts = 0;
@@ -222,8 +272,9 @@ export async function startCrmSimulator(options: CrmSimulatorOptions = {}): Prom
   };
   const reset = (): void => {
     engine.reset();
-    state = seedDeployment({ seed, mailboxCount, orgName });
+    state = seedDeployment({ seed, mailboxCount, orgName, scenario });
     replaceS2SState(s2s, seedS2S(s2sSeed()));
+    crmWrites = {};
     faults = { ...initialFaults };
     engine.delayMs = faults.testDelayMs;
     faultRandom = seededRandom(seed ^ 0x5eed);
@@ -243,6 +294,18 @@ export async function startCrmSimulator(options: CrmSimulatorOptions = {}): Prom
         return sendJson(res, 200, summarizeState(state, engine));
       case 'GET /_sim/stats':
         return sendJson(res, 200, stats);
+      case 'GET /_sim/state':
+        return sendJson(res, 200, { scenario, summary: summarizeState(state, engine), knobs: knobs(), counters: counters() });
+      case 'GET /_sim/knobs':
+        return sendJson(res, 200, knobs());
+      case 'POST /_sim/knobs': {
+        const body = await readJson(req, res);
+        if (body === undefined) return;
+        const parsed = knobsSchema.safeParse(body);
+        if (!parsed.success) return badRequest(res, parsed.error);
+        setKnobs(Object.fromEntries(Object.entries(parsed.data).filter(([, v]) => v !== undefined)));
+        return sendJson(res, 200, knobs());
+      }
       case 'GET /_sim/faults':
         return sendJson(res, 200, faults);
       case 'POST /_sim/faults': {
@@ -260,7 +323,8 @@ export async function startCrmSimulator(options: CrmSimulatorOptions = {}): Prom
         if (body === undefined) return;
         const parsed = s2sFaultsSchema.safeParse(body);
         if (!parsed.success) return badRequest(res, parsed.error);
-        configureS2S({ faults: Array.isArray(parsed.data) ? parsed.data : [parsed.data] });
+        // configureS2S leaves out the fields given as undefined.
+        configureS2S({ faults: (Array.isArray(parsed.data) ? parsed.data : [parsed.data]) as S2SFault[] });
         return sendJson(res, 200, summarizeS2S(s2s, Date.now()));
       }
       case 'POST /_sim/s2s/breakage': {
@@ -280,6 +344,7 @@ export async function startCrmSimulator(options: CrmSimulatorOptions = {}): Prom
         count('powershell');
         const result = runSimulatedScript(s2s, parsed.data, started);
         logger.info({ script: parsed.data.script, computerName: parsed.data.params.ComputerName, ok: result.ok, ms: Date.now() - started }, 'powershell script simulated');
+        if (result.ok && result.hangMs !== undefined) await sleep(result.hangMs);
         return result.ok ? sendJson(res, 200, { output: result.output }) : sendJson(res, 422, { error: { code: 'SCRIPT_FAILED', message: result.message } });
       }
       case 'POST /_sim/reset':
@@ -309,7 +374,7 @@ export async function startCrmSimulator(options: CrmSimulatorOptions = {}): Prom
       serviceRoot: serviceRootOf(orgUrl, path.version),
     };
     if (path.resource === '$batch') {
-      return send(
+      return sendAfterHang(
         res,
         handleBatch(
           {
@@ -329,6 +394,15 @@ export async function startCrmSimulator(options: CrmSimulatorOptions = {}): Prom
     const response = handleApiRequest(api, request, tx);
     if (response.status < 400) commitTransaction(tx);
     else rollbackTransaction(tx);
+    await sendAfterHang(res, response);
+  }
+
+  /** Sends the answer, after a `hangMs` fault's delay when the request had one (its change is made already). */
+  async function sendAfterHang(res: ServerResponse, response: ApiResponse): Promise<void> {
+    if (response.hangMs !== undefined) {
+      logger.info({ hangMs: response.hangMs }, 'answer held back (hangMs fault)');
+      await sleep(response.hangMs);
+    }
     send(res, response);
   }
 
@@ -391,6 +465,12 @@ export async function startCrmSimulator(options: CrmSimulatorOptions = {}): Prom
     },
     configure,
     configureS2S,
+    scenario,
+    get knobs() {
+      return knobs();
+    },
+    setKnobs,
+    counters,
     resetStats,
     reset,
     close: async () => {

@@ -77,9 +77,15 @@ export function summarizeState(state: SimState, engine: TestEnableEngine): State
 /** `POST /_sim/s2s/faults`: one fault or several (`target` a script name, `Script@SERVER`, or a Graph target). */
 export const s2sFaultSchema = z.object({
   target: z.string().min(1).max(200),
-  message: z.string().min(1).max(1000),
+  message: z.string().min(1).max(1000).optional(),
   times: z.number().int().min(1).max(1_000_000).default(1),
-}).strict();
+  /** CRM write targets (`crm:<METHOD> <set>`): the answer's status, default 400. */
+  status: z.number().int().min(400).max(599).optional(),
+  /** CRM write targets: the error code, default 0x80040220. */
+  code: z.string().regex(/^0x[0-9A-Fa-f]{8}$/).optional(),
+  /** The call takes effect, then its answer waits this long (message, status and code are ignored). */
+  hangMs: z.number().int().min(0).max(600_000).optional(),
+}).strict().refine((f) => f.message !== undefined || f.hangMs !== undefined, { message: 'give a message (the error) or hangMs (a late answer)' });
 export const s2sFaultsSchema = z.union([s2sFaultSchema, z.array(s2sFaultSchema).max(100)]);
 
 /** `POST /_sim/s2s/breakage`: the silent breakages to switch on or off. */
@@ -87,6 +93,34 @@ export const s2sBreakageSchema = z.object({
   keyAccessNotApplied: z.boolean(),
   keyCredentialDropped: z.boolean(),
 }).partial().strict();
+
+// ---- knobs (the deployment's rights and grants) ----------------------------------------------
+
+/**
+ * `GET|POST /_sim/knobs`: how the deployment is set up around the agent. Each field given replaces
+ * the current value; a reset returns to the seed (local admin, System Administrator, the three
+ * Graph permissions, every owner with its privileges).
+ */
+export const knobsSchema = z.object({
+  /** Test-LocalAdministrator's answer: the agent runs as a local administrator. */
+  localAdministrator: z.boolean(),
+  /** The agent's CRM user's security roles (systemuserroles_association), by name. */
+  callerRoles: z.array(z.string().min(1).max(100)).max(50),
+  /** The Graph application permissions granted to the helper app (tokens' roles, 403 without). */
+  graphPermissions: z.array(z.string().regex(/^[A-Za-z]+(\.[A-Za-z]+)+$/)).max(50),
+  /** Mailbox addresses whose owner lacks the Mailbox privileges: Test & Enable fails with Crm.80048306. */
+  ownersWithoutPrivileges: z.array(z.string().min(3).max(320)).max(200_000),
+}).partial().strict();
+export type KnobChanges = z.infer<typeof knobsSchema>;
+export type Knobs = Required<KnobChanges>;
+
+/** Changing calls since the start or the last reset (GET /_sim/state `counters`). */
+export interface SimCounters {
+  /** Committed CRM writes by `<METHOD> <entity set>` (one row each, $batch parts included). */
+  crmWrites: Record<string, number>;
+  /** Script runs that changed something, by script name; `graph:patch-service-principal` for Graph. */
+  changes: Record<string, number>;
+}
 
 export interface S2SSummary {
   serviceAccount: string;
