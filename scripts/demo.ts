@@ -13,6 +13,7 @@ import { ProcessGroup, type ManagedProcess } from './process-group.ts';
 import { writeDemoCertificates, type DemoCertificates } from '../sim/demo-certificates.ts';
 import { GRAPH_SIM_CA_FILE_NAME, graphSimulatorUrls } from '../sim/graph-simulator.ts';
 import { simAgentEnvironment } from '../sim/sim-agent-env.ts';
+import type { SimScenario } from '../sim/sim-state.ts';
 import { clearPrefix, findOnPath, localRedisPort, pingRedis, redisHowTo, startLocalRedis, type LocalRedis } from './redis-check.ts';
 
 /**
@@ -23,7 +24,8 @@ import { clearPrefix, findOnPath, localRedisPort, pingRedis, redisHowTo, startLo
  * child exits on its own, everything stops and the demo exits non-zero naming it.
  *
  * Options: `--open` opens the Playground in the system browser; `--raw-logs` prints the JSON logs
- * as they are.
+ * as they are; `--fresh` starts the simulator with a fresh, unconfigured deployment
+ * (SIM_SCENARIO=fresh) for `@setup run setup`.
  */
 const int = (min: number, max: number) => z.coerce.number().int().min(min).max(max);
 const demoEnvSchema = z.object({
@@ -55,7 +57,13 @@ export interface DemoFiles {
 }
 
 /** The environment every child gets: the caller's, minus what must not leak into the demo. */
-export function childEnvironment(env: DemoEnv, signingKey: string, base: NodeJS.ProcessEnv, files: DemoFiles): NodeJS.ProcessEnv {
+export function childEnvironment(
+  env: DemoEnv,
+  signingKey: string,
+  base: NodeJS.ProcessEnv,
+  files: DemoFiles,
+  options: { scenario?: SimScenario } = {},
+): NodeJS.ProcessEnv {
   const out: NodeJS.ProcessEnv = { ...base };
   // The Playground sends no token: the bot must run unauthenticated, which it refuses in production.
   for (const key of ['MicrosoftAppId', 'MicrosoftAppPassword', 'MicrosoftAppType', 'MicrosoftAppTenantId']) delete out[key];
@@ -76,6 +84,7 @@ export function childEnvironment(env: DemoEnv, signingKey: string, base: NodeJS.
     SIM_GRAPH_PORT: String(env.SIM_GRAPH_PORT),
     SIM_CERT_DAYS_LEFT: String(env.SIM_CERT_DAYS_LEFT),
     SIM_TLS_DIR: files.tlsDir,
+    SIM_SCENARIO: options.scenario ?? 'configured',
     // Bot: the people of .m365agentsplayground.yml
     PORT: String(env.PORT),
     ...demoAuthorizationEnv(),
@@ -174,14 +183,26 @@ export function typingUserFromArgs(args: readonly string[]): PlaygroundUser {
   return found;
 }
 
-function instructions(playgroundUrl: string, typing: PlaygroundUser): string {
+function instructions(playgroundUrl: string, typing: PlaygroundUser, scenario: SimScenario): string {
   const approver = playgroundUsers.find((u) => u.role === 'approver');
   const stranger = playgroundUsers.find((u) => u.role === 'none');
+  const fresh =
+    scenario === 'fresh'
+      ? [
+          ' Started with --fresh: an UNCONFIGURED deployment (no Exchange Online profile, no S2S, no tenant ID).',
+          '   @setup preflight            read-only checks, and the two checklist questions',
+          '   @setup run setup --dry-run  what each step would change',
+          `   @setup run setup            confirm the checklist, then Approve as ${approver?.name ?? 'an approver'}: every step runs,`,
+          '                               ending with a Test & Enable report; run it again: "nothing to change"',
+          '',
+        ]
+      : [' (`npm start -- --fresh` starts an unconfigured deployment instead, for `@setup run setup`.)', ''];
   return [
     '',
     '────────────────────────────────────────────────────────────────────────────',
     ` Ready. Open ${playgroundUrl}  (the Microsoft 365 Agents Playground)`,
     '',
+    ...fresh,
     ` You are ${typing.name} (${roleText(typing)}). In the team channel "${playgroundChats.channelName}"`,
     ` or the group chat "${playgroundChats.groupChatName}", type @setu, pick "setup" from the list, then:`,
     '   @setup help                 the commands',
@@ -301,7 +322,9 @@ async function main(): Promise<void> {
   group.print('demo', `wrote ${certificates.good.file} (${certificates.good.thumbprint}) and ${certificates.weak.file} (1024-bit, SHA-1) to ${certificates.dir}: the agent's CERT_DIR`);
 
   // 3. Simulator, bot, agent
-  const childEnv = childEnvironment(env, signingKey, process.env, { certificates, tlsDir });
+  const scenario: SimScenario = argv.has('--fresh') ? 'fresh' : 'configured';
+  if (scenario === 'fresh') group.print('demo', '--fresh: the simulator starts with an unconfigured deployment (SIM_SCENARIO=fresh) for `@setup run setup`.');
+  const childEnv = childEnvironment(env, signingKey, process.env, { certificates, tlsDir }, { scenario });
   const raw = argv.has('--raw-logs');
   const tsx = (entry: string) => ({ command: process.execPath, args: ['--import', 'tsx', entry], env: childEnv, cwd: repoRoot, ...(raw ? {} : { formatLine: (l: string) => formatPinoLine(l) }) });
   if (!env.JOB_SIGNING_KEY) group.print('demo', 'JOB_SIGNING_KEY not set: generated one for this run (shared by the bot and the agent).');
@@ -359,7 +382,7 @@ async function main(): Promise<void> {
     group.print('demo', `port ${env.PLAYGROUND_PORT} is taken (${error instanceof Error ? error.message : String(error)}): using a free one; set PLAYGROUND_PORT to choose.`);
     proxy = await startActingUserProxy({ ...proxyOptions, port: 0 });
   }
-  console.log(instructions(proxy.url, typing));
+  console.log(instructions(proxy.url, typing, scenario));
   if (argv.has('--open')) openBrowser(proxy.url);
 }
 

@@ -4,6 +4,7 @@ import { parseEnv } from '../core/parse-env.ts';
 import { fileURLToPath } from 'node:url';
 import { startCrmSimulator } from './crm-simulator.ts';
 import { startGraphSimulator } from './graph-simulator.ts';
+import { simScenarios } from './sim-state.ts';
 
 /**
  * `npm run sim`: the CRM Web API simulator with its S2S side (PowerShell stand-in endpoint) and
@@ -21,6 +22,8 @@ const simEnvSchema = z.object({
   SIM_TEST_DELAY_MS: int(0, 86_400_000).default(1500),
   SIM_FAIL_RATE: z.coerce.number().min(0).max(1).default(0),
   SIM_SEED: int(0, 4_294_967_295).optional(),
+  /** 'fresh': an unconfigured deployment for the runbook (`@setup run setup`); default 'configured'. */
+  SIM_SCENARIO: z.enum(simScenarios).default('configured'),
   SIM_CERT_DAYS_LEFT: int(-3650, 3650).default(200),
   SIM_ASYNC_SERVERS: z
     .string()
@@ -58,11 +61,12 @@ async function main(): Promise<void> {
     certDaysLeft: env.SIM_CERT_DAYS_LEFT,
     asyncServers: env.SIM_ASYNC_SERVERS.split(','),
     serviceAccount: env.SIM_SERVICE_ACCOUNT,
+    scenario: env.SIM_SCENARIO,
     logger,
   });
   const graph = env.SIM_GRAPH === 'true' ? await startGraphSimulator({ s2s: simulator.s2s, host: env.SIM_HOST, port: env.SIM_GRAPH_PORT, logger, ...(env.SIM_TLS_DIR ? { tlsDir: env.SIM_TLS_DIR } : {}) }) : undefined;
   const adminUrl = new URL('/_sim/state/summary', simulator.orgUrl).toString();
-  logger.info({ orgUrl: simulator.orgUrl, adminUrl }, `CRM simulator ready: set CRM_URL=${simulator.orgUrl} and CRM_AUTH=none`);
+  logger.info({ orgUrl: simulator.orgUrl, adminUrl, scenario: env.SIM_SCENARIO }, `CRM simulator ready (${env.SIM_SCENARIO} deployment): set CRM_URL=${simulator.orgUrl} and CRM_AUTH=none`);
   const standIn = fileURLToPath(new URL('./bin/pwsh-sim.mjs', import.meta.url));
   logger.info(
     { s2sUrl: `${simulator.baseUrl}/_sim/s2s`, asyncServers: env.SIM_ASYNC_SERVERS, serviceAccount: env.SIM_SERVICE_ACCOUNT },
