@@ -9,6 +9,7 @@ import type { JobContext } from './job-context.ts';
 import { configuredMailboxColumns, configuredMailboxSchema, readSelectionWith, type ConfiguredMailbox } from './mailbox-selection.ts';
 import { patchInBatches } from './patch-in-batches.ts';
 import type { RunbookEnv, RunbookStep, StepCheck } from './runbook-step.ts';
+import { runbookProfileId } from './setup-profile-step.ts';
 import { mailboxes, stepDetail, throttledUpdate } from './step-detail.ts';
 import { testAndEnable } from './test-mailboxes.ts';
 
@@ -66,8 +67,12 @@ function mailboxFailure(code: SetupErrorCode, text: { failed: number; of: number
 // ---- configure-mailboxes ---------------------------------------------------------------------------
 
 async function checkConfigure(env: RunbookEnv): Promise<StepCheck> {
+  const profileId = await runbookProfileId(env);
+  if (!profileId && env.scope !== 'setup') {
+    const message = `There is no email server profile '${env.profile.name}' of type Exchange Online (Hybrid) to configure the mailboxes with.`;
+    return { upToDate: false, detail: stepDetail(`cannot go on: ${message}`), blocker: { message, fix: 'Create it first with `@setup profile create` (or `@setup run setup`), or set PROFILE_NAME to the profile to use.' } };
+  }
   const rows = await readConfiguredSelection(env);
-  const profileId = env.facts.profileId;
   const todo = rows.filter((r) => needsConfiguring(r, profileId)).length;
   if (rows.length === 0) return { upToDate: true, detail: 'already done: no mailboxes match the selection' };
   if (todo === 0) return { upToDate: true, detail: stepDetail(`already done: all ${mailboxes(rows.length)}`) };
@@ -76,7 +81,7 @@ async function checkConfigure(env: RunbookEnv): Promise<StepCheck> {
 }
 
 async function applyConfigure(env: RunbookEnv, step: StepUpdate) {
-  const profileId = env.facts.profileId;
+  const profileId = await runbookProfileId(env);
   if (!profileId) {
     throw new SetupError('STEP_FAILED', `The email server profile '${env.profile.name}' is not known to this run, so the mailboxes cannot be configured with it.`, {
       hint: 'Create the profile first (`@setup profile create`, or the email-profile step of `@setup run setup`), then configure the mailboxes.',

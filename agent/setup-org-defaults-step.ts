@@ -5,6 +5,7 @@ import { odataGuid } from '../jobs/mailbox-filter.ts';
 import { readEmailDeliveryDefaults, writeEmailDeliveryDefaults, type EmailDeliveryDefaults } from './email-settings-xml.ts';
 import { guidSchema, optionalIntSchema } from './mailbox-selection.ts';
 import type { RunbookEnv, RunbookStep, StepCheck } from './runbook-step.ts';
+import { runbookProfileId } from './setup-profile-step.ts';
 import { stepDetail } from './step-detail.ts';
 
 /**
@@ -79,14 +80,14 @@ function describe(parts: readonly Part[], env: RunbookEnv): string {
 
 async function check(env: RunbookEnv): Promise<StepCheck> {
   const row = await readOrganization(env);
-  const parts = differing(row, env.facts.profileId);
+  const parts = differing(row, await runbookProfileId(env));
   return parts.length === 0
     ? { upToDate: true, detail: stepDetail(`already done: default profile '${env.profile.name}', server-side sync for incoming, outgoing and ACT, connection channel server-side sync`) }
     : { upToDate: false, detail: stepDetail(`would set ${describe(parts, env)}`) };
 }
 
 async function apply(env: RunbookEnv, step: { update: (detail: string) => void }) {
-  const profileId = env.facts.profileId;
+  const profileId = await runbookProfileId(env);
   if (!profileId) {
     throw new SetupError('STEP_FAILED', `The email server profile '${env.profile.name}' is not known to this run, so it cannot be made the default.`, {
       hint: 'Run the email-profile step first (`@setup profile create`, or resume the run from that step).',

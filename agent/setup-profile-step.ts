@@ -229,5 +229,20 @@ async function apply(env: RunbookEnv, step: { update: (detail: string) => void }
   return { detail: stepDetail(`updated profile '${name}': ${found.diff.map((w) => label(w.attribute)).join(', ')}`), wrote: true, changed: false, data: { profileId: id } };
 }
 
+/**
+ * The runbook's profile id for the steps after email-profile: `facts.profileId` when an earlier step
+ * set it, else the one profile named PROFILE_NAME of type Exchange Online (Hybrid) (a resumed run
+ * whose email-profile step was done in an earlier attempt; `configure mailboxes` alone). Sets the
+ * fact when found; undefined when there is no such profile (yet).
+ */
+export async function runbookProfileId(env: RunbookEnv): Promise<string | undefined> {
+  if (env.facts.profileId) return env.facts.profileId;
+  const rows = (await findProfilesByName(env.ctx.crm, env.profile.name)).filter((r) => r.servertype === EmailServerType.ExchangeOnlineHybrid);
+  const [row, second] = rows;
+  if (!row || second) return undefined;
+  env.facts.profileId = row.emailserverprofileid;
+  return row.emailserverprofileid;
+}
+
 /** The email-profile step (procedure.md §3). */
 export const emailProfileStep: RunbookStep = { id: 'email-profile', check, apply };

@@ -295,6 +295,27 @@ describe('configure-mailboxes', () => {
     expect(writes()).toEqual({ patch: 0, post: 0, batchPatch: 0 });
   });
 
+  it('finds the profile by name when no earlier step set it (a resume, `configure mailboxes` alone); none: a blocker', async () => {
+    const alone = { ...env({ profile: { name: 'No Such Profile' } }), scope: 'configure' as const };
+    const blocked = await configureMailboxesStep.check(alone);
+    expect(blocked.upToDate).toBe(false);
+    expect(blocked.blocker).toEqual({
+      message: "There is no email server profile 'No Such Profile' of type Exchange Online (Hybrid) to configure the mailboxes with.",
+      fix: expect.stringMatching(/@setup profile create/) as unknown,
+    });
+    await expect(applyStep(configureMailboxesStep, alone)).rejects.toMatchObject({ code: 'STEP_FAILED' });
+
+    const seeded = profileNamed('Exchange Online');
+    const resumed = { ...env({ profile: { name: 'Exchange Online' } }), scope: 'configure' as const };
+    const planned = await configureMailboxesStep.check(resumed);
+    expect(planned.blocker).toBeUndefined();
+    expect(resumed.facts.profileId).toBe(seeded?.emailserverprofileid);
+    expect((await applyStep(configureMailboxesStep, resumed)).outcome.wrote).toBe(true);
+    expect(active().every((m) => m._emailserverprofile_value === seeded?.emailserverprofileid)).toBe(true);
+    expect(writes().post).toBeGreaterThan(0); // the $batch requests
+    expect(writes().patch).toBe(0);
+  });
+
   it('names how many failed and the top cause with its remediation', async () => {
     const e = env();
     await applyStep(emailProfileStep, e);
