@@ -128,6 +128,11 @@ export async function startAgent(config: AgentConfig, deps: AgentDeps = {}): Pro
     connection: redis,
     prefix: config.REDIS_PREFIX,
     concurrency: config.AGENT_CONCURRENCY,
+    // Stalled-job recovery: a killed agent's job is handed to the next worker about this long after
+    // (the runbook's journal skips the steps done; the interrupted step checks before it changes).
+    lockDuration: config.AGENT_LOCK_DURATION_MS,
+    stalledInterval: config.AGENT_LOCK_DURATION_MS,
+    maxStalledCount: 2,
   });
   worker.on('error', (error) => logger.error({ err: error.message }, 'worker error'));
   worker.on('failed', (job, error) => logger.debug({ jobId: job?.id, err: error.message }, 'job attempt failed'));

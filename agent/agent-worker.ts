@@ -1,5 +1,6 @@
 import { UnrecoverableError, type Job } from 'bullmq';
 import type { Redis } from 'ioredis';
+import { createAuditLog, type AuditLog } from '../core/audit-log.ts';
 import type { Logger } from '../core/logger.ts';
 import { SetupError, isSetupError, toSetupError } from '../core/setup-error.ts';
 import { z } from 'zod';
@@ -32,6 +33,13 @@ export interface JobProcessorDeps {
   run?: (payload: JobPayload, ctx: JobContext) => Promise<JobResult>;
   /** Waits between attempts to publish the result report (then BullMQ's retry takes over). */
   publishRetryDelaysMs?: readonly number[];
+  /** The deployment's audit log (default: core/audit-log.ts on `redis` under REDIS_PREFIX). */
+  audit?: AuditLog;
+}
+
+/** Redis key a `cancel <run>` sets (the bot's RunStore.cancelKey): the agent stops the run before its next step. */
+export function cancelKey(prefix: string, runId: string): string {
+  return `${prefix}:cancel:${runId}`;
 }
 
 /** Redis key of the replay guard for a run's job of one type (and attempt, for a resumed run). */
@@ -79,6 +87,7 @@ export function createJobProcessor(deps: JobProcessorDeps): (job: Job) => Promis
   const run = deps.run ?? runJob;
   const results = createJobResultStore({ redis, prefix: config.REDIS_PREFIX, signingKey: config.JOB_SIGNING_KEY });
   const publishRetryDelaysMs = deps.publishRetryDelaysMs ?? defaultPublishRetryDelaysMs;
+  const audit = deps.audit ?? createAuditLog({ redis, prefix: config.REDIS_PREFIX, now });
 
   return async (job: Job): Promise<JobResult> => {
     const jobLog = deps.logger.child({ jobId: job.id, jobName: job.name });
@@ -154,6 +163,10 @@ export function createJobProcessor(deps: JobProcessorDeps): (job: Job) => Promis
       sleep: deps.sleep,
       signal: deps.signal,
       ...(deps.certs ? { certs: deps.certs } : {}),
+      runbook: config,
+      deployment: config.DEPLOYMENT,
+      audit: (entry) => audit.append(entry),
+      isCancelled: async () => (await redis.exists(cancelKey(config.REDIS_PREFIX, payload.runId))) === 1,
     };
 
     try {

@@ -22,12 +22,12 @@ const same = (a: string, b: string) => a.trim().toLowerCase() === b.trim().toLow
  * checks it for every click; this catches a bot bug or a job signed by a compromised bot process.
  */
 export function assertTwoPersons(payload: Pick<CertChangePayload, 'type' | 'requestedBy' | 'approvedBy'>): void {
-  const what = payload.type === 'cert-rotate' ? 'rotation' : 'rollback';
+  const what = payload.type === 'cert-rotate' ? 'certificate rotation' : payload.type === 'setup-run' ? 'set-up run (it may change the S2S certificate)' : 'certificate rollback';
   if (payload.approvedBy.trim().length === 0 || same(payload.approvedBy, payload.requestedBy)) {
     throw new SetupError(
       'TWO_PERSON_RULE',
-      `This certificate ${what} was ${payload.approvedBy.trim().length === 0 ? 'not approved by anyone' : 'approved by the person who asked for it'}; the agent runs a certificate change only when a second person approved it. Nothing was changed.`,
-      { hint: `Ask for the ${what} again and have an approver other than yourself approve it.`, retryable: false },
+      `This ${what} was ${payload.approvedBy.trim().length === 0 ? 'not approved by anyone' : 'approved by the person who asked for it'}; the agent runs a certificate change only when a second person approved it. Nothing was changed.`,
+      { hint: `Ask for the ${what.split(' (')[0] ?? what} again and have an approver other than yourself approve it.`, retryable: false },
     );
   }
 }

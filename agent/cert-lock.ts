@@ -14,7 +14,8 @@ export function certLockKey(prefix: string, deployment: string): string {
  * still runs it) are two holders, and the second is refused as busy.
  */
 export interface CertLockOwner {
-  type: 'cert-rotate' | 'cert-rollback';
+  /** A rotation, a rollback, or a runbook run (`run setup` may change the S2S certificate). */
+  type: 'cert-rotate' | 'cert-rollback' | 'setup-run';
   runId: string;
   attempt: number;
 }
@@ -47,7 +48,7 @@ export interface CertLockOptions {
   redis: Redis;
   prefix: string;
   logger: Logger;
-  /** Lock lifetime without renewal (default 2 min: a crashed agent frees it soon). */
+  /** Lock lifetime without renewal (CERT_LOCK_TTL_MS; default 2 min: a crashed agent frees it soon). */
   ttlMs?: number;
   /** Renewal period (default 30 s). */
   renewMs?: number;
@@ -84,7 +85,7 @@ const randomToken = () => randomBytes(8).toString('hex');
 /** "cert-rotate:<runId>:a<attempt>": who the holder is; the value adds ":<token>" for this processing. */
 const holderOf = (owner: CertLockOwner) => `${owner.type}:${owner.runId}:a${owner.attempt}`;
 
-const valuePattern = /^(cert-rotate|cert-rollback):([a-z0-9]+):a(\d+)(?::[A-Za-z0-9_-]+)?$/;
+const valuePattern = /^(cert-rotate|cert-rollback|setup-run):([a-z0-9]+):a(\d+)(?::[A-Za-z0-9_-]+)?$/;
 
 /** "cert-rotate:abc:a2:<token>" → "the certificate rotation run abc (attempt 2)". */
 function describeHolder(value: string | null, own: string, ttlMs: number): string {
@@ -93,7 +94,8 @@ function describeHolder(value: string | null, own: string, ttlMs: number): strin
   if (`${m[1] ?? ''}:${m[2] ?? ''}:a${m[3] ?? ''}` === own) {
     return `this same run and attempt, in another processing of the job (BullMQ handed it on while it still ran, or an agent stopped while running it: its lock expires within ${Math.ceil(ttlMs / 1000)} s)`;
   }
-  return `the certificate ${m[1] === 'cert-rotate' ? 'rotation' : 'rollback'} run ${m[2] ?? '?'} (attempt ${m[3] ?? '?'})`;
+  const kind = m[1] === 'cert-rotate' ? 'the certificate rotation' : m[1] === 'setup-run' ? 'the set-up' : 'the certificate rollback';
+  return `${kind} run ${m[2] ?? '?'} (attempt ${m[3] ?? '?'})`;
 }
 
 /**
@@ -105,7 +107,8 @@ function describeHolder(value: string | null, own: string, ttlMs: number): strin
  */
 export function createCertLock(options: CertLockOptions): CertLock {
   const ttlMs = options.ttlMs ?? CERT_LOCK_TTL_MS;
-  const renewMs = options.renewMs ?? CERT_LOCK_RENEW_MS;
+  // Renewed well within the TTL (CERT_LOCK_TTL_MS may be shorter than the default period).
+  const renewMs = options.renewMs ?? Math.min(CERT_LOCK_RENEW_MS, Math.max(250, Math.floor(ttlMs / 4)));
   const schedule = options.schedule ?? intervalScheduler;
   const token = options.token ?? randomToken;
   const { redis } = options;

@@ -115,7 +115,7 @@ export async function createCertServices(config: AgentConfig, deps: CertServices
       graph,
       graphMissing: deps.graph ? [] : missing,
       journal: createStepJournal({ redis: deps.redis, prefix: config.REDIS_PREFIX, signingKey: config.JOB_SIGNING_KEY, ttlMs: CERT_JOURNAL_TTL_MS }),
-      lock: createCertLock({ redis: deps.redis, prefix: config.REDIS_PREFIX, logger: deps.logger }),
+      lock: createCertLock({ redis: deps.redis, prefix: config.REDIS_PREFIX, logger: deps.logger, ttlMs: config.CERT_LOCK_TTL_MS }),
     },
     async close() {
       await built?.close();

@@ -1,14 +1,15 @@
 import { createHmac, timingSafeEqual } from 'node:crypto';
+import { hostname } from 'node:os';
 import type { Redis } from 'ioredis';
 import { z } from 'zod';
 import { SetupError, isSetupError } from '../core/setup-error.ts';
-import { certStepIdSchema, certStepTitles, type CertStepId, type StepState } from '../jobs/cert-types.ts';
+import { stepIdSchema, stepTitles, type StepId, type StepState } from '../jobs/cert-types.ts';
 import type { JobContext } from './job-context.ts';
 import { knownHint } from './known-errors.ts';
 
 // ---- journal ---------------------------------------------------------------------------------
 
-/** Redis hash of a run's step journal: one field per step, plus the `_seq` counter. */
+/** Redis hash of a run's step journal (certificate runs and runbook runs): one field per step, plus the `_seq` counter. */
 export function certStepsKey(prefix: string, runId: string): string {
   return `${prefix}:cert-steps:${runId}`;
 }
@@ -18,6 +19,8 @@ const entrySchema = z.object({
   detail: z.string().max(300).optional(),
   /** The step changed something the async services pick up only after a restart (restart-services runs again after it). */
   changed: z.boolean(),
+  /** The step wrote something (the runbook's `changed` list); absent in entries written before the runbook. */
+  wrote: z.boolean().optional(),
   /** Order of recording within the run, across attempts. */
   seq: z.number().int().nonnegative(),
   attempt: z.number().int().min(1),
@@ -30,12 +33,12 @@ const storedSchema = z.object({ entry: z.string(), mac: z.string() }).strict();
 
 export interface StepJournal {
   /** The intact entries of a run (an entry whose MAC does not verify is ignored: the step runs again). */
-  load(runId: string): Promise<Map<CertStepId, JournalEntry>>;
-  record(runId: string, id: CertStepId, entry: Omit<JournalEntry, 'seq'>): Promise<JournalEntry>;
+  load(runId: string): Promise<Map<StepId, JournalEntry>>;
+  record(runId: string, id: StepId, entry: Omit<JournalEntry, 'seq'>): Promise<JournalEntry>;
 }
 
 /**
- * The step journal of certificate runs: what each step did, per run, kept across attempts so a
+ * The step journal of certificate and runbook runs: what each step did, per run, kept across attempts so a
  * resumed or retried job skips what is done. MACed with the signing key like the stored job
  * results (job-result-store.ts): a journal written into Redis by someone else cannot make the agent
  * skip a step or take a certificate from it. The TTL is renewed on every write.
@@ -49,9 +52,9 @@ export function createStepJournal(options: { redis: Redis; prefix: string; signi
     async load(runId) {
       const redisKey = certStepsKey(options.prefix, runId);
       const raw = await options.redis.hgetall(redisKey);
-      const entries = new Map<CertStepId, JournalEntry>();
+      const entries = new Map<StepId, JournalEntry>();
       for (const [field, value] of Object.entries(raw)) {
-        const id = certStepIdSchema.safeParse(field);
+        const id = stepIdSchema.safeParse(field);
         if (!id.success) continue;
         let stored: z.infer<typeof storedSchema>;
         try {
@@ -117,6 +120,8 @@ export interface StepOutcome {
   detail: string;
   /** Whether it changed something the async services pick up only after a restart. */
   changed?: boolean;
+  /** Whether it wrote something (the runbook's `changed` list; default: `changed`). */
+  wrote?: boolean;
   /** done (default), skipped (nothing to do by design), failed (recorded, the run goes on: verification). */
   state?: 'done' | 'skipped' | 'failed';
   /** Public facts to keep in the journal. */
@@ -124,40 +129,48 @@ export interface StepOutcome {
 }
 
 /** Steps that always run again on a later attempt: they are checks, not changes. */
-const ALWAYS_RUN: ReadonlySet<CertStepId> = new Set(['validate', 'validate-old', 'verify']);
+const ALWAYS_RUN: ReadonlySet<StepId> = new Set(['validate', 'validate-old', 'verify', 'preflight']);
 
 const clip = (text: string, max = 300) => (text.length > max ? `${text.slice(0, max - 1)}…` : text);
 
+/** What the runner calls a step in logs and audit entries. */
+const AGENT_ACTOR = `agent ${hostname()}`;
+
 /**
- * Runs the steps of one certificate job in order, each recorded in the journal, with a progress
- * report (`phase: 'step'`, every step's state) after every change of state. On a later attempt a
- * step the journal has as done is reported done "(earlier attempt)" without running, except the
- * checks (ALWAYS_RUN) and restart-services when something changed after its recorded run.
+ * Runs the steps of one multi-step job (a certificate rotation or rollback, a runbook run) in
+ * order, each recorded in the journal, with a progress report (`phase: 'step'`, every step's state)
+ * after every change of state. On a later attempt a step the journal has as done is reported done
+ * "(earlier attempt)" without running, except the checks (ALWAYS_RUN) and restart-services when
+ * something needing a restart changed after its recorded run.
+ *
+ * Before a step runs it asks `ctx.isCancelled` (the bot's cancel key): when set the run stops with
+ * CANCELLED and the steps done stay done. After every step it appends an audit entry
+ * (`ctx.audit`); a failing audit log is logged, never fatal.
  */
 export class StepRunner {
   readonly states: StepState[];
-  readonly #entries: Map<CertStepId, JournalEntry>;
+  readonly #entries: Map<StepId, JournalEntry>;
 
   private constructor(
     private readonly ctx: JobContext,
     private readonly journal: StepJournal,
     private readonly runId: string,
     private readonly attempt: number,
-    ids: readonly CertStepId[],
-    entries: Map<CertStepId, JournalEntry>,
+    ids: readonly StepId[],
+    entries: Map<StepId, JournalEntry>,
   ) {
     this.states = ids.map((id) => ({ id, state: 'pending' }));
     this.#entries = entries;
   }
 
-  static async start(ctx: JobContext, journal: StepJournal, runId: string, attempt: number, ids: readonly CertStepId[]): Promise<StepRunner> {
+  static async start(ctx: JobContext, journal: StepJournal, runId: string, attempt: number, ids: readonly StepId[]): Promise<StepRunner> {
     const runner = new StepRunner(ctx, journal, runId, attempt, ids, await journal.load(runId));
     runner.#report();
     return runner;
   }
 
   /** What an earlier attempt recorded for a step. */
-  recorded(id: CertStepId): JournalEntry | undefined {
+  recorded(id: StepId): JournalEntry | undefined {
     return this.#entries.get(id);
   }
 
@@ -166,20 +179,38 @@ export class StepRunner {
     return this.states.map((s) => ({ ...s }));
   }
 
+  /** The steps of this run that wrote something, over all its attempts, in step order (the runbook's `changed`). */
+  wroteSteps(): StepId[] {
+    return this.states.map((s) => s.id).filter((id) => {
+      const entry = this.#entries.get(id);
+      return entry?.state === 'done' && (entry.wrote ?? entry.changed);
+    });
+  }
+
+  /** Whether a step of this run changed something the async services read after restart-services last ran (or at all, when it has not). */
+  restartOwed(): boolean {
+    const restart = this.#entries.get('restart-services');
+    return this.#changedSince(restart?.state === 'done' ? restart.seq : -1);
+  }
+
   /** Marks a step skipped without running it (and without a journal entry). */
-  skip(id: CertStepId, detail: string): void {
+  skip(id: StepId, detail: string): void {
     this.#set(id, 'skipped', detail);
+    // #audit never rejects; the entry is written in the background.
+    void this.#audit(id, `skipped: ${detail}`);
   }
 
   /** Runs one step: skipped as done when an earlier attempt did it, else checked-then-changed by `fn`. */
-  async run(id: CertStepId, fn: (step: { update: (detail: string) => void }) => Promise<StepOutcome>): Promise<StepOutcome> {
+  async run(id: StepId, fn: (step: { update: (detail: string) => void }) => Promise<StepOutcome>): Promise<StepOutcome> {
     const earlier = this.#entries.get(id);
     if (earlier?.state === 'done' && !ALWAYS_RUN.has(id) && !(id === 'restart-services' && this.#changedSince(earlier.seq))) {
       const detail = clip(`${earlier.detail ?? 'done'} (earlier attempt)`);
       this.#set(id, 'done', detail);
-      return { detail, changed: false, ...(earlier.data ? { data: earlier.data } : {}) };
+      await this.#audit(id, `done: ${detail}`);
+      return { detail, changed: false, wrote: false, ...(earlier.data ? { data: earlier.data } : {}) };
     }
     if (this.ctx.signal.aborted) throw this.ctx.signal.reason;
+    await this.#stopIfCancelled(id);
     this.#set(id, 'running');
     let outcome: StepOutcome;
     try {
@@ -190,31 +221,51 @@ export class StepRunner {
     const state = outcome.state ?? 'done';
     if (state === 'skipped') {
       this.#set(id, 'skipped', outcome.detail);
+      await this.#audit(id, `skipped: ${outcome.detail}`);
       return outcome;
     }
     await this.#record(id, state, outcome);
     this.#set(id, state, outcome.detail);
+    await this.#audit(id, `${state}: ${outcome.detail}`);
     return outcome;
+  }
+
+  /** CANCELLED (not retryable) when someone asked to cancel the run; a cancel key that cannot be read is logged and the run goes on. */
+  async #stopIfCancelled(id: StepId): Promise<void> {
+    if (!this.ctx.isCancelled) return;
+    let cancelled: boolean;
+    try {
+      cancelled = await this.ctx.isCancelled();
+    } catch (error) {
+      this.ctx.logger.warn({ err: (error as Error).message, step: id }, 'the cancel request could not be read; going on');
+      return;
+    }
+    if (!cancelled) return;
+    const message = `Cancelled at someone's request before '${stepTitles[id]}'; the steps done so far stay done.`;
+    this.ctx.logger.info({ step: id }, 'run cancelled before the next step');
+    await this.#audit(id, `cancelled: ${message}`);
+    throw new SetupError('CANCELLED', message, { retryable: false, details: { step: id, steps: this.snapshot() } });
   }
 
   /** Whether a step recorded after `seq` changed something (then services need another restart). */
   #changedSince(seq: number): boolean {
-    for (const entry of this.#entries.values()) if (entry.changed && entry.seq > seq) return true;
+    for (const entry of this.#entries.values()) if (entry.state === 'done' && entry.changed && entry.seq > seq) return true;
     return false;
   }
 
-  async #record(id: CertStepId, state: 'done' | 'failed', outcome: StepOutcome): Promise<void> {
+  async #record(id: StepId, state: 'done' | 'failed', outcome: StepOutcome): Promise<void> {
     const entry = await this.journal.record(this.runId, id, {
       state,
       detail: clip(outcome.detail),
       changed: outcome.changed ?? false,
+      wrote: outcome.wrote ?? outcome.changed ?? false,
       attempt: this.attempt,
       ...(outcome.data ? { data: outcome.data } : {}),
     });
     this.#entries.set(id, entry);
   }
 
-  async #fail(id: CertStepId, error: unknown): Promise<SetupError> {
+  async #fail(id: StepId, error: unknown): Promise<SetupError> {
     // A shutdown is not a failed step: the job goes back to the queue and runs the step again.
     if (this.ctx.signal.aborted && error === this.ctx.signal.reason) {
       this.#set(id, 'pending');
@@ -222,13 +273,14 @@ export class StepRunner {
     }
     const cause = isSetupError(error) ? error : new SetupError('STEP_FAILED', error instanceof Error ? error.message : String(error), { cause: error });
     const server = typeof cause.details?.['server'] === 'string' ? cause.details['server'] : undefined;
-    const message = `Step '${certStepTitles[id]}' failed${server ? ` on ${server}` : ''}: ${cause.message}`;
+    const message = `Step '${stepTitles[id]}' failed${server ? ` on ${server}` : ''}: ${cause.message}`;
     // The journal keeps the failure for the record; its loss must not hide the step's own error.
     await this.#record(id, 'failed', { detail: message }).catch((journalError: unknown) => {
       this.ctx.logger.warn({ err: (journalError as Error).message, step: id }, 'failed step not recorded in the journal');
     });
     this.#set(id, 'failed', message);
-    this.ctx.logger.error({ step: id, code: cause.code, server, reason: cause.message }, 'certificate step failed');
+    await this.#audit(id, `failed: ${cause.code}: ${cause.message}`);
+    this.ctx.logger.error({ step: id, code: cause.code, server, reason: cause.message }, 'step failed');
     const hint = cause.hint ?? knownHint(cause.message);
     return new SetupError(cause.code, message, {
       ...(hint === undefined ? {} : { hint }),
@@ -238,7 +290,17 @@ export class StepRunner {
     });
   }
 
-  #set(id: CertStepId, state: StepState['state'], detail?: string): void {
+  /** One audit entry per step outcome; never fatal. */
+  async #audit(id: StepId, outcome: string): Promise<void> {
+    if (!this.ctx.audit) return;
+    try {
+      await this.ctx.audit({ kind: 'step', actor: AGENT_ACTOR, what: `step ${id}`, runId: this.runId, outcome, deployment: this.ctx.deployment ?? 'default' });
+    } catch (error) {
+      this.ctx.logger.warn({ err: (error as Error).message, step: id }, 'step not written to the audit log');
+    }
+  }
+
+  #set(id: StepId, state: StepState['state'], detail?: string): void {
     const step = this.states.find((s) => s.id === id);
     if (!step) throw new SetupError('INTERNAL', `Step ${id} is not a step of this run.`);
     step.state = state;

@@ -42,9 +42,17 @@ export interface CrmServicePrincipal {
   keyCredentials: GraphKeyCredential[];
 }
 
+/** The Graph application permissions the runbook needs (procedure.md §0; preflight graph-permissions). */
+export const REQUIRED_GRAPH_ROLES = ['Application.ReadWrite.All', 'Organization.Read.All'] as const;
+
 export interface GraphApi {
   /** GET /v1.0/organization → value[0].id */
   getTenantId(): Promise<string>;
+  /**
+   * The application permissions granted to the app (and admin-consented): the `roles` claim of its
+   * app-only access token. No request beyond the token; a token that is not a JWT is GRAPH_REQUEST_FAILED.
+   */
+  grantedRoles(): Promise<string[]>;
   /** GET servicePrincipals?$filter=appId eq '<CRM_APP_ID>', then GET /servicePrincipals/{id}?$select=id,appId,servicePrincipalNames,keyCredentials */
   getCrmServicePrincipal(): Promise<CrmServicePrincipal>;
   /** PATCH /v1.0/servicePrincipals/{id} { keyCredentials } (replaces the whole list: read, merge, write). */

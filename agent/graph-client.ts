@@ -333,6 +333,12 @@ export function createGraphClient(options: GraphClientOptions): GraphClient {
   }
 
   return {
+    grantedRoles: () =>
+      call('token roles', async () => {
+        const token = await accessToken();
+        return rolesOfToken(token);
+      }),
+
     getTenantId: () =>
       call('GET /organization', async () => {
         const body: unknown = await graph.api('/organization').select('id').get();
@@ -374,4 +380,29 @@ export function createGraphClient(options: GraphClientOptions): GraphClient {
 
     close: () => http.close(),
   };
+}
+
+const tokenClaimsSchema = z.object({ roles: z.array(z.string().max(200)).max(500).optional() }).passthrough();
+
+/**
+ * The `roles` claim of an app-only access token (a JWT: header.payload.signature, base64url): the
+ * application permissions granted to the app with admin consent. Read only, never verified: the
+ * agent got the token from the token endpoint itself and only reports what it says.
+ */
+export function rolesOfToken(token: string): string[] {
+  const parts = token.split('.');
+  const payload = parts.length === 3 ? parts[1] : undefined;
+  let claims: unknown;
+  try {
+    claims = payload === undefined ? undefined : JSON.parse(Buffer.from(payload, 'base64url').toString('utf8'));
+  } catch {
+    claims = undefined;
+  }
+  const parsed = tokenClaimsSchema.safeParse(claims);
+  if (!parsed.success) {
+    throw new SetupError('GRAPH_REQUEST_FAILED', 'The access token from Entra ID is not a JWT whose claims can be read, so the granted permissions are unknown.', {
+      hint: "Check the app registration's API permissions in the Entra admin center (Application.ReadWrite.All, Organization.Read.All, admin consent granted).",
+    });
+  }
+  return parsed.data.roles ?? [];
 }

@@ -1,3 +1,4 @@
+import type { AuditLog } from '../core/audit-log.ts';
 import type { Logger } from '../core/logger.ts';
 import type { CertSummary } from '../jobs/cert-types.ts';
 import type { Progress } from '../jobs/job-types.ts';
@@ -13,6 +14,30 @@ export type HandlerSettings = Pick<
   AgentConfig,
   'CRM_BATCH_SIZE' | 'CRM_CONCURRENCY' | 'TEST_POLL_INTERVAL_MS' | 'TEST_TIMEOUT_MS' | 'PROGRESS_INTERVAL_MS'
 >;
+
+/**
+ * The runbook settings the setup handlers read (issue 4): the organization, the email server
+ * profile the runbook wants, the AD FS step.
+ */
+export type RunbookSettings = Pick<
+  AgentConfig,
+  | 'CRM_URL'
+  | 'CRM_ORG_NAME'
+  | 'PROFILE_NAME'
+  | 'PROFILE_DESCRIPTION'
+  | 'PROFILE_OWNER'
+  | 'PROFILE_TENANT_ID'
+  | 'PROFILE_AUTODISCOVER'
+  | 'PROFILE_INCOMING_URL'
+  | 'PROFILE_OUTGOING_URL'
+  | 'PROFILE_PROCESS_EMAIL_FROM'
+  | 'PROFILE_MIN_POLLING_MINUTES'
+  | 'PROFILE_MOVE_UNDELIVERABLE'
+  | 'SETUP_ADFS'
+>;
+
+/** One audit entry as the agent appends it (core/audit-log.ts). */
+export type AuditAppend = Parameters<AuditLog['append']>[0];
 
 /** The certificate settings the certificate handlers read (the PFX password among them: never log this object). */
 export type CertSettings = Pick<
@@ -79,4 +104,12 @@ export interface JobContext {
   signal: AbortSignal;
   /** The certificate side (issue 3); absent in contexts built only for the mailbox jobs. */
   certs?: CertServices;
+  /** The runbook settings (issue 4); absent in contexts built only for the other jobs. */
+  runbook?: RunbookSettings;
+  /** The deployment this agent serves (the audit entries name it). */
+  deployment?: string;
+  /** Appends to the deployment's audit log (core/audit-log.ts); the step runner writes one entry per step. */
+  audit?: (entry: AuditAppend) => Promise<void>;
+  /** Whether someone asked to cancel this run (`<REDIS_PREFIX>:cancel:<runId>`, the bot's RunStore.cancelKey); read before every step. */
+  isCancelled?: () => Promise<boolean>;
 }

@@ -7,6 +7,9 @@ import { certStatus } from './cert-status.ts';
 import type { JobContext } from './job-context.ts';
 import { mailboxStatus } from './mailbox-status.ts';
 import { planMailboxes } from './plan-mailboxes.ts';
+import { preflightJob } from './preflight.ts';
+import { planSetup } from './setup-plan.ts';
+import { runSetup } from './setup-run.ts';
 import { testMailboxes } from './test-mailboxes.ts';
 
 /** Runs a verified job payload with the handler for its type. */
@@ -28,5 +31,11 @@ export function runJob(payload: JobPayload, ctx: JobContext): Promise<JobResult>
       return rotateCertificate(payload, ctx);
     case 'cert-rollback':
       return rollbackCertificate(payload, ctx);
+    case 'preflight':
+      return preflightJob(payload, ctx);
+    case 'setup-plan':
+      return planSetup(payload, ctx);
+    case 'setup-run':
+      return runSetup(payload, ctx);
   }
 }

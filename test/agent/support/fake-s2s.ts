@@ -48,6 +48,10 @@ export class FakeS2S implements PowershellApi {
   readonly cerPaths: string[] = [];
   /** Files seen at Import-S2SCertificate, with their permission bits at that moment. */
   readonly pfxPaths: { path: string; mode: number }[] = [];
+  /** Test-LocalAdministrator's answer. */
+  isAdministrator = true;
+  /** The organization Get-CrmOrganization knows (unique name, id) and its S2STenantId. */
+  organization: { name: string; id: string; tenantId: string | null } = { name: 'contoso', id: '3c1d2e4f-0000-4000-8000-00000000c0de', tenantId: null };
   /** Runs when Import-S2SCertificate starts (before it reads the file): swap a file, change the state. */
   beforeImport: (() => Promise<void>) | undefined;
   readonly graph: FakeGraph;
@@ -103,6 +107,12 @@ export class FakeS2S implements PowershellApi {
       throw fault.error;
     }
     return (await this.#script(name, p, options)) as PowershellOutput<N>;
+  }
+
+  #organization(name: string | undefined): void {
+    if ((name ?? '').toLowerCase() !== this.organization.name.toLowerCase()) {
+      throw new SetupError('POWERSHELL_FAILED', `Get-CrmOrganization : The organization '${name ?? ''}' does not exist.`);
+    }
   }
 
   #store(server: string | undefined): Map<string, Stored> {
@@ -173,6 +183,19 @@ export class FakeS2S implements PowershellApi {
         this.lastChange = this.#tick++;
         return { changed };
       }
+      case 'Test-LocalAdministrator':
+        return { isAdministrator: this.isAdministrator, user: 'CONTOSO\\crmsetup' };
+      case 'Get-S2STenantId':
+        this.#organization(p['OrganizationName']);
+        return { organizationId: this.organization.id, tenantId: this.organization.tenantId };
+      case 'Set-S2STenantId': {
+        this.#organization(p['OrganizationName']);
+        const tenantId = p['TenantId'] ?? '';
+        const changed = this.organization.tenantId !== tenantId;
+        this.organization.tenantId = tenantId;
+        if (changed) this.lastChange = this.#tick++;
+        return { organizationId: this.organization.id, tenantId, changed };
+      }
       case 'Restart-CrmAsyncServices': {
         const server = p['ComputerName'] ?? '';
         this.#store(server);
@@ -217,8 +240,19 @@ export class FakeGraph implements GraphApi {
     }
   }
 
+  /** The tenant Graph /organization answers. */
+  tenantId = '7a3b0c1d-0000-4000-8000-000000000000';
+  /** The `roles` claim of the app's token. */
+  roles: string[] = ['Application.ReadWrite.All', 'Organization.Read.All', 'User.Read.All'];
+
   getTenantId(): Promise<string> {
-    return Promise.resolve('7a3b0c1d-0000-4000-8000-000000000000');
+    this.#fault('getTenantId');
+    return Promise.resolve(this.tenantId);
+  }
+
+  grantedRoles(): Promise<string[]> {
+    this.#fault('grantedRoles');
+    return Promise.resolve([...this.roles]);
   }
 
   getCrmServicePrincipal(): Promise<CrmServicePrincipal> {
