@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import { SetupError } from '../core/setup-error.ts';
-import { EmailServerType } from '../jobs/crm-values.ts';
+import { EmailServerType, StateCode } from '../jobs/crm-values.ts';
 import { odataGuid, odataString } from '../jobs/mailbox-filter.ts';
 import type { CrmApi } from './crm-client.ts';
 import { PROFILE_SET, guidSchema, optionalIntSchema } from './mailbox-selection.ts';
@@ -41,6 +41,7 @@ export const profileRowSchema = z.object({
   moveundeliveredemails: nullableBool,
   incomingcredentialretrieval: optionalIntSchema,
   outgoingcredentialretrieval: optionalIntSchema,
+  statecode: optionalIntSchema,
   _ownerid_value: guidSchema.nullable().optional().transform((v) => v ?? null),
 });
 export type ProfileRow = z.output<typeof profileRowSchema>;
@@ -166,6 +167,13 @@ async function inspect(env: RunbookEnv): Promise<Found> {
       fix: 'Rename that profile in CRM, or set PROFILE_NAME to another name for the runbook\'s profile.',
     };
   }
+  if (row.statecode === StateCode.Inactive) {
+    return {
+      kind: 'blocked',
+      message: `The email server profile '${row.name ?? p.name}' is inactive.`,
+      fix: 'Activate it in CRM (Settings > Email Configuration > Email Server Profiles), or set PROFILE_NAME to another name for the runbook\'s profile.',
+    };
+  }
   env.facts.profileId = row.emailserverprofileid;
   return { kind: 'found', row, diff: differing(row, managedValues(env)) };
 }
@@ -237,7 +245,7 @@ async function apply(env: RunbookEnv, step: { update: (detail: string) => void }
  */
 export async function runbookProfileId(env: RunbookEnv): Promise<string | undefined> {
   if (env.facts.profileId) return env.facts.profileId;
-  const rows = (await findProfilesByName(env.ctx.crm, env.profile.name)).filter((r) => r.servertype === EmailServerType.ExchangeOnlineHybrid);
+  const rows = (await findProfilesByName(env.ctx.crm, env.profile.name)).filter((r) => r.servertype === EmailServerType.ExchangeOnlineHybrid && r.statecode !== StateCode.Inactive);
   const [row, second] = rows;
   if (!row || second) return undefined;
   env.facts.profileId = row.emailserverprofileid;

@@ -184,6 +184,16 @@ describe('email-profile', () => {
     expect(writes()).toEqual({ patch: 0, post: 0, batchPatch: 0 });
   });
 
+  it('blocks on an inactive profile of that name', async () => {
+    const seeded = profileNamed('Exchange Online');
+    if (seeded) seeded.statecode = StateCode.Inactive;
+    const e = env({ profile: { name: 'Exchange Online' } });
+    expect((await emailProfileStep.check(e)).blocker).toEqual({ message: "The email server profile 'Exchange Online' is inactive.", fix: expect.stringMatching(/^Activate it in CRM/) as unknown });
+    expect(e.facts.profileId).toBeUndefined();
+    await expect(applyStep(emailProfileStep, e)).rejects.toMatchObject({ code: 'STEP_FAILED' });
+    expect(writes()).toEqual({ patch: 0, post: 0, batchPatch: 0 });
+  });
+
   it('a read-back that does not show the change fails the step with a hint', async () => {
     await applyStep(emailProfileStep, env());
     const e = env({ profile: { minPollingIntervalMinutes: 7 } });
