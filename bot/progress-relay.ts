@@ -5,7 +5,7 @@ import { SetupError, toSetupError } from '../core/setup-error.ts';
 import { reportQueueName } from '../jobs/deployment.ts';
 import type { EnvelopeSigner } from '../jobs/envelope-signer.ts';
 import { attemptOfReportSeq, verifyReport } from '../jobs/job-options.ts';
-import type { ApproveResult, CertPlanResult, CertRollbackResult, CertRotateResult, CertStatusResult, PlanResult, Report, StatusResult, TestResult } from '../jobs/job-types.ts';
+import type { ApproveResult, CertPlanResult, CertRollbackResult, CertRotateResult, CertStatusResult, PlanResult, PreflightResult, Report, SetupPlanResult, SetupRunResult, StatusResult, TestResult } from '../jobs/job-types.ts';
 import type { StepState } from '../jobs/cert-types.ts';
 import { loadRun, readAgentSeen, type BotServices } from './bot-services.ts';
 import { startBotWorker, withCardLock } from './bot-worker.ts';
@@ -17,8 +17,11 @@ import { certStatusCard, certStatusFailedCard } from './cards/cert-status-card.t
 import { decidedCard, planCard, planFailedCard } from './cards/plan-cards.ts';
 import { resultsCard, runCard } from './cards/run-cards.ts';
 import { statusCard, statusFailedCard } from './cards/status-card.ts';
+import { preflightCard, preflightFailedCard } from './cards/preflight-card.ts';
+import { setupPlanCard, setupPlanFailedCard } from './cards/setup-plan-card.ts';
+import { currentSetupCard, setupResultsCard, setupRunCard } from './cards/setup-run-card.ts';
 import { refreshCertCard } from './cert-card-refresh.ts';
-import { finalStates, touchesRegistration, type Run, type RunPatch, type RunState } from './run-store.ts';
+import { finalStates, isRunbookKind, touchesRegistration, type Run, type RunPatch, type RunState } from './run-store.ts';
 import { scheduleTimer } from './run-timers.ts';
 import type { PostOutcome } from './teams-poster.ts';
 import { runErrorFromAgent } from './user-facing-error.ts';
@@ -46,6 +49,12 @@ import { runErrorFromAgent } from './user-facing-error.ts';
  *   sets the run's sticky registrationTouched flag (Roll back, not Abandon). A halted run is not final: the
  *   reports of its resumed attempt (seqs above the earlier attempts', jobs/job-options.ts
  *   reportSeqFor) are posted; a report of an earlier attempt is dropped.
+ * - the runbook (docs/runbook.md): preflight → the checks card; setup-plan → the dry-run card
+ *   (succeeded), blocked (plan-failed), nothing to change (succeeded) or the plan card
+ *   (awaiting-approval, approval-expiry timer); setup-run progress → the run card with its steps;
+ *   result → succeeded + results card; a failed step → halted (Retry step, Cancel), or cancelled when
+ *   the agent stopped on the run's cancel key (CANCELLED). A `setup` run reaching a final state
+ *   releases the deployment's cert-active key. Results and failures are appended to the audit log.
  *
  * Every card write of a run holds the run's card lock (RunStore.acquireCardLock), taken before the
  * report changes anything: a report that finds it held is delayed and comes back, so a slow progress
@@ -148,6 +157,12 @@ export class ProgressRelay {
             return this.#certRotateResult(run, report, event.result, log);
           case 'cert-rollback':
             return this.#certRollbackResult(run, report, event.result, log);
+          case 'preflight':
+            return this.#preflightResult(run, report, event.result, log);
+          case 'setup-plan':
+            return this.#setupPlanResult(run, report, event.result, log);
+          case 'setup-run':
+            return this.#setupRunResult(run, report, event.result, log);
         }
         return;
       case 'failed':
@@ -162,6 +177,10 @@ export class ProgressRelay {
   async #repostIfEnded(runId: string, log: Logger): Promise<void> {
     const latest = await this.#services.runs.get(runId);
     if (!latest?.cardActivityId || !(finalStates.includes(latest.state) || latest.state === 'halted') || latest.finalPostedSeq < 0) return;
+    if (isSetupKind(latest)) {
+      await this.#update(latest, currentSetupCard(latest), log);
+      return;
+    }
     if (isCertKind(latest)) {
       await this.#update(latest, currentCertCard(latest), log);
       return;
@@ -200,7 +219,7 @@ export class ProgressRelay {
       case 'post': {
         const latest = await runs.get(run.runId);
         if (!latest?.cardActivityId) return;
-        await this.#update(latest, isCertKind(latest) ? certRunCard(latest) : runCard(latest), log);
+        await this.#update(latest, isSetupKind(latest) ? setupRunCard(latest) : isCertKind(latest) ? certRunCard(latest) : runCard(latest), log);
         return;
       }
     }
@@ -246,11 +265,13 @@ export class ProgressRelay {
     const { runs } = this.#services;
     const e = runErrorFromAgent(error, run.runId);
     if (e.code !== error.code || e.message !== error.message) log.warn({ code: error.code, err: error.message }, 'the agent reported an unexpected error');
-    const planning = report.jobType === 'plan' || report.jobType === 'cert-plan';
-    const immediate = report.jobType === 'status' || report.jobType === 'cert-status';
+    const planning = report.jobType === 'plan' || report.jobType === 'cert-plan' || report.jobType === 'setup-plan';
+    const immediate = report.jobType === 'status' || report.jobType === 'cert-status' || report.jobType === 'preflight';
     const from: RunState[] = planning ? ['planning'] : immediate ? ['running'] : ['approved', 'running'];
-    // A failed rotation step halts the run for a person (Resume, Roll back); everything else fails.
-    const to: RunState = planning ? 'plan-failed' : report.jobType === 'cert-rotate' ? 'halted' : 'failed';
+    // A failed rotation or runbook step halts the run for a person (Resume / Retry step); a runbook
+    // run the agent stopped on its cancel key is cancelled; everything else fails.
+    const cancelled = report.jobType === 'setup-run' && e.code === 'CANCELLED';
+    const to: RunState = planning ? 'plan-failed' : cancelled ? 'cancelled' : report.jobType === 'cert-rotate' || report.jobType === 'setup-run' ? 'halted' : 'failed';
     const patch: RunPatch = { error: e, lastPostedSeq: report.seq, ...(steps ? { steps } : {}) };
     const moved = run.kind === 'cert-rollback' && run.parentRunId
       ? await runs.rollbackFailed(run.runId, run.parentRunId, run.deployment, from, patch)
@@ -258,6 +279,7 @@ export class ProgressRelay {
     if (!(await this.#shouldPostFinal(run, report, moved, to, log))) return;
     const latest = await runs.get(run.runId);
     if (!latest) return;
+    if (moved.ok) await this.#audit(latest, report, `failed: ${e.code}${to === 'halted' ? ' (halted)' : to === 'cancelled' ? ' (cancelled)' : ''}`, log);
     if (latest.kind === 'cert-watch') {
       // The watch has no card of its own: the next scheduled check tries again; after several
       // failed checks in a row it says so in the watch conversation (once a day).
@@ -275,13 +297,19 @@ export class ProgressRelay {
       card = certPlanFailedCard(latest);
     } else if (report.jobType === 'cert-status') {
       card = certStatusFailedCard(latest);
+    } else if (report.jobType === 'preflight') {
+      card = preflightFailedCard(latest);
+    } else if (report.jobType === 'setup-plan') {
+      card = setupPlanFailedCard(latest);
+    } else if (isSetupKind(latest)) {
+      card = setupRunCard(latest);
     } else if (isCertKind(latest)) {
       card = certRunCard(latest);
     } else {
       card = runCard(latest);
     }
     await this.#postFinal(latest, report, card, log);
-    log.info({ code: e.code, state: to }, to === 'halted' ? 'run halted' : 'run failed');
+    log.info({ code: e.code, state: to }, to === 'halted' ? 'run halted' : to === 'cancelled' ? 'run cancelled' : 'run failed');
     await this.#rotationBack(latest, log);
   }
 
@@ -366,6 +394,82 @@ export class ProgressRelay {
     await this.#postFinal(latest, report, certRunCard(latest), log, certResultsCard(latest, result));
     log.info({ outcome: result.outcome }, 'rollback finished');
     if (!ok) await this.#rotationBack(latest, log);
+  }
+
+  async #preflightResult(run: Run, report: Report, result: PreflightResult, log: Logger): Promise<void> {
+    const { runs } = this.#services;
+    const moved = await runs.transition(run.runId, ['running'], 'succeeded', { result, lastPostedSeq: report.seq });
+    if (!(await this.#shouldPostFinal(run, report, moved, 'succeeded', log))) return;
+    const latest = await runs.get(run.runId);
+    if (!latest) return;
+    if (moved.ok) await this.#audit(latest, report, result.ok ? 'ok: every check passed' : `not ready: ${result.checks.filter((c) => c.status === 'failed').map((c) => c.id).join(', ')} failed`, log);
+    await this.#postFinal(latest, report, preflightCard(latest, result), log);
+  }
+
+  /**
+   * The runbook's plan: a dry run ends with it (succeeded, no buttons); a blocked plan is plan-failed
+   * (each blocker with its fix); nothing to change ends the run (succeeded); otherwise it awaits
+   * approval (the expiry timer first, as for every plan).
+   */
+  async #setupPlanResult(run: Run, report: Report, plan: SetupPlanResult, log: Logger): Promise<void> {
+    const { runs, config, now } = this.#services;
+    const to: RunState = run.dryRun ? 'succeeded' : plan.blocked ? 'plan-failed' : plan.changes === 0 ? 'succeeded' : 'awaiting-approval';
+    const expiresAt = now() + config.approvalTtlMinutes * 60_000;
+    if (to === 'awaiting-approval' && run.state === 'planning') {
+      await scheduleTimer(this.#services.timers, log, run.runId, 'approval-expiry', expiresAt);
+    }
+    const steps = plan.steps.map((s) => ({ id: s.id, state: s.state, detail: s.detail }));
+    const moved = await runs.transition(run.runId, ['planning'], to, {
+      plan,
+      steps,
+      lastPostedSeq: report.seq,
+      ...(to === 'awaiting-approval' ? { expiresAt } : {}),
+    });
+    if (!(await this.#shouldPostFinal(run, report, moved, to, log))) return;
+    const latest = await runs.get(run.runId);
+    if (latest?.plan?.type !== 'setup-plan') return;
+    if (moved.ok) {
+      const outcome = run.dryRun
+        ? `dry run: ${plan.changes} step(s) would change`
+        : plan.blocked
+          ? `blocked: ${plan.blockers.length} blocker(s)`
+          : plan.changes === 0
+            ? 'nothing to change'
+            : `planned: ${plan.changes} step(s) to change, awaiting approval`;
+      await this.#audit(latest, report, outcome, log);
+    }
+    await this.#postFinal(latest, report, setupPlanCard(latest, latest.plan), log);
+    log.info({ scope: plan.scope, changes: plan.changes, blocked: plan.blocked, dryRun: run.dryRun === true }, 'runbook planned');
+  }
+
+  async #setupRunResult(run: Run, report: Report, result: SetupRunResult, log: Logger): Promise<void> {
+    const { runs } = this.#services;
+    const moved = await runs.transition(run.runId, ['approved', 'running'], 'succeeded', { result, steps: result.steps, lastPostedSeq: report.seq }, certChangeOptions(run));
+    if (!(await this.#shouldPostFinal(run, report, moved, 'succeeded', log))) return;
+    const latest = await runs.get(run.runId);
+    if (!latest) return;
+    if (moved.ok) {
+      const tested = result.testReport ? `; Test & Enable ${result.testReport.succeeded} succeeded, ${result.testReport.failed} failed` : '';
+      await this.#audit(latest, report, `succeeded: ${result.changed.length === 0 ? 'nothing to change' : `changed ${result.changed.join(', ')}`}${tested}`, log);
+    }
+    await this.#postFinal(latest, report, setupRunCard(latest), log, setupResultsCard(latest, result));
+    log.info({ changed: result.changed, attempt: latest.attempt }, 'runbook run finished');
+  }
+
+  /** The audit entry of a result or a failure the relay handled (the agent did the work; who asked is in the run). */
+  async #audit(run: Run, report: Report, outcome: string, log: Logger): Promise<void> {
+    try {
+      await this.#services.audit.append({
+        deployment: run.deployment,
+        actor: 'agent',
+        kind: 'result',
+        what: `${report.jobType} result (${run.kind}${run.attempt > 1 ? `, attempt ${run.attempt}` : ''})`,
+        runId: run.runId,
+        outcome,
+      });
+    } catch (error) {
+      log.warn({ err: error }, 'could not append to the audit log');
+    }
   }
 
   /**
@@ -453,6 +557,11 @@ function jobTypeFits(run: Run, report: Report): boolean {
       return run.kind === 'cert-rotate';
     case 'cert-rollback':
       return run.kind === 'cert-rollback';
+    case 'preflight':
+      return run.kind === 'preflight';
+    case 'setup-plan':
+    case 'setup-run':
+      return isRunbookKind(run.kind);
   }
 }
 
@@ -465,7 +574,7 @@ function stepsOf(report: Report): StepState[] | undefined {
     case 'failed':
       return event.steps;
     case 'result':
-      return event.result.type === 'cert-rotate' || event.result.type === 'cert-rollback' ? event.result.steps : undefined;
+      return event.result.type === 'cert-rotate' || event.result.type === 'cert-rollback' || event.result.type === 'setup-run' ? event.result.steps : undefined;
     default:
       return undefined;
   }
@@ -473,12 +582,17 @@ function stepsOf(report: Report): StepState[] | undefined {
 
 /** Jobs that run again as attempt n + 1 (their reports' seqs say which attempt they belong to). */
 function isAttemptJob(report: Report): boolean {
-  return report.jobType === 'cert-rotate' || report.jobType === 'cert-rollback';
+  return report.jobType === 'cert-rotate' || report.jobType === 'cert-rollback' || report.jobType === 'setup-run';
 }
 
-/** A rotation or rollback reaching a final state releases the deployment's cert-active key (same step). */
+/** A rotation, rollback or `run setup` reaching a final state releases the deployment's cert-active key (same step). */
 function certChangeOptions(run: Run): { releaseCertActive?: string } {
-  return run.kind === 'cert-rotate' || run.kind === 'cert-rollback' ? { releaseCertActive: run.deployment } : {};
+  return run.kind === 'cert-rotate' || run.kind === 'cert-rollback' || run.kind === 'setup' ? { releaseCertActive: run.deployment } : {};
+}
+
+/** The runbook's runs and preflight: their cards are bot/cards/setup-*.ts and preflight-card.ts. */
+function isSetupKind(run: Run): boolean {
+  return run.kind === 'preflight' || isRunbookKind(run.kind);
 }
 
 function isCertKind(run: Run): boolean {

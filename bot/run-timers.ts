@@ -15,7 +15,8 @@ import { runIdSchema, type JobType } from '../jobs/job-types.ts';
  * - `plan-timeout`: the plan / status job's signature expired and no agent answered
  * - `approval-expiry`: the plan card's approval window ended without a decision
  * - `start-timeout`: the approved job's signature expired and no agent started it (one per attempt
- *   of a resumed rotation: `<runId>-start-timeout-a<n>`, or BullMQ would keep the first attempt's)
+ *   of a resumed rotation or retried runbook run: `<runId>-start-timeout-a<n>`, or BullMQ would keep
+ *   the first attempt's)
  */
 export const timerKinds = ['plan-timeout', 'approval-expiry', 'start-timeout'] as const;
 export type TimerKind = (typeof timerKinds)[number];

@@ -16,7 +16,10 @@ import { certStatusFailedCard } from './cards/cert-status-card.ts';
 import { decidedCard, planFailedCard } from './cards/plan-cards.ts';
 import { runCard } from './cards/run-cards.ts';
 import { statusFailedCard } from './cards/status-card.ts';
-import type { Run, RunError, RunPatch, RunState, TransitionOutcome } from './run-store.ts';
+import { preflightFailedCard } from './cards/preflight-card.ts';
+import { setupPlanFailedCard } from './cards/setup-plan-card.ts';
+import { currentSetupCard, setupRunCard } from './cards/setup-run-card.ts';
+import { isRunbookKind, type Run, type RunError, type RunPatch, type RunState, type TransitionOutcome } from './run-store.ts';
 import { timerDataSchema, type TimerData, type TimerKind } from './run-timers.ts';
 
 /**
@@ -29,6 +32,8 @@ import { timerDataSchema, type TimerData, type TimerKind } from './run-timers.ts
  * - start-timeout:   approved → failed, "no agent started the job before it expired" (a rotation:
  *                    approved → halted, so it can be resumed; only for the attempt it was scheduled for)
  * - certificate runs: the same with their cards; a cert-watch run fails without a card
+ * - the runbook: preflight and setup plans as above; start-timeout: approved → halted (Retry step,
+ *   Cancel), like a rotation, for the attempt it was scheduled for
  *
  * The same queue carries the certificate watch's scheduler jobs (name `cert-watch`): they go to
  * runCertWatch (bot/cert-watch.ts), not to a run.
@@ -150,6 +155,14 @@ export class TimerWorker {
           const error = noAgentAnswered('cert-plan', 'Check the agent is running and connected (`@setup status` shows when it last reported), then `cert rotate` again.');
           return { from: ['planning'], to: 'plan-failed', patch: { error }, card: certPlanFailedCard };
         }
+        if (run.kind === 'preflight') {
+          const error = noAgentAnswered('preflight', 'Check the agent is running and connected (`@setup status` shows when it last reported), then `preflight` again.');
+          return { from: ['running'], to: 'failed', patch: { error }, card: preflightFailedCard };
+        }
+        if (isRunbookKind(run.kind)) {
+          const error = noAgentAnswered('setup-plan', 'Check the agent is running and connected (`@setup status` shows when it last reported), then run the command again.');
+          return { from: ['planning'], to: 'plan-failed', patch: { error }, card: setupPlanFailedCard };
+        }
         if (run.kind === 'status') {
           const error = noAgentAnswered('status', 'Check the agent is running and connected (the agent line above shows when it last reported), then ask again.');
           return { from: ['running'], to: 'failed', patch: { error }, card: async (r) => statusFailedCard(r, await readAgentSeen(this.#services)) };
@@ -162,11 +175,20 @@ export class TimerWorker {
           from: ['awaiting-approval'],
           to: 'expired',
           patch: { approval: { decision: 'expired', decidedAt } },
-          card: isCertRun(run) ? currentCertCard : decidedCard,
+          card: isRunbookKind(run.kind) ? currentSetupCard : isCertRun(run) ? currentCertCard : decidedCard,
           // An expired rollback: its rotation is plainly halted again (Resume, Roll back).
           ...(run.kind === 'cert-rollback' && run.parentRunId ? { after: (r: Run, log: Logger) => this.#rollbackSettled(r, log) } : {}),
         };
       case 'start-timeout': {
+        if (isRunbookKind(run.kind)) {
+          // Like a rotation: nothing of this attempt ran, so the run stays resumable (a setup run keeps the cert-active key).
+          const error: RunError = {
+            code: 'JOB_NOT_STARTED',
+            message: `No on-premises agent started the run within ${duration(jobTtlMs['setup-run'])}, so the job expired and no agent will run it.`,
+            hint: 'Start the agent and check it is connected (`@setup status` shows when it last reported), then Retry step (or `@setup resume <run>`), or Cancel.',
+          };
+          return { from: ['approved'], to: 'halted', patch: { error }, card: setupRunCard };
+        }
         if (run.kind === 'cert-rotate' || run.kind === 'cert-rollback') {
           const type = run.kind;
           const error: RunError = {
@@ -235,9 +257,9 @@ function isCertRun(run: Run): boolean {
   return run.kind === 'cert-rotate' || run.kind === 'cert-rollback' || run.kind === 'cert-status' || run.kind === 'cert-watch';
 }
 
-/** A rotation or rollback: holds the deployment's cert-active key while approved, running or halted. */
+/** A rotation, rollback or `run setup`: holds the deployment's cert-active key while approved, running or halted. */
 function isCertChange(run: Run): boolean {
-  return run.kind === 'cert-rotate' || run.kind === 'cert-rollback';
+  return run.kind === 'cert-rotate' || run.kind === 'cert-rollback' || run.kind === 'setup';
 }
 
 function noAgentAnswered(type: JobType, hint: string): RunError {

@@ -1,4 +1,4 @@
-import { certCommandForms, filterForms } from '../command-parser.ts';
+import { certCommandForms, filterForms, runbookCommandForms } from '../command-parser.ts';
 import { bullets, card, text, title, type AdaptiveCardJson } from './card-kit.ts';
 
 export function helpCard(notice?: string): AdaptiveCardJson {
@@ -13,6 +13,9 @@ export function helpCard(notice?: string): AdaptiveCardJson {
       '`approve mailboxes [filter]`: plan, then (after an approver confirms) approve the mailboxes\' email (default filter: `pending`)',
       '`test mailboxes [filter]`: plan, then run Test & Enable on the mailboxes (default filter: `untested`)',
     ]),
+    text('Set-up runbook', { weight: 'Bolder' }),
+    bullets(runbookCommandForms, 12),
+    text('`run setup` needs the requester to confirm the checklist on its plan card and an approver other than the requester; a failed step halts the run with Retry step and Cancel.', { subtle: true }),
     text('Filters', { weight: 'Bolder' }),
     bullets(filterForms),
     text('S2S certificate', { weight: 'Bolder' }),
