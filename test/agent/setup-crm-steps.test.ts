@@ -433,3 +433,62 @@ describe('test-enable', () => {
     expect(writes()).toEqual({ patch: 0, post: 0, batchPatch: 0 });
   });
 });
+
+describe('a fresh deployment', () => {
+  let fresh: CrmSimulator;
+  let freshCrm: CrmClient;
+  beforeAll(async () => {
+    fresh = await startCrmSimulator({ port: 0, seed: 9, mailboxCount: 40, testDelayMs: 20, scenario: 'fresh' });
+    freshCrm = CrmClient.create({ orgUrl: fresh.orgUrl, auth: { kind: 'none' }, pageSize: 25, timeoutMs: 5_000, maxRetries: 1, maxSockets: 4 });
+  });
+  afterAll(async () => {
+    freshCrm.close();
+    await fresh.close();
+  });
+
+  function freshEnv(facts: RunbookEnv['facts'] = {}): RunbookEnv {
+    return { ...env({ profile: { name: 'Exchange Online' }, facts }), ctx: { ...context(), crm: freshCrm.scope() } };
+  }
+  const steps = [emailProfileStep, orgDefaultsStep, configureMailboxesStep, approveEmailStep];
+
+  it('plans every CRM step as "would …", applies them in order, then every check is "already done" and a second run writes nothing', async () => {
+    const n = fresh.state.mailboxes.size;
+    const unapproved = [...fresh.state.mailboxes.values()].filter((m) => m.emailrouteraccessapproval !== A.Approved).length;
+    const plan = freshEnv();
+    const planned = [];
+    for (const step of [...steps, testEnableStep]) planned.push((await step.check(plan)).detail);
+    expect(planned).toEqual([
+      "would create profile 'Exchange Online' (Exchange Online (Hybrid), autodiscover, server-to-server)",
+      "would set the default profile to 'Exchange Online' (created by the email-profile step), server-side sync for incoming, outgoing and ACT, server-side sync as the connection channel",
+      `would configure ${n} of ${n} mailboxes with profile 'Exchange Online' and server-side sync (the profile is created by the email-profile step)`,
+      `would approve ${unapproved} of ${n} mailboxes`,
+      `would Test & Enable ${n} of ${n} mailboxes`,
+    ]);
+    expect(fresh.stats.byMethod.PATCH ?? 0).toBe(0);
+    expect(fresh.stats.byMethod.POST ?? 0).toBe(0);
+
+    const run = freshEnv();
+    for (const step of steps) expect((await step.apply(run, { update: () => undefined })).wrote).toBe(true);
+    const profileId = run.facts.profileId;
+    expect(fresh.state.organization._defaultemailserverprofileid_value).toBe(profileId);
+    for (const m of fresh.state.mailboxes.values()) {
+      expect(m).toMatchObject({ _emailserverprofile_value: profileId, incomingemaildeliverymethod: 2, outgoingemaildeliverymethod: 2, actdeliverymethod: 1, emailrouteraccessapproval: A.Approved });
+    }
+
+    fresh.resetStats();
+    const again = freshEnv();
+    for (const step of steps) expect((await step.check(again)).upToDate).toBe(true);
+    for (const step of steps) expect((await step.apply(again, { update: () => undefined })).wrote).toBe(false);
+    expect(fresh.stats.byMethod.PATCH ?? 0).toBe(0);
+    expect(fresh.stats.byMethod.POST ?? 0).toBe(0); // no create, no $batch
+
+    // Without the S2S part (certificate, tenant id) Test & Enable fails for every mailbox: the run halts with the report.
+    const error = await failure(testEnableStep.apply(freshEnv(), { update: () => undefined }));
+    expect(error.code).toBe('TEST_ENABLE_FAILED');
+    const report = error.details?.testReport as Verification;
+    expect(report.selected).toBe(n);
+    expect(report.failed + report.noResult).toBe(n);
+    expect(error.message).toMatch(new RegExp(`^${n} of ${n} mailboxes failed Test & Enable: ${report.failures[0]?.title.replace(/[()]/g, '\\$&') ?? ''}`));
+    expect(error.hint).toContain(report.failures[0]?.remediation ?? '-');
+  });
+});
