@@ -30,7 +30,7 @@ describe('runbook failure injection, knobs and counters over HTTP', () => {
   let crm: SimClient;
   const admin = async (path: string, body?: unknown): Promise<{ status: number; json: unknown }> => {
     const response = await fetch(`${sim.baseUrl}/_sim/${path}`, body === undefined ? {} : { method: 'POST', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify(body) });
-    return { status: response.status, json: (await response.json()) as unknown };
+    return { status: response.status, json: (await response.json()) };
   };
   const simState = async (): Promise<SimStateReply> => (await admin('state')).json as SimStateReply;
   const mailboxes = () => [...sim.state.mailboxes.values()];
