@@ -22,9 +22,10 @@ import { createTlsMaterial } from './tls-authority.ts';
  *
  * Fault injection (`takeFault(state, target)`, targets `graph:token`, `graph:get-organization`,
  * `graph:get-service-principal` (the list and the single read), `graph:patch-service-principal`):
- * a fault whose message is a status code 400-599 answers that status ('429' with `Retry-After: 1`);
- * any other message answers 503 with that message. Faults are taken after the bearer token check,
- * so an unauthenticated request never uses one up.
+ * a fault whose message is a status code 400-599 answers that status ('429' with `Retry-After: 1`,
+ * '403' Authorization_RequestDenied); any other message answers 503 with that message; a fault with
+ * `hangMs` lets the call run and answers late. Faults are taken after the bearer token check, so an
+ * unauthenticated request never uses one up. Access tokens are JWT-shaped (graph-token-endpoint.ts).
  */
 export interface GraphSimulatorOptions {
   /** Shared with the CRM simulator (PowerShell stand-in). */
