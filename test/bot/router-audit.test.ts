@@ -2,6 +2,8 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { createAuditLog, type StoredAuditEntry } from '../../core/audit-log.ts';
 import { APPROVER, OPERATOR, STRANGER, clickCard, post, messageActivity, sendMessage, startHarness, type Harness } from '../support/bot-harness.ts';
 import { cardOf, cardText } from '../support/fake-connector.ts';
+import { recordAudit } from '../../bot/audit-trail.ts';
+import type { ActivityRequest } from '../../bot/bot-services.ts';
 
 /** What the router and the card actions append to the audit log. */
 let h: Harness | undefined;
@@ -99,5 +101,31 @@ describe('audit entries of card clicks', () => {
     expect(typeof click.body.value).not.toBe('string');
     [entry] = await latest(t);
     expect(entry).toMatchObject({ kind: 'click', actor: APPROVER.name, what: 'run.approve', runId: job.runId, outcome: 'ok' });
+  });
+});
+
+describe('recordAudit', () => {
+  it('waits at most its bound for a slow log, and a failure never throws', async () => {
+    const warnings: string[] = [];
+    const log = { warn: (_o: unknown, msg: string) => void warnings.push(msg) };
+    const fakeReq = (append: () => Promise<void>) =>
+      ({ services: { audit: { append }, config: { deployment: 'contoso' } }, from: { name: 'Olivia', aadObjectId: 'id-1' }, log }) as unknown as ActivityRequest;
+
+    const started = Date.now();
+    await recordAudit(fakeReq(() => new Promise<void>(() => undefined)), { kind: 'command', what: 'jobs', outcome: 'accepted' }, 50);
+    expect(Date.now() - started).toBeLessThan(1_000);
+    expect(warnings.at(-1)).toMatch(/slow/);
+
+    await recordAudit(fakeReq(() => Promise.reject(new Error('WRONGTYPE'))), { kind: 'command', what: 'jobs', outcome: 'accepted' }, 50);
+    expect(warnings.at(-1)).toBe('could not append to the audit log');
+
+    let seen: unknown;
+    const capture = (entry?: unknown) => {
+      seen = entry;
+      return Promise.resolve();
+    };
+    await recordAudit(fakeReq(capture), { kind: 'click', what: 'run.approve', runId: 'not a run id', outcome: 'ok' });
+    expect(seen).toMatchObject({ deployment: 'contoso', actor: 'Olivia', actorId: 'id-1', kind: 'click' });
+    expect(seen).not.toHaveProperty('runId');
   });
 });
