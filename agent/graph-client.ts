@@ -227,10 +227,11 @@ export function createGraphClient(options: GraphClientOptions): GraphClient {
     });
   }
 
-  async function accessToken(): Promise<string> {
+  /** An app-only token; `fresh` skips msal's cache (the roles a new token would carry: permissions granted since). */
+  async function accessToken(fresh = false): Promise<string> {
     let result;
     try {
-      result = await msal.acquireTokenByClientCredential({ scopes });
+      result = await msal.acquireTokenByClientCredential({ scopes, ...(fresh ? { skipCache: true } : {}) });
     } catch (error) {
       const mapped = tokenError(error);
       // msal remembers a 429/5xx of the token endpoint and refuses every request for up to a minute
@@ -266,7 +267,7 @@ export function createGraphClient(options: GraphClientOptions): GraphClient {
     },
   };
   // The SDK sends the token only to the Graph host (customHosts), never to another host a URL might name.
-  const authProvider: AuthenticationProvider = { getAccessToken: accessToken };
+  const authProvider: AuthenticationProvider = { getAccessToken: () => accessToken() };
   const graph = Client.initWithMiddleware({
     baseUrl: `${graphBase}/`,
     defaultVersion: 'v1.0',
@@ -335,7 +336,8 @@ export function createGraphClient(options: GraphClientOptions): GraphClient {
   return {
     grantedRoles: () =>
       call('token roles', async () => {
-        const token = await accessToken();
+        // A new token: permissions granted (and consented) since the cached one was issued count.
+        const token = await accessToken(true);
         return rolesOfToken(token);
       }),
 
