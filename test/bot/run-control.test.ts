@@ -1,0 +1,198 @@
+import { afterEach, describe, expect, it } from 'vitest';
+import type { JobType, ReportEvent } from '../../jobs/job-types.ts';
+import { stepTitles } from '../../jobs/cert-types.ts';
+import type { RunStore } from '../../bot/run-store.ts';
+import {
+  APPROVER,
+  OPERATOR,
+  OTHER_OPERATOR,
+  SECOND_APPROVER,
+  clickCard,
+  invokeActivity,
+  runStoreOf,
+  sendMessage,
+  startHarness,
+  twoApproversEnv,
+  type Harness,
+  type User,
+} from '../support/bot-harness.ts';
+import { cardOf, cardText, type CapturedCall, type CardLike } from '../support/fake-connector.ts';
+import { certPlanResult } from '../support/cert-fixtures.ts';
+import { runSteps, setupPlan, setupRunResult } from './setup-fixtures.ts';
+
+/**
+ * resumeRun / cancelRun (bot/run-control.ts), through the card buttons and the typed `resume <run>`
+ * / `cancel <run>`: cancel in each state of a runbook run, what is refused, and a resume that clears
+ * a cancel asked while the failed attempt ran.
+ */
+
+let h: Harness | undefined;
+afterEach(async () => {
+  await h?.close();
+  h = undefined;
+});
+
+function harness(): Harness {
+  if (!h) throw new Error('no harness');
+  return h;
+}
+
+const say = (from: User, text: string): Promise<CapturedCall> => sendMessage(harness(), from, text);
+const click = (from: User, verb: string, runId: string, cardId: string) => clickCard(harness(), from, verb, runId, cardId);
+const runStore = (): RunStore => runStoreOf(harness());
+
+function latestCard(cardId: string): CardLike {
+  const t = harness();
+  const updates = t.connector.updates(cardId);
+  return cardOf(updates.length > 0 ? updates.at(-1) : t.connector.posts().find((p) => p.activityId === cardId));
+}
+
+async function reportAndWait(cardId: string, runId: string, jobType: JobType, event: ReportEvent, attempt = 1): Promise<CardLike> {
+  const t = harness();
+  const before = t.connector.updates(cardId).length;
+  await t.agent.report(runId, jobType, event, attempt);
+  await t.connector.waitFor(() => t.connector.updates(cardId).length > before, `a card update after ${event.kind}`);
+  return latestCard(cardId);
+}
+
+async function planned(from: User, command = 'run setup') {
+  const t = harness();
+  const planning = await say(from, command);
+  const job = await t.agent.waitForJob('setup-plan');
+  t.agent.jobs.length = 0;
+  await reportAndWait(planning.activityId, job.runId, 'setup-plan', { kind: 'result', result: setupPlan('setup') });
+  return { runId: job.runId, cardId: planning.activityId };
+}
+
+async function approved(requester: User = OPERATOR) {
+  const t = harness();
+  const p = await planned(requester);
+  const data = { runId: p.runId, 'checklist-hybrid-connector': 'true', 'checklist-exchange-enabled': 'true' };
+  await clickCard(t, requester, 'setup.confirm-checklist', p.runId, p.cardId, invokeActivity(t, requester, 'setup.confirm-checklist', data, p.cardId));
+  await click(APPROVER, 'run.approve', p.runId, p.cardId);
+  await t.agent.waitForJob('setup-run', p.runId);
+  return p;
+}
+
+async function halted(requester: User = OPERATOR) {
+  const p = await approved(requester);
+  await reportAndWait(p.cardId, p.runId, 'setup-run', { kind: 'started' });
+  harness().clock.advance(5_000);
+  await reportAndWait(p.cardId, p.runId, 'setup-run', { kind: 'failed', error: { code: 'GRAPH_FORBIDDEN', message: 'Graph returned 403.', hint: 'Grant admin consent.' }, steps: runSteps('setup', 6, 'failed') });
+  return p;
+}
+
+describe('cancel', () => {
+  it('a plan still planning: the requester types `cancel <run>`; the late plan is dropped', async () => {
+    const t = h = await startHarness({ env: twoApproversEnv });
+    const planning = await say(OPERATOR, 'run setup');
+    const job = await t.agent.waitForJob('setup-plan');
+    const reply = cardText(cardOf(await say(OPERATOR, `cancel ${job.runId}`)));
+    expect(reply).toContain(`Cancelled by ${OPERATOR.name}`);
+    expect(await runStore().get(job.runId)).toMatchObject({ state: 'cancelled', cancelRequestedBy: { aadObjectId: OPERATOR.aadObjectId } });
+    await t.agent.report(job.runId, 'setup-plan', { kind: 'result', result: setupPlan('setup') });
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    expect((await runStore().get(job.runId))?.state).toBe('cancelled');
+    expect(latestCard(planning.activityId).actions ?? []).toEqual([]);
+  });
+
+  it('a plan awaiting approval: another operator is refused, an approver cancels it with the button', async () => {
+    h = await startHarness({ env: twoApproversEnv });
+    const { runId, cardId } = await planned(OPERATOR);
+    const refused = await click(OTHER_OPERATOR, 'run.cancel', runId, cardId);
+    expect(String(refused.body.value)).toContain('may cancel it');
+    expect((await runStore().get(runId))?.state).toBe('awaiting-approval');
+    const done = await click(SECOND_APPROVER, 'run.cancel', runId, cardId);
+    expect(cardText(done.body.value)).toContain(`Cancelled by ${SECOND_APPROVER.name}. Nothing was run.`);
+    expect(latestCard(cardId).actions ?? []).toEqual([]);
+    expect((await runStore().get(runId))?.state).toBe('cancelled');
+    // Approve after the cancel changes nothing.
+    await click(APPROVER, 'run.approve', runId, cardId);
+    expect((await runStore().get(runId))?.state).toBe('cancelled');
+    expect(harness().agent.jobsOf('setup-run')).toEqual([]);
+  });
+
+  it('a running run: the cancel key is set and the agent stops before its next step → cancelled, the certificate slot released', async () => {
+    const t = h = await startHarness({ env: twoApproversEnv });
+    const { runId, cardId } = await approved();
+    await reportAndWait(cardId, runId, 'setup-run', { kind: 'started' });
+    expect(await runStore().certActive('contoso')).toBe(runId);
+    const reply = cardText(cardOf(await say(OPERATOR, `cancel ${runId}`)));
+    expect(reply).toContain(`Cancel requested by ${OPERATOR.name}: the run stops before its next step`);
+    expect(await t.redis.exists(runStore().cancelKey(runId))).toBe(1);
+    expect(await t.redis.ttl(runStore().cancelKey(runId))).toBeGreaterThan(23 * 3600);
+    expect((await runStore().get(runId))?.state).toBe('running');
+
+    t.clock.advance(5_000);
+    const card = cardText(await reportAndWait(cardId, runId, 'setup-run', { kind: 'failed', error: { code: 'CANCELLED', message: 'Cancelled before the next step.' }, steps: runSteps('setup', 7) }));
+    expect(card).toContain(`Cancelled by ${OPERATOR.name} before ${stepTitles['restart-services']}; steps done stay done.`);
+    expect((await runStore().get(runId))?.state).toBe('cancelled');
+    expect(await runStore().certActive('contoso')).toBeUndefined();
+    // Already final.
+    const again = cardText(cardOf(await say(OPERATOR, `cancel ${runId}`)));
+    expect(again).toContain(`Run ${runId} is already cancelled.`);
+  });
+
+  it('a halted run: Cancel → cancelled, the slot released; a halted rotation is refused; a running status is refused', async () => {
+    const t = h = await startHarness({ env: twoApproversEnv });
+    const { runId, cardId } = await halted();
+    expect(await runStore().certActive('contoso')).toBe(runId);
+    const done = await click(OPERATOR, 'run.cancel', runId, cardId);
+    expect(cardText(done.body.value)).toContain(`Cancelled by ${OPERATOR.name}`);
+    expect((await runStore().get(runId))?.state).toBe('cancelled');
+    expect(await runStore().certActive('contoso')).toBeUndefined();
+
+    // A halted rotation: Roll back or Abandon, not cancel.
+    const rotation = await say(APPROVER, 'cert rotate s2s-new.pfx');
+    const plan = await t.agent.waitForJob('cert-plan');
+    await reportAndWait(rotation.activityId, plan.runId, 'cert-plan', { kind: 'result', result: certPlanResult() });
+    await click(SECOND_APPROVER, 'run.approve', plan.runId, rotation.activityId);
+    await t.agent.waitForJob('cert-rotate', plan.runId);
+    t.clock.advance(5_000);
+    await reportAndWait(rotation.activityId, plan.runId, 'cert-rotate', { kind: 'failed', error: { code: 'IMPORT_FAILED', message: 'x' }, steps: [{ id: 'validate', state: 'failed' }] });
+    expect((await runStore().get(plan.runId))?.state).toBe('halted');
+    const refused = cardText(cardOf(await say(APPROVER, `cancel ${plan.runId}`)));
+    expect(refused).toContain('use Roll back or Abandon on its card');
+    expect((await runStore().get(plan.runId))?.state).toBe('halted');
+
+    await say(OPERATOR, 'status');
+    const status = await t.agent.waitForJob('status');
+    const running = cardText(cardOf(await say(OPERATOR, `cancel ${status.runId}`)));
+    expect(running).toContain('cannot be stopped from Teams');
+    expect((await runStore().get(status.runId))?.state).toBe('running');
+  });
+});
+
+describe('resume', () => {
+  it('typed `resume <run>` of a halted run: attempt 2, and a cancel asked during attempt 1 no longer stops it', async () => {
+    const t = h = await startHarness({ env: twoApproversEnv });
+    const p = await approved();
+    await reportAndWait(p.cardId, p.runId, 'setup-run', { kind: 'started' });
+    await say(OPERATOR, `cancel ${p.runId}`);
+    expect(await t.redis.exists(runStore().cancelKey(p.runId))).toBe(1);
+    // The step failed before the agent saw the cancel: halted, not cancelled.
+    t.clock.advance(5_000);
+    await reportAndWait(p.cardId, p.runId, 'setup-run', { kind: 'failed', error: { code: 'GRAPH_FORBIDDEN', message: 'Graph returned 403.' }, steps: runSteps('setup', 3, 'failed') });
+    expect((await runStore().get(p.runId))?.state).toBe('halted');
+
+    const refused = cardText(cardOf(await say(OPERATOR, `resume ${p.runId}`)));
+    expect(refused).toContain('SETUP_APPROVERS');
+    const reply = cardText(cardOf(await say(APPROVER, `resume ${p.runId}`)));
+    expect(reply).toContain('attempt 2');
+    await t.connector.waitFor(() => t.agent.jobsOf('setup-run', p.runId).length === 2, 'the attempt 2 job');
+    expect(t.agent.jobsOf('setup-run', p.runId)[1]).toMatchObject({ attempt: 2, resumedBy: APPROVER.aadObjectId });
+    expect(await t.redis.exists(runStore().cancelKey(p.runId))).toBe(0);
+    const run = await runStore().get(p.runId);
+    expect(run).toMatchObject({ state: 'approved', attempt: 2 });
+    expect(run?.cancelRequestedBy).toBeUndefined();
+
+    const again = cardText(cardOf(await say(APPROVER, `resume ${p.runId}`)));
+    expect(again).not.toContain('attempt 3');
+    expect(t.agent.jobsOf('setup-run', p.runId)).toHaveLength(2);
+    t.clock.advance(5_000);
+    await reportAndWait(p.cardId, p.runId, 'setup-run', { kind: 'result', result: setupRunResult('setup') }, 2);
+    expect((await runStore().get(p.runId))?.state).toBe('succeeded');
+    const done = cardText(cardOf(await say(APPROVER, `resume ${p.runId}`)));
+    expect(done).toContain('Finished');
+  });
+});
