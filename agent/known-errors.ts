@@ -81,7 +81,8 @@ export const knownErrorRules: readonly KnownErrorRule[] = [
     title: 'Exchange Online refused the mailbox (401 Unauthorized)',
     remediation:
       "Check that the mailbox's email address is the user's address in Exchange Online, that the mailbox uses an Exchange Online (Hybrid) email server profile, that the user has an Exchange Online license, and that the profile points at the right tenant. If the user was recreated in Exchange, the old identity can stay cached for up to 72 hours.",
-    patterns: [/\(401\)\s*Unauthorized/i],
+    // "(401) Unauthorized" (EWS, Test & Enable) and "401 Unauthorized" (the runbook's Test & Enable step, HTTP texts).
+    patterns: [/\(?401\)?\s*Unauthorized/i],
   },
   {
     cause: 'mailbox-location-unknown',
