@@ -282,6 +282,16 @@ export async function startCrmSimulator(options: CrmSimulatorOptions = {}): Prom
     resetStats();
     logger.info('simulator reset');
   };
+  /** Held-back answers end when the simulator closes (the answer is then never sent). */
+  const closing = new AbortController();
+  const hang = async (ms: number): Promise<boolean> => {
+    try {
+      await sleep(ms, undefined, { signal: closing.signal });
+      return true;
+    } catch {
+      return false;
+    }
+  };
   const count = (method: string): void => {
     stats.byMethod[method] = (stats.byMethod[method] ?? 0) + 1;
   };
@@ -344,7 +354,7 @@ export async function startCrmSimulator(options: CrmSimulatorOptions = {}): Prom
         count('powershell');
         const result = runSimulatedScript(s2s, parsed.data, started);
         logger.info({ script: parsed.data.script, computerName: parsed.data.params.ComputerName, ok: result.ok, ms: Date.now() - started }, 'powershell script simulated');
-        if (result.ok && result.hangMs !== undefined) await sleep(result.hangMs);
+        if (result.ok && result.hangMs !== undefined && !(await hang(result.hangMs))) return;
         return result.ok ? sendJson(res, 200, { output: result.output }) : sendJson(res, 422, { error: { code: 'SCRIPT_FAILED', message: result.message } });
       }
       case 'POST /_sim/reset':
@@ -401,7 +411,7 @@ export async function startCrmSimulator(options: CrmSimulatorOptions = {}): Prom
   async function sendAfterHang(res: ServerResponse, response: ApiResponse): Promise<void> {
     if (response.hangMs !== undefined) {
       logger.info({ hangMs: response.hangMs }, 'answer held back (hangMs fault)');
-      await sleep(response.hangMs);
+      if (!(await hang(response.hangMs))) return;
     }
     send(res, response);
   }
@@ -474,6 +484,7 @@ export async function startCrmSimulator(options: CrmSimulatorOptions = {}): Prom
     resetStats,
     reset,
     close: async () => {
+      closing.abort();
       engine.stop();
       await new Promise<void>((resolve, reject) => {
         server.close((error) => (error ? reject(error) : resolve()));

@@ -127,6 +127,11 @@ export async function startGraphSimulator(options: GraphSimulatorOptions): Promi
   let origin = '';
   let graphUrl = '';
 
+  /** A `hangMs` fault's delay; cut short when the simulator closes. */
+  const closing = new AbortController();
+  const hang = async (ms: number): Promise<void> => {
+    await sleep(ms, undefined, { signal: closing.signal }).catch(() => undefined);
+  };
   const count = (operation: string): void => {
     stats.requests += 1;
     stats.byOperation[operation] = (stats.byOperation[operation] ?? 0) + 1;
@@ -158,7 +163,7 @@ export async function startGraphSimulator(options: GraphSimulatorOptions): Promi
   async function handleToken(req: IncomingMessage, tenant: string, now: number): Promise<GraphResponse> {
     const fault = takeFault(s2s, 'graph:token');
     if (fault?.message !== undefined && fault.hangMs === undefined) return tokenFaultResponse(faultStatus(fault.message), fault.message, now);
-    if (fault?.hangMs !== undefined) await sleep(fault.hangMs);
+    if (fault?.hangMs !== undefined) await hang(fault.hangMs);
     const type = req.headers['content-type'] ?? '';
     const body = await readBody(req);
     if (body === undefined || !type.toLowerCase().startsWith('application/x-www-form-urlencoded')) {
@@ -230,7 +235,7 @@ export async function startGraphSimulator(options: GraphSimulatorOptions): Promi
     const response = await run();
     if (operation === 'patch-service-principal' && response.status < 300) countChange(s2s, target);
     // A hang: the call took effect; its answer comes late.
-    if (fault?.hangMs !== undefined) await sleep(fault.hangMs);
+    if (fault?.hangMs !== undefined) await hang(fault.hangMs);
     return { operation, response };
   }
 
@@ -305,6 +310,7 @@ export async function startGraphSimulator(options: GraphSimulatorOptions): Promi
       for (const key of Object.keys(stats.byStatus)) delete stats.byStatus[key];
     },
     async close() {
+      closing.abort();
       await new Promise<void>((resolve) => {
         server.closeAllConnections();
         server.close(() => resolve());

@@ -245,3 +245,20 @@ describe('Graph: JWT-shaped tokens with the granted roles, 403 without a permiss
     expect((await getOrganization(jwt)).status).toBe(200);
   });
 });
+
+describe('a held-back answer and close()', () => {
+  it('close() does not wait for a hangMs answer: the change stays made, the request is cut', async () => {
+    const sim = await startCrmSimulator({ mailboxCount: 3, scenario: 'fresh' });
+    const crm = simClient(sim);
+    sim.configureS2S({ faults: [{ target: 'crm:PATCH organizations', times: 1, hangMs: 600_000 }] });
+    const pending = crm.patch(`organizations(${sim.state.organization.organizationid})`, { emailconnectionchannel: 0 }).then(
+      (r) => r.status,
+      () => 'cut',
+    );
+    await waitFor(() => sim.state.organization.emailconnectionchannel === 0, 2000, 'the write');
+    const started = Date.now();
+    await sim.close();
+    expect(Date.now() - started).toBeLessThan(2000);
+    expect(await pending).toBe('cut');
+  });
+});
