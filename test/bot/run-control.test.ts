@@ -190,7 +190,9 @@ describe('resume', () => {
     expect(again).not.toContain('attempt 3');
     expect(t.agent.jobsOf('setup-run', p.runId)).toHaveLength(2);
     t.clock.advance(5_000);
+    const posts = t.connector.posts().length;
     await reportAndWait(p.cardId, p.runId, 'setup-run', { kind: 'result', result: setupRunResult('setup') }, 2);
+    await t.connector.waitFor(() => t.connector.posts().length === posts + 1, 'the results card');
     expect((await runStore().get(p.runId))?.state).toBe('succeeded');
     const done = cardText(cardOf(await say(APPROVER, `resume ${p.runId}`)));
     expect(done).toContain('Finished');
