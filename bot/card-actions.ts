@@ -154,7 +154,7 @@ async function decide(req: ActivityRequest, verb: Verb, run: Run, log: Logger): 
     const busy = await otherCertChange(req, run);
     if (busy) {
       log.info({ holder: busy.runId, holderState: busy.state }, 'approval refused: another certificate change is in progress');
-      return busyReply(busy.runId, busy.state);
+      return busyReply(busy.runId, busy.state, busy.kind);
     }
   }
   if (approving) {
@@ -185,7 +185,7 @@ async function decide(req: ActivityRequest, verb: Verb, run: Run, log: Logger): 
   if (!outcome.ok) {
     if (outcome.reason === 'busy') {
       log.info({ holder: outcome.holder, holderState: outcome.holderState }, 'approval refused: another certificate change is in progress');
-      return busyReply(outcome.holder, outcome.holderState);
+      return busyReply(outcome.holder, outcome.holderState, (await runs.get(outcome.holder))?.kind);
     }
     if (outcome.reason === 'parent') {
       log.warn({ parentState: outcome.parentState }, 'rollback approval refused: its rotation is not halted with this rollback pending');
@@ -237,9 +237,11 @@ async function otherCertChange(req: ActivityRequest, run: Run): Promise<Run | un
 }
 
 /** The refusal of an approval while another certificate change is in progress: which run, and what to do. */
-function busyReply(holder: string, state: RunState): string {
+function busyReply(holder: string, state: RunState, kind?: Run['kind']): string {
   const what = state === 'halted'
-    ? 'it is halted: Resume it, Roll back or Abandon it on its card'
+    ? kind === 'setup'
+      ? 'it is a halted `run setup`: Retry step or Cancel it on its card'
+      : 'it is halted: Resume it, Roll back or Abandon it on its card'
     : 'it is running: wait for it to finish';
   return `Another certificate change is in progress: run ${holder} (${state}); ${what}. One certificate change runs at a time, so nothing was changed: approve this plan once that run has ended (it stays open until it expires).`;
 }

@@ -21,6 +21,7 @@ import {
   type User,
 } from '../support/bot-harness.ts';
 import { cardOf, cardText, type CapturedCall, type CardLike } from '../support/fake-connector.ts';
+import { certPlanResult } from '../support/cert-fixtures.ts';
 import { CERT_THUMBPRINT, TENANT_ID, preflightChecks, preflightResult, runSteps, setupPlan, setupRunResult } from './setup-fixtures.ts';
 
 let h: Harness | undefined;
@@ -241,6 +242,31 @@ describe('run setup', () => {
     const done = cardText(await reportAndWait(cardId, runId, 'setup-run', { kind: 'result', result: setupRunResult('setup', []) }, 2));
     expect(done).toContain('Finished: nothing to change, every step was already done.');
     expect((await runStore().get(runId))?.state).toBe('succeeded');
+  });
+
+  it('one certificate change at a time: a halted run setup holds the slot against a rotation, and a rotation against run setup', async () => {
+    const t = await start();
+    const setup = await approvedSetup(OPERATOR);
+    await reportAndWait(setup.cardId, setup.runId, 'setup-run', { kind: 'failed', error: { code: 'IMPORT_FAILED', message: 'Import failed.' }, steps: runSteps('setup', 1, 'failed') });
+    expect((await runStore().get(setup.runId))?.state).toBe('halted');
+
+    const rotation = await say(APPROVER, 'cert rotate s2s-new.pfx');
+    const certPlan = await t.agent.waitForJob('cert-plan');
+    await reportAndWait(rotation.activityId, certPlan.runId, 'cert-plan', { kind: 'result', result: certPlanResult() });
+    const busy = await click(SECOND_APPROVER, 'run.approve', certPlan.runId, rotation.activityId);
+    expect(busy.body.value).toContain(`run ${setup.runId} (halted); it is a halted \`run setup\`: Retry step or Cancel it on its card`);
+    expect((await runStore().get(certPlan.runId))?.state).toBe('awaiting-approval');
+
+    // Cancelling the halted run frees the slot: the rotation is approved and then holds it.
+    await click(OPERATOR, 'run.cancel', setup.runId, setup.cardId);
+    await click(SECOND_APPROVER, 'run.approve', certPlan.runId, rotation.activityId);
+    expect(await runStore().certActive('contoso')).toBe(certPlan.runId);
+    t.agent.jobs.length = 0;
+    const next = await planned(OPERATOR, 'run setup');
+    await clickCard(t, OPERATOR, 'setup.confirm-checklist', next.runId, next.cardId, invokeActivity(t, OPERATOR, 'setup.confirm-checklist', confirmData(next.runId, 'true', 'true'), next.cardId));
+    const refused = await click(APPROVER, 'run.approve', next.runId, next.cardId);
+    expect(refused.body.value).toContain(`Another certificate change is in progress: run ${certPlan.runId}`);
+    expect((await runStore().get(next.runId))?.state).toBe('awaiting-approval');
   });
 
   it("a non-operator's run setup queues nothing", async () => {
