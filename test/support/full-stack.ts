@@ -60,8 +60,8 @@ export interface FullStack {
   certificates: DemoCertificates | undefined;
   /** Sends a channel message that @mentions the bot; returns the bot's reply. */
   say(from: StackUser, text: string): Promise<CapturedCall>;
-  /** Clicks a card button; returns the invoke's response body. */
-  click(from: StackUser, verb: string, runId: string, cardId: string): Promise<{ status: number; body: unknown }>;
+  /** Clicks a card button (with the card's input values in `inputs`); returns the invoke's response body. */
+  click(from: StackUser, verb: string, runId: string, cardId: string, inputs?: Record<string, string>): Promise<{ status: number; body: unknown }>;
   /** Waits until an update of `cardId` satisfies `predicate`; returns its card text. */
   waitForCard(cardId: string, predicate: (text: string) => boolean, what: string, timeoutMs?: number): Promise<string>;
   /** With `agentProcess`: kills the agent process with SIGKILL (as a crash or a pulled plug would) and waits for it to exit. */
@@ -168,8 +168,8 @@ export async function startFullStack(options: FullStackOptions = {}): Promise<Fu
       if (!reply) throw new Error('no reply');
       return reply;
     },
-    async click(from, verb, runId, cardId) {
-      return postActivity(invokeActivity(target, from, verb, { runId }, cardId));
+    async click(from, verb, runId, cardId, inputs = {}) {
+      return postActivity(invokeActivity(target, from, verb, { ...inputs, runId }, cardId));
     },
     async waitForCard(cardId, predicate, what, timeoutMs = 20_000) {
       let found = '';
