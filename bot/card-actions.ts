@@ -30,7 +30,9 @@ export type { CardActionReply };
 export type RunVerb = typeof verbs.approve | typeof verbs.reject | typeof verbs.resume | typeof verbs.rollback | typeof verbs.abandon | typeof verbs.cancel | typeof verbs.confirmChecklist;
 
 /**
- * Approve / Reject (Confirm / Cancel for tests), and for a halted rotation Resume / Roll back. Reload the run, re-check the clicker's rights by
+ * Approve / Reject (Confirm / Cancel for tests), for a halted rotation Resume / Roll back / Abandon,
+ * for the runbook Confirm checklist (`run setup`, requester only), Retry step (= Resume) and Cancel
+ * (bot/run-control.ts, shared with the typed `resume` / `cancel`). Reload the run, re-check the clicker's rights by
  * Entra object id, then a compare-and-set decides: the first valid click wins, a second click,
  * a replayed invoke or another bot instance sees the decided card. The job is enqueued with its
  * deterministic id and nothing waits for the work (the invoke is answered within a few seconds).
