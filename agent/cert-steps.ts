@@ -6,6 +6,7 @@ import { SetupError, isSetupError } from '../core/setup-error.ts';
 import { stepIdSchema, stepTitles, type StepId, type StepState } from '../jobs/cert-types.ts';
 import type { JobContext } from './job-context.ts';
 import { knownHint } from './known-errors.ts';
+import { stepRemedies } from './step-remedies.ts';
 
 // ---- journal ---------------------------------------------------------------------------------
 
@@ -281,7 +282,8 @@ export class StepRunner {
     this.#set(id, 'failed', message);
     await this.#audit(id, `failed: ${cause.code}: ${cause.message}`);
     this.ctx.logger.error({ step: id, code: cause.code, server, reason: cause.message }, 'step failed');
-    const hint = cause.hint ?? knownHint(cause.message);
+    // The cause's own hint, else the known remediation its text names, else where to look for this step.
+    const hint = cause.hint ?? knownHint(cause.message) ?? stepRemedies[id];
     return new SetupError(cause.code, message, {
       ...(hint === undefined ? {} : { hint }),
       retryable: cause.retryable,

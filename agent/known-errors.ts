@@ -73,7 +73,7 @@ export const knownErrorRules: readonly KnownErrorRule[] = [
     cause: 's2s-failed-authentication',
     title: 'Server-to-server authentication failed (the S2S certificate is missing or invalid)',
     remediation:
-      '`@setup cert status` shows which part disagrees (registration, a server\'s store, key access, KeySpec, the Entra key credential, the service restart): fix it or roll the rotation back, then run Test & Enable again.',
+      'The S2S certificate is missing or invalid: install or replace it, then retry. `@setup cert status` shows which part disagrees (registration, a server\'s store, key access, KeySpec, the Entra key credential, the service restart): fix it or roll the rotation back, then run Test & Enable again.',
     patterns: [/Failed Authentication/i],
   },
   {

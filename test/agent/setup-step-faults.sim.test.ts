@@ -1,0 +1,176 @@
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { stepTitles } from '../../jobs/cert-types.ts';
+import { jobAddOptions, jobIdFor, newRunId, signJob } from '../../jobs/job-options.ts';
+import type { JobPayload, JobResult, Report, SetupPlanResult, SetupRunResult } from '../../jobs/job-types.ts';
+import { setupStepIds, type SetupStepId } from '../../jobs/runbook-types.ts';
+import { startCrmSimulator, type CrmSimulator } from '../../sim/crm-simulator.ts';
+import { writeDemoCertificates } from '../../sim/demo-certificates.ts';
+import { startGraphSimulator, type GraphSimulator } from '../../sim/graph-simulator.ts';
+import type { S2SFault } from '../../sim/s2s-state.ts';
+import { simAgentEnvironment } from '../../sim/sim-agent-env.ts';
+import { createHarness, settled, waitFor, type Harness } from './support/redis-harness.ts';
+
+/**
+ * For every step of the runbook: a failure injected in that step (a fault of the script, Graph call
+ * or CRM write it makes, or a simulator knob) halts the run at that step, with the step's title, the
+ * cause and a remediation; after the fix, attempt 2 finishes the run, skipping the steps done and
+ * without making their changes again. (The adfs step runs nothing: it writes a script, so it has
+ * nothing to fail.)
+ */
+let sim: CrmSimulator;
+let graph: GraphSimulator;
+let h: Harness;
+let certDir: string;
+const requestedBy = 'aaaaaaaa-0000-0000-0000-000000000001';
+const approvedBy = 'aaaaaaaa-0000-0000-0000-000000000002';
+const common = { deployment: 'default', requestedBy } as const;
+
+beforeAll(async () => {
+  sim = await startCrmSimulator({ port: 0, seed: 33, mailboxCount: 12, testDelayMs: 30, scenario: 'fresh' });
+  graph = await startGraphSimulator({ s2s: sim.s2s });
+  certDir = await mkdtemp(join(tmpdir(), 'setup-faults-'));
+  const demo = writeDemoCertificates(certDir);
+  h = await createHarness();
+  const env = simAgentEnvironment({ crmBaseUrl: sim.baseUrl, certDir, pfxPassword: demo.password, graph });
+  await h.start(
+    { ...env, CRM_URL: sim.orgUrl, TEST_POLL_INTERVAL_MS: '50', TEST_TIMEOUT_MS: '20000', POWERSHELL_TIMEOUT_MS: '20000', CERT_LOCK_TTL_MS: '3000' },
+    { powershellEnv: { ...process.env, PWSH_SIM_URL: sim.baseUrl } },
+  );
+}, 60_000);
+
+afterAll(async () => {
+  await h.close();
+  await graph.close();
+  await sim.close();
+  await rm(certDir, { recursive: true, force: true });
+});
+
+beforeEach(() => {
+  sim.reset();
+});
+
+async function run<R extends JobResult>(payload: JobPayload, attempt = 1): Promise<{ state: string; result: R | undefined; reports: Report[] }> {
+  const finals = (kind: 'result' | 'failed') => h.reports.filter((r) => r.runId === payload.runId && r.event.kind === kind).length;
+  const before = { result: finals('result'), failed: finals('failed') };
+  await h.jobs.add(payload.type, signJob(h.signer, payload), { ...jobAddOptions(payload.runId, payload.type, attempt), attempts: 1 });
+  const { state, job } = await settled(h.jobs, jobIdFor(payload.runId, payload.type, attempt), 90_000);
+  const kind = state === 'completed' ? 'result' : 'failed';
+  await waitFor(`${kind} report`, () => finals(kind) > before[kind] || undefined, 10_000);
+  return { state, result: state === 'completed' ? (job.returnvalue as R) : undefined, reports: h.reports.filter((r) => r.runId === payload.runId) };
+}
+
+async function plan(): Promise<SetupPlanResult> {
+  const out = await run<SetupPlanResult>({ type: 'setup-plan', ...common, runId: newRunId(), scope: 'setup' });
+  if (!out.result) throw new Error('the plan failed');
+  return out.result;
+}
+
+const runPayload = (p: SetupPlanResult, runId: string, attempt: number) =>
+  ({ type: 'setup-run', ...common, runId, scope: 'setup', plannedMailboxes: p.mailboxes, tenantId: p.tenantId, certThumbprint: p.certThumbprint, approvedBy, attempt }) as const;
+
+/** The first active mailbox (its address and owner). */
+function firstMailbox() {
+  const m = [...sim.state.mailboxes.values()].find((x) => x.statecode === 0 && x.emailaddress);
+  if (!m?.emailaddress) throw new Error('no active mailbox');
+  return m;
+}
+
+interface FaultCase {
+  step: SetupStepId;
+  /** Injects the failure (after the plan: a plan must not use a fault up). */
+  inject: () => void;
+  /** Removes its cause (faults with `times: 1` are used up by the failing attempt: nothing to do). */
+  fix?: () => void;
+  /** What the message or the hint must say. */
+  says: RegExp;
+}
+
+const fault = (f: Omit<S2SFault, 'times'> & { times?: number }) => () => sim.configureS2S({ faults: [{ times: 1, ...f }] });
+
+const cases: FaultCase[] = [
+  {
+    step: 'preflight',
+    inject: () => sim.setKnobs({ localAdministrator: false }),
+    fix: () => sim.setKnobs({ localAdministrator: true }),
+    says: /administrator/i,
+  },
+  { step: 'import', inject: fault({ target: 'Import-S2SCertificate@CRMAPP02', message: 'Exception calling "Import": private key not found' }), says: /same subject/i },
+  { step: 'grant-key-access', inject: fault({ target: 'Grant-CertificateKeyAccess@CRMAPP01', message: 'Set-Acl : Attempted to perform an unauthorized operation.' }), says: /unauthorized/i },
+  { step: 'register-crm', inject: fault({ target: 'Register-S2SCertificate', message: 'Set-CrmCertificate : Failed Authentication' }), says: /certificate.*(missing|invalid)/i },
+  { step: 'entra-key-credential', inject: fault({ target: 'graph:patch-service-principal', message: '403' }), says: /Application\.ReadWrite\.All|permission|privileges/i },
+  { step: 's2s-settings', inject: fault({ target: 'Set-S2SServerSettings', message: 'Set-CrmAdvancedSetting : The Deployment Service cannot be reached.' }), says: /Deployment Service/ },
+  { step: 'tenant-id', inject: fault({ target: 'Set-S2STenantId', message: 'Set-CrmAdvancedSetting : The caller does not have the Deployment Administrator role.' }), says: /Deployment Administrator/ },
+  { step: 'restart-services', inject: fault({ target: 'Restart-CrmAsyncServices@CRMAPP02', message: "Restart-Service : Service 'MSCRMAsyncService' cannot be started." }), says: /cannot be started/ },
+  {
+    step: 'email-profile',
+    inject: fault({ target: 'crm:POST emailserverprofiles', message: 'Crm.80048306 insufficient permissions: prvCreateEmailServerProfile', status: 403 }),
+    says: /privilege|permission/i,
+  },
+  { step: 'org-defaults', inject: fault({ target: 'crm:PATCH organizations', message: 'Crm.80048306 insufficient permissions: prvWriteOrganization', status: 403 }), says: /privilege|permission/i },
+  { step: 'configure-mailboxes', inject: fault({ target: 'crm:PATCH mailboxes', message: 'Crm.80048306 insufficient permissions: prvWriteMailbox', status: 403, times: 3 }), says: /privilege|permission/i },
+  {
+    step: 'approve-email',
+    inject: () => {
+      const owner = sim.state.principals.get(firstMailbox()._ownerid_value);
+      if (!owner) throw new Error('no owner');
+      owner.hasApprovePrivilege = false;
+    },
+    fix: () => {
+      const owner = sim.state.principals.get(firstMailbox()._ownerid_value);
+      if (owner) owner.hasApprovePrivilege = true;
+    },
+    says: /approve|privilege/i,
+  },
+  {
+    step: 'test-enable',
+    inject: () => sim.setKnobs({ ownersWithoutPrivileges: [firstMailbox().emailaddress ?? ''] }),
+    fix: () => sim.setKnobs({ ownersWithoutPrivileges: [] }),
+    says: /privilege|permission/i,
+  },
+];
+
+describe('an injected failure in each step of the runbook', () => {
+  it('covers every step that does something', () => {
+    expect(cases.map((c) => c.step)).toEqual(setupStepIds.filter((id) => id !== 'adfs'));
+  });
+
+  it.each(cases)('$step: halts there with the cause and what to do; attempt 2 finishes without redoing what was done', async (c) => {
+    const p = await plan();
+    expect(p.blocked, JSON.stringify(p.blockers)).toBe(false);
+    c.inject();
+    const runId = newRunId();
+    const first = await run<SetupRunResult>(runPayload(p, runId, 1));
+    expect(first.state).toBe('failed');
+    const failed = first.reports.find((r) => r.event.kind === 'failed')?.event;
+    if (failed?.kind !== 'failed') throw new Error('no failed report');
+    const steps = failed.steps ?? [];
+    const at = steps.findIndex((s) => s.id === c.step);
+    expect(steps[at]?.state, JSON.stringify(steps)).toBe('failed');
+    // Everything before it is done (or skipped), nothing after it ran.
+    expect(steps.slice(0, at).every((s) => s.state === 'done' || s.state === 'skipped'), JSON.stringify(steps)).toBe(true);
+    expect(steps.slice(at + 1).every((s) => s.state === 'pending')).toBe(true);
+    expect(failed.error.message).toContain(stepTitles[c.step]);
+    expect(failed.error.hint ?? '', 'a remediation').not.toBe('');
+    expect(`${failed.error.message} ${failed.error.hint ?? ''}`).toMatch(c.says);
+    const changesAfterFirst = { ...sim.counters().changes };
+    const profilesAfterFirst = sim.counters().crmWrites['POST emailserverprofiles'] ?? 0;
+
+    c.fix?.();
+    const second = await run<SetupRunResult>(runPayload(p, runId, 2), 2);
+    expect(second.state, JSON.stringify(second.reports.at(-1))).toBe('completed');
+    expect(second.result?.steps.every((s) => s.state === 'done' || (s.id === 'adfs' && s.state === 'skipped'))).toBe(true);
+    for (const done of steps.slice(0, at).filter((s) => s.state === 'done' && s.id !== 'preflight')) {
+      expect(second.result?.steps.find((s) => s.id === done.id)?.detail, done.id).toMatch(/earlier attempt/);
+    }
+    // The scripts of the steps done in attempt 1 changed nothing again; the profile was created once.
+    const own: Partial<Record<SetupStepId, string>> = { import: 'Import-S2SCertificate', 'register-crm': 'Register-S2SCertificate', 's2s-settings': 'Set-S2SServerSettings', 'tenant-id': 'Set-S2STenantId' };
+    for (const [id, script] of Object.entries(own)) {
+      if (id === c.step || !steps.slice(0, at).some((s) => s.id === id)) continue;
+      expect(sim.counters().changes[script] ?? 0, script).toBe(changesAfterFirst[script] ?? 0);
+    }
+    expect(sim.counters().crmWrites['POST emailserverprofiles'] ?? 0).toBe(Math.max(1, profilesAfterFirst));
+  }, 120_000);
+});
