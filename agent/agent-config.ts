@@ -74,7 +74,7 @@ const bool = z.enum(['true', 'false']).transform((v) => v === 'true');
 const runbookEnvShape = {
   /** The organization's unique name for Get-CrmOrganization (absent: the last segment of CRM_URL's path). */
   CRM_ORG_NAME: z.string().regex(/^[A-Za-z0-9_]{1,100}$/, 'must be the organization\'s unique name (letters, digits, underscore)').optional(),
-  PROFILE_NAME: z.string().min(1).max(100).regex(/^[^\u0000-\u001f]+$/, 'must be printable').default('Exchange Online'),
+  PROFILE_NAME: z.string().min(1).max(100).refine((v) => !/\p{Cc}/u.test(v), 'must be printable (no control characters)').default('Exchange Online'),
   PROFILE_DESCRIPTION: z.string().max(400).default('Server-side synchronization with Exchange Online, server-to-server authentication (managed by @setup)'),
   /** The profile's owner (a systemuser id); absent: the agent's CRM user. */
   PROFILE_OWNER: z.string().regex(guidPattern, 'must be the owner\'s systemuser id (a GUID)').transform((s) => s.toLowerCase()).optional(),

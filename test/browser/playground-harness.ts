@@ -91,6 +91,8 @@ export interface PlaygroundStackOptions {
   typing?: PlaygroundUser;
   /** The S2S side too (Graph simulator, PowerShell stand-in, PFX files), with the current certificate this many days from expiry. */
   certDaysLeft?: number;
+  /** `fresh`: an unconfigured deployment (the runbook's), with the S2S side (Graph simulator, PowerShell stand-in, PFX files). */
+  scenario?: 'configured' | 'fresh';
 }
 
 export async function startPlaygroundStack(options: PlaygroundStackOptions = {}): Promise<PlaygroundStack> {
@@ -115,12 +117,19 @@ export async function startPlaygroundStack(options: PlaygroundStackOptions = {})
       await redis.quit();
     });
 
-    const sim = await startCrmSimulator({ port: 0, seed: 20_240_601, mailboxCount: 120, testDelayMs: 300, ...(options.certDaysLeft === undefined ? {} : { certDaysLeft: options.certDaysLeft }) });
+    const sim = await startCrmSimulator({
+      port: 0,
+      seed: 20_240_601,
+      mailboxCount: 120,
+      testDelayMs: 300,
+      ...(options.certDaysLeft === undefined ? {} : { certDaysLeft: options.certDaysLeft }),
+      ...(options.scenario === undefined ? {} : { scenario: options.scenario }),
+    });
     cleanups.push(() => sim.close());
 
     // The certificate side, configured as the demo does (sim/sim-agent-env.ts).
     let certEnv: Record<string, string> = {};
-    if (options.certDaysLeft !== undefined) {
+    if (options.certDaysLeft !== undefined || options.scenario === 'fresh') {
       const graph = await startGraphSimulator({ s2s: sim.s2s });
       cleanups.push(() => graph.close());
       const certificates = writeDemoCertificates(join(work, 'certs'));
