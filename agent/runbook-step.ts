@@ -20,6 +20,11 @@ export interface RunbookFacts {
   tenantId?: string;
   /** The runbook's email server profile (PROFILE_NAME), once it exists. */
   profileId?: string;
+  /**
+   * Mailboxes configure-mailboxes changed in this attempt: test-enable tests them even when their
+   * last test (with the old profile or delivery methods) succeeded.
+   */
+  reconfigured?: Set<string>;
 }
 
 export interface RunbookEnv {

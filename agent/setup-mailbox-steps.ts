@@ -115,6 +115,7 @@ async function applyConfigure(env: RunbookEnv, step: StepUpdate) {
       },
     },
   );
+  for (const id of configured) (env.facts.reconfigured ??= new Set()).add(id);
   await readBack(env, configured, (r) => needsConfiguring(r, profileId), 'configured');
   env.ctx.logger.info({ selected: rows.length, configured: configured.size, failed: failures.total }, 'mailboxes configured');
   if (failures.total > 0) {
@@ -180,9 +181,19 @@ async function applyApprove(env: RunbookEnv, step: StepUpdate) {
 
 // ---- test-enable -----------------------------------------------------------------------------------
 
+/**
+ * The mailboxes test-enable tests: the last test did not succeed, or their configuration changed
+ * in this run (a test that passed with another profile proves nothing about the new one). In a plan
+ * (scope setup) the mailboxes configure-mailboxes would change count as changed.
+ */
+function toTest(env: RunbookEnv, rows: readonly ConfiguredMailbox[], planning: boolean): ConfiguredMailbox[] {
+  const profileId = env.facts.profileId;
+  return rows.filter((r) => needsTest(r) || env.facts.reconfigured?.has(r.mailboxid) === true || (planning && env.scope === 'setup' && needsConfiguring(r, profileId)));
+}
+
 async function checkTest(env: RunbookEnv): Promise<StepCheck> {
   const rows = await readConfiguredSelection(env);
-  const todo = rows.filter(needsTest).length;
+  const todo = toTest(env, rows, true).length;
   if (rows.length === 0) return { upToDate: true, detail: 'already done: no mailboxes match the selection' };
   if (todo === 0) return { upToDate: true, detail: stepDetail(`already done: all ${mailboxes(rows.length)} passed Test & Enable`) };
   return { upToDate: false, detail: stepDetail(`would Test & Enable ${todo} of ${mailboxes(rows.length)}`) };
@@ -193,7 +204,7 @@ const phaseText: Readonly<Record<string, string>> = { scheduling: 'scheduling', 
 async function applyTest(env: RunbookEnv, step: StepUpdate) {
   const update = throttledUpdate(env, step);
   const rows = await readConfiguredSelection(env, (n) => update(`reading the selection: ${mailboxes(n)}`));
-  const todo = rows.filter(needsTest);
+  const todo = toTest(env, rows, false);
   if (todo.length === 0) {
     const detail = stepDetail(rows.length === 0 ? 'already done: no mailboxes match the selection' : `already done: all ${mailboxes(rows.length)} passed Test & Enable`);
     return { detail, wrote: false, changed: false };

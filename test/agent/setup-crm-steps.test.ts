@@ -94,6 +94,14 @@ async function failure(promise: Promise<unknown>): Promise<SetupError> {
 const active = (): MailboxRecord[] => [...sim.state.mailboxes.values()].filter((m) => m.statecode === StateCode.Active);
 const profileNamed = (name: string) => [...sim.state.profiles.values()].find((p) => p.name === name);
 
+/** Mailboxes that pass once configured and approved: good addresses, owners with the privilege. */
+function goodMailboxes(n: number): MailboxRecord[] {
+  return active()
+    .filter((m) => m.emailaddress && !sim.state.badAddresses.has(m.emailaddress.toLowerCase()))
+    .filter((m) => sim.state.principals.get(m._ownerid_value)?.hasApprovePrivilege !== false)
+    .slice(0, n);
+}
+
 describe('email-profile', () => {
   it('creates the profile with the procedure values, then finds it done and writes nothing', async () => {
     const e = env();
@@ -384,14 +392,6 @@ describe('approve-email', () => {
 });
 
 describe('test-enable', () => {
-  /** Mailboxes that pass once configured and approved: good addresses, owners with the privilege. */
-  function goodMailboxes(n: number): MailboxRecord[] {
-    return active()
-      .filter((m) => m.emailaddress && !sim.state.badAddresses.has(m.emailaddress.toLowerCase()))
-      .filter((m) => sim.state.principals.get(m._ownerid_value)?.hasApprovePrivilege !== false)
-      .slice(0, n);
-  }
-
   it('tests only the mailboxes whose last test did not succeed; a failure halts with the report; the retry tests only the failed', async () => {
     const good = goodMailboxes(5);
     const bad = active().find((m) => m.emailaddress && sim.state.badAddresses.get(m.emailaddress.toLowerCase()) === 'unauthorized');
@@ -403,6 +403,8 @@ describe('test-enable', () => {
     await emailProfileStep.check(e);
     await applyStep(configureMailboxesStep, e);
     await applyStep(approveEmailStep, e);
+    // Configured in an earlier run (this run changed nothing of theirs).
+    delete e.facts.reconfigured;
     // One of them already passed its last test: it is not tested again.
     for (const m of selected) Object.assign(m, { incomingemailstatus: T.NotRun, outgoingemailstatus: T.NotRun });
     const passed = good[0];
@@ -431,6 +433,26 @@ describe('test-enable', () => {
     expect(await testEnableStep.check(e)).toEqual({ upToDate: true, detail: 'already done: all 6 mailboxes passed Test & Enable' });
     expect((await applyStep(testEnableStep, e)).outcome).toMatchObject({ wrote: false });
     expect(writes()).toEqual({ patch: 0, post: 0, batchPatch: 0 });
+  });
+});
+
+describe('test-enable after configure-mailboxes', () => {
+  it('tests a mailbox the run reconfigured even though its last test (with the old profile) succeeded', async () => {
+    const [m] = goodMailboxes(1);
+    if (!m?.emailaddress) throw new Error('no mailbox');
+    const filter: MailboxFilter = { kind: 'addresses', addresses: [m.emailaddress] };
+    const e = env({ filter, profile: { name: 'Exchange Online' } });
+    await emailProfileStep.check(e);
+    // Approved and tested fine, but with another profile and Email Router delivery.
+    const other = [...sim.state.profiles.values()].find((p) => p.name !== 'Exchange Online');
+    Object.assign(m, { _emailserverprofile_value: other?.emailserverprofileid ?? null, incomingemaildeliverymethod: 3, emailrouteraccessapproval: 1, incomingemailstatus: T.Success, outgoingemailstatus: T.Success });
+    expect(await testEnableStep.check(e)).toEqual({ upToDate: false, detail: 'would Test & Enable 1 of 1 mailbox' });
+    await applyStep(configureMailboxesStep, e);
+    expect(e.facts.reconfigured?.has(m.mailboxid)).toBe(true);
+    sim.resetStats();
+    const { outcome } = await applyStep(testEnableStep, e);
+    expect(writes().batchPatch).toBe(1);
+    expect(outcome).toMatchObject({ wrote: true, testReport: { selected: 1, succeeded: 1 } });
   });
 });
 
