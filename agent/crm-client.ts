@@ -37,6 +37,8 @@ export interface GetAllOptions<T> {
   orderby?: string;
   /** $top: at most this many rows (CRM then answers in one page). */
   top?: number;
+  /** Rows related to one record instead of the set: `<set>(<id>)/<navigation>` (a collection-valued navigation property). */
+  related?: { id: string; navigation: string };
 }
 
 export interface BatchOptions {
@@ -183,7 +185,8 @@ export class CrmClient implements CrmApi {
       ...(options.orderby === undefined ? {} : { orderby: options.orderby }),
       ...(options.top === undefined ? {} : { top: options.top }),
     });
-    let url: URL | undefined = this.#url(`${assertSetName(set)}?${query}`);
+    const related = options.related ? `(${odataGuid(options.related.id)})/${assertSetName(options.related.navigation)}` : '';
+    let url: URL | undefined = this.#url(`${assertSetName(set)}${related}?${query}`);
     const prefer = `odata.maxpagesize=${options.pageSize ?? this.#shared.pageSize}`;
     while (url) {
       const response = await this.#send('GET', url, `GET ${set}`, { headers: { Prefer: prefer } });

@@ -1,7 +1,6 @@
 import { z } from 'zod';
-import { isSetupError, SetupError } from '../core/setup-error.ts';
+import { isSetupError } from '../core/setup-error.ts';
 import type { PayloadOf } from '../jobs/job-types.ts';
-import { odataGuid } from '../jobs/mailbox-filter.ts';
 import { preflightTitles, type PreflightCheck, type PreflightCheckId, type PreflightResult } from '../jobs/runbook-types.ts';
 import { DUPLICATE_SUBJECT_FIX, listServers, machineCert, runScript, type MachineCert } from './cert-checks.ts';
 import type { ReadyCerts } from './cert-requirements.ts';
@@ -34,24 +33,17 @@ export interface PreflightOutcome {
   tenantId: string | null;
 }
 
-const rolesSchema = z.object({ value: z.array(z.object({ name: z.string().nullable().optional(), roleid: z.string().optional() }).passthrough()) }).passthrough();
+const roleRowSchema = z.object({ name: z.string().nullable().optional(), roleid: z.string().optional() }).passthrough();
 
 /**
- * The agent's CRM roles: GET systemusers(<WhoAmI.UserId>)/systemuserroles_association?$select=name,roleid,
- * sent as the one GET of a $batch (CrmApi's getAll takes entity sets only). The id is WhoAmI's GUID, never input.
+ * The agent's CRM roles: GET systemusers(<WhoAmI.UserId>)/systemuserroles_association?$select=name,roleid
+ * (the systemuser ↔ role relationship of the Web API). The id is WhoAmI's GUID, never input.
  */
 export async function crmRoleNames(ctx: JobContext, userId: string): Promise<string[]> {
-  const { responses } = await ctx.crm.batch([{ method: 'GET', path: `systemusers(${odataGuid(userId)})/systemuserroles_association?$select=name,roleid` }]);
-  const answer = responses[0];
-  if (!answer) throw new SetupError('CRM_RESPONSE_INVALID', 'CRM did not answer the roles request.');
-  if (answer.status >= 400) {
-    const body = answer.body as { error?: { message?: unknown } } | undefined;
-    const message = typeof body?.error?.message === 'string' ? body.error.message : `HTTP ${answer.status}`;
-    throw new SetupError('CRM_REQUEST_FAILED', `CRM refused to list the agent's roles: ${clip(message, 200)}`);
-  }
-  const parsed = rolesSchema.safeParse(answer.body);
-  if (!parsed.success) throw new SetupError('CRM_RESPONSE_INVALID', "CRM's answer to the roles request is not a list of roles.");
-  return parsed.data.value.map((r) => r.name ?? '').filter((n) => n.length > 0);
+  const names: string[] = [];
+  const pages = ctx.crm.getAll('systemusers', { select: ['name', 'roleid'], schema: roleRowSchema, related: { id: userId, navigation: 'systemuserroles_association' } });
+  for await (const page of pages) for (const role of page) if (role.name) names.push(role.name);
+  return names;
 }
 
 export async function runPreflight(ctx: JobContext): Promise<PreflightOutcome> {
