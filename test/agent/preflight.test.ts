@@ -2,6 +2,7 @@ import { randomUUID } from 'node:crypto';
 import type { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { runPreflight } from '../../agent/preflight.ts';
+import type { GetAllOptions } from '../../agent/crm-client.ts';
 import { adfsScript, psQuote } from '../../agent/adfs-step.ts';
 import { organizationName } from '../../agent/tenant-step.ts';
 import { connectRedis } from '../../core/redis-connection.ts';
@@ -33,10 +34,11 @@ function withCrm(w: CertWorld, roles: string[] | Error): void {
   w.ctx.crm = {
     ...w.ctx.crm,
     whoAmI: () => Promise.resolve({ UserId: '11111111-2222-3333-4444-555555555555', BusinessUnitId: 'b', OrganizationId: '3c1d2e4f-0000-4000-8000-00000000c0de' }),
-    batch: (requests) => {
-      expect(requests[0]?.path).toBe('systemusers(11111111-2222-3333-4444-555555555555)/systemuserroles_association?$select=name,roleid');
-      if (roles instanceof Error) return Promise.reject(roles);
-      return Promise.resolve({ responses: [{ status: 200, headers: {}, body: { value: roles.map((name) => ({ name, roleid: randomUUID() })) } }], date: undefined });
+    // eslint-disable-next-line @typescript-eslint/require-await
+    getAll: async function* <T>(set: string, options: GetAllOptions<T>): AsyncGenerator<T[]> {
+      expect([set, options.related, options.select]).toEqual(['systemusers', { id: '11111111-2222-3333-4444-555555555555', navigation: 'systemuserroles_association' }, ['name', 'roleid']]);
+      if (roles instanceof Error) throw roles;
+      yield roles.map((name) => options.schema.parse({ name, roleid: randomUUID() }));
     },
   };
 }
