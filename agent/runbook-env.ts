@@ -1,6 +1,7 @@
 import { z } from 'zod';
+import { SetupError } from '../core/setup-error.ts';
 import type { MailboxFilter } from '../jobs/mailbox-filter.ts';
-import { odataGuid } from '../jobs/mailbox-filter.ts';
+import { describeFilter, isStableFilter, odataGuid, STABLE_FILTER_RULE } from '../jobs/mailbox-filter.ts';
 import type { ProfileValues, RunbookScope } from '../jobs/runbook-types.ts';
 import type { JobContext, RunbookSettings } from './job-context.ts';
 import { readSelection } from './mailbox-selection.ts';
@@ -47,6 +48,18 @@ export async function wantedProfile(ctx: JobContext, settings: RunbookSettings, 
 export const hasMailboxSteps = (scope: RunbookScope) => scope === 'setup' || scope === 'configure';
 
 export const ALL_MAILBOXES: MailboxFilter = { kind: 'all' };
+
+/**
+ * Scope setup refuses a filter on the mailboxes' state (isStableFilter): its later mailbox steps
+ * would find the selection emptied by the earlier ones. The smaller scopes run one step and take any filter.
+ */
+export function requireStableFilter(scope: RunbookScope, filter: MailboxFilter | undefined): void {
+  if (scope !== 'setup' || filter === undefined || isStableFilter(filter)) return;
+  throw new SetupError('FILTER_INVALID', `run setup cannot work on ${describeFilter(filter)}: ${STABLE_FILTER_RULE}`, {
+    hint: 'Run setup with no filter, a domain or addresses; for the other selections use configure mailboxes, approve mailboxes or test mailboxes.',
+    retryable: false,
+  });
+}
 
 /** How many mailboxes the selection matches now (exceedsPlan). */
 export async function selectionCount(ctx: JobContext, filter: MailboxFilter): Promise<number> {

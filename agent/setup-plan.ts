@@ -3,7 +3,7 @@ import type { PayloadOf } from '../jobs/job-types.ts';
 import { scopeStepIds, type RunbookStepPlan, type SetupPlanResult, type SetupStepId } from '../jobs/runbook-types.ts';
 import type { JobContext } from './job-context.ts';
 import { describeCheck, runPreflight, type PreflightOutcome } from './preflight.ts';
-import { ALL_MAILBOXES, hasMailboxSteps, runbookEnv, selectionCount, wantedProfile } from './runbook-env.ts';
+import { ALL_MAILBOXES, hasMailboxSteps, requireStableFilter, runbookEnv, selectionCount, wantedProfile } from './runbook-env.ts';
 import type { RunbookFacts } from './runbook-step.ts';
 import { RESTART_TRIGGERS, runbookSteps } from './runbook-steps.ts';
 import { certServicesOf, type ChosenCert } from './setup-certificate.ts';
@@ -24,6 +24,7 @@ type Blocker = SetupPlanResult['blockers'][number];
 export async function planSetup(payload: PayloadOf<'setup-plan'>, ctx: JobContext): Promise<SetupPlanResult> {
   const settings = requireRunbook(ctx);
   const { scope } = payload;
+  requireStableFilter(scope, payload.filter);
   const filter = payload.filter ?? ALL_MAILBOXES;
   const facts: RunbookFacts = {};
   const blockers: Blocker[] = [];

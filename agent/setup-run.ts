@@ -7,7 +7,7 @@ import { runCertChange } from './cert-change.ts';
 import { requireCerts, type ReadyCerts } from './cert-requirements.ts';
 import { StepRunner, type StepOutcome } from './cert-steps.ts';
 import type { JobContext } from './job-context.ts';
-import { ALL_MAILBOXES, hasMailboxSteps, runbookEnv, selectionCount, wantedProfile } from './runbook-env.ts';
+import { ALL_MAILBOXES, hasMailboxSteps, requireStableFilter, runbookEnv, selectionCount, wantedProfile } from './runbook-env.ts';
 import type { RunbookFacts } from './runbook-step.ts';
 import { runbookSteps } from './runbook-steps.ts';
 import { chooseCertificate, type ChosenCert } from './setup-certificate.ts';
@@ -32,6 +32,7 @@ const isSetupStepId = (id: string): id is SetupStepId => (setupStepIds as readon
  */
 export async function runSetup(payload: PayloadOf<'setup-run'>, ctx: JobContext): Promise<SetupRunResult> {
   requireRunbook(ctx);
+  requireStableFilter(payload.scope, payload.filter);
   if (payload.scope !== 'setup') return execute(payload, ctx, null);
   const certs = requireCerts(ctx, ['servers', 'graph']);
   return runCertChange(

@@ -38,6 +38,20 @@ export const mailboxFilterSchema = z.discriminatedUnion('kind', [
 ]);
 export type MailboxFilter = z.infer<typeof mailboxFilterSchema>;
 
+/**
+ * Whether a filter selects the same mailboxes before and after the runbook's mailbox steps change
+ * them. `run setup` re-reads its selection at each mailbox step: `pending` is empty after
+ * approve-email, `profile "Old"` after configure-mailboxes, `untested`/`failed` change with Test &
+ * Enable, so the later steps would silently do nothing. Scope setup accepts only these.
+ */
+export function isStableFilter(filter: MailboxFilter): boolean {
+  return filter.kind === 'all' || filter.kind === 'domain' || filter.kind === 'addresses';
+}
+
+/** Why `run setup` refuses a filter that is not stable (the bot and the agent say the same). */
+export const STABLE_FILTER_RULE =
+  'run setup works on all mailboxes, a domain or listed addresses only: it approves, configures and tests the mailboxes in turn, so a filter on their state (pending, untested, failed, profile) would select nothing by the later steps.';
+
 /** OData string literal: single-quoted, a quote inside doubled (contract: 'O''Brien'). */
 export function odataString(value: string): string {
   return `'${value.replace(/'/g, "''")}'`;
