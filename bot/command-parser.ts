@@ -3,6 +3,7 @@ import {
   MAX_FILTER_ADDRESSES,
   domainSchema,
   emailAddressSchema,
+  isStableFilter,
   profileNameSchema,
   type MailboxFilter,
   mailboxFilterSchema,
@@ -47,7 +48,7 @@ export const AUDIT_MAX_SHOWN = 50;
 
 export const runbookCommandForms: readonly string[] = [
   '`preflight`: check everything the set-up needs (read-only)',
-  '`run setup [--dry-run] [filter]`: the whole server-side sync set-up as one runbook (default filter `all`); a second person approves; `--dry-run` only shows what would change',
+  '`run setup [--dry-run] [all | email ends with @contoso.com | addresses]`: the whole server-side sync set-up as one runbook (default `all`); a second person approves; `--dry-run` only shows what would change. Filters on mailbox state (`pending`, `untested`, `failed`, `profile "…"`) are refused: the runbook changes that state as it goes',
   '`profile show|create`: the email server profile',
   '`tenant show|set`: the Exchange Online tenant ID on the organization',
   '`configure mailboxes [filter]`: profile and delivery methods of the mailboxes (default `all`)',
@@ -180,6 +181,7 @@ function parseRunbookCommand(text: string): ParseResult | undefined {
     if (/(^|\s)--/.test(rest)) return invalid('The only option of `run setup` is `--dry-run`, written right after `run setup`.');
     const filter = rest === '' ? { ok: true as const, filter: { kind: 'all' } as MailboxFilter } : parseFilter(rest);
     if (!filter.ok) return filter;
+    if (!isStableFilter(filter.filter)) return { ok: false, code: 'FILTER_INVALID', message: unstableSetupFilterMessage(filter.filter) };
     return { ok: true, command: { kind: 'run-setup', dryRun, filter: filter.filter } };
   }
   if (/^run\b/i.test(text)) return invalid('Write `run setup [--dry-run] [filter]`.');
@@ -221,6 +223,27 @@ function parseRunbookCommand(text: string): ParseResult | undefined {
   }
   if (/^audit\b/i.test(text)) return invalid(`Write \`audit [n]\` with n from 1 to ${AUDIT_MAX_SHOWN}.`);
   return undefined;
+}
+
+/**
+ * Why `run setup` refuses a filter on mailbox state: its mailbox steps re-read the selection one
+ * after the other, and each step changes the very state such a filter selects on.
+ */
+function unstableSetupFilterMessage(filter: MailboxFilter): string {
+  const why = (() => {
+    switch (filter.kind) {
+      case 'pending':
+        return '`pending` would be empty once the runbook approves the mailboxes';
+      case 'profile':
+        return '`profile "…"` would be empty once the runbook moves the mailboxes to the new profile';
+      default:
+        return `\`${filter.kind}\` changes as soon as the runbook tests the mailboxes`;
+    }
+  })();
+  return (
+    `\`run setup\` takes only \`all\`, \`email ends with @contoso.com\` or a list of addresses: it configures, approves and tests the mailboxes one step after the other, ` +
+    `and ${why}, so the later steps would find nothing. For those mailboxes use \`approve mailboxes pending\` or \`test mailboxes failed\` (or \`configure mailboxes …\`) instead.`
+  );
 }
 
 function defaultFilter(verb: 'approve' | 'test'): { ok: true; filter: MailboxFilter } {

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { MAX_FILTER_ADDRESSES } from '../../jobs/mailbox-filter.ts';
-import { normaliseText, parseCommand, type ParseResult } from '../../bot/command-parser.ts';
+import { normaliseText, parseCommand, runbookCommandForms, type ParseResult } from '../../bot/command-parser.ts';
 
 function ok(result: ParseResult) {
   if (!result.ok) throw new Error(`expected a command, got ${result.code}: ${result.message}`);
@@ -87,5 +87,30 @@ describe('parseCommand', () => {
       expect(result.message).not.toContain('\u0007');
       expect(result.message).not.toMatch(/[`*]/);
     }
+  });
+
+  it('run setup takes only filters that its own steps do not change', () => {
+    expect(ok(parseCommand('run setup'))).toEqual({ kind: 'run-setup', dryRun: false, filter: { kind: 'all' } });
+    expect(ok(parseCommand('run setup --dry-run all'))).toEqual({ kind: 'run-setup', dryRun: true, filter: { kind: 'all' } });
+    expect(ok(parseCommand('run setup email ends with @contoso.com'))).toEqual({ kind: 'run-setup', dryRun: false, filter: { kind: 'domain', domain: 'contoso.com' } });
+    expect(ok(parseCommand('run setup --dry-run a@contoso.com, b@contoso.com'))).toEqual({ kind: 'run-setup', dryRun: true, filter: { kind: 'addresses', addresses: ['a@contoso.com', 'b@contoso.com'] } });
+    for (const [filter, why] of [
+      ['pending', 'approves'],
+      ['untested', 'tests'],
+      ['failed', 'tests'],
+      ['profile "Old Profile"', 'new profile'],
+    ] as const) {
+      for (const text of [`run setup ${filter}`, `run setup --dry-run ${filter}`]) {
+        const result = parseCommand(text);
+        expect(result, text).toMatchObject({ ok: false, code: 'FILTER_INVALID' });
+        if (result.ok) continue;
+        expect(result.message).toContain('takes only `all`, `email ends with @contoso.com` or a list of addresses');
+        expect(result.message).toContain(why);
+        expect(result.message).toContain('`approve mailboxes pending` or `test mailboxes failed`');
+      }
+    }
+    // The same filters still work for the commands that select on state.
+    expect(ok(parseCommand('configure mailboxes profile "Old Profile"'))).toEqual({ kind: 'configure-mailboxes', filter: { kind: 'profile', name: 'Old Profile' } });
+    expect(runbookCommandForms.find((f) => f.startsWith('`run setup'))).toContain('are refused');
   });
 });

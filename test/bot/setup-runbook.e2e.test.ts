@@ -180,8 +180,8 @@ describe('run setup', () => {
 
   it('a dry run shows the plan without buttons and queues no run', async () => {
     const t = await start();
-    const { runId, card, job } = await planned(OPERATOR, 'run setup --dry-run untested', setupPlan('setup', { done: ['preflight', 'import'] }));
-    expect(job).toMatchObject({ scope: 'setup', filter: { kind: 'untested' } });
+    const { runId, card, job } = await planned(OPERATOR, 'run setup --dry-run email ends with @contoso.com', setupPlan('setup', { done: ['preflight', 'import'] }));
+    expect(job).toMatchObject({ scope: 'setup', filter: { kind: 'domain', domain: 'contoso.com' } });
     const text = cardText(card);
     expect(text).toContain(`✓ ${stepTitles.import}: already done`);
     expect(text).toContain('Dry run: 11 steps would change something. Nothing was changed.');
