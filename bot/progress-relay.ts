@@ -52,8 +52,9 @@ import { runErrorFromAgent } from './user-facing-error.ts';
  * - the runbook (docs/runbook.md): preflight → the checks card; setup-plan → the dry-run card
  *   (succeeded), blocked (plan-failed), nothing to change (succeeded) or the plan card
  *   (awaiting-approval, approval-expiry timer); setup-run progress → the run card with its steps;
- *   result → succeeded + results card; a failed step → halted (Retry step, Cancel), or cancelled when
- *   the agent stopped on the run's cancel key (CANCELLED). A `setup` run reaching a final state
+ *   result → succeeded + results card; a failed step → halted (Retry step, Cancel); cancelled when
+ *   the agent stopped on the run's cancel key (CANCELLED); failed (not halted, the certificate
+ *   slot released) when the error is not about a step (PLAN_CHANGED, TWO_PERSON_RULE, no failed step). A `setup` run reaching a final state
  *   releases the deployment's cert-active key. Results and failures are appended to the audit log.
  *
  * Every card write of a run holds the run's card lock (RunStore.acquireCardLock), taken before the
@@ -269,9 +270,13 @@ export class ProgressRelay {
     const immediate = report.jobType === 'status' || report.jobType === 'cert-status' || report.jobType === 'preflight';
     const from: RunState[] = planning ? ['planning'] : immediate ? ['running'] : ['approved', 'running'];
     // A failed rotation or runbook step halts the run for a person (Resume / Retry step); a runbook
-    // run the agent stopped on its cancel key is cancelled; everything else fails.
-    const cancelled = report.jobType === 'setup-run' && e.code === 'CANCELLED';
-    const to: RunState = planning ? 'plan-failed' : cancelled ? 'cancelled' : report.jobType === 'cert-rotate' || report.jobType === 'setup-run' ? 'halted' : 'failed';
+    // run the agent stopped on its cancel key is cancelled; a runbook run that failed outside its steps (the plan no longer holds, the two-person
+    // rule, anything before the first step) fails: a retry could only fail the same way, and a halted
+    // run would keep the certificate slot. Everything else fails.
+    const setupRun = report.jobType === 'setup-run';
+    const cancelled = setupRun && e.code === 'CANCELLED';
+    const halts = report.jobType === 'cert-rotate' || (setupRun && isStepFailure(e.code, steps));
+    const to: RunState = planning ? 'plan-failed' : cancelled ? 'cancelled' : halts ? 'halted' : 'failed';
     const patch: RunPatch = { error: e, lastPostedSeq: report.seq, ...(steps ? { steps } : {}) };
     const moved = run.kind === 'cert-rollback' && run.parentRunId
       ? await runs.rollbackFailed(run.runId, run.parentRunId, run.deployment, from, patch)
@@ -578,6 +583,17 @@ function stepsOf(report: Report): StepState[] | undefined {
     default:
       return undefined;
   }
+}
+
+/** Errors about the run as a whole, never about one step: retrying the step cannot help. */
+const notAboutAStep: readonly string[] = ['PLAN_CHANGED', 'TWO_PERSON_RULE'];
+
+/**
+ * Whether a failed `setup-run` report is a failed step (the run halts: fix it, Retry step): it
+ * carries the step states with one of them failed, and its error is not about the run as a whole.
+ */
+function isStepFailure(code: string, steps: readonly StepState[] | undefined): boolean {
+  return !notAboutAStep.includes(code) && (steps ?? []).some((s) => s.state === 'failed');
 }
 
 /** Jobs that run again as attempt n + 1 (their reports' seqs say which attempt they belong to). */

@@ -10,7 +10,7 @@ import { head, nextStep, runStepLines, runbookHeading } from './setup-card-parts
 /**
  * The run card of an approved runbook run, updated in place: queued, each step with its state, then
  * succeeded (results card in the thread), halted (the failed step, the cause, what to do, Retry step
- * and Cancel) or cancelled.
+ * and Cancel), cancelled or failed (an error about the whole run: ask for a new plan).
  */
 export function setupRunCard(run: Run): AdaptiveCardJson {
   const body: CardElement[] = [...head(run)];
@@ -52,6 +52,9 @@ export function setupRunCard(run: Run): AdaptiveCardJson {
     case 'failed':
       body.push(text(`Failed${run.error ? ` (${run.error.code}): ${run.error.message}` : '.'}`, { color: 'Attention', weight: 'Bolder' }));
       if (run.error?.hint) body.push(text(`What to do: ${run.error.hint}`));
+      if (isRunbookKind(run.kind)) {
+        body.push(text(`This run has ended: it failed outside its steps, so a retry could only fail the same way${run.kind === 'setup' ? '; it no longer holds the certificate-change slot' : ''}. Ask for a new plan: \`@setup ${newPlanCommand(run)}\`.`));
+      }
       break;
     default:
       body.push(text(`State: ${run.state}`, { subtle: true }));
@@ -88,6 +91,20 @@ export function setupResultsCard(run: Run, result: SetupRunResult): AdaptiveCard
   }
   if (result.checklist.length > 0) body.push(text('Checklist: left for people', { weight: 'Bolder' }), bullets(result.checklist));
   return card(body);
+}
+
+/** What to type for a new plan of the same kind (a failed runbook run cannot be retried). */
+function newPlanCommand(run: Run): string {
+  switch (run.kind) {
+    case 'profile':
+      return 'profile create';
+    case 'tenant':
+      return 'tenant set';
+    case 'configure':
+      return 'configure mailboxes';
+    default:
+      return 'run setup';
+  }
 }
 
 /** The card a runbook or preflight run shows in its current state (clicks, timers, reposts). */

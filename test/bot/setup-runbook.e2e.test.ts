@@ -244,6 +244,30 @@ describe('run setup', () => {
     expect((await runStore().get(runId))?.state).toBe('succeeded');
   });
 
+  it.each([
+    ['PLAN_CHANGED', { code: 'PLAN_CHANGED', message: 'The selection now matches 900 mailboxes; the plan showed 540.', hint: 'What was approved is what runs: ask for a new plan (@setup run setup) and have it approved.' }, runSteps('setup', 0)],
+    ['TWO_PERSON_RULE', { code: 'TWO_PERSON_RULE', message: 'The approver is the requester.' }, undefined],
+    ['an error before the first step', { code: 'CERT_REQUIREMENTS', message: 'There is no usable certificate.' }, undefined],
+  ] as const)('a failed run setup whose error is not about a step (%s) fails, without Retry, and frees the certificate slot', async (_name, error, steps) => {
+    const t = await start();
+    const { runId, cardId } = await approvedSetup(OPERATOR);
+    await reportAndWait(cardId, runId, 'setup-run', { kind: 'started' });
+    expect(await runStore().certActive('contoso')).toBe(runId);
+    t.clock.advance(5_000);
+    const card = await reportAndWait(cardId, runId, 'setup-run', { kind: 'failed', error, ...(steps ? { steps: [...steps] } : {}) });
+    const text = cardText(card);
+    expect(text).toContain(`Failed (${error.code}): ${error.message}`);
+    expect(text).toContain('Ask for a new plan: `@setup run setup`');
+    expect(text).not.toContain('Retry step');
+    expect(card.actions ?? []).toEqual([]);
+    expect((await runStore().get(runId))?.state).toBe('failed');
+    expect(await runStore().certActive('contoso')).toBeUndefined();
+    // Nothing to resume: a typed resume changes nothing and queues no attempt 2.
+    await say(APPROVER, `resume ${runId}`);
+    expect((await runStore().get(runId))?.state).toBe('failed');
+    expect(t.agent.jobsOf('setup-run', runId)).toHaveLength(1);
+  });
+
   it('one certificate change at a time: a halted run setup holds the slot against a rotation, and a rotation against run setup', async () => {
     const t = await start();
     const setup = await approvedSetup(OPERATOR);
