@@ -52,10 +52,11 @@ import { runErrorFromAgent } from './user-facing-error.ts';
  * - the runbook (docs/runbook.md): preflight → the checks card; setup-plan → the dry-run card
  *   (succeeded), blocked (plan-failed), nothing to change (succeeded) or the plan card
  *   (awaiting-approval, approval-expiry timer); setup-run progress → the run card with its steps;
- *   result → succeeded + results card; a failed step → halted (Retry step, Cancel); cancelled when
- *   the agent stopped on the run's cancel key (CANCELLED); failed (not halted, the certificate
- *   slot released) when the error is not about a step (PLAN_CHANGED, TWO_PERSON_RULE, no failed step). A `setup` run reaching a final state
- *   releases the deployment's cert-active key. Results and failures are appended to the audit log.
+ *   result → succeeded + results card (which says so when a cancel came after the last step); a
+ *   failed step → halted (Retry step, Cancel); cancelled when the agent stopped on the run's cancel
+ *   key (CANCELLED) or the run failed after a cancel was asked; failed (not halted, the certificate
+ *   slot released) when the error is not about a step (PLAN_CHANGED, TWO_PERSON_RULE, no failed
+ *   step). A `setup` run reaching a final state releases the deployment's cert-active key. Results and failures are appended to the audit log.
  *
  * Every card write of a run holds the run's card lock (RunStore.acquireCardLock), taken before the
  * report changes anything: a report that finds it held is delayed and comes back, so a slow progress
@@ -270,11 +271,12 @@ export class ProgressRelay {
     const immediate = report.jobType === 'status' || report.jobType === 'cert-status' || report.jobType === 'preflight';
     const from: RunState[] = planning ? ['planning'] : immediate ? ['running'] : ['approved', 'running'];
     // A failed rotation or runbook step halts the run for a person (Resume / Retry step); a runbook
-    // run the agent stopped on its cancel key is cancelled; a runbook run that failed outside its steps (the plan no longer holds, the two-person
+    // run the agent stopped on its cancel key, or that failed after someone asked to cancel it, is
+    // cancelled; a runbook run that failed outside its steps (the plan no longer holds, the two-person
     // rule, anything before the first step) fails: a retry could only fail the same way, and a halted
     // run would keep the certificate slot. Everything else fails.
     const setupRun = report.jobType === 'setup-run';
-    const cancelled = setupRun && e.code === 'CANCELLED';
+    const cancelled = setupRun && (e.code === 'CANCELLED' || run.cancelRequestedBy !== undefined);
     const halts = report.jobType === 'cert-rotate' || (setupRun && isStepFailure(e.code, steps));
     const to: RunState = planning ? 'plan-failed' : cancelled ? 'cancelled' : halts ? 'halted' : 'failed';
     const patch: RunPatch = { error: e, lastPostedSeq: report.seq, ...(steps ? { steps } : {}) };

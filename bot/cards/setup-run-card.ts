@@ -9,8 +9,9 @@ import { head, nextStep, runStepLines, runbookHeading } from './setup-card-parts
 
 /**
  * The run card of an approved runbook run, updated in place: queued, each step with its state, then
- * succeeded (results card in the thread), halted (the failed step, the cause, what to do, Retry step
- * and Cancel), cancelled or failed (an error about the whole run: ask for a new plan).
+ * succeeded (results card in the thread; a cancel that came after the last step says so), halted (the
+ * failed step, the cause, what to do, Retry step and Cancel), cancelled (also when a step failed after
+ * a cancel was asked) or failed (an error about the whole run: ask for a new plan).
  */
 export function setupRunCard(run: Run): AdaptiveCardJson {
   const body: CardElement[] = [...head(run)];
@@ -31,6 +32,7 @@ export function setupRunCard(run: Run): AdaptiveCardJson {
     case 'succeeded': {
       const changed = run.result?.type === 'setup-run' ? run.result.changed : [];
       body.push(text(changed.length === 0 ? 'Finished: nothing to change, every step was already done.' : `Finished: every step is done (${changed.length} changed something). Results below.`, { color: 'Good', weight: 'Bolder' }));
+      body.push(...cancelTooLate(run));
       break;
     }
     case 'halted': {
@@ -45,8 +47,17 @@ export function setupRunCard(run: Run): AdaptiveCardJson {
       break;
     }
     case 'cancelled': {
+      const by = personName(run.cancelRequestedBy) || 'someone';
+      if (run.error && run.error.code !== 'CANCELLED') {
+        // Asked to cancel while a step ran, and that step (or the run) then failed: it ends here.
+        const step = failedStep(steps);
+        body.push(text(`Cancelled by ${by}: the run failed${step ? ` at ${stepTitles[step.id]}` : ''} after the cancel was asked, so it ends here, not halted; steps done stay done.`, { color: 'Attention', weight: 'Bolder' }));
+        body.push(text(`Cause (${run.error.code}): ${run.error.message}`, { color: 'Attention' }));
+        if (run.error.hint) body.push(text(`What to do: ${run.error.hint}`));
+        break;
+      }
       const before = nextStep(steps);
-      body.push(text(`Cancelled by ${personName(run.cancelRequestedBy) || 'someone'}${before ? ` before ${stepTitles[before.id]}` : ''}; steps done stay done.`, { color: 'Attention', weight: 'Bolder' }));
+      body.push(text(`Cancelled by ${by}${before ? ` before ${stepTitles[before.id]}` : ''}; steps done stay done.`, { color: 'Attention', weight: 'Bolder' }));
       break;
     }
     case 'failed':
@@ -68,6 +79,7 @@ export function setupResultsCard(run: Run, result: SetupRunResult): AdaptiveCard
   const seconds = Math.round(result.durationMs / 1000);
   const failedTests = (result.testReport?.failed ?? 0) + (result.testReport?.noResult ?? 0);
   const body: CardElement[] = [title(`Results: ${runbookHeading(run.kind).toLowerCase()} (run ${run.runId})`, failedTests > 0 ? 'Warning' : 'Good')];
+  body.push(...cancelTooLate(run));
   body.push(facts([
     ['Steps changed', result.changed.length === 0 ? 'nothing to change' : String(result.changed.length)],
     ['Duration', `${seconds} s`],
@@ -91,6 +103,13 @@ export function setupResultsCard(run: Run, result: SetupRunResult): AdaptiveCard
   }
   if (result.checklist.length > 0) body.push(text('Checklist: left for people', { weight: 'Bolder' }), bullets(result.checklist));
   return card(body);
+}
+
+/** A cancel asked for while the last step ran: the run finished anyway. */
+function cancelTooLate(run: Run): CardElement[] {
+  return run.cancelRequestedBy
+    ? [text(`The cancel ${personName(run.cancelRequestedBy)} asked for came too late: the run had finished its last step. Nothing was undone.`, { color: 'Warning' })]
+    : [];
 }
 
 /** What to type for a new plan of the same kind (a failed runbook run cannot be retried). */

@@ -133,6 +133,43 @@ describe('cancel', () => {
     expect(again).toContain(`Run ${runId} is already cancelled.`);
   });
 
+  it('a cancel asked while a step runs: the step then fails → cancelled (no Retry), the slot released', async () => {
+    const t = h = await startHarness({ env: twoApproversEnv });
+    const { runId, cardId } = await approved();
+    await reportAndWait(cardId, runId, 'setup-run', { kind: 'started' });
+    await say(OPERATOR, `cancel ${runId}`);
+    expect(await t.redis.exists(runStore().cancelKey(runId))).toBe(1);
+    // The running step failed before the agent looked at the cancel key.
+    t.clock.advance(5_000);
+    const card = await reportAndWait(cardId, runId, 'setup-run', { kind: 'failed', error: { code: 'GRAPH_FORBIDDEN', message: 'Graph returned 403.', hint: 'Grant admin consent.' }, steps: runSteps('setup', 3, 'failed') });
+    const text = cardText(card);
+    expect(text).toContain(`Cancelled by ${OPERATOR.name}: the run failed at ${stepTitles['register-crm']} after the cancel was asked`);
+    expect(text).toContain('Cause (GRAPH_FORBIDDEN): Graph returned 403.');
+    expect(text).not.toContain('Retry step');
+    expect(card.actions ?? []).toEqual([]);
+    expect((await runStore().get(runId))?.state).toBe('cancelled');
+    expect(await runStore().certActive('contoso')).toBeUndefined();
+    const resume = cardText(cardOf(await say(APPROVER, `resume ${runId}`)));
+    expect(resume).not.toContain('attempt 2');
+    expect(t.agent.jobsOf('setup-run', runId)).toHaveLength(1);
+  });
+
+  it('a cancel asked while the last step runs: the run succeeds and its cards say the cancel came too late', async () => {
+    const t = h = await startHarness({ env: twoApproversEnv });
+    const { runId, cardId } = await approved();
+    await reportAndWait(cardId, runId, 'setup-run', { kind: 'started' });
+    await say(OPERATOR, `cancel ${runId}`);
+    t.clock.advance(5_000);
+    const posts = t.connector.posts().length;
+    const card = cardText(await reportAndWait(cardId, runId, 'setup-run', { kind: 'result', result: setupRunResult('setup') }));
+    const tooLate = `The cancel ${OPERATOR.name} asked for came too late: the run had finished its last step.`;
+    expect(card).toContain('Finished: every step is done');
+    expect(card).toContain(tooLate);
+    await t.connector.waitFor(() => t.connector.posts().length === posts + 1, 'the results card');
+    expect(cardText(cardOf(t.connector.posts().at(-1)))).toContain(tooLate);
+    expect((await runStore().get(runId))?.state).toBe('succeeded');
+  });
+
   it('a halted run: Cancel → cancelled, the slot released; a halted rotation is refused; a running status is refused', async () => {
     const t = h = await startHarness({ env: twoApproversEnv });
     const { runId, cardId } = await halted();
@@ -164,16 +201,12 @@ describe('cancel', () => {
 });
 
 describe('resume', () => {
-  it('typed `resume <run>` of a halted run: attempt 2, and a cancel asked during attempt 1 no longer stops it', async () => {
+  it('typed `resume <run>` of a halted run: attempt 2, and a stale cancel key no longer stops it', async () => {
     const t = h = await startHarness({ env: twoApproversEnv });
-    const p = await approved();
-    await reportAndWait(p.cardId, p.runId, 'setup-run', { kind: 'started' });
-    await say(OPERATOR, `cancel ${p.runId}`);
-    expect(await t.redis.exists(runStore().cancelKey(p.runId))).toBe(1);
-    // The step failed before the agent saw the cancel: halted, not cancelled.
-    t.clock.advance(5_000);
-    await reportAndWait(p.cardId, p.runId, 'setup-run', { kind: 'failed', error: { code: 'GRAPH_FORBIDDEN', message: 'Graph returned 403.' }, steps: runSteps('setup', 3, 'failed') });
+    const p = await halted();
     expect((await runStore().get(p.runId))?.state).toBe('halted');
+    // A cancel key left over (asked just as the step failed): the resume deletes it with the state change.
+    await t.redis.set(runStore().cancelKey(p.runId), '1');
 
     const refused = cardText(cardOf(await say(OPERATOR, `resume ${p.runId}`)));
     expect(refused).toContain('SETUP_APPROVERS');
