@@ -3,6 +3,7 @@ import type { Redis } from 'ioredis';
 import type { Logger } from '../core/logger.ts';
 import { SetupError } from '../core/setup-error.ts';
 import { jobTtlMs } from '../jobs/job-options.ts';
+import { RUN_TTL_SECONDS } from '../jobs/runbook-types.ts';
 import type { AgentConfig } from './agent-config.ts';
 import { readCertificateFile, summarizeDer } from './cert-kit.ts';
 import { createCertLock } from './cert-lock.ts';
@@ -30,8 +31,11 @@ export interface CertServicesHandle {
   close(): Promise<void>;
 }
 
-/** The step journal lives as long as a signed rotation job can (its result is kept as long). */
-export const CERT_JOURNAL_TTL_MS = jobTtlMs['cert-rotate'] + 24 * 60 * 60_000;
+/**
+ * The step journal lives as long as a run (a halted runbook run can be resumed for RUN_TTL_SECONDS),
+ * and at least as long as a signed rotation job can (its result is kept as long).
+ */
+export const CERT_JOURNAL_TTL_MS = Math.max(RUN_TTL_SECONDS * 1000, jobTtlMs['cert-rotate'] + 24 * 60 * 60_000);
 
 /** The variables Graph still needs (empty when it is configured). */
 export function graphMissing(config: AgentConfig): string[] {

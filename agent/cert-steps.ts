@@ -36,7 +36,17 @@ export interface StepJournal {
   /** The intact entries of a run (an entry whose MAC does not verify is ignored: the step runs again). */
   load(runId: string): Promise<Map<StepId, JournalEntry>>;
   record(runId: string, id: StepId, entry: Omit<JournalEntry, 'seq'>): Promise<JournalEntry>;
+  /**
+   * Records, before a restart-trigger step runs, that it is about to change something (field
+   * `_intent:<step>`, MACed, holding the seq). Sticky: only a later `done` entry of the step settles it.
+   */
+  markIntent(runId: string, id: StepId): Promise<number>;
+  /** The intact intents of a run: step → the seq of its last intent. */
+  intents(runId: string): Promise<Map<StepId, number>>;
 }
+
+const INTENT_PREFIX = '_intent:';
+const intentSchema = z.object({ seq: z.number().int().nonnegative() }).strict();
 
 /**
  * The step journal of certificate and runbook runs: what each step did, per run, kept across attempts so a
@@ -49,6 +59,31 @@ export function createStepJournal(options: { redis: Redis; prefix: string; signi
   const mac = (redisKey: string, field: string, json: string) =>
     createHmac('sha256', key).update(`cert-steps\n${redisKey}\n${field}\n${json}`).digest('base64url');
 
+  /** The JSON a MACed field holds, or undefined when it is not intact. */
+  const verified = (redisKey: string, field: string, value: string): unknown => {
+    let stored: z.infer<typeof storedSchema>;
+    try {
+      stored = storedSchema.parse(JSON.parse(value));
+    } catch {
+      return undefined;
+    }
+    const expected = Buffer.from(mac(redisKey, field, stored.entry));
+    const actual = Buffer.from(stored.mac);
+    if (expected.length !== actual.length || !timingSafeEqual(expected, actual)) return undefined;
+    try {
+      return JSON.parse(stored.entry) as unknown;
+    } catch {
+      return undefined;
+    }
+  };
+  const write = async (redisKey: string, field: string, json: string) => {
+    await options.redis
+      .multi()
+      .hset(redisKey, field, JSON.stringify({ entry: json, mac: mac(redisKey, field, json) }))
+      .pexpire(redisKey, options.ttlMs)
+      .exec();
+  };
+
   return {
     async load(runId) {
       const redisKey = certStepsKey(options.prefix, runId);
@@ -57,22 +92,7 @@ export function createStepJournal(options: { redis: Redis; prefix: string; signi
       for (const [field, value] of Object.entries(raw)) {
         const id = stepIdSchema.safeParse(field);
         if (!id.success) continue;
-        let stored: z.infer<typeof storedSchema>;
-        try {
-          stored = storedSchema.parse(JSON.parse(value));
-        } catch {
-          continue;
-        }
-        const expected = Buffer.from(mac(redisKey, field, stored.entry));
-        const actual = Buffer.from(stored.mac);
-        if (expected.length !== actual.length || !timingSafeEqual(expected, actual)) continue;
-        let parsed: unknown;
-        try {
-          parsed = JSON.parse(stored.entry);
-        } catch {
-          continue;
-        }
-        const entry = entrySchema.safeParse(parsed);
+        const entry = entrySchema.safeParse(verified(redisKey, field, value));
         if (entry.success) entries.set(id.data, entry.data);
       }
       return entries;
@@ -81,13 +101,26 @@ export function createStepJournal(options: { redis: Redis; prefix: string; signi
       const redisKey = certStepsKey(options.prefix, runId);
       const seq = await options.redis.hincrby(redisKey, '_seq', 1);
       const entry = entrySchema.parse({ ...partial, seq });
-      const json = JSON.stringify(entry);
-      await options.redis
-        .multi()
-        .hset(redisKey, id, JSON.stringify({ entry: json, mac: mac(redisKey, id, json) }))
-        .pexpire(redisKey, options.ttlMs)
-        .exec();
+      await write(redisKey, id, JSON.stringify(entry));
       return entry;
+    },
+    async markIntent(runId, id) {
+      const redisKey = certStepsKey(options.prefix, runId);
+      const seq = await options.redis.hincrby(redisKey, '_seq', 1);
+      await write(redisKey, `${INTENT_PREFIX}${id}`, JSON.stringify({ seq }));
+      return seq;
+    },
+    async intents(runId) {
+      const redisKey = certStepsKey(options.prefix, runId);
+      const raw = await options.redis.hgetall(redisKey);
+      const intents = new Map<StepId, number>();
+      for (const [field, value] of Object.entries(raw)) {
+        if (!field.startsWith(INTENT_PREFIX)) continue;
+        const id = stepIdSchema.safeParse(field.slice(INTENT_PREFIX.length));
+        const intent = intentSchema.safeParse(verified(redisKey, field, value));
+        if (id.success && intent.success) intents.set(id.data, intent.data.seq);
+      }
+      return intents;
     },
   };
 }
@@ -148,9 +181,22 @@ const AGENT_ACTOR = `agent ${hostname()}`;
  * CANCELLED and the steps done stay done. After every step it appends an audit entry
  * (`ctx.audit`); a failing audit log is logged, never fatal.
  */
+export interface StepRunnerOptions {
+  /**
+   * Steps whose change the async services pick up only after restart-services (the runbook's
+   * RESTART_TRIGGERS). Before one runs, the runner records an intent in the journal; a later attempt
+   * that finds an intent no `done` entry settled (the agent stopped, or the step failed, after its
+   * change may have been made) counts the step as changed even when it now finds "already": the
+   * restart stays owed.
+   */
+  restartTriggers?: ReadonlySet<StepId>;
+}
+
 export class StepRunner {
   readonly states: StepState[];
   readonly #entries: Map<StepId, JournalEntry>;
+  readonly #intents: Map<StepId, number>;
+  readonly #triggers: ReadonlySet<StepId>;
 
   private constructor(
     private readonly ctx: JobContext,
@@ -159,15 +205,29 @@ export class StepRunner {
     private readonly attempt: number,
     ids: readonly StepId[],
     entries: Map<StepId, JournalEntry>,
+    intents: Map<StepId, number>,
+    triggers: ReadonlySet<StepId>,
   ) {
     this.states = ids.map((id) => ({ id, state: 'pending' }));
     this.#entries = entries;
+    this.#intents = intents;
+    this.#triggers = triggers;
   }
 
-  static async start(ctx: JobContext, journal: StepJournal, runId: string, attempt: number, ids: readonly StepId[]): Promise<StepRunner> {
-    const runner = new StepRunner(ctx, journal, runId, attempt, ids, await journal.load(runId));
+  static async start(ctx: JobContext, journal: StepJournal, runId: string, attempt: number, ids: readonly StepId[], options: StepRunnerOptions = {}): Promise<StepRunner> {
+    const triggers = options.restartTriggers ?? new Set<StepId>();
+    const intents = triggers.size > 0 ? await journal.intents(runId) : new Map<StepId, number>();
+    const runner = new StepRunner(ctx, journal, runId, attempt, ids, await journal.load(runId), intents, triggers);
     runner.#report();
     return runner;
+  }
+
+  /** Whether an earlier attempt began a trigger step and no `done` entry of it came after (its change may be made, unrecorded). */
+  #unsettledIntent(id: StepId): boolean {
+    const intent = this.#intents.get(id);
+    if (intent === undefined) return false;
+    const entry = this.#entries.get(id);
+    return !(entry?.state === 'done' && entry.seq > intent);
   }
 
   /** What an earlier attempt recorded for a step. */
@@ -212,12 +272,19 @@ export class StepRunner {
     }
     if (this.ctx.signal.aborted) throw this.ctx.signal.reason;
     await this.#stopIfCancelled(id);
+    const trigger = this.#triggers.has(id);
+    const interrupted = trigger && this.#unsettledIntent(id);
     this.#set(id, 'running');
     let outcome: StepOutcome;
     try {
+      if (trigger) this.#intents.set(id, await this.journal.markIntent(this.runId, id));
       outcome = await fn({ update: (detail) => this.#set(id, 'running', detail) });
     } catch (error) {
       throw await this.#fail(id, error);
+    }
+    if (interrupted && !outcome.changed && (outcome.state ?? 'done') === 'done') {
+      // An earlier attempt stopped during this step: what it finds done now may be that attempt's change.
+      outcome = { ...outcome, changed: true, wrote: true, detail: `${outcome.detail} (an earlier attempt stopped during this step: its change counts, the services restart)` };
     }
     const state = outcome.state ?? 'done';
     if (state === 'skipped') {

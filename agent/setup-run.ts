@@ -9,7 +9,7 @@ import { StepRunner, type StepOutcome } from './cert-steps.ts';
 import type { JobContext } from './job-context.ts';
 import { ALL_MAILBOXES, hasMailboxSteps, requireStableFilter, runbookEnv, selectionCount, wantedProfile } from './runbook-env.ts';
 import type { RunbookFacts } from './runbook-step.ts';
-import { runbookSteps } from './runbook-steps.ts';
+import { RESTART_TRIGGERS, runbookSteps } from './runbook-steps.ts';
 import { chooseCertificate, type ChosenCert } from './setup-certificate.ts';
 import { requireRunbook } from './tenant-step.ts';
 
@@ -89,7 +89,7 @@ async function execute(payload: PayloadOf<'setup-run'>, ctx: JobContext, certs: 
 
   // ---- the steps ----
   const ids = scopeStepIds[scope];
-  const runner = await StepRunner.start(ctx, journal, payload.runId, payload.attempt, ids);
+  const runner = await StepRunner.start(ctx, journal, payload.runId, payload.attempt, ids, { restartTriggers: RESTART_TRIGGERS });
   const facts: RunbookFacts = {};
   for (const id of ids) {
     for (const key of FACT_KEYS) {

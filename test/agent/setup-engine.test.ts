@@ -3,6 +3,9 @@ import type { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { certStepsKey, createStepJournal, StepRunner, type StepJournal } from '../../agent/cert-steps.ts';
 import type { AuditAppend } from '../../agent/job-context.ts';
+import { CERT_JOURNAL_TTL_MS } from '../../agent/cert-services.ts';
+import { RESTART_TRIGGERS } from '../../agent/runbook-steps.ts';
+import { RUN_TTL_SECONDS } from '../../jobs/runbook-types.ts';
 import { createAuditLog } from '../../core/audit-log.ts';
 import { connectRedis } from '../../core/redis-connection.ts';
 import { SetupError } from '../../core/setup-error.ts';
@@ -59,7 +62,7 @@ type Behaviour = Partial<Record<StepId, () => { detail: string; changed?: boolea
 
 /** Runs IDS with fake steps; restart-services restarts only when owed (as the runbook's does). */
 async function runAll(w: World, runId: string, attempt: number, behaviour: Behaviour): Promise<StepRunner> {
-  const runner = await StepRunner.start(w.ctx, journal, runId, attempt, IDS);
+  const runner = await StepRunner.start(w.ctx, journal, runId, attempt, IDS, { restartTriggers: RESTART_TRIGGERS });
   for (const id of IDS) {
     await runner.run(id, () => {
       w.calls.push(id);
@@ -149,6 +152,43 @@ describe('the runbook step runner', () => {
     const again = world();
     await runAll(again, runId, 2, {});
     expect(again.calls).toEqual(['preflight', 'restart-services', 'org-defaults']);
+  });
+
+  it('owes the restart when an earlier attempt stopped inside a trigger step after its change, not when the step finished', async () => {
+    const w = world();
+    const runId = newRunId();
+    // Attempt 1: tenant-id makes its change, then fails before it is journaled as done.
+    await failure(
+      runAll(w, runId, 1, {
+        'tenant-id': () => {
+          throw new SetupError('POWERSHELL_TIMEOUT', 'Set-S2STenantId did not answer');
+        },
+      }),
+    );
+    // Attempt 2: tenant-id finds it already set; the restart is still owed and tenant-id counts as changed.
+    const again = world();
+    const runner = await runAll(again, runId, 2, {});
+    expect(runner.wroteSteps()).toEqual(['tenant-id', 'restart-services']);
+    expect(runner.snapshot().find((s) => s.id === 'restart-services')?.detail).toBe('restarted');
+    expect(runner.snapshot().find((s) => s.id === 'tenant-id')?.detail).toMatch(/earlier attempt stopped during this step/);
+
+    // A trigger step that finished (done, nothing changed) leaves no restart owed on a later attempt.
+    const clean = newRunId();
+    await failure(runAll(world(), clean, 1, { 'email-profile': () => { throw new SetupError('STEP_FAILED', 'boom'); } }));
+    const resumed = await runAll(world(), clean, 2, {});
+    expect(resumed.wroteSteps()).toEqual([]);
+  });
+
+  it('an intent written by someone else (bad MAC) is ignored', async () => {
+    const runId = newRunId();
+    await redis.hset(certStepsKey(prefix, runId), '_intent:tenant-id', JSON.stringify({ entry: '{"seq":99}', mac: 'forged' }));
+    expect((await journal.intents(runId)).size).toBe(0);
+    await journal.markIntent(runId, 'tenant-id');
+    expect([...(await journal.intents(runId)).keys()]).toEqual(['tenant-id']);
+  });
+
+  it('the step journal lives as long as a run can be resumed', () => {
+    expect(CERT_JOURNAL_TTL_MS).toBeGreaterThanOrEqual(RUN_TTL_SECONDS * 1000);
   });
 
   it('stops with CANCELLED before the next step when the cancel key is set; the steps done stay done', async () => {
