@@ -64,6 +64,13 @@ async function act(req: ActivityRequest, verb: Verb, data: unknown): Promise<Car
   }
   const runId = parsed.data.runId;
   const log = req.log.child({ runId, verb });
+  // Every action on a run needs an operator or an approver (each action's own right is checked
+  // after): a stranger with a run id learns nothing, not even whether the run exists.
+  const member = req.services.authorizer.canRunCommands(req.from.aadObjectId);
+  if (!member.allowed) {
+    log.info({ reason: member.reason }, 'card action refused: may not run commands');
+    return member.reason;
+  }
   const run = await loadRun(req.services, runId, log);
   if (!run) {
     log.info('card action for an unknown run');
@@ -420,11 +427,18 @@ function sameId(a: string, b: string): boolean {
 const checklistDataSchema = z.object(Object.fromEntries(checklistItemIdSchema.options.map((id) => [checklistInputId(id), z.string().max(10).optional()]))).passthrough();
 
 /**
- * Confirm checklist (`run setup` plan card): only the requester, only while the plan awaits approval,
+ * Confirm checklist (`run setup` plan card): only the requester (still an operator or an approver),
+ * only while the plan awaits approval,
  * only with both questions switched on. Stored with the run (a compare-and-set on awaiting-approval,
  * refused once the plan has expired) and the card re-rendered for everyone: the toggles become "confirmed by".
  */
 async function confirmChecklist(req: ActivityRequest, run: Run, data: unknown, log: Logger): Promise<CardActionReply> {
+  // A requester who is no longer an operator (nor an approver) confirms nothing.
+  const member = req.services.authorizer.canRunCommands(req.from.aadObjectId);
+  if (!member.allowed) {
+    log.info({ reason: member.reason }, 'checklist confirmation refused: may not run commands');
+    return member.reason;
+  }
   if (!sameId(req.from.aadObjectId, run.requester.aadObjectId)) {
     log.info('checklist confirmation refused: not the requester');
     return `Only ${personName(run.requester) || 'the person who asked for this run'} (who asked for it) can confirm the checklist.`;

@@ -80,13 +80,14 @@ export function rotateJob(run: Run, approvedBy: string, attempt: number, resumed
  */
 export async function resumeRun(req: ActivityRequest, run: Run, log: Logger): Promise<CardActionReply> {
   const { runs, jobs, timers, authorizer, now } = req.services;
-  if (run.kind !== 'cert-rotate' && !isRunbookKind(run.kind)) {
-    return `Run ${run.runId} is a ${run.kind} run: only a halted certificate rotation or set-up run can be resumed.`;
-  }
+  // Who may, before anything about the run (its kind, its state) is said.
   const allowed = authorizer.canApprove(req.from.aadObjectId);
   if (!allowed.allowed) {
     log.info({ reason: allowed.reason }, 'resume refused');
     return allowed.reason;
+  }
+  if (run.kind !== 'cert-rotate' && !isRunbookKind(run.kind)) {
+    return `Run ${run.runId} is a ${run.kind} run: only a halted certificate rotation or set-up run can be resumed.`;
   }
   if (run.state !== 'halted') {
     log.info({ state: run.state }, 'resume of a run that is not halted');
@@ -136,7 +137,8 @@ export async function resumeRun(req: ActivityRequest, run: Run, log: Logger): Pr
 }
 
 /**
- * Cancel (the requester or an approver):
+ * Cancel (the requester while still an operator, or an approver; checked before anything about the
+ * run, even that it has ended, is said):
  * - planning / awaiting-approval (any kind with a plan) → cancelled: nothing ran;
  * - a halted runbook run → cancelled (a `setup` run releases the deployment's certificate-change slot);
  * - an approved or running runbook run: its cancel key is set, so the agent stops before its next
@@ -146,12 +148,17 @@ export async function resumeRun(req: ActivityRequest, run: Run, log: Logger): Pr
  */
 export async function cancelRun(req: ActivityRequest, run: Run, log: Logger): Promise<CardActionReply> {
   const { runs, authorizer } = req.services;
-  if (finalStates.includes(run.state)) return `Run ${run.runId} is already ${run.state}.`;
+  const member = authorizer.canRunCommands(req.from.aadObjectId);
+  if (!member.allowed) {
+    log.info({ reason: member.reason }, 'cancel refused: may not run commands');
+    return member.reason;
+  }
   const allowed = authorizer.canRejectOrWithdraw(req.from.aadObjectId, { requesterAadObjectId: run.requester.aadObjectId });
   if (!allowed.allowed) {
     log.info({ reason: allowed.reason }, 'cancel refused');
     return allowed.reason.replace('may reject it', 'may cancel it');
   }
+  if (finalStates.includes(run.state)) return `Run ${run.runId} is already ${run.state}.`;
   const patch: RunPatch = { cancelRequestedBy: req.from };
   const runbook = isRunbookKind(run.kind);
   switch (run.state) {

@@ -1,12 +1,14 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import type { JobType, ReportEvent } from '../../jobs/job-types.ts';
 import { stepTitles } from '../../jobs/cert-types.ts';
+import { newRunId } from '../../jobs/job-options.ts';
 import type { RunStore } from '../../bot/run-store.ts';
 import {
   APPROVER,
   OPERATOR,
   OTHER_OPERATOR,
   SECOND_APPROVER,
+  STRANGER,
   clickCard,
   invokeActivity,
   runStoreOf,
@@ -229,5 +231,63 @@ describe('resume', () => {
     expect((await runStore().get(p.runId))?.state).toBe('succeeded');
     const done = cardText(cardOf(await say(APPROVER, `resume ${p.runId}`)));
     expect(done).toContain('Finished');
+  });
+});
+
+describe('authorization before anything about the run', () => {
+  /** A `run setup` plan awaiting approval whose requester is no longer an operator (nor an approver). */
+  async function strangersPlan(t: Harness) {
+    return runStore().create({
+      runId: newRunId(),
+      deployment: 'contoso',
+      kind: 'setup',
+      state: 'awaiting-approval',
+      filter: { kind: 'all' },
+      requester: { aadObjectId: STRANGER.aadObjectId, name: STRANGER.name },
+      conversation: { channelId: 'msteams', serviceUrl: t.connector.url, conversation: { id: t.conversationId }, bot: { id: '28:setup-bot' } },
+      plan: setupPlan('setup'),
+    });
+  }
+
+  it('a stranger typing resume / cancel learns nothing: not whether the run exists, nor its state', async () => {
+    const t = h = await startHarness({ env: twoApproversEnv });
+    const run = await strangersPlan(t);
+    for (const text of [`cancel ${run.runId}`, 'cancel unknownrun0001', `resume ${run.runId}`, 'resume unknownrun0001']) {
+      const reply = cardText(cardOf(await say(STRANGER, text)));
+      expect(reply, text).toContain('SETUP_OPERATORS');
+      expect(reply, text).not.toContain('No run');
+      expect(reply, text).not.toContain('awaiting');
+    }
+    expect((await runStore().get(run.runId))?.state).toBe('awaiting-approval');
+
+    // Once the run has ended: still the refusal, not "already cancelled"; an operator who may not
+    // cancel this run hears that, not its state.
+    await click(APPROVER, 'run.cancel', run.runId, 'card-1');
+    expect((await runStore().get(run.runId))?.state).toBe('cancelled');
+    const stranger = cardText(cardOf(await say(STRANGER, `cancel ${run.runId}`)));
+    expect(stranger).toContain('SETUP_OPERATORS');
+    expect(stranger).not.toContain('already');
+    const operator = cardText(cardOf(await say(OTHER_OPERATOR, `cancel ${run.runId}`)));
+    expect(operator).toContain('may cancel it');
+    expect(operator).not.toContain('already');
+    expect(cardText(cardOf(await say(APPROVER, `cancel ${run.runId}`)))).toContain(`Run ${run.runId} is already cancelled.`);
+  });
+
+  it('a requester who is no longer an operator can neither cancel nor confirm the checklist; a stranger\'s click on an unknown run is refused', async () => {
+    const t = h = await startHarness({ env: twoApproversEnv });
+    const run = await strangersPlan(t);
+    const cancel = await click(STRANGER, 'run.cancel', run.runId, 'card-1');
+    expect(String(cancel.body.value)).toContain('SETUP_OPERATORS');
+    const data = { runId: run.runId, 'checklist-hybrid-connector': 'true', 'checklist-exchange-enabled': 'true' };
+    const confirm = await clickCard(t, STRANGER, 'setup.confirm-checklist', run.runId, 'card-1', invokeActivity(t, STRANGER, 'setup.confirm-checklist', data, 'card-1'));
+    expect(String(confirm.body.value)).toContain('SETUP_OPERATORS');
+    const latest = await runStore().get(run.runId);
+    expect(latest?.state).toBe('awaiting-approval');
+    expect(latest?.checklist).toBeUndefined();
+    expect(latest?.cancelRequestedBy).toBeUndefined();
+
+    const unknown = await click(STRANGER, 'run.cancel', 'unknownrun0001', 'card-1');
+    expect(String(unknown.body.value)).toContain('SETUP_OPERATORS');
+    expect(String(unknown.body.value)).not.toContain('unknown or too old');
   });
 });
