@@ -21,10 +21,15 @@ export interface RunbookFacts {
   /** The runbook's email server profile (PROFILE_NAME), once it exists. */
   profileId?: string;
   /**
-   * Mailboxes configure-mailboxes changed in this attempt: test-enable tests them even when their
+   * Mailboxes configure-mailboxes changed in this run (kept in its journal data across attempts): test-enable tests them even when their
    * last test (with the old profile or delivery methods) succeeded.
    */
   reconfigured?: Set<string>;
+  /**
+   * configure-mailboxes changed more mailboxes than its journal data holds ids for (an earlier
+   * attempt's "many" marker): test-enable tests every mailbox of the selection.
+   */
+  reconfiguredAll?: boolean;
 }
 
 export interface RunbookEnv {

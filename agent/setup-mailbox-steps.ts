@@ -8,7 +8,7 @@ import { FailureGroups } from './failure-groups.ts';
 import type { JobContext } from './job-context.ts';
 import { configuredMailboxColumns, configuredMailboxSchema, readSelectionWith, type ConfiguredMailbox } from './mailbox-selection.ts';
 import { patchInBatches } from './patch-in-batches.ts';
-import type { RunbookEnv, RunbookStep, StepCheck } from './runbook-step.ts';
+import type { RunbookEnv, RunbookFacts, RunbookStep, StepCheck } from './runbook-step.ts';
 import { runbookProfileId } from './setup-profile-step.ts';
 import { mailboxes, stepDetail, throttledUpdate } from './step-detail.ts';
 import { testAndEnable } from './test-mailboxes.ts';
@@ -66,6 +66,30 @@ function mailboxFailure(code: SetupErrorCode, text: { failed: number; of: number
 
 // ---- configure-mailboxes ---------------------------------------------------------------------------
 
+/** The journal data key of the mailboxes configure-mailboxes changed (test-enable of a later attempt needs them). */
+export const RECONFIGURED_KEY = 'reconfigured';
+/** Its value when the ids do not fit in one journal value: test every mailbox of the selection. */
+export const RECONFIGURED_MANY = '*';
+/** A journal data value holds at most this many characters (cert-steps.ts entrySchema). */
+const MAX_DATA_CHARS = 20_000;
+
+/** The changed mailbox ids as one journal data value: comma-separated when they fit, else the "many" marker. */
+export function encodeReconfigured(ids: Iterable<string>): string {
+  const text = [...ids].join(',');
+  return text.length <= MAX_DATA_CHARS ? text : RECONFIGURED_MANY;
+}
+
+/** Puts what an attempt's configure-mailboxes recorded back into the facts (setup-run.ts, on a resume). */
+export function restoreReconfigured(facts: RunbookFacts, value: string | undefined): void {
+  if (value === undefined || value === '') return;
+  if (value === RECONFIGURED_MANY) {
+    facts.reconfiguredAll = true;
+    return;
+  }
+  const set = (facts.reconfigured ??= new Set());
+  for (const id of value.split(',')) if (id) set.add(id.toLowerCase());
+}
+
 async function checkConfigure(env: RunbookEnv): Promise<StepCheck> {
   const profileId = await runbookProfileId(env);
   if (!profileId && env.scope !== 'setup') {
@@ -115,7 +139,7 @@ async function applyConfigure(env: RunbookEnv, step: StepUpdate) {
       },
     },
   );
-  for (const id of configured) (env.facts.reconfigured ??= new Set()).add(id);
+  for (const id of configured) (env.facts.reconfigured ??= new Set()).add(id.toLowerCase());
   await readBack(env, configured, (r) => needsConfiguring(r, profileId), 'configured');
   env.ctx.logger.info({ selected: rows.length, configured: configured.size, failed: failures.total }, 'mailboxes configured');
   if (failures.total > 0) {
@@ -124,7 +148,7 @@ async function applyConfigure(env: RunbookEnv, step: StepUpdate) {
       configured: configured.size,
     });
   }
-  return { detail: stepDetail(`configured ${configured.size} of ${mailboxes(rows.length)}`), wrote: true, changed: false };
+  return { detail: stepDetail(`configured ${configured.size} of ${mailboxes(rows.length)}`), wrote: true, changed: false, data: { [RECONFIGURED_KEY]: encodeReconfigured(configured) } };
 }
 
 /**
@@ -188,7 +212,8 @@ async function applyApprove(env: RunbookEnv, step: StepUpdate) {
  */
 function toTest(env: RunbookEnv, rows: readonly ConfiguredMailbox[], planning: boolean): ConfiguredMailbox[] {
   const profileId = env.facts.profileId;
-  return rows.filter((r) => needsTest(r) || env.facts.reconfigured?.has(r.mailboxid) === true || (planning && env.scope === 'setup' && needsConfiguring(r, profileId)));
+  if (!planning && env.facts.reconfiguredAll === true) return [...rows];
+  return rows.filter((r) => needsTest(r) || env.facts.reconfigured?.has(r.mailboxid.toLowerCase()) === true || (planning && env.scope === 'setup' && needsConfiguring(r, profileId)));
 }
 
 async function checkTest(env: RunbookEnv): Promise<StepCheck> {

@@ -11,6 +11,7 @@ import { ALL_MAILBOXES, hasMailboxSteps, requireStableFilter, runbookEnv, select
 import type { RunbookFacts } from './runbook-step.ts';
 import { RESTART_TRIGGERS, runbookSteps } from './runbook-steps.ts';
 import { chooseCertificate, type ChosenCert } from './setup-certificate.ts';
+import { RECONFIGURED_KEY, restoreReconfigured } from './setup-mailbox-steps.ts';
 import { requireRunbook } from './tenant-step.ts';
 
 /** The journal data keys of the facts a later step needs (a resumed attempt skips the step that found them). */
@@ -125,6 +126,8 @@ async function execute(payload: PayloadOf<'setup-run'>, ctx: JobContext, certs: 
       const value = outcome.data?.[key];
       if (value && !facts[key]) facts[key] = value;
     }
+    // The mailboxes configure-mailboxes changed, also when an earlier attempt did it: test-enable tests them.
+    if (id === 'configure-mailboxes') restoreReconfigured(facts, outcome.data?.[RECONFIGURED_KEY]);
     const report = outcome.data?.[TEST_REPORT_KEY];
     if (report) testReport = parseReport(report) ?? testReport;
     const script = outcome.data?.[ADFS_SCRIPT_KEY];

@@ -456,6 +456,25 @@ describe('test-enable after configure-mailboxes', () => {
   });
 });
 
+describe('test-enable with the "many reconfigured" marker of an earlier attempt', () => {
+  it('tests every mailbox of the selection, though all passed their last test', async () => {
+    const two = goodMailboxes(2);
+    const filter: MailboxFilter = { kind: 'addresses', addresses: two.map((m) => m.emailaddress ?? '') };
+    const e = env({ filter, profile: { name: 'Exchange Online' } });
+    await emailProfileStep.check(e);
+    await applyStep(configureMailboxesStep, e);
+    await applyStep(approveEmailStep, e);
+    for (const m of two) Object.assign(m, { incomingemailstatus: T.Success, outgoingemailstatus: T.Success });
+    delete e.facts.reconfigured;
+    expect((await applyStep(testEnableStep, e)).outcome).toMatchObject({ wrote: false });
+    e.facts.reconfiguredAll = true;
+    sim.resetStats();
+    const { outcome } = await applyStep(testEnableStep, e);
+    expect(writes().batchPatch).toBe(2);
+    expect(outcome).toMatchObject({ wrote: true, testReport: { selected: 2, succeeded: 2 } });
+  });
+});
+
 describe('a fresh deployment', () => {
   let fresh: CrmSimulator;
   let freshCrm: CrmClient;

@@ -1,0 +1,128 @@
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import type { RunbookFacts } from '../../agent/runbook-step.ts';
+import { encodeReconfigured, RECONFIGURED_MANY, restoreReconfigured } from '../../agent/setup-mailbox-steps.ts';
+import { EmailRouterAccessApproval as A, StateCode } from '../../jobs/crm-values.ts';
+import { jobAddOptions, jobIdFor, newRunId, signJob } from '../../jobs/job-options.ts';
+import type { JobPayload, JobResult, Report, SetupPlanResult, SetupRunResult } from '../../jobs/job-types.ts';
+import { startCrmSimulator, type CrmSimulator } from '../../sim/crm-simulator.ts';
+import { writeDemoCertificates } from '../../sim/demo-certificates.ts';
+import { startGraphSimulator, type GraphSimulator } from '../../sim/graph-simulator.ts';
+import { simAgentEnvironment } from '../../sim/sim-agent-env.ts';
+import type { MailboxRecord } from '../../sim/sim-state.ts';
+import { createHarness, settled, waitFor, type Harness } from './support/redis-harness.ts';
+
+/**
+ * The runbook's mailbox steps across attempts and their Test & Enable proof, on the simulator: the
+ * mailboxes configure-mailboxes changed are tested by test-enable even when the run halted between
+ * the two (the ids are kept in the step journal).
+ */
+let sim: CrmSimulator;
+let graph: GraphSimulator;
+let h: Harness;
+let certDir: string;
+const requestedBy = 'aaaaaaaa-0000-0000-0000-000000000001';
+const approvedBy = 'aaaaaaaa-0000-0000-0000-000000000002';
+const common = { deployment: 'default', requestedBy } as const;
+
+beforeAll(async () => {
+  sim = await startCrmSimulator({ port: 0, seed: 12, mailboxCount: 8, testDelayMs: 20, scenario: 'fresh' });
+  graph = await startGraphSimulator({ s2s: sim.s2s });
+  certDir = await mkdtemp(join(tmpdir(), 'setup-mbx-'));
+  const demo = writeDemoCertificates(certDir);
+  h = await createHarness();
+  const env = simAgentEnvironment({ crmBaseUrl: sim.baseUrl, certDir, pfxPassword: demo.password, graph });
+  await h.start(
+    { ...env, CRM_URL: sim.orgUrl, TEST_POLL_INTERVAL_MS: '100', TEST_TIMEOUT_MS: '20000', POWERSHELL_TIMEOUT_MS: '20000' },
+    { powershellEnv: { ...process.env, PWSH_SIM_URL: sim.baseUrl } },
+  );
+}, 60_000);
+
+afterAll(async () => {
+  await h.close();
+  await graph.close();
+  await sim.close();
+  await rm(certDir, { recursive: true, force: true });
+});
+
+beforeEach(() => {
+  sim.reset();
+});
+
+async function run<R extends JobResult>(payload: JobPayload, attempt = 1): Promise<{ state: string; result: R | undefined; reports: Report[] }> {
+  const finals = (kind: 'result' | 'failed') => h.reports.filter((r) => r.runId === payload.runId && r.event.kind === kind).length;
+  const before = { result: finals('result'), failed: finals('failed') };
+  await h.jobs.add(payload.type, signJob(h.signer, payload), { ...jobAddOptions(payload.runId, payload.type, attempt), attempts: 1 });
+  const { state, job } = await settled(h.jobs, jobIdFor(payload.runId, payload.type, attempt), 90_000);
+  const kind = state === 'completed' ? 'result' : 'failed';
+  await waitFor(`${kind} report`, () => finals(kind) > before[kind] || undefined, 10_000);
+  return { state, result: state === 'completed' ? (job.returnvalue as R) : undefined, reports: h.reports.filter((r) => r.runId === payload.runId) };
+}
+
+async function plan(): Promise<SetupPlanResult> {
+  const out = await run<SetupPlanResult>({ type: 'setup-plan', ...common, runId: newRunId(), scope: 'setup' });
+  if (!out.result) throw new Error('the plan failed');
+  return out.result;
+}
+
+const runPayload = (p: SetupPlanResult, runId: string, attempt = 1) =>
+  ({ type: 'setup-run', ...common, runId, scope: 'setup', plannedMailboxes: p.mailboxes, tenantId: p.tenantId, certThumbprint: p.certThumbprint, approvedBy, attempt }) as const;
+
+const active = (): MailboxRecord[] => [...sim.state.mailboxes.values()].filter((m) => m.statecode === StateCode.Active && m.emailaddress);
+
+async function setUpEverything(): Promise<void> {
+  const out = await run<SetupRunResult>(runPayload(await plan(), newRunId()));
+  expect(out.state, JSON.stringify(out.reports.at(-1))).toBe('completed');
+}
+
+describe('test-enable after a halt between configure-mailboxes and test-enable', () => {
+  it('the reconfigured mailboxes are kept in the journal and tested on attempt 2', async () => {
+    await setUpEverything();
+    // Three mailboxes that passed Test & Enable lose the runbook's profile; one of them needs approval
+    // again, and its owner cannot approve: the run halts at approve-email after configuring all three.
+    const three = active().slice(0, 3);
+    for (const m of three) m._emailserverprofile_value = null;
+    const first = three[0];
+    if (!first) throw new Error('no mailbox');
+    first.emailrouteraccessapproval = A.Empty;
+    const owner = sim.state.principals.get(first._ownerid_value);
+    if (!owner) throw new Error('no owner');
+    owner.hasApprovePrivilege = false;
+
+    const p = await plan();
+    expect(p.steps.filter((s) => s.state === 'pending').map((s) => s.id)).toEqual(['configure-mailboxes', 'approve-email', 'test-enable']);
+    const runId = newRunId();
+    const attempt1 = await run<SetupRunResult>(runPayload(p, runId, 1));
+    expect(attempt1.state).toBe('failed');
+    const failed = attempt1.reports.find((r) => r.event.kind === 'failed')?.event;
+    expect(failed?.kind === 'failed' ? failed.steps?.find((s) => s.id === 'approve-email')?.state : undefined).toBe('failed');
+
+    owner.hasApprovePrivilege = true;
+    const attempt2 = await run<SetupRunResult>(runPayload(p, runId, 2), 2);
+    expect(attempt2.state, JSON.stringify(attempt2.reports.at(-1))).toBe('completed');
+    expect(attempt2.result?.steps.find((s) => s.id === 'configure-mailboxes')?.detail).toMatch(/earlier attempt/);
+    // All three were reconfigured by attempt 1: all three are tested, though their last test succeeded.
+    expect(attempt2.result?.testReport).toMatchObject({ selected: 3, succeeded: 3 });
+    expect(attempt2.result?.changed).toEqual(['configure-mailboxes', 'approve-email', 'test-enable']);
+  }, 180_000);
+});
+
+describe('the reconfigured ids in the journal', () => {
+  it('fit as ids, else the "many" marker that makes test-enable test the whole selection', () => {
+    const few = ['A0000000-0000-0000-0000-000000000001', 'a0000000-0000-0000-0000-000000000002'];
+    const facts: RunbookFacts = {};
+    restoreReconfigured(facts, encodeReconfigured(few));
+    expect([...(facts.reconfigured ?? [])]).toEqual(few.map((id) => id.toLowerCase()));
+    expect(facts.reconfiguredAll).toBeUndefined();
+
+    const many = Array.from({ length: 600 }, (_, i) => `a0000000-0000-0000-0000-${String(i).padStart(12, '0')}`);
+    const encoded = encodeReconfigured(many);
+    expect(encoded).toBe(RECONFIGURED_MANY);
+    const manyFacts: RunbookFacts = {};
+    restoreReconfigured(manyFacts, encoded);
+    expect(manyFacts.reconfiguredAll).toBe(true);
+    expect(encodeReconfigured(many.slice(0, 500)).length).toBeLessThanOrEqual(20_000);
+  });
+});
