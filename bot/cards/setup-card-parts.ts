@@ -120,7 +120,7 @@ export function profileFacts(p: ProfileValues): CardElement {
     ['Owner', p.owner],
     ['Tenant ID', p.useDefaultTenantId ? 'the organization\'s default (S2STenantId)' : (p.tenantId ?? 'not set')],
     ['Server location', locations],
-    ['Process email from', p.processEmailsReceivedAfter ? minute(p.processEmailsReceivedAfter) : 'not set'],
+    ['Process email from', p.processEmailsReceivedAfter ? minute(p.processEmailsReceivedAfter) : 'when the profile is created'],
     ['Minimum polling interval', `${p.minPollingIntervalMinutes} minutes`],
     ['Move failed email to Undeliverable', p.moveUndeliveredEmails ? 'yes' : 'no'],
   ]);

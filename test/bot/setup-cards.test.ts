@@ -70,4 +70,15 @@ describe('runbook cards', () => {
     expect(cardText(currentSetupCard(run({ kind: 'tenant', state: 'approved', plan, approval, attempt: 2, resumedBy: { aadObjectId: '2', name: 'Adam Approver' } })))).toContain('Retried by Adam Approver (attempt 2)');
     expect(cardText(currentSetupCard(run({ kind: 'tenant', state: 'cancelled', cancelRequestedBy: { aadObjectId: '1', name: 'Olivia Operator' } })))).toContain('Cancelled by Olivia Operator before the plan arrived');
   });
+
+  it('the profile values say when an unset "process email from" starts: when the profile is created', () => {
+    const plan = setupPlan('profile');
+    const unset = cardText(setupPlanCard(run({ kind: 'profile' }), plan));
+    expect(unset).toContain('Process email from');
+    expect(unset).toContain('when the profile is created');
+    expect(unset).not.toContain('not set');
+    if (!plan.profile) throw new Error('the profile plan has profile values');
+    plan.profile.processEmailsReceivedAfter = '2026-12-01T09:30:00.000Z';
+    expect(cardText(setupPlanCard(run({ kind: 'profile' }), plan))).not.toContain('when the profile is created');
+  });
 });
