@@ -88,9 +88,22 @@ export function toggle(id: string, toggleTitle: string, on = false): CardElement
   return { type: 'Input.Toggle', id, title: clip(toggleTitle, 300), valueOn: 'true', valueOff: 'false', value: on ? 'true' : 'false', wrap: true };
 }
 
-/** Monospace text (a script to copy), bounded. */
-export function codeBlock(value: string, max = 4000): CardElement {
-  return { type: 'TextBlock', text: clip(value, max), wrap: true, fontType: 'Monospace', size: 'Small' };
+/** Past this many lines, the rest of a code block goes into its last run (keeps the card small). */
+export const MAX_CODE_RUNS = 120;
+
+/**
+ * Monospace text to copy exactly (a script): a RichTextBlock with one monospace TextRun per line.
+ * A TextRun has no markdown, so `_`, `*`, `#`, `$` and line breaks show as written; nothing is
+ * clipped (what is shown is what must be run: its source bounds its length, the AD FS script's
+ * schema at 4000 characters). Past MAX_CODE_RUNS lines the rest share the last run, still whole.
+ */
+export function codeBlock(value: string): CardElement {
+  const lines = value.replace(/(\r?\n)+$/, '').split(/\r?\n/);
+  const runs = lines.length > MAX_CODE_RUNS ? [...lines.slice(0, MAX_CODE_RUNS - 1), lines.slice(MAX_CODE_RUNS - 1).join('\n')] : lines;
+  return {
+    type: 'RichTextBlock',
+    inlines: runs.map((line, i) => ({ type: 'TextRun', text: i < runs.length - 1 ? `${line}\n` : line, fontType: 'Monospace', size: 'Small' })),
+  };
 }
 
 /** Text from people or CRM shown on a card: no markdown surprises, bounded length. */

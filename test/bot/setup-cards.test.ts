@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { MAX_CARD_BYTES, cardBytes } from '../../bot/cards/card-kit.ts';
+import { MAX_CARD_BYTES, MAX_CODE_RUNS, cardBytes, codeBlock } from '../../bot/cards/card-kit.ts';
 import { preflightCard } from '../../bot/cards/preflight-card.ts';
 import { setupPlanCard } from '../../bot/cards/setup-plan-card.ts';
 import { currentSetupCard, setupResultsCard, setupRunCard } from '../../bot/cards/setup-run-card.ts';
@@ -80,5 +80,35 @@ describe('runbook cards', () => {
     if (!plan.profile) throw new Error('the profile plan has profile values');
     plan.profile.processEmailsReceivedAfter = '2026-12-01T09:30:00.000Z';
     expect(cardText(setupPlanCard(run({ kind: 'profile' }), plan))).not.toContain('when the profile is created');
+  });
+
+  it('the AD FS script shows exactly as written: one monospace TextRun per line, no markdown, never clipped', () => {
+    const script = [
+      '# 1. On the CRM server:',
+      'Add-PSSnapin Microsoft.Crm.PowerShell',
+      '$s = Get-CrmSetting -SettingType OAuthClaimsSettings',
+      '$s.Enabled = $true',
+      '',
+      "Add-AdfsClient -ClientId 'a_b_c' -Name 'Dynamics *365* App for Outlook' -RedirectUri 'https://crm/crmmailapp/code_auth.aspx'",
+      '',
+    ].join('\r\n');
+    const block = codeBlock(script) as unknown as { type: string; inlines: { type: string; text: string; fontType: string }[] };
+    expect(block.type).toBe('RichTextBlock');
+    expect(block.inlines).toHaveLength(6);
+    expect(block.inlines.every((r) => r.type === 'TextRun' && r.fontType === 'Monospace')).toBe(true);
+    expect(block.inlines[3]?.text).toBe('$s.Enabled = $true\n');
+    expect(block.inlines.map((r) => r.text).join('')).toBe(script.replace(/\r\n/g, '\n').replace(/\n$/, ''));
+
+    // At the schema's 4000 characters, in many short lines: whole (no "…"), and the card fits.
+    const longest = Array.from({ length: 1000 }, (_, i) => `$v${String(i).padStart(3, '0')}`).join('\n').slice(0, 4000);
+    const big = codeBlock(longest) as unknown as { inlines: { text: string }[] };
+    expect(big.inlines).toHaveLength(MAX_CODE_RUNS);
+    expect(big.inlines.map((r) => r.text).join('')).toBe(longest);
+    const result = setupRunResult('setup', [...setupStepIds]);
+    result.adfsScript = longest;
+    const resultsCard = setupResultsCard(run({ state: 'succeeded' }), result);
+    expect(JSON.stringify(resultsCard.body)).toContain(JSON.stringify(codeBlock(longest)));
+    expect(cardText(resultsCard)).not.toContain('…');
+    expect(cardBytes(resultsCard)).toBeLessThan(MAX_CARD_BYTES);
   });
 });
