@@ -107,6 +107,7 @@ export const configuredMailboxSchema = selectedMailboxSchema.extend({
   actdeliverymethod: optionalInt,
   incomingemailstatus: optionalInt,
   outgoingemailstatus: optionalInt,
+  actstatus: optionalInt,
 });
 export type ConfiguredMailbox = z.output<typeof configuredMailboxSchema>;
 export const configuredMailboxColumns = [
@@ -117,6 +118,7 @@ export const configuredMailboxColumns = [
   'actdeliverymethod',
   'incomingemailstatus',
   'outgoingemailstatus',
+  'actstatus',
 ] as const;
 
 export { guid as guidSchema, optionalInt as optionalIntSchema, address as addressSchema };

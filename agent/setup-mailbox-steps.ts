@@ -44,12 +44,20 @@ export function needsApproval(row: ConfiguredMailbox): boolean {
   return row.emailrouteraccessapproval !== EmailRouterAccessApproval.Approved;
 }
 
+/** Whether the mailbox's appointments, contacts and tasks go through server-side sync (then ACT must pass Test & Enable too). */
+export const syncsAct = (row: ConfiguredMailbox) => row.actdeliverymethod === ActDeliveryMethod.ServerSideSync;
+
 /**
- * §7: the last Test & Enable did not succeed: the `untested` filter's rule (incoming or outgoing not
- * Success) without its approval clause, since approve-email runs first.
+ * §7: the last Test & Enable did not succeed: incoming or outgoing not Success (the `untested`
+ * filter's rule, without its approval clause since approve-email runs first), or ACT not Success
+ * where ACT is set to server-side sync (the runbook sets it so: an ACT that never passed is not done).
  */
 export function needsTest(row: ConfiguredMailbox): boolean {
-  return row.incomingemailstatus !== MailboxTestStatus.Success || row.outgoingemailstatus !== MailboxTestStatus.Success;
+  return (
+    row.incomingemailstatus !== MailboxTestStatus.Success ||
+    row.outgoingemailstatus !== MailboxTestStatus.Success ||
+    (syncsAct(row) && row.actstatus !== MailboxTestStatus.Success)
+  );
 }
 
 /** "<n> of <m> mailboxes <verb>: <cause> (k), …" with the groups' remediations as the hint. */
@@ -244,7 +252,7 @@ async function applyTest(env: RunbookEnv, step: StepUpdate) {
       lastPhase = phase;
     },
   };
-  const outcome = await testAndEnable(todo, ctx);
+  const outcome = await testAndEnable(todo, ctx, { requireActFor: new Set(todo.filter(syncsAct).map((r) => r.mailboxid)) });
   const testReport: Verification = {
     selected: outcome.selected,
     succeeded: outcome.succeeded,

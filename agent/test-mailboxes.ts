@@ -88,7 +88,18 @@ export type TestAndEnableOutcome = Pick<TestResult, 'selected' | 'succeeded' | '
  * The Test & Enable machinery of `testMailboxes` for mailboxes already selected (also used by the
  * certificate rotation's verification step): schedule, poll, explain the failures.
  */
-export async function testAndEnable(rows: readonly SelectedMailbox[], ctx: JobContext): Promise<TestAndEnableOutcome> {
+export interface TestAndEnableOptions {
+  /**
+   * Mailboxes whose appointments, contacts and tasks go through server-side sync (actdeliverymethod
+   * 1): they pass only when `actstatus` is Success too (the runbook). Absent: incoming and outgoing
+   * decide, as the `test` command and the `untested` filter have it.
+   */
+  requireActFor?: ReadonlySet<string>;
+}
+
+const actStatusName = (status: number | null | undefined) => (status === T.Failure ? 'Failure' : status === T.NotRun ? 'Not Run' : String(status ?? 'empty'));
+
+export async function testAndEnable(rows: readonly SelectedMailbox[], ctx: JobContext, options: TestAndEnableOptions = {}): Promise<TestAndEnableOutcome> {
   const { TEST_POLL_INTERVAL_MS: pollMs, TEST_TIMEOUT_MS: timeoutMs } = ctx.settings;
   const addressOf = new Map(rows.map((r) => [r.mailboxid, r.emailaddress || r.mailboxid]));
   const failures = new FailureGroups();
@@ -120,6 +131,8 @@ export async function testAndEnable(rows: readonly SelectedMailbox[], ctx: JobCo
   const succeededIds = new Set<string>();
   /** Failed mailbox id → whether anything was tested at all (incoming or outgoing not "Not Run"). */
   const failedIds = new Map<string, boolean>();
+  /** Failed mailbox id → what to say when only ACT failed and CRM left no alert that explains it. */
+  const actOnly = new Map<string, string>();
   const deadline = ctx.now() + timeoutMs;
   let pollFailures = 0;
   const pollFilter = `testemailconfigurationscheduled eq true or testmailboxaccesscompletedon ge ${odataDateTime(t0)}`;
@@ -134,8 +147,13 @@ export async function testAndEnable(rows: readonly SelectedMailbox[], ctx: JobCo
           const completed = row.testmailboxaccesscompletedon;
           if (row.testemailconfigurationscheduled === true || !completed || completed < t0) continue;
           waiting.delete(row.mailboxid);
-          if (row.incomingemailstatus === T.Success && row.outgoingemailstatus === T.Success) succeededIds.add(row.mailboxid);
-          else failedIds.set(row.mailboxid, row.incomingemailstatus !== T.NotRun || row.outgoingemailstatus !== T.NotRun);
+          const mail = row.incomingemailstatus === T.Success && row.outgoingemailstatus === T.Success;
+          const act = options.requireActFor?.has(row.mailboxid) !== true || row.actstatus === T.Success;
+          if (mail && act) succeededIds.add(row.mailboxid);
+          else {
+            failedIds.set(row.mailboxid, row.incomingemailstatus !== T.NotRun || row.outgoingemailstatus !== T.NotRun);
+            if (mail) actOnly.set(row.mailboxid, `Incoming and outgoing email passed Test & Enable, but appointments, contacts and tasks (ACT, set to Server-Side Synchronization) did not: ACT status ${actStatusName(row.actstatus)}, and CRM recorded no alert that explains it.`);
+          }
         }
       }
     } catch (error) {
@@ -173,7 +191,7 @@ export async function testAndEnable(rows: readonly SelectedMailbox[], ctx: JobCo
     for (const [id, tested] of failedIds) {
       const list = (traces.get(id) ?? []).sort((a, b) => b.at - a.at);
       // The newest alert that names a known cause explains it best; else the newest alert.
-      const text = list.find((t) => isKnownCause(t.text))?.text ?? list[0]?.text ?? (tested ? noTraceText : nothingTestedText);
+      const text = list.find((t) => isKnownCause(t.text))?.text ?? list[0]?.text ?? actOnly.get(id) ?? (tested ? noTraceText : nothingTestedText);
       failures.add(addressOf.get(id) ?? id, text);
     }
   }

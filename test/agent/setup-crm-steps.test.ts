@@ -408,7 +408,7 @@ describe('test-enable', () => {
     // One of them already passed its last test: it is not tested again.
     for (const m of selected) Object.assign(m, { incomingemailstatus: T.NotRun, outgoingemailstatus: T.NotRun });
     const passed = good[0];
-    if (passed) Object.assign(passed, { incomingemailstatus: T.Success, outgoingemailstatus: T.Success });
+    if (passed) Object.assign(passed, { incomingemailstatus: T.Success, outgoingemailstatus: T.Success, actstatus: T.Success });
 
     expect(await testEnableStep.check(e)).toEqual({ upToDate: false, detail: 'would Test & Enable 5 of 6 mailboxes' });
     sim.resetStats();
@@ -464,7 +464,7 @@ describe('test-enable with the "many reconfigured" marker of an earlier attempt'
     await emailProfileStep.check(e);
     await applyStep(configureMailboxesStep, e);
     await applyStep(approveEmailStep, e);
-    for (const m of two) Object.assign(m, { incomingemailstatus: T.Success, outgoingemailstatus: T.Success });
+    for (const m of two) Object.assign(m, { incomingemailstatus: T.Success, outgoingemailstatus: T.Success, actstatus: T.Success });
     delete e.facts.reconfigured;
     expect((await applyStep(testEnableStep, e)).outcome).toMatchObject({ wrote: false });
     e.facts.reconfiguredAll = true;
@@ -472,6 +472,29 @@ describe('test-enable with the "many reconfigured" marker of an earlier attempt'
     const { outcome } = await applyStep(testEnableStep, e);
     expect(writes().batchPatch).toBe(2);
     expect(outcome).toMatchObject({ wrote: true, testReport: { selected: 2, succeeded: 2 } });
+  });
+});
+
+describe('test-enable and ACT', () => {
+  it('tests a mailbox whose incoming and outgoing passed but whose server-side-sync ACT did not', async () => {
+    const two = goodMailboxes(2);
+    const filter: MailboxFilter = { kind: 'addresses', addresses: two.map((m) => m.emailaddress ?? '') };
+    const e = env({ filter, profile: { name: 'Exchange Online' } });
+    await emailProfileStep.check(e);
+    await applyStep(configureMailboxesStep, e);
+    await applyStep(approveEmailStep, e);
+    delete e.facts.reconfigured;
+    for (const m of two) Object.assign(m, { incomingemailstatus: T.Success, outgoingemailstatus: T.Success, actstatus: T.Success });
+    const [actFailed] = two;
+    if (!actFailed) throw new Error('no mailbox');
+    actFailed.actstatus = T.Failure;
+    expect(await testEnableStep.check(e)).toEqual({ upToDate: false, detail: 'would Test & Enable 1 of 2 mailboxes' });
+    sim.resetStats();
+    const { outcome } = await applyStep(testEnableStep, e);
+    expect(writes().batchPatch).toBe(1);
+    expect(outcome).toMatchObject({ wrote: true, testReport: { selected: 1, succeeded: 1 } });
+    expect(actFailed.actstatus).toBe(T.Success);
+    expect(await testEnableStep.check(e)).toMatchObject({ upToDate: true });
   });
 });
 
