@@ -2,6 +2,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import type { JobType, ReportEvent } from '../../jobs/job-types.ts';
 import { stepTitles } from '../../jobs/cert-types.ts';
 import { newRunId } from '../../jobs/job-options.ts';
+import { reportQueueName } from '../../jobs/deployment.ts';
 import type { RunStore } from '../../bot/run-store.ts';
 import {
   APPROVER,
@@ -15,6 +16,8 @@ import {
   sendMessage,
   startHarness,
   twoApproversEnv,
+  waitForJobState,
+  withQueue,
   type Harness,
   type User,
 } from '../support/bot-harness.ts';
@@ -92,9 +95,12 @@ describe('cancel', () => {
     const reply = cardText(cardOf(await say(OPERATOR, `cancel ${job.runId}`)));
     expect(reply).toContain(`Cancelled by ${OPERATOR.name}`);
     expect(await runStore().get(job.runId)).toMatchObject({ state: 'cancelled', cancelRequestedBy: { aadObjectId: OPERATOR.aadObjectId } });
-    await t.agent.report(job.runId, 'setup-plan', { kind: 'result', result: setupPlan('setup') });
-    await new Promise((resolve) => setTimeout(resolve, 300));
+    const updates = t.connector.updates(planning.activityId).length;
+    const reportJobId = await t.agent.report(job.runId, 'setup-plan', { kind: 'result', result: setupPlan('setup') });
+    // The relay took the late plan and dropped it: the report job completed, nothing changed.
+    await withQueue(t, reportQueueName('contoso'), (q) => waitForJobState(q, reportJobId, 'completed'));
     expect((await runStore().get(job.runId))?.state).toBe('cancelled');
+    expect(t.connector.updates(planning.activityId)).toHaveLength(updates);
     expect(latestCard(planning.activityId).actions ?? []).toEqual([]);
   });
 
