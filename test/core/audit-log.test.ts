@@ -55,11 +55,18 @@ describe('audit log', () => {
     const prefix = freshPrefix();
     const log = createAuditLog({ redis, prefix });
     await log.append({ deployment: 'contoso', actor: 'a', kind: 'click', what: 'before', outcome: 'ok' });
-    await new Promise((resolve) => setTimeout(resolve, 20));
-    const since = new Date().toISOString();
-    await new Promise((resolve) => setTimeout(resolve, 5));
+    // The stream ids come from Redis's clock, not this process's: `since` is computed from the id
+    // read back, and 'after' is appended once Redis's clock has passed that millisecond.
+    const [first] = await log.latest('contoso', 1);
+    const beforeMs = Number((first?.id ?? '').split('-')[0]);
+    expect(Number.isInteger(beforeMs) && beforeMs > 0).toBe(true);
+    for (;;) {
+      const [sec, usec] = await redis.time();
+      if (Number(sec) * 1000 + Math.floor(Number(usec) / 1000) > beforeMs) break;
+    }
     await log.append({ deployment: 'contoso', actor: 'a', kind: 'click', what: 'after', outcome: 'ok' });
-    expect((await collect(log.read('contoso', { since }))).map((e) => e.what)).toEqual(['after']);
+    expect((await collect(log.read('contoso', { since: new Date(beforeMs + 1).toISOString() }))).map((e) => e.what)).toEqual(['after']);
+    expect((await collect(log.read('contoso', { since: new Date(beforeMs).toISOString() }))).map((e) => e.what)).toEqual(['before', 'after']);
     expect((await collect(log.read('contoso'))).map((e) => e.what)).toEqual(['before', 'after']);
     await expect(collect(log.read('contoso', { since: 'not a date' }))).rejects.toThrow(/not a date-time/);
   });
