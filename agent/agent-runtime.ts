@@ -8,7 +8,7 @@ import { agentHeartbeatKey, jobQueueName } from '../jobs/deployment.ts';
 import { EnvelopeSigner } from '../jobs/envelope-signer.ts';
 import type { JobResult } from '../jobs/job-types.ts';
 import type { AgentConfig } from './agent-config.ts';
-import { createJobProcessor } from './agent-worker.ts';
+import { createJobProcessor, createStalledReporter } from './agent-worker.ts';
 import { createCertServices, type CertServicesHandle } from './cert-services.ts';
 import { createCrmClient, type CrmApi } from './crm-client.ts';
 import type { GraphApi } from './graph-api.ts';
@@ -135,7 +135,16 @@ export async function startAgent(config: AgentConfig, deps: AgentDeps = {}): Pro
     maxStalledCount: 2,
   });
   worker.on('error', (error) => logger.error({ err: error.message }, 'worker error'));
-  worker.on('failed', (job, error) => logger.debug({ jobId: job?.id, err: error.message }, 'job attempt failed'));
+  // A job that stalled too often is failed without its processor: its failed report is published here.
+  const reportStalled = createStalledReporter({ config, redis, signer, publisher, logger });
+  const stalledReports = new Set<Promise<void>>();
+  worker.on('failed', (job, error) => {
+    logger.debug({ jobId: job?.id, err: error.message }, 'job attempt failed');
+    if (!job) return;
+    const p = reportStalled(job, error).catch((reportError: unknown) => logger.error({ err: (reportError as Error).message }, 'stalled job not reported'));
+    stalledReports.add(p);
+    void p.finally(() => stalledReports.delete(p));
+  });
 
   const heartbeatKey = agentHeartbeatKey(config.REDIS_PREFIX, config.DEPLOYMENT);
   const beat = async () => {
@@ -149,6 +158,7 @@ export async function startAgent(config: AgentConfig, deps: AgentDeps = {}): Pro
 
   /** Closes what this agent opened; each step bounded, so it always finishes. */
   const closeOwned = async () => {
+    if (!(await settlesWithin(Promise.all([...stalledReports]), closeTimeoutMs))) logger.warn('a stalled job report did not finish in time');
     if (!(await settlesWithin(publisher.close(), closeTimeoutMs))) logger.warn('reports queue did not close in time');
     if (ownCrm) crm.close();
     if (!(await settlesWithin(certs.close(), closeTimeoutMs))) logger.warn('Graph client did not close in time');

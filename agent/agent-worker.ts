@@ -234,3 +234,51 @@ export function createJobProcessor(deps: JobProcessorDeps): (job: Job) => Promis
     }
   };
 }
+
+/** The failure BullMQ gives a job that stalled more than maxStalledCount times (its processor is not called). */
+export const STALLED_REASON = 'job stalled more than allowable limit';
+
+/** Whether BullMQ failed the job because it stalled too often (the deferred failure it sets, or the error it fails it with). */
+export function failedBecauseStalled(job: Pick<Job, 'deferredFailure'>, error: Pick<Error, 'message'>): boolean {
+  return job.deferredFailure === STALLED_REASON || error.message.includes(STALLED_REASON);
+}
+
+/** The jobs whose steps the bot offers to retry (Retry step); the others are asked for again. */
+const stepJobs: ReadonlySet<JobType> = new Set(['setup-run', 'cert-rotate', 'cert-rollback']);
+
+/**
+ * A job that stalled more than maxStalledCount times is failed by BullMQ without calling the
+ * processor, so no `failed` report would reach the bot and its run would stay `running` (holding
+ * the certificate slot). This publishes that report (JOB_STALLED) for the worker's `failed` event.
+ * Only a job that verifies is reported about, like the processor's rule.
+ */
+export function createStalledReporter(deps: Pick<JobProcessorDeps, 'config' | 'redis' | 'signer' | 'publisher' | 'logger'>): (job: Job, error: Error) => Promise<void> {
+  const { config, redis, signer, publisher } = deps;
+  return async (job, error) => {
+    if (!failedBecauseStalled(job, error)) return;
+    const log = deps.logger.child({ jobId: job.id, jobName: job.name });
+    let payload: JobPayload;
+    try {
+      payload = verifyJob(signer, job.data);
+    } catch (verifyError) {
+      log.error({ reason: toSetupError(verifyError, 'JOB_INVALID').message }, 'a stalled job that does not verify: not reported');
+      return;
+    }
+    if (payload.deployment !== config.DEPLOYMENT || job.name !== payload.type) return;
+    const hint = stepJobs.has(payload.type)
+      ? "The agent stopped during a step (killed, restarted or cut off from Redis) more often than BullMQ allows. Check the agent's log and that it stays up, then Retry step: the steps done stay done, the interrupted step checks before it changes anything."
+      : "The agent stopped while running this command (killed, restarted or cut off from Redis) more often than BullMQ allows. Check the agent's log and that it stays up, then run the command again.";
+    const e = new SetupError('JOB_STALLED', `The agent stopped while running this ${payload.type} job ${job.stalledCounter > 0 ? `${job.stalledCounter} times ` : ''}and BullMQ gave up on it.`, { hint, retryable: false });
+    log.error({ runId: payload.runId, jobType: payload.type, code: e.code }, 'job failed: it stalled too often');
+    try {
+      await publisher.publish({ runId: payload.runId, jobType: payload.type, attempt: attemptOf(payload) }, { kind: 'failed', error: { code: e.code, message: clip(e.message, 1000), hint: clip(hint, 1000) } });
+    } catch (publishError) {
+      log.error({ err: toSetupError(publishError).message }, 'failed report of a stalled job not published');
+    }
+    try {
+      await redis.eval(finishClaimScript, 1, jobSeenKey(config.REDIS_PREFIX, payload.runId, payload.type, attemptOf(payload)), jobClaim(job), DONE);
+    } catch (claimError) {
+      log.warn({ err: toSetupError(claimError).message }, 'could not mark the stalled job finished in its replay guard');
+    }
+  };
+}

@@ -17,6 +17,8 @@ export type SetupErrorCode =
   | 'JOB_SIGNATURE_INVALID'
   | 'JOB_EXPIRED'
   | 'JOB_WRONG_DEPLOYMENT'
+  /** BullMQ gave up on a job whose agent stopped during it too often (stalled more than maxStalledCount). */
+  | 'JOB_STALLED'
   | 'CRM_UNREACHABLE'
   | 'CRM_AUTH_FAILED'
   | 'CRM_REQUEST_FAILED'

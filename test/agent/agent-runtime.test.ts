@@ -1,5 +1,5 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { jobSeenKey } from '../../agent/agent-worker.ts';
+import { jobSeenKey, STALLED_REASON } from '../../agent/agent-worker.ts';
 import { agentHeartbeatKey } from '../../jobs/deployment.ts';
 import { EnvelopeSigner } from '../../jobs/envelope-signer.ts';
 import { jobAddOptions, signJob } from '../../jobs/job-options.ts';
@@ -206,5 +206,29 @@ describe('agent runtime (real Redis)', () => {
     const failed = await waitFor('failed report', () => h.reports.find((r) => r.event.kind === 'failed'));
     expect(failed.event).toMatchObject({ kind: 'failed', error: { code: 'CRM_REQUEST_FAILED', hint: expect.stringMatching(/run the command again/) as unknown } });
     expect(h.reports.filter((r) => r.event.kind === 'started')).toHaveLength(1);
+  });
+
+  it('publishes a signed failed report (JOB_STALLED, Retry step) for a job BullMQ failed because it stalled too often, without running it', async () => {
+    const payload: JobPayload = { type: 'setup-run', runId: 'run0000stall', deployment: 'default', requestedBy: 'aaaaaaaa-0000-0000-0000-000000000001', scope: 'tenant', plannedMailboxes: 0, tenantId: null, certThumbprint: null, approvedBy: 'aaaaaaaa-0000-0000-0000-000000000002', attempt: 1 };
+    const added = await h.jobs.add('setup-run', signJob(h.signer, payload), { ...jobAddOptions(payload.runId, 'setup-run'), delay: 60_000 });
+    // What BullMQ's stalled check leaves on a job that stalled more than maxStalledCount times (moveStalledJobsToWait).
+    await h.redis.hset(`${h.prefix}:${h.jobs.name}:${added.id ?? ''}`, 'defa', STALLED_REASON, 'stc', '3');
+    await added.promote();
+    const { state } = await settled(h.jobs, added.id ?? '');
+    expect(state).toBe('failed');
+    const failed = await waitFor('failed report', () => h.reports.find((r) => r.runId === payload.runId && r.event.kind === 'failed'));
+    expect(failed.jobType).toBe('setup-run');
+    expect(failed.event).toMatchObject({ kind: 'failed', error: { code: 'JOB_STALLED', hint: expect.stringMatching(/agent stopped during a step.*Retry step/) as unknown } });
+    // The processor never ran for it: no started report.
+    expect(h.reports.filter((r) => r.runId === payload.runId && r.event.kind === 'started')).toHaveLength(0);
+  });
+
+  it('reports nothing for a stalled job that does not verify', async () => {
+    const added = await h.jobs.add('status', { envelope: 'forged' }, { jobId: 'run0000forg-status', delay: 60_000 });
+    await h.redis.hset(`${h.prefix}:${h.jobs.name}:${added.id ?? ''}`, 'defa', STALLED_REASON);
+    await added.promote();
+    expect((await settled(h.jobs, added.id ?? '')).state).toBe('failed');
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    expect(h.reports.filter((r) => r.event.kind === 'failed')).toHaveLength(0);
   });
 });
