@@ -1,5 +1,5 @@
 import { SetupError } from '../core/setup-error.ts';
-import type { CertLockOwner } from './cert-lock.ts';
+import type { CertLock, CertLockOwner } from './cert-lock.ts';
 import type { ReadyCerts } from './cert-requirements.ts';
 import type { JobContext } from './job-context.ts';
 
@@ -45,7 +45,23 @@ export async function runCertChange<T>(ctx: JobContext, certs: ReadyCerts, paylo
     { runId: payload.runId, attempt: payload.attempt, requestedBy: payload.requestedBy, approvedBy: payload.approvedBy, ...(payload.resumedBy === undefined ? {} : { resumedBy: payload.resumedBy }) },
     payload.attempt > 1 ? 'certificate change resumed' : 'certificate change starting',
   );
-  const held = await certs.lock.acquire(payload.deployment, { type: payload.type, runId: payload.runId, attempt: payload.attempt });
+  return withCertLock(ctx, certs.lock, payload, fn);
+}
+
+/**
+ * Runs `fn` holding the deployment's certificate-change lock (busy: a retryable STEP_FAILED naming
+ * the run that holds it; nothing ran), with a signal that also aborts when the lock is lost,
+ * released at the end whatever happens. runCertChange adds the two-person rule; the runbook's
+ * smaller scopes (profile, tenant, configure) take the lock alone, so they never run beside a
+ * `run setup` or a rotation of the same deployment.
+ */
+export async function withCertLock<T>(
+  ctx: JobContext,
+  lock: CertLock,
+  payload: Pick<CertChangePayload, 'type' | 'runId' | 'deployment' | 'attempt'>,
+  fn: (guarded: JobContext) => Promise<T>,
+): Promise<T> {
+  const held = await lock.acquire(payload.deployment, { type: payload.type, runId: payload.runId, attempt: payload.attempt });
   const { signal, dispose } = eitherSignal(ctx.signal, held.signal);
   try {
     return await fn({ ...ctx, signal });

@@ -3,7 +3,7 @@ import { verificationSchema, type Verification } from '../jobs/cert-types.ts';
 import { exceedsPlan, type PayloadOf } from '../jobs/job-types.ts';
 import { scopeStepIds, setupStepIds, type SetupRunResult, type SetupStepId } from '../jobs/runbook-types.ts';
 import { ADFS_CHECKLIST_ENTRY, ADFS_SCRIPT_KEY } from './adfs-step.ts';
-import { runCertChange } from './cert-change.ts';
+import { runCertChange, withCertLock } from './cert-change.ts';
 import { requireCerts, type ReadyCerts } from './cert-requirements.ts';
 import { StepRunner, type StepOutcome } from './cert-steps.ts';
 import type { JobContext } from './job-context.ts';
@@ -27,14 +27,20 @@ const isSetupStepId = (id: string): id is SetupStepId => (setupStepIds as readon
  * `setup-run`: the approved runbook run (docs/runbook.md), or its resume. Refuses PLAN_CHANGED when
  * the world moved under the plan (another tenant, another certificate, a selection grown beyond the
  * plan). Scope setup may change the S2S certificate, so it runs under the certificate-change guard
- * (two-person rule, the deployment's certificate lock). Every step checks, changes what differs and
+ * (two-person rule, the deployment's certificate lock); the smaller scopes take the lock only. Every step checks, changes what differs and
  * reads back, recorded in the step journal: a resumed or restarted attempt skips the steps done.
  * A failed step throws (the failed report carries the step states and the known remediation).
  */
 export async function runSetup(payload: PayloadOf<'setup-run'>, ctx: JobContext): Promise<SetupRunResult> {
   requireRunbook(ctx);
   requireStableFilter(payload.scope, payload.filter);
-  if (payload.scope !== 'setup') return execute(payload, ctx, null);
+  if (payload.scope !== 'setup') {
+    // The smaller scopes change what run setup changes (the profile, the tenant id, the mailboxes):
+    // one at a time per deployment, under the same lock; the two-person rule is scope setup's.
+    const lock = ctx.certs?.lock;
+    if (!lock) throw new SetupError('INTERNAL', 'This agent was started without its certificate-change lock.');
+    return withCertLock(ctx, lock, { type: 'setup-run', runId: payload.runId, deployment: payload.deployment, attempt: payload.attempt }, (guarded) => execute(payload, guarded, null));
+  }
   const certs = requireCerts(ctx, ['servers', 'graph']);
   return runCertChange(
     ctx,

@@ -2,7 +2,9 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { createCertLock } from '../../agent/cert-lock.ts';
 import type { RunbookFacts } from '../../agent/runbook-step.ts';
+import { silentLogger } from '../../core/logger.ts';
 import { encodeReconfigured, RECONFIGURED_MANY, restoreReconfigured } from '../../agent/setup-mailbox-steps.ts';
 import { EmailRouterAccessApproval as A, StateCode } from '../../jobs/crm-values.ts';
 import { jobAddOptions, jobIdFor, newRunId, signJob } from '../../jobs/job-options.ts';
@@ -107,6 +109,27 @@ describe('test-enable after a halt between configure-mailboxes and test-enable',
     expect(attempt2.result?.testReport).toMatchObject({ selected: 3, succeeded: 3 });
     expect(attempt2.result?.changed).toEqual(['configure-mailboxes', 'approve-email', 'test-enable']);
   }, 180_000);
+});
+
+describe('the smaller scopes and the certificate-change lock', () => {
+  it('a profile run while another run holds the lock fails clearly and creates nothing; once free it creates one profile', async () => {
+    const lock = createCertLock({ redis: h.redis, prefix: h.prefix, logger: silentLogger() });
+    const held = await lock.acquire('default', { type: 'setup-run', runId: 'run0setup01', attempt: 1 });
+    const profileRun = (runId: string) => ({ type: 'setup-run', ...common, runId, scope: 'profile', plannedMailboxes: 0, tenantId: null, certThumbprint: null, approvedBy, attempt: 1 }) as const;
+    try {
+      const busy = await run<SetupRunResult>(profileRun(newRunId()));
+      expect(busy.state).toBe('failed');
+      const failed = busy.reports.find((r) => r.event.kind === 'failed')?.event;
+      expect(failed?.kind === 'failed' ? failed.error : undefined).toMatchObject({ code: 'STEP_FAILED', message: expect.stringMatching(/run0setup01/) as unknown, hint: expect.stringMatching(/Wait until that run finishes/) as unknown });
+      expect(sim.counters().crmWrites['POST emailserverprofiles'] ?? 0).toBe(0);
+    } finally {
+      await held.release();
+    }
+    const free = await run<SetupRunResult>(profileRun(newRunId()));
+    expect(free.state, JSON.stringify(free.reports.at(-1))).toBe('completed');
+    expect(free.result?.changed).toEqual(['email-profile']);
+    expect(sim.counters().crmWrites['POST emailserverprofiles'] ?? 0).toBe(1);
+  }, 60_000);
 });
 
 describe('the reconfigured ids in the journal', () => {
