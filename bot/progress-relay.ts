@@ -595,6 +595,9 @@ const notAboutAStep: readonly string[] = ['PLAN_CHANGED', 'TWO_PERSON_RULE'];
  * carries the step states with one of them failed, and its error is not about the run as a whole.
  */
 function isStepFailure(code: string, steps: readonly StepState[] | undefined): boolean {
+  // JOB_STALLED: the agent stopped during a step too often (BullMQ gave up on the job); the report
+  // carries no step states, the run keeps the last ones it saw, and Retry step starts a new attempt.
+  if (code === 'JOB_STALLED') return true;
   return !notAboutAStep.includes(code) && (steps ?? []).some((s) => s.state === 'failed');
 }
 

@@ -3,7 +3,7 @@ import type { Redis } from 'ioredis';
 import { z } from 'zod';
 import { mailboxFilterSchema, type MailboxFilter } from '../jobs/mailbox-filter.ts';
 import { MAX_STEPS, certFileNameSchema, certPlanResultSchema, stepStateSchema, thumbprintSchema, type CertPlanResult, type StepState } from '../jobs/cert-types.ts';
-import { setupPlanResultSchema, type RunbookScope, type SetupPlanResult } from '../jobs/runbook-types.ts';
+import { RUN_TTL_SECONDS, setupPlanResultSchema, type RunbookScope, type SetupPlanResult } from '../jobs/runbook-types.ts';
 import { jobResultSchema, planResultSchema, progressSchema, runIdSchema, type JobResult, type PlanResult, type Progress } from '../jobs/job-types.ts';
 
 /**
@@ -173,7 +173,8 @@ export interface Run {
   postFailure?: string;
 }
 
-export const RUN_TTL_SECONDS = 30 * 24 * 3600;
+/** How long a run is kept (the agent's step journal lives as long: jobs/runbook-types.ts). */
+export { RUN_TTL_SECONDS };
 /** Runs kept in a deployment's index (`jobs`); older ones are still readable by id until their TTL. */
 export const RUN_INDEX_MAX = 500;
 /** How long a cancel key lives (the agent reads it between steps; a run's job lives a day). */

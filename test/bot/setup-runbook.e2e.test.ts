@@ -244,6 +244,24 @@ describe('run setup', () => {
     expect((await runStore().get(runId))?.state).toBe('succeeded');
   });
 
+  it('a run whose job stalled too often (JOB_STALLED, no step states) halts with the last steps seen and Retry step', async () => {
+    const t = await start();
+    const { runId, cardId } = await approvedSetup();
+    await reportAndWait(cardId, runId, 'setup-run', { kind: 'started' });
+    t.clock.advance(5_000);
+    await reportAndWait(cardId, runId, 'setup-run', { kind: 'progress', progress: { phase: 'step', done: 6, total: 14, steps: runSteps('setup', 6, 'running', 'setting S2STenantId') } });
+    t.clock.advance(5_000);
+    const halted = await reportAndWait(cardId, runId, 'setup-run', {
+      kind: 'failed',
+      error: { code: 'JOB_STALLED', message: 'The agent stopped during a step too often.', hint: 'Check the agent host, then Retry step.' },
+    });
+    expect(halted.actions?.map((a) => a.title)).toEqual(['Retry step', 'Cancel']);
+    const run = await runStore().get(runId);
+    expect(run?.state).toBe('halted');
+    expect(run?.steps?.find((st) => st.id === 'tenant-id')?.state).toBe('running');
+    expect(await runStore().certActive('contoso')).toBe(runId);
+  });
+
   it.each([
     ['PLAN_CHANGED', { code: 'PLAN_CHANGED', message: 'The selection now matches 900 mailboxes; the plan showed 540.', hint: 'What was approved is what runs: ask for a new plan (@setup run setup) and have it approved.' }, runSteps('setup', 0)],
     ['TWO_PERSON_RULE', { code: 'TWO_PERSON_RULE', message: 'The approver is the requester.' }, undefined],
