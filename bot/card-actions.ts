@@ -66,10 +66,12 @@ async function act(req: ActivityRequest, verb: Verb, data: unknown): Promise<Car
   const log = req.log.child({ runId, verb });
   // Every action on a run needs an operator or an approver (each action's own right is checked
   // after): a stranger with a run id learns nothing, not even whether the run exists.
+  // Approve and Reject say who may approve (approvers); every other action says who may run commands.
   const member = req.services.authorizer.canRunCommands(req.from.aadObjectId);
   if (!member.allowed) {
-    log.info({ reason: member.reason }, 'card action refused: may not run commands');
-    return member.reason;
+    const reason = verb === verbs.approve || verb === verbs.reject ? req.services.authorizer.canApprove(req.from.aadObjectId) : member;
+    log.info('card action refused: may not run commands');
+    return reason.allowed ? member.reason : reason.reason;
   }
   const run = await loadRun(req.services, runId, log);
   if (!run) {

@@ -91,6 +91,15 @@ describe('audit entries of card clicks', () => {
     await t.agent.report(job.runId, 'plan', { kind: 'result', result: { type: 'plan', action: 'approve', matched: 1, toChange: 1, sample: [] } });
     await t.connector.waitFor(() => t.connector.updates(planning.activityId).length === 1, 'the plan card');
 
+    // A stranger's Approve says who may approve; their Cancel says who may run commands. Neither says anything about the run.
+    await clickCard(t, STRANGER, 'run.approve', job.runId, planning.activityId);
+    [entry] = await latest(t);
+    expect(entry).toMatchObject({ kind: 'click', actor: STRANGER.name, runId: job.runId });
+    expect(entry?.outcome).toMatch(/^refused: Only the approvers listed in SETUP_APPROVERS may approve/);
+    await clickCard(t, STRANGER, 'run.cancel', job.runId, planning.activityId);
+    [entry] = await latest(t);
+    expect(entry?.outcome).toMatch(/^refused: Only the operators listed in SETUP_OPERATORS/);
+
     // The operator may not approve: refused with the reason; the approver's click is ok.
     await clickCard(t, OPERATOR, 'run.approve', job.runId, planning.activityId);
     [entry] = await latest(t);
