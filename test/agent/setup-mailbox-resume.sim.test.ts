@@ -1,20 +1,15 @@
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { createCertLock } from '../../agent/cert-lock.ts';
 import type { RunbookFacts } from '../../agent/runbook-step.ts';
 import { silentLogger } from '../../core/logger.ts';
 import { encodeReconfigured, RECONFIGURED_MANY, restoreReconfigured } from '../../agent/setup-mailbox-steps.ts';
 import { EmailRouterAccessApproval as A, StateCode } from '../../jobs/crm-values.ts';
-import { jobAddOptions, jobIdFor, newRunId, signJob } from '../../jobs/job-options.ts';
-import type { JobPayload, JobResult, Report, SetupPlanResult, SetupRunResult } from '../../jobs/job-types.ts';
-import { startCrmSimulator, type CrmSimulator } from '../../sim/crm-simulator.ts';
-import { writeDemoCertificates } from '../../sim/demo-certificates.ts';
-import { startGraphSimulator, type GraphSimulator } from '../../sim/graph-simulator.ts';
-import { simAgentEnvironment } from '../../sim/sim-agent-env.ts';
+import { newRunId } from '../../jobs/job-options.ts';
+import type { SetupRunResult } from '../../jobs/job-types.ts';
+import type { CrmSimulator } from '../../sim/crm-simulator.ts';
 import type { MailboxRecord } from '../../sim/sim-state.ts';
-import { createHarness, settled, waitFor, type Harness } from './support/redis-harness.ts';
+import type { Harness } from './support/redis-harness.ts';
+import { APPROVED_BY, jobCommon, runPayload, startSetupWorld, type SetupWorld } from './support/setup-world.ts';
 
 /**
  * The runbook's mailbox steps across attempts and their Test & Enable proof, on the simulator: the
@@ -22,55 +17,23 @@ import { createHarness, settled, waitFor, type Harness } from './support/redis-h
  * the two (the ids are kept in the step journal).
  */
 let sim: CrmSimulator;
-let graph: GraphSimulator;
 let h: Harness;
-let certDir: string;
-const requestedBy = 'aaaaaaaa-0000-0000-0000-000000000001';
-const approvedBy = 'aaaaaaaa-0000-0000-0000-000000000002';
-const common = { deployment: 'default', requestedBy } as const;
+let run: SetupWorld['run'];
+let plan: SetupWorld['plan'];
+let world: SetupWorld;
 
 beforeAll(async () => {
-  sim = await startCrmSimulator({ port: 0, seed: 12, mailboxCount: 8, testDelayMs: 20, scenario: 'fresh' });
-  graph = await startGraphSimulator({ s2s: sim.s2s });
-  certDir = await mkdtemp(join(tmpdir(), 'setup-mbx-'));
-  const demo = writeDemoCertificates(certDir);
-  h = await createHarness();
-  const env = simAgentEnvironment({ crmBaseUrl: sim.baseUrl, certDir, pfxPassword: demo.password, graph });
-  await h.start(
-    { ...env, CRM_URL: sim.orgUrl, TEST_POLL_INTERVAL_MS: '100', TEST_TIMEOUT_MS: '20000', POWERSHELL_TIMEOUT_MS: '20000' },
-    { powershellEnv: { ...process.env, PWSH_SIM_URL: sim.baseUrl } },
-  );
+  world = await startSetupWorld({ seed: 12, mailboxCount: 8, testDelayMs: 20 });
+  ({ sim, h, run, plan } = world);
 }, 60_000);
 
 afterAll(async () => {
-  await h.close();
-  await graph.close();
-  await sim.close();
-  await rm(certDir, { recursive: true, force: true });
+  await world.close();
 });
 
 beforeEach(() => {
   sim.reset();
 });
-
-async function run<R extends JobResult>(payload: JobPayload, attempt = 1): Promise<{ state: string; result: R | undefined; reports: Report[] }> {
-  const finals = (kind: 'result' | 'failed') => h.reports.filter((r) => r.runId === payload.runId && r.event.kind === kind).length;
-  const before = { result: finals('result'), failed: finals('failed') };
-  await h.jobs.add(payload.type, signJob(h.signer, payload), { ...jobAddOptions(payload.runId, payload.type, attempt), attempts: 1 });
-  const { state, job } = await settled(h.jobs, jobIdFor(payload.runId, payload.type, attempt), 90_000);
-  const kind = state === 'completed' ? 'result' : 'failed';
-  await waitFor(`${kind} report`, () => finals(kind) > before[kind] || undefined, 10_000);
-  return { state, result: state === 'completed' ? (job.returnvalue as R) : undefined, reports: h.reports.filter((r) => r.runId === payload.runId) };
-}
-
-async function plan(): Promise<SetupPlanResult> {
-  const out = await run<SetupPlanResult>({ type: 'setup-plan', ...common, runId: newRunId(), scope: 'setup' });
-  if (!out.result) throw new Error('the plan failed');
-  return out.result;
-}
-
-const runPayload = (p: SetupPlanResult, runId: string, attempt = 1) =>
-  ({ type: 'setup-run', ...common, runId, scope: 'setup', plannedMailboxes: p.mailboxes, tenantId: p.tenantId, certThumbprint: p.certThumbprint, approvedBy, attempt }) as const;
 
 const active = (): MailboxRecord[] => [...sim.state.mailboxes.values()].filter((m) => m.statecode === StateCode.Active && m.emailaddress);
 
@@ -115,7 +78,7 @@ describe('the smaller scopes and the certificate-change lock', () => {
   it('a profile run while another run holds the lock fails clearly and creates nothing; once free it creates one profile', async () => {
     const lock = createCertLock({ redis: h.redis, prefix: h.prefix, logger: silentLogger() });
     const held = await lock.acquire('default', { type: 'setup-run', runId: 'run0setup01', attempt: 1 });
-    const profileRun = (runId: string) => ({ type: 'setup-run', ...common, runId, scope: 'profile', plannedMailboxes: 0, tenantId: null, certThumbprint: null, approvedBy, attempt: 1 }) as const;
+    const profileRun = (runId: string) => ({ type: 'setup-run', ...jobCommon, runId, scope: 'profile', plannedMailboxes: 0, tenantId: null, certThumbprint: null, approvedBy: APPROVED_BY, attempt: 1 }) as const;
     try {
       const busy = await run<SetupRunResult>(profileRun(newRunId()));
       expect(busy.state).toBe('failed');

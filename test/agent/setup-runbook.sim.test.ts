@@ -1,17 +1,12 @@
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { auditKey } from '../../core/audit-log.ts';
-import { jobAddOptions, jobIdFor, newRunId, signJob } from '../../jobs/job-options.ts';
-import type { JobPayload, JobResult, PreflightResult, Report, SetupPlanResult, SetupRunResult } from '../../jobs/job-types.ts';
-import { startCrmSimulator, type CrmSimulator } from '../../sim/crm-simulator.ts';
-import { writeDemoCertificates } from '../../sim/demo-certificates.ts';
-import { startGraphSimulator, type GraphSimulator } from '../../sim/graph-simulator.ts';
+import { newRunId } from '../../jobs/job-options.ts';
+import type { PreflightResult, Report, SetupRunResult } from '../../jobs/job-types.ts';
+import type { CrmSimulator } from '../../sim/crm-simulator.ts';
 import { SIM_TENANT_ID } from '../../sim/s2s-seed.ts';
 import { s2sHealth } from '../../sim/s2s-state.ts';
-import { simAgentEnvironment } from '../../sim/sim-agent-env.ts';
-import { createHarness, settled, waitFor, type Harness } from './support/redis-harness.ts';
+import type { Harness } from './support/redis-harness.ts';
+import { jobCommon, runPayload, startSetupWorld, type SetupWorld } from './support/setup-world.ts';
 
 /**
  * The runbook end to end on the simulator's fresh (unconfigured) deployment: signed jobs → Redis →
@@ -21,56 +16,24 @@ import { createHarness, settled, waitFor, type Harness } from './support/redis-h
  * next attempt completes without doing a change twice.
  */
 let sim: CrmSimulator;
-let graph: GraphSimulator;
 let h: Harness;
-let certDir: string;
-const requestedBy = 'aaaaaaaa-0000-0000-0000-000000000001';
-const approvedBy = 'aaaaaaaa-0000-0000-0000-000000000002';
-const common = { deployment: 'default', requestedBy } as const;
+let run: SetupWorld['run'];
+let plan: SetupWorld['plan'];
+let world: SetupWorld;
 const MAILBOXES = 24;
 
 beforeAll(async () => {
-  sim = await startCrmSimulator({ port: 0, seed: 21, mailboxCount: MAILBOXES, testDelayMs: 50, scenario: 'fresh' });
-  graph = await startGraphSimulator({ s2s: sim.s2s });
-  certDir = await mkdtemp(join(tmpdir(), 'setup-sim-'));
-  const demo = writeDemoCertificates(certDir);
-  h = await createHarness();
-  const env = simAgentEnvironment({ crmBaseUrl: sim.baseUrl, certDir, pfxPassword: demo.password, graph });
-  await h.start(
-    { ...env, CRM_URL: sim.orgUrl, TEST_POLL_INTERVAL_MS: '100', TEST_TIMEOUT_MS: '20000', POWERSHELL_TIMEOUT_MS: '20000' },
-    { powershellEnv: { ...process.env, PWSH_SIM_URL: sim.baseUrl } },
-  );
+  world = await startSetupWorld({ seed: 21, mailboxCount: MAILBOXES, testDelayMs: 50 });
+  ({ sim, h, run, plan } = world);
 }, 60_000);
 
 afterAll(async () => {
-  await h.close();
-  await graph.close();
-  await sim.close();
-  await rm(certDir, { recursive: true, force: true });
+  await world.close();
 });
 
 beforeEach(() => {
   sim.reset();
 });
-
-async function run<R extends JobResult>(payload: JobPayload, attempt = 1): Promise<{ state: string; result: R | undefined; reports: Report[] }> {
-  const finals = (kind: 'result' | 'failed') => h.reports.filter((r) => r.runId === payload.runId && r.event.kind === kind).length;
-  const before = { result: finals('result'), failed: finals('failed') };
-  await h.jobs.add(payload.type, signJob(h.signer, payload), { ...jobAddOptions(payload.runId, payload.type, attempt), attempts: 1 });
-  const { state, job } = await settled(h.jobs, jobIdFor(payload.runId, payload.type, attempt), 90_000);
-  const kind = state === 'completed' ? 'result' : 'failed';
-  await waitFor(`${kind} report`, () => finals(kind) > before[kind] || undefined, 10_000);
-  return { state, result: state === 'completed' ? (job.returnvalue as R) : undefined, reports: h.reports.filter((r) => r.runId === payload.runId) };
-}
-
-async function plan(): Promise<SetupPlanResult> {
-  const out = await run<SetupPlanResult>({ type: 'setup-plan', ...common, runId: newRunId(), scope: 'setup' });
-  if (!out.result) throw new Error('the plan failed');
-  return out.result;
-}
-
-const runPayload = (p: SetupPlanResult, runId: string, attempt = 1) =>
-  ({ type: 'setup-run', ...common, runId, scope: 'setup', plannedMailboxes: p.mailboxes, tenantId: p.tenantId, certThumbprint: p.certThumbprint, approvedBy, attempt }) as const;
 
 function failedEvent(reports: Report[]) {
   const failed = reports.find((r) => r.event.kind === 'failed');
@@ -80,7 +43,7 @@ function failedEvent(reports: Report[]) {
 
 describe('the runbook against the fresh simulated deployment', () => {
   it('preflight passes with a warning that the certificate is not on the servers yet', async () => {
-    const out = await run<PreflightResult>({ type: 'preflight', ...common, runId: newRunId() });
+    const out = await run<PreflightResult>({ type: 'preflight', ...jobCommon, runId: newRunId() });
     expect(out.result?.ok, JSON.stringify(out.result?.checks)).toBe(true);
     expect(out.result?.checks.map((c) => c.id)).toEqual(['crm-reachable', 'crm-admin-role', 'local-admin', 'graph-credentials', 'graph-permissions', 'certificate', 'certificate-servers', 'async-services']);
     expect(out.result?.checks.find((c) => c.id === 'certificate-servers')).toMatchObject({ status: 'warning' });
@@ -88,7 +51,7 @@ describe('the runbook against the fresh simulated deployment', () => {
 
   it('preflight says what to do when the agent is no admin, lacks the CRM role and a Graph permission', async () => {
     sim.setKnobs({ localAdministrator: false, callerRoles: ['Salesperson'], graphPermissions: ['Organization.Read.All'] });
-    const out = await run<PreflightResult>({ type: 'preflight', ...common, runId: newRunId() });
+    const out = await run<PreflightResult>({ type: 'preflight', ...jobCommon, runId: newRunId() });
     expect(out.result?.ok).toBe(false);
     const byId = new Map(out.result?.checks.map((c) => [c.id, c]));
     expect(byId.get('local-admin')).toMatchObject({ status: 'failed', fix: expect.stringMatching(/local Administrators group/) as unknown });

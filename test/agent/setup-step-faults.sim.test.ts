@@ -1,17 +1,11 @@
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { stepTitles } from '../../jobs/cert-types.ts';
-import { jobAddOptions, jobIdFor, newRunId, signJob } from '../../jobs/job-options.ts';
-import type { JobPayload, JobResult, Report, SetupPlanResult, SetupRunResult } from '../../jobs/job-types.ts';
+import { newRunId } from '../../jobs/job-options.ts';
+import type { SetupRunResult } from '../../jobs/job-types.ts';
 import { setupStepIds, type SetupStepId } from '../../jobs/runbook-types.ts';
-import { startCrmSimulator, type CrmSimulator } from '../../sim/crm-simulator.ts';
-import { writeDemoCertificates } from '../../sim/demo-certificates.ts';
-import { startGraphSimulator, type GraphSimulator } from '../../sim/graph-simulator.ts';
+import type { CrmSimulator } from '../../sim/crm-simulator.ts';
 import type { S2SFault } from '../../sim/s2s-state.ts';
-import { simAgentEnvironment } from '../../sim/sim-agent-env.ts';
-import { createHarness, settled, waitFor, type Harness } from './support/redis-harness.ts';
+import { runPayload, startSetupWorld, type SetupWorld } from './support/setup-world.ts';
 
 /**
  * For every step of the runbook: a failure injected in that step (a fault of the script, Graph call
@@ -21,55 +15,22 @@ import { createHarness, settled, waitFor, type Harness } from './support/redis-h
  * nothing to fail.)
  */
 let sim: CrmSimulator;
-let graph: GraphSimulator;
-let h: Harness;
-let certDir: string;
-const requestedBy = 'aaaaaaaa-0000-0000-0000-000000000001';
-const approvedBy = 'aaaaaaaa-0000-0000-0000-000000000002';
-const common = { deployment: 'default', requestedBy } as const;
+let run: SetupWorld['run'];
+let plan: SetupWorld['plan'];
+let world: SetupWorld;
 
 beforeAll(async () => {
-  sim = await startCrmSimulator({ port: 0, seed: 33, mailboxCount: 12, testDelayMs: 30, scenario: 'fresh' });
-  graph = await startGraphSimulator({ s2s: sim.s2s });
-  certDir = await mkdtemp(join(tmpdir(), 'setup-faults-'));
-  const demo = writeDemoCertificates(certDir);
-  h = await createHarness();
-  const env = simAgentEnvironment({ crmBaseUrl: sim.baseUrl, certDir, pfxPassword: demo.password, graph });
-  await h.start(
-    { ...env, CRM_URL: sim.orgUrl, TEST_POLL_INTERVAL_MS: '50', TEST_TIMEOUT_MS: '20000', POWERSHELL_TIMEOUT_MS: '20000', CERT_LOCK_TTL_MS: '3000' },
-    { powershellEnv: { ...process.env, PWSH_SIM_URL: sim.baseUrl } },
-  );
+  world = await startSetupWorld({ seed: 33, mailboxCount: 12, testDelayMs: 30, env: { TEST_POLL_INTERVAL_MS: '50', CERT_LOCK_TTL_MS: '3000' } });
+  ({ sim, run, plan } = world);
 }, 60_000);
 
 afterAll(async () => {
-  await h.close();
-  await graph.close();
-  await sim.close();
-  await rm(certDir, { recursive: true, force: true });
+  await world.close();
 });
 
 beforeEach(() => {
   sim.reset();
 });
-
-async function run<R extends JobResult>(payload: JobPayload, attempt = 1): Promise<{ state: string; result: R | undefined; reports: Report[] }> {
-  const finals = (kind: 'result' | 'failed') => h.reports.filter((r) => r.runId === payload.runId && r.event.kind === kind).length;
-  const before = { result: finals('result'), failed: finals('failed') };
-  await h.jobs.add(payload.type, signJob(h.signer, payload), { ...jobAddOptions(payload.runId, payload.type, attempt), attempts: 1 });
-  const { state, job } = await settled(h.jobs, jobIdFor(payload.runId, payload.type, attempt), 90_000);
-  const kind = state === 'completed' ? 'result' : 'failed';
-  await waitFor(`${kind} report`, () => finals(kind) > before[kind] || undefined, 10_000);
-  return { state, result: state === 'completed' ? (job.returnvalue as R) : undefined, reports: h.reports.filter((r) => r.runId === payload.runId) };
-}
-
-async function plan(): Promise<SetupPlanResult> {
-  const out = await run<SetupPlanResult>({ type: 'setup-plan', ...common, runId: newRunId(), scope: 'setup' });
-  if (!out.result) throw new Error('the plan failed');
-  return out.result;
-}
-
-const runPayload = (p: SetupPlanResult, runId: string, attempt: number) =>
-  ({ type: 'setup-run', ...common, runId, scope: 'setup', plannedMailboxes: p.mailboxes, tenantId: p.tenantId, certThumbprint: p.certThumbprint, approvedBy, attempt }) as const;
 
 /** The first active mailbox (its address and owner). */
 function firstMailbox() {
