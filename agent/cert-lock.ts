@@ -90,7 +90,7 @@ const valuePattern = /^(cert-rotate|cert-rollback|setup-run):([a-z0-9]+):a(\d+)(
 /** "cert-rotate:abc:a2:<token>" → "the certificate rotation run abc (attempt 2)". */
 function describeHolder(value: string | null, own: string, ttlMs: number): string {
   const m = value === null ? null : valuePattern.exec(value);
-  if (!m) return 'another certificate change';
+  if (!m) return 'another run';
   if (`${m[1] ?? ''}:${m[2] ?? ''}:a${m[3] ?? ''}` === own) {
     return `this same run and attempt, in another processing of the job (BullMQ handed it on while it still ran, or an agent stopped while running it: its lock expires within ${Math.ceil(ttlMs / 1000)} s)`;
   }
@@ -125,7 +125,7 @@ export function createCertLock(options: CertLockOptions): CertLock {
         log.warn({ holder: current }, 'certificate change refused: another one holds the lock');
         throw new SetupError(
           'STEP_FAILED',
-          `Another certificate change is running on the deployment "${deployment}": ${describeHolder(current, holder, ttlMs)}. One certificate change at a time; nothing was changed.`,
+          `Another change is running on the deployment "${deployment}": ${describeHolder(current, holder, ttlMs)}. Certificate rotations, rollbacks and set-up runs (run setup, profile create, tenant set, configure mailboxes) go one at a time; nothing was changed.`,
           {
             hint: 'Wait until that run finishes or halts (its card shows it), then Resume this one or ask for it again.',
             retryable: true,

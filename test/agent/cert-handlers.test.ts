@@ -582,7 +582,7 @@ describe('guards of a certificate change', () => {
       const error = await failure(run(w, rotatePayload(newRunIdForTest())));
       expect(error.code).toBe('STEP_FAILED');
       expect(error.retryable).toBe(true);
-      expect(error.message).toBe(`Another certificate change is running on the deployment "default": the certificate rollback run ${other} (attempt 2). One certificate change at a time; nothing was changed.`);
+      expect(error.message).toBe(`Another change is running on the deployment "default": the certificate rollback run ${other} (attempt 2). Certificate rotations, rollbacks and set-up runs (run setup, profile create, tenant set, configure mailboxes) go one at a time; nothing was changed.`);
       expect(w.s2s.calls).toEqual([]);
       const rollbackError = await failure(run(w, rollbackPayload(newRunIdForTest())));
       expect(rollbackError.message).toContain(`rollback run ${other} (attempt 2)`);
@@ -596,7 +596,7 @@ describe('guards of a certificate change', () => {
       // a crash): another token, so busy too until the holder releases it or its lock expires.
       const again = await failure(run(w, { ...rollbackPayload(newRunIdForTest(), { attempt: 2 }), runId: other }));
       expect(again.retryable).toBe(true);
-      expect(again.message).toMatch(/: this same run and attempt, in another processing of the job \(.*expires within 120 s\)\. One certificate change at a time; nothing was changed\.$/);
+      expect(again.message).toMatch(/: this same run and attempt, in another processing of the job \(.*expires within 120 s\)\. Certificate rotations, rollbacks and set-up runs \(run setup, profile create, tenant set, configure mailboxes\) go one at a time; nothing was changed\.$/);
       expect(w.s2s.calls).toEqual([]);
       expect(await redis.get(lockKey)).toBe(held);
     } finally {
