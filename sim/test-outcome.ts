@@ -19,7 +19,6 @@ import { crmDateTime, type BadAddressKind, type MailboxRecord, type SimState, ty
 export type TestCause =
   | 'success'
   | 'nothing-to-test'
-  | 'delivery-methods'
   | 'not-approved'
   | 'no-profile'
   | 'profile-inactive'
@@ -53,7 +52,6 @@ export interface TestOutcome {
 const traceCodes: Record<TestCause, number> = {
   success: 0,
   'nothing-to-test': 0,
-  'delivery-methods': 41,
   'not-approved': 59,
   'no-profile': 40,
   'profile-inactive': 40,
@@ -74,8 +72,6 @@ function traceText(cause: TestCause, mailbox: MailboxRecord, profileName: string
       return null;
     case 'not-approved':
       return `Email can't be received or sent for ${who} because the email address of the mailbox ${address} requires approval by an administrator. The mailbox must be approved before it can process email. Approve the email address, and then enable the mailbox for email processing.`;
-    case 'delivery-methods':
-      return `Email can't be received or sent for ${who} because its incoming email, outgoing email and appointments, contacts and tasks are not all set to Server-Side Synchronization (incoming ${mailbox.incomingemaildeliverymethod}, outgoing ${mailbox.outgoingemaildeliverymethod}, ACT ${mailbox.actdeliverymethod}). Set the delivery methods, and then test and enable the mailbox.`;
     case 'profile-inactive':
       return `Email can't be received for ${who} because the email server profile "${profileName}" associated with it is inactive. Activate the profile or associate the mailbox with an active one, and then test and enable it.`;
     case 'wrong-tenant':
@@ -119,7 +115,6 @@ export function evaluateTestOutcome(state: SimState, mailbox: MailboxRecord, s2s
 
   let cause: TestCause;
   if (!tested.incoming && !tested.outgoing && !tested.act) cause = 'nothing-to-test';
-  else if (!tested.incoming || !tested.outgoing || !tested.act) cause = 'delivery-methods';
   else if (approvalRequired && mailbox.emailrouteraccessapproval !== EmailRouterAccessApproval.Approved) cause = 'not-approved';
   else if (!profile) cause = 'no-profile';
   else if (profile.statecode !== 0) cause = 'profile-inactive';
@@ -130,8 +125,8 @@ export function evaluateTestOutcome(state: SimState, mailbox: MailboxRecord, s2s
   else cause = state.badAddresses.get(address) ?? 'success';
 
   const ok = cause === 'success';
-  // A mailbox whose delivery methods are not all server-side sync fails as a whole: every direction.
-  const status = (isTested: boolean): number => (cause === 'delivery-methods' ? S.Failure : !isTested ? S.NotRun : ok ? S.Success : S.Failure);
+  // Only the directions that go through server-side sync are tested; the others stay Not Run.
+  const status = (isTested: boolean): number => (!isTested ? S.NotRun : ok ? S.Success : S.Failure);
   return {
     cause,
     incomingemailstatus: status(tested.incoming),

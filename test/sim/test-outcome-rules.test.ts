@@ -42,12 +42,18 @@ describe('Test & Enable outcome rules', () => {
     expect(evaluateTestOutcome(state, mailbox, healthy, tenantSet)).toMatchObject({ cause: 'nothing-to-test', mailboxstatus: 0 });
   });
 
-  it('ACT = 2 (None, not server-side sync: the numbering differs) fails the whole mailbox', () => {
+  it('ACT = 2 (None, not server-side sync: the numbering differs) leaves ACT Not Run and tests only incoming and outgoing', () => {
     const { state, mailbox } = configuredFresh();
     mailbox.actdeliverymethod = 2;
-    const outcome = evaluateTestOutcome(state, mailbox, healthy, tenantSet);
-    expect(outcome).toMatchObject({ cause: 'delivery-methods', incomingemailstatus: 2, outgoingemailstatus: 2, actstatus: 2, mailboxstatus: 2 });
-    expect(outcome.traceText).toContain('ACT 2');
+    expect(evaluateTestOutcome(state, mailbox, healthy, tenantSet)).toMatchObject({ cause: 'success', incomingemailstatus: 1, outgoingemailstatus: 1, actstatus: 0, mailboxstatus: 1, traceText: null });
+    mailbox.emailrouteraccessapproval = 2;
+    expect(evaluateTestOutcome(state, mailbox, healthy, tenantSet)).toMatchObject({ cause: 'not-approved', incomingemailstatus: 2, outgoingemailstatus: 2, actstatus: 0, mailboxstatus: 2 });
+  });
+
+  it('only outgoing through server-side sync: incoming and ACT stay Not Run', () => {
+    const { state, mailbox } = configuredFresh();
+    Object.assign(mailbox, { incomingemaildeliverymethod: 0, actdeliverymethod: 2 });
+    expect(evaluateTestOutcome(state, mailbox, healthy, tenantSet)).toMatchObject({ cause: 'success', incomingemailstatus: 0, outgoingemailstatus: 1, actstatus: 0, mailboxstatus: 1 });
   });
 
   it('a pending mailbox fails with the approval text', () => {
