@@ -162,6 +162,17 @@ export interface StepOutcome {
   data?: Record<string, string>;
 }
 
+/** What a running step gets from the runner. */
+export interface StepHandle {
+  /** Progress shown on the card ("configured 1,200 of 5,000 mailboxes"). */
+  update(detail: string): void;
+  /**
+   * Public facts to keep in the journal even if the step then fails (what a half-done step already
+   * changed), for the next attempt; replaced by the outcome's data when the step succeeds.
+   */
+  keep(data: Record<string, string>): void;
+}
+
 /** Steps that always run again on a later attempt: they are checks, not changes. */
 const ALWAYS_RUN: ReadonlySet<StepId> = new Set(['validate', 'validate-old', 'verify', 'preflight']);
 
@@ -262,7 +273,7 @@ export class StepRunner {
   }
 
   /** Runs one step: skipped as done when an earlier attempt did it, else checked-then-changed by `fn`. */
-  async run(id: StepId, fn: (step: { update: (detail: string) => void }) => Promise<StepOutcome>): Promise<StepOutcome> {
+  async run(id: StepId, fn: (step: StepHandle) => Promise<StepOutcome>): Promise<StepOutcome> {
     const earlier = this.#entries.get(id);
     if (earlier?.state === 'done' && !ALWAYS_RUN.has(id) && !(id === 'restart-services' && this.#changedSince(earlier.seq))) {
       const detail = clip(`${earlier.detail ?? 'done'} (earlier attempt)`);
@@ -276,11 +287,12 @@ export class StepRunner {
     const interrupted = trigger && this.#unsettledIntent(id);
     this.#set(id, 'running');
     let outcome: StepOutcome;
+    let kept: Record<string, string> | undefined;
     try {
       if (trigger) this.#intents.set(id, await this.journal.markIntent(this.runId, id));
-      outcome = await fn({ update: (detail) => this.#set(id, 'running', detail) });
+      outcome = await fn({ update: (detail) => this.#set(id, 'running', detail), keep: (data) => (kept = { ...data }) });
     } catch (error) {
-      throw await this.#fail(id, error);
+      throw await this.#fail(id, error, kept);
     }
     if (interrupted && !outcome.changed && (outcome.state ?? 'done') === 'done') {
       // An earlier attempt stopped during this step: what it finds done now may be that attempt's change.
@@ -333,7 +345,7 @@ export class StepRunner {
     this.#entries.set(id, entry);
   }
 
-  async #fail(id: StepId, error: unknown): Promise<SetupError> {
+  async #fail(id: StepId, error: unknown, kept: Record<string, string> | undefined): Promise<SetupError> {
     // A shutdown is not a failed step: the job goes back to the queue and runs the step again.
     if (this.ctx.signal.aborted && error === this.ctx.signal.reason) {
       this.#set(id, 'pending');
@@ -343,7 +355,7 @@ export class StepRunner {
     const server = typeof cause.details?.['server'] === 'string' ? cause.details['server'] : undefined;
     const message = `Step '${stepTitles[id]}' failed${server ? ` on ${server}` : ''}: ${cause.message}`;
     // The journal keeps the failure for the record; its loss must not hide the step's own error.
-    await this.#record(id, 'failed', { detail: message }).catch((journalError: unknown) => {
+    await this.#record(id, 'failed', { detail: message, ...(kept ? { data: kept } : {}) }).catch((journalError: unknown) => {
       this.ctx.logger.warn({ err: (journalError as Error).message, step: id }, 'failed step not recorded in the journal');
     });
     this.#set(id, 'failed', message);

@@ -1,7 +1,7 @@
 import type { Verification } from '../jobs/cert-types.ts';
 import type { MailboxFilter } from '../jobs/mailbox-filter.ts';
 import type { ProfileValues, RunbookScope, SetupStepId } from '../jobs/runbook-types.ts';
-import type { StepOutcome } from './cert-steps.ts';
+import type { StepHandle, StepOutcome } from './cert-steps.ts';
 import type { JobContext } from './job-context.ts';
 
 /**
@@ -60,5 +60,5 @@ export interface RunbookStep {
    * to pick it up. test-enable returns its report in `testReport` (also when it throws: then in
    * the SetupError's details.testReport).
    */
-  apply(env: RunbookEnv, step: { update: (detail: string) => void }): Promise<StepOutcome & { wrote: boolean; testReport?: Verification }>;
+  apply(env: RunbookEnv, step: StepHandle): Promise<StepOutcome & { wrote: boolean; testReport?: Verification }>;
 }

@@ -4,6 +4,7 @@ import { ActDeliveryMethod, EmailRouterAccessApproval, IncomingDeliveryMethod, M
 import type { FailureGroup } from '../jobs/failure-group.ts';
 import { odataGuid } from '../jobs/mailbox-filter.ts';
 import { approveRows } from './approve-mailboxes.ts';
+import type { StepHandle } from './cert-steps.ts';
 import { FailureGroups } from './failure-groups.ts';
 import type { JobContext } from './job-context.ts';
 import { configuredMailboxColumns, configuredMailboxSchema, readSelectionWith, type ConfiguredMailbox } from './mailbox-selection.ts';
@@ -21,7 +22,6 @@ import { testAndEnable } from './test-mailboxes.ts';
  * read the selection back; Test & Enable is its own proof.
  */
 
-type StepUpdate = { update: (detail: string) => void };
 
 /** The selection with the columns the three steps compare. */
 export function readConfiguredSelection(env: RunbookEnv, onPage?: (rowsSoFar: number) => void): Promise<ConfiguredMailbox[]> {
@@ -98,6 +98,13 @@ export function restoreReconfigured(facts: RunbookFacts, value: string | undefin
   for (const id of value.split(',')) if (id) set.add(id.toLowerCase());
 }
 
+/** The journal data of what configure-mailboxes changed in this run so far, over its attempts (none: nothing). */
+function reconfiguredData(facts: RunbookFacts): Record<string, string> {
+  if (facts.reconfiguredAll === true) return { [RECONFIGURED_KEY]: RECONFIGURED_MANY };
+  if (!facts.reconfigured || facts.reconfigured.size === 0) return {};
+  return { [RECONFIGURED_KEY]: encodeReconfigured(facts.reconfigured) };
+}
+
 async function checkConfigure(env: RunbookEnv): Promise<StepCheck> {
   const profileId = await runbookProfileId(env);
   if (!profileId && env.scope !== 'setup') {
@@ -112,7 +119,7 @@ async function checkConfigure(env: RunbookEnv): Promise<StepCheck> {
   return { upToDate: false, detail: stepDetail(`would configure ${todo} of ${mailboxes(rows.length)} with profile '${env.profile.name}' and server-side sync${created}`) };
 }
 
-async function applyConfigure(env: RunbookEnv, step: StepUpdate) {
+async function applyConfigure(env: RunbookEnv, step: StepHandle) {
   const profileId = await runbookProfileId(env);
   if (!profileId) {
     throw new SetupError('STEP_FAILED', `The email server profile '${env.profile.name}' is not known to this run, so the mailboxes cannot be configured with it.`, {
@@ -123,7 +130,8 @@ async function applyConfigure(env: RunbookEnv, step: StepUpdate) {
   const rows = await readConfiguredSelection(env, (n) => update(`reading the selection: ${mailboxes(n)}`));
   const todo = rows.filter((r) => needsConfiguring(r, profileId));
   if (todo.length === 0) {
-    return { detail: stepDetail(rows.length === 0 ? 'already done: no mailboxes match the selection' : `already done: all ${mailboxes(rows.length)}`), wrote: false, changed: false };
+    // An earlier attempt may have configured some before it failed: they stay in this step's data.
+    return { detail: stepDetail(rows.length === 0 ? 'already done: no mailboxes match the selection' : `already done: all ${mailboxes(rows.length)}`), wrote: false, changed: false, data: reconfiguredData(env.facts) };
   }
   const failures = new FailureGroups();
   const configured = new Set<string>();
@@ -148,6 +156,8 @@ async function applyConfigure(env: RunbookEnv, step: StepUpdate) {
     },
   );
   for (const id of configured) (env.facts.reconfigured ??= new Set()).add(id.toLowerCase());
+  // Kept also when some failed: the next attempt's test-enable tests these (their last test was with the old settings).
+  step.keep(reconfiguredData(env.facts));
   await readBack(env, configured, (r) => needsConfiguring(r, profileId), 'configured');
   env.ctx.logger.info({ selected: rows.length, configured: configured.size, failed: failures.total }, 'mailboxes configured');
   if (failures.total > 0) {
@@ -156,7 +166,7 @@ async function applyConfigure(env: RunbookEnv, step: StepUpdate) {
       configured: configured.size,
     });
   }
-  return { detail: stepDetail(`configured ${configured.size} of ${mailboxes(rows.length)}`), wrote: true, changed: false, data: { [RECONFIGURED_KEY]: encodeReconfigured(configured) } };
+  return { detail: stepDetail(`configured ${configured.size} of ${mailboxes(rows.length)}`), wrote: true, changed: false, data: reconfiguredData(env.facts) };
 }
 
 /**
@@ -185,7 +195,7 @@ async function checkApprove(env: RunbookEnv): Promise<StepCheck> {
   return { upToDate: false, detail: stepDetail(`would approve ${todo} of ${mailboxes(rows.length)}`) };
 }
 
-async function applyApprove(env: RunbookEnv, step: StepUpdate) {
+async function applyApprove(env: RunbookEnv, step: StepHandle) {
   const update = throttledUpdate(env, step);
   const rows = await readConfiguredSelection(env, (n) => update(`reading the selection: ${mailboxes(n)}`));
   const todo = rows.filter(needsApproval);
@@ -234,7 +244,7 @@ async function checkTest(env: RunbookEnv): Promise<StepCheck> {
 
 const phaseText: Readonly<Record<string, string>> = { scheduling: 'scheduling', waiting: 'waiting for results', collecting: 'reading the alerts' };
 
-async function applyTest(env: RunbookEnv, step: StepUpdate) {
+async function applyTest(env: RunbookEnv, step: StepHandle) {
   const update = throttledUpdate(env, step);
   const rows = await readConfiguredSelection(env, (n) => update(`reading the selection: ${mailboxes(n)}`));
   const todo = toTest(env, rows, false);

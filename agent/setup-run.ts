@@ -104,6 +104,8 @@ async function execute(payload: PayloadOf<'setup-run'>, ctx: JobContext, certs: 
       if (value) facts[key] = value;
     }
   }
+  // What configure-mailboxes changed in an earlier attempt, also one where it then failed.
+  restoreReconfigured(facts, runner.recorded('configure-mailboxes')?.data?.[RECONFIGURED_KEY]);
   const profile = await wantedProfile(ctx, settings, facts.crmUserId ?? (await ctx.crm.whoAmI()).UserId);
   const env = runbookEnv(ctx, scope, filter, profile, facts);
   const runnable = ids.filter((id) => !(id === 'adfs' && settings.SETUP_ADFS === 'off'));
@@ -132,8 +134,6 @@ async function execute(payload: PayloadOf<'setup-run'>, ctx: JobContext, certs: 
       const value = outcome.data?.[key];
       if (value && !facts[key]) facts[key] = value;
     }
-    // The mailboxes configure-mailboxes changed, also when an earlier attempt did it: test-enable tests them.
-    if (id === 'configure-mailboxes') restoreReconfigured(facts, outcome.data?.[RECONFIGURED_KEY]);
     const report = outcome.data?.[TEST_REPORT_KEY];
     if (report) testReport = parseReport(report) ?? testReport;
     const script = outcome.data?.[ADFS_SCRIPT_KEY];

@@ -81,7 +81,7 @@ function writes(): { patch: number; post: number; batchPatch: number } {
 
 async function applyStep(step: RunbookStep, e: RunbookEnv) {
   const updates: string[] = [];
-  const outcome = await step.apply(e, { update: (d) => updates.push(d) });
+  const outcome = await step.apply(e, { update: (d) => updates.push(d), keep: () => undefined });
   return { outcome, updates };
 }
 
@@ -226,7 +226,7 @@ describe('org-defaults', () => {
       detail:
         "would set the default profile to 'Exchange Online SSS' (created by the email-profile step), server-side sync for incoming, outgoing and ACT, server-side sync as the connection channel",
     });
-    await expect(orgDefaultsStep.apply(plan, { update: () => undefined })).rejects.toMatchObject({ code: 'STEP_FAILED' });
+    await expect(orgDefaultsStep.apply(plan, { update: () => undefined, keep: () => undefined })).rejects.toMatchObject({ code: 'STEP_FAILED' });
 
     const e = env();
     await applyStep(emailProfileStep, e);
@@ -532,7 +532,7 @@ describe('a fresh deployment', () => {
     expect(fresh.stats.byMethod.POST ?? 0).toBe(0);
 
     const run = freshEnv();
-    for (const step of steps) expect((await step.apply(run, { update: () => undefined })).wrote).toBe(true);
+    for (const step of steps) expect((await step.apply(run, { update: () => undefined, keep: () => undefined })).wrote).toBe(true);
     const profileId = run.facts.profileId;
     expect(fresh.state.organization._defaultemailserverprofileid_value).toBe(profileId);
     for (const m of fresh.state.mailboxes.values()) {
@@ -542,12 +542,12 @@ describe('a fresh deployment', () => {
     fresh.resetStats();
     const again = freshEnv();
     for (const step of steps) expect((await step.check(again)).upToDate).toBe(true);
-    for (const step of steps) expect((await step.apply(again, { update: () => undefined })).wrote).toBe(false);
+    for (const step of steps) expect((await step.apply(again, { update: () => undefined, keep: () => undefined })).wrote).toBe(false);
     expect(fresh.stats.byMethod.PATCH ?? 0).toBe(0);
     expect(fresh.stats.byMethod.POST ?? 0).toBe(0); // no create, no $batch
 
     // Without the S2S part (certificate, tenant id) Test & Enable fails for every mailbox: the run halts with the report.
-    const error = await failure(testEnableStep.apply(freshEnv(), { update: () => undefined }));
+    const error = await failure(testEnableStep.apply(freshEnv(), { update: () => undefined, keep: () => undefined }));
     expect(error.code).toBe('TEST_ENABLE_FAILED');
     const report = error.details?.testReport as Verification;
     expect(report.selected).toBe(n);

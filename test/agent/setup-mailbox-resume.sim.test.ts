@@ -72,6 +72,29 @@ describe('test-enable after a halt between configure-mailboxes and test-enable',
     expect(attempt2.result?.testReport).toMatchObject({ selected: 3, succeeded: 3 });
     expect(attempt2.result?.changed).toEqual(['configure-mailboxes', 'approve-email', 'test-enable']);
   }, 180_000);
+
+  it('configure-mailboxes failing partway keeps the ones it configured: attempt 2 configures the rest and tests all of them', async () => {
+    await setUpEverything();
+    const three = active().slice(0, 3);
+    for (const m of three) m._emailserverprofile_value = null;
+    // One mailbox's update is refused once: attempt 1 configures two of the three and halts.
+    sim.configureS2S({ faults: [{ target: 'crm:PATCH mailboxes', message: 'Crm.80048306 insufficient permissions: prvWriteMailbox', status: 403, times: 1 }] });
+
+    const p = await plan();
+    const runId = newRunId();
+    const attempt1 = await run<SetupRunResult>(runPayload(p, runId, 1));
+    expect(attempt1.state).toBe('failed');
+    const failed = attempt1.reports.find((r) => r.event.kind === 'failed')?.event;
+    expect(failed?.kind === 'failed' ? failed.steps?.find((s) => s.id === 'configure-mailboxes')?.state : undefined).toBe('failed');
+    expect(three.filter((m) => m._emailserverprofile_value !== null)).toHaveLength(2);
+
+    const attempt2 = await run<SetupRunResult>(runPayload(p, runId, 2), 2);
+    expect(attempt2.state, JSON.stringify(attempt2.reports.at(-1))).toBe('completed');
+    expect(attempt2.result?.steps.find((s) => s.id === 'configure-mailboxes')?.detail).toMatch(/configured 1 of/);
+    // The two configured by attempt 1 passed Test & Enable before, with no profile since: they are tested again too.
+    expect(attempt2.result?.testReport).toMatchObject({ selected: 3, succeeded: 3 });
+    expect(three.every((m) => m._emailserverprofile_value !== null)).toBe(true);
+  }, 180_000);
 });
 
 describe('the smaller scopes and the certificate-change lock', () => {
