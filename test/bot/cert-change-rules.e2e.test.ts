@@ -1,12 +1,12 @@
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { certWatchFailuresKey, storeCertWatchConversation } from '../../bot/cert-watch.ts';
-import type { RunStore } from '../../bot/run-store.ts';
 import { timerJobId, type TimerKind } from '../../bot/run-timers.ts';
 import { timerQueueName } from '../../jobs/deployment.ts';
 import { jobTtlMs } from '../../jobs/job-options.ts';
-import type { JobType, ReportEvent } from '../../jobs/job-types.ts';
-import { APPROVER, OPERATOR, clickCard, runStoreOf, sendMessage, startHarness, waitForJobState, withQueue, type Harness, type User, SECOND_APPROVER, twoApproversEnv } from '../support/bot-harness.ts';
-import { cardOf, cardText, type CardLike } from '../support/fake-connector.ts';
+import type { ReportEvent } from '../../jobs/job-types.ts';
+import { APPROVER, OPERATOR, sendMessage, waitForJobState, withQueue, type User, SECOND_APPROVER, twoApproversEnv } from '../support/bot-harness.ts';
+import { cardOf, cardText } from '../support/fake-connector.ts';
+import { botSession } from '../support/bot-session.ts';
 import { certPlanResult, certRotateResult, certStatusResult, rollbackStepsFailedAt, rotationSteps, rotationStepsFailedAt } from '../support/cert-fixtures.ts';
 
 /**
@@ -15,36 +15,7 @@ import { certPlanResult, certRotateResult, certStatusResult, rollbackStepsFailed
  * puts the rotation back), one rotation per rotation-due card, and the watch's failed checks.
  */
 
-let h: Harness | undefined;
-afterEach(async () => {
-  await h?.close();
-  h = undefined;
-});
-
-async function start(): Promise<Harness> {
-  h = await startHarness({ env: twoApproversEnv });
-  return h;
-}
-
-function t(): Harness {
-  if (!h) throw new Error('no harness');
-  return h;
-}
-
-const store = (): RunStore => runStoreOf(t());
-const click = (from: User, verb: string, runId: string, cardId: string) => clickCard(t(), from, verb, runId, cardId);
-
-function latestCard(cardId: string): CardLike {
-  const updates = t().connector.updates(cardId);
-  return cardOf(updates.length > 0 ? updates.at(-1) : t().connector.posts().find((p) => p.activityId === cardId));
-}
-
-async function reportAndWait(cardId: string, runId: string, jobType: JobType, event: ReportEvent, attempt = 1): Promise<CardLike> {
-  const before = t().connector.updates(cardId).length;
-  await t().agent.report(runId, jobType, event, attempt);
-  await t().connector.waitFor(() => t().connector.updates(cardId).length > before, `a card update after ${event.kind}`);
-  return latestCard(cardId);
-}
+const { start, harness: t, click, runStore: store, latestCard, reportAndWait } = botSession({ env: twoApproversEnv });
 
 /** `cert rotate` by `from`, its plan job answered with a plan; returns the run and its card. */
 async function planned(from: User = OPERATOR) {

@@ -1,11 +1,10 @@
-import { afterEach, describe, expect, it } from 'vitest';
-import { jobQueueName, reportQueueName, timerQueueName } from '../../jobs/deployment.ts';
-import type { JobType, ReportEvent } from '../../jobs/job-types.ts';
+import { describe, expect, it } from 'vitest';
+import { reportQueueName, timerQueueName } from '../../jobs/deployment.ts';
 import { certStepTitles, rotationStepIds } from '../../jobs/cert-types.ts';
-import type { RunStore } from '../../bot/run-store.ts';
 import { certWatchConversationKey } from '../../bot/cert-watch.ts';
-import { APPROVER, OPERATOR, OTHER_OPERATOR, STRANGER, clickCard, runStoreOf, sendMessage, startHarness, withQueue, type Harness, type User, SECOND_APPROVER, twoApproversEnv } from '../support/bot-harness.ts';
-import { cardOf, cardText, type CapturedCall, type CardLike } from '../support/fake-connector.ts';
+import { APPROVER, OPERATOR, OTHER_OPERATOR, STRANGER, withQueue, type User, SECOND_APPROVER, twoApproversEnv } from '../support/bot-harness.ts';
+import { cardOf, cardText } from '../support/fake-connector.ts';
+import { botSession } from '../support/bot-session.ts';
 import {
   NEW_THUMBPRINT,
   OLD_THUMBPRINT,
@@ -16,51 +15,8 @@ import {
   certSummary,
 } from '../support/cert-fixtures.ts';
 
-/** A second approver: the two-person rule needs an approver other than the requester. */
-
-let h: Harness | undefined;
-afterEach(async () => {
-  await h?.close();
-  h = undefined;
-});
-
-function harness(): Harness {
-  if (!h) throw new Error('no harness');
-  return h;
-}
-
-async function start(): Promise<Harness> {
-  h = await startHarness({ env: twoApproversEnv });
-  return h;
-}
-
-const say = (from: User, text: string): Promise<CapturedCall> => sendMessage(harness(), from, text);
-const click = (from: User, verb: string, runId: string, cardId: string) => clickCard(harness(), from, verb, runId, cardId);
-const runStore = (): RunStore => runStoreOf(harness());
-
-/** The newest version of a card (its last update, or the post itself). */
-function latestCard(cardId: string): CardLike {
-  const t = harness();
-  const updates = t.connector.updates(cardId);
-  return cardOf(updates.length > 0 ? updates.at(-1) : t.connector.posts().find((p) => p.activityId === cardId));
-}
-
-/** Publishes a report and waits until the card has one more update. */
-async function reportAndWait(cardId: string, runId: string, jobType: JobType, event: ReportEvent, attempt = 1): Promise<CardLike> {
-  const t = harness();
-  const before = t.connector.updates(cardId).length;
-  await t.agent.report(runId, jobType, event, attempt);
-  await t.connector.waitFor(() => t.connector.updates(cardId).length > before, `a card update after ${event.kind}`);
-  return latestCard(cardId);
-}
-
-async function jobIds(): Promise<string[]> {
-  const t = harness();
-  return withQueue(t, jobQueueName(t.config.deployment), async (q) => {
-    const jobs = await q.getJobs(['waiting', 'active', 'completed', 'failed', 'delayed', 'paused', 'prioritized']);
-    return jobs.map((j) => j.id ?? '').sort();
-  });
-}
+/** Two approvers: the two-person rule needs an approver other than the requester. */
+const { start, harness, say, click, runStore, latestCard, reportAndWait, jobIds } = botSession({ env: twoApproversEnv });
 
 /** `cert rotate` by `from`, the plan job answered with `plan`; returns the run and its card id. */
 async function planned(from: User, command = 'cert rotate s2s-new.pfx', plan = certPlanResult()) {

@@ -1,9 +1,7 @@
-import { afterEach, describe, expect, it } from 'vitest';
-import type { JobType, ReportEvent } from '../../jobs/job-types.ts';
+import { describe, expect, it } from 'vitest';
 import { stepTitles } from '../../jobs/cert-types.ts';
 import { newRunId } from '../../jobs/job-options.ts';
 import { reportQueueName } from '../../jobs/deployment.ts';
-import type { RunStore } from '../../bot/run-store.ts';
 import {
   APPROVER,
   OPERATOR,
@@ -12,16 +10,14 @@ import {
   STRANGER,
   clickCard,
   invokeActivity,
-  runStoreOf,
-  sendMessage,
-  startHarness,
   twoApproversEnv,
   waitForJobState,
   withQueue,
   type Harness,
   type User,
 } from '../support/bot-harness.ts';
-import { cardOf, cardText, type CapturedCall, type CardLike } from '../support/fake-connector.ts';
+import { cardOf, cardText } from '../support/fake-connector.ts';
+import { botSession } from '../support/bot-session.ts';
 import { certPlanResult } from '../support/cert-fixtures.ts';
 import { runSteps, setupPlan, setupRunResult } from './setup-fixtures.ts';
 
@@ -31,34 +27,7 @@ import { runSteps, setupPlan, setupRunResult } from './setup-fixtures.ts';
  * a cancel asked while the failed attempt ran.
  */
 
-let h: Harness | undefined;
-afterEach(async () => {
-  await h?.close();
-  h = undefined;
-});
-
-function harness(): Harness {
-  if (!h) throw new Error('no harness');
-  return h;
-}
-
-const say = (from: User, text: string): Promise<CapturedCall> => sendMessage(harness(), from, text);
-const click = (from: User, verb: string, runId: string, cardId: string) => clickCard(harness(), from, verb, runId, cardId);
-const runStore = (): RunStore => runStoreOf(harness());
-
-function latestCard(cardId: string): CardLike {
-  const t = harness();
-  const updates = t.connector.updates(cardId);
-  return cardOf(updates.length > 0 ? updates.at(-1) : t.connector.posts().find((p) => p.activityId === cardId));
-}
-
-async function reportAndWait(cardId: string, runId: string, jobType: JobType, event: ReportEvent, attempt = 1): Promise<CardLike> {
-  const t = harness();
-  const before = t.connector.updates(cardId).length;
-  await t.agent.report(runId, jobType, event, attempt);
-  await t.connector.waitFor(() => t.connector.updates(cardId).length > before, `a card update after ${event.kind}`);
-  return latestCard(cardId);
-}
+const { start, harness, say, click, runStore, latestCard, reportAndWait } = botSession({ env: twoApproversEnv });
 
 async function planned(from: User, command = 'run setup') {
   const t = harness();
@@ -89,7 +58,7 @@ async function halted(requester: User = OPERATOR) {
 
 describe('cancel', () => {
   it('a plan still planning: the requester types `cancel <run>`; the late plan is dropped', async () => {
-    const t = h = await startHarness({ env: twoApproversEnv });
+    const t = await start();
     const planning = await say(OPERATOR, 'run setup');
     const job = await t.agent.waitForJob('setup-plan');
     const reply = cardText(cardOf(await say(OPERATOR, `cancel ${job.runId}`)));
@@ -105,7 +74,7 @@ describe('cancel', () => {
   });
 
   it('a plan awaiting approval: another operator is refused, an approver cancels it with the button', async () => {
-    h = await startHarness({ env: twoApproversEnv });
+    await start();
     const { runId, cardId } = await planned(OPERATOR);
     const refused = await click(OTHER_OPERATOR, 'run.cancel', runId, cardId);
     expect(String(refused.body.value)).toContain('may cancel it');
@@ -121,7 +90,7 @@ describe('cancel', () => {
   });
 
   it('a running run: the cancel key is set and the agent stops before its next step → cancelled, the certificate slot released', async () => {
-    const t = h = await startHarness({ env: twoApproversEnv });
+    const t = await start();
     const { runId, cardId } = await approved();
     await reportAndWait(cardId, runId, 'setup-run', { kind: 'started' });
     expect(await runStore().certActive('contoso')).toBe(runId);
@@ -142,7 +111,7 @@ describe('cancel', () => {
   });
 
   it('a cancel asked while a step runs: the step then fails → cancelled (no Retry), the slot released', async () => {
-    const t = h = await startHarness({ env: twoApproversEnv });
+    const t = await start();
     const { runId, cardId } = await approved();
     await reportAndWait(cardId, runId, 'setup-run', { kind: 'started' });
     await say(OPERATOR, `cancel ${runId}`);
@@ -163,7 +132,7 @@ describe('cancel', () => {
   });
 
   it('a cancel asked while the last step runs: the run succeeds and its cards say the cancel came too late', async () => {
-    const t = h = await startHarness({ env: twoApproversEnv });
+    const t = await start();
     const { runId, cardId } = await approved();
     await reportAndWait(cardId, runId, 'setup-run', { kind: 'started' });
     await say(OPERATOR, `cancel ${runId}`);
@@ -179,7 +148,7 @@ describe('cancel', () => {
   });
 
   it('a halted run: Cancel → cancelled, the slot released; a halted rotation is refused; a running status is refused', async () => {
-    const t = h = await startHarness({ env: twoApproversEnv });
+    const t = await start();
     const { runId, cardId } = await halted();
     expect(await runStore().certActive('contoso')).toBe(runId);
     const done = await click(OPERATOR, 'run.cancel', runId, cardId);
@@ -210,7 +179,7 @@ describe('cancel', () => {
 
 describe('resume', () => {
   it('typed `resume <run>` of a halted run: attempt 2, and a stale cancel key no longer stops it', async () => {
-    const t = h = await startHarness({ env: twoApproversEnv });
+    const t = await start();
     const p = await halted();
     expect((await runStore().get(p.runId))?.state).toBe('halted');
     // A cancel key left over (asked just as the step failed): the resume deletes it with the state change.
@@ -256,7 +225,7 @@ describe('authorization before anything about the run', () => {
   }
 
   it('a stranger typing resume / cancel learns nothing: not whether the run exists, nor its state', async () => {
-    const t = h = await startHarness({ env: twoApproversEnv });
+    const t = await start();
     const run = await strangersPlan(t);
     for (const text of [`cancel ${run.runId}`, 'cancel unknownrun0001', `resume ${run.runId}`, 'resume unknownrun0001']) {
       const reply = cardText(cardOf(await say(STRANGER, text)));
@@ -280,7 +249,7 @@ describe('authorization before anything about the run', () => {
   });
 
   it('a requester who is no longer an operator can neither cancel nor confirm the checklist; a stranger\'s click on an unknown run is refused', async () => {
-    const t = h = await startHarness({ env: twoApproversEnv });
+    const t = await start();
     const run = await strangersPlan(t);
     const cancel = await click(STRANGER, 'run.cancel', run.runId, 'card-1');
     expect(String(cancel.body.value)).toContain('SETUP_OPERATORS');

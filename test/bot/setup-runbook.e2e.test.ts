@@ -1,10 +1,7 @@
-import { afterEach, describe, expect, it } from 'vitest';
-import { jobQueueName } from '../../jobs/deployment.ts';
-import type { JobType, ReportEvent } from '../../jobs/job-types.ts';
+import { describe, expect, it } from 'vitest';
 import { stepTitles } from '../../jobs/cert-types.ts';
 import { checklistQuestions, preflightTitles } from '../../jobs/runbook-types.ts';
 import { createAuditLog } from '../../core/audit-log.ts';
-import type { RunStore } from '../../bot/run-store.ts';
 import {
   APPROVER,
   OPERATOR,
@@ -12,59 +9,15 @@ import {
   STRANGER,
   clickCard,
   invokeActivity,
-  runStoreOf,
-  sendMessage,
-  startHarness,
   twoApproversEnv,
-  withQueue,
-  type Harness,
   type User,
 } from '../support/bot-harness.ts';
-import { cardOf, cardText, type CapturedCall, type CardLike } from '../support/fake-connector.ts';
+import { cardOf, cardText } from '../support/fake-connector.ts';
+import { botSession } from '../support/bot-session.ts';
 import { certPlanResult } from '../support/cert-fixtures.ts';
 import { CERT_THUMBPRINT, TENANT_ID, preflightChecks, preflightResult, runSteps, setupPlan, setupRunResult } from './setup-fixtures.ts';
 
-let h: Harness | undefined;
-afterEach(async () => {
-  await h?.close();
-  h = undefined;
-});
-
-function harness(): Harness {
-  if (!h) throw new Error('no harness');
-  return h;
-}
-
-async function start(): Promise<Harness> {
-  h = await startHarness({ env: twoApproversEnv });
-  return h;
-}
-
-const say = (from: User, text: string): Promise<CapturedCall> => sendMessage(harness(), from, text);
-const click = (from: User, verb: string, runId: string, cardId: string) => clickCard(harness(), from, verb, runId, cardId);
-const runStore = (): RunStore => runStoreOf(harness());
-
-function latestCard(cardId: string): CardLike {
-  const t = harness();
-  const updates = t.connector.updates(cardId);
-  return cardOf(updates.length > 0 ? updates.at(-1) : t.connector.posts().find((p) => p.activityId === cardId));
-}
-
-async function reportAndWait(cardId: string, runId: string, jobType: JobType, event: ReportEvent, attempt = 1): Promise<CardLike> {
-  const t = harness();
-  const before = t.connector.updates(cardId).length;
-  await t.agent.report(runId, jobType, event, attempt);
-  await t.connector.waitFor(() => t.connector.updates(cardId).length > before, `a card update after ${event.kind}`);
-  return latestCard(cardId);
-}
-
-async function jobIds(): Promise<string[]> {
-  const t = harness();
-  return withQueue(t, jobQueueName(t.config.deployment), async (q) => {
-    const jobs = await q.getJobs(['waiting', 'active', 'completed', 'failed', 'delayed', 'paused', 'prioritized']);
-    return jobs.map((j) => j.id ?? '').sort();
-  });
-}
+const { start, harness, say, click, runStore, latestCard, reportAndWait, jobIds } = botSession({ env: twoApproversEnv });
 
 const confirmData = (runId: string, a: string, b: string) => ({ runId, 'checklist-hybrid-connector': a, 'checklist-exchange-enabled': b });
 
