@@ -3,7 +3,8 @@ import { realpathSync } from 'node:fs';
 import { basename, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
-import { isSetupError, SetupError } from '../core/setup-error.ts';
+import { CliUsageError, EXIT_USAGE, reportUsageError } from '../core/cli-usage-error.ts';
+import { SetupError } from '../core/setup-error.ts';
 import type { CertSummary } from '../jobs/cert-types.ts';
 import { readCertificateFile, type CertificateFileFormat } from './cert-kit.ts';
 import { makeEvaluationPfx } from './evaluation-pfx.ts';
@@ -36,7 +37,7 @@ export interface CertCliDeps {
 
 export const EXIT_OK = 0;
 export const EXIT_PROBLEMS = 1;
-export const EXIT_USAGE = 2;
+export { EXIT_USAGE };
 
 const DEFAULT_MIN_DAYS = 30;
 
@@ -60,23 +61,11 @@ const nodeFs: CertCliFs = {
   remove: (path) => unlink(path),
 };
 
-class UsageError extends Error {
-  override readonly name = 'UsageError';
-}
-
 export async function main(deps: CertCliDeps): Promise<number> {
   try {
     return await run(deps);
   } catch (error) {
-    if (error instanceof UsageError) {
-      deps.stderr(`${error.message}\n\n${certCliUsage}\n`);
-      return EXIT_USAGE;
-    }
-    if (isSetupError(error)) {
-      deps.stderr(`${error.message}${error.hint ? `\n${error.hint}` : ''}\n`);
-      return EXIT_USAGE;
-    }
-    throw error;
+    return reportUsageError(error, certCliUsage, deps.stderr);
   }
 }
 
@@ -85,7 +74,7 @@ async function run(deps: CertCliDeps): Promise<number> {
   const now = (deps.now ?? Date.now)();
   const refused = deps.argv.find((arg) => /^--?(password|pass|pwd|passin|passout|p)(=|$)/i.test(arg));
   if (refused) {
-    throw new UsageError(`${refused.split('=')[0] ?? refused} is refused: a password on the command line ends up in shell history and process lists. Put it in an environment variable and name it with --password-env NAME.`);
+    throw new CliUsageError(`${refused.split('=')[0] ?? refused} is refused: a password on the command line ends up in shell history and process lists. Put it in an environment variable and name it with --password-env NAME.`);
   }
   let parsed;
   try {
@@ -109,7 +98,7 @@ async function run(deps: CertCliDeps): Promise<number> {
   } catch (error) {
     // Node's message quotes the argument; cut any "=value" so nothing typed after "=" is echoed.
     const message = error instanceof Error ? error.message.split('. ')[0]?.replace(/=[^'"\s]*/g, '=…') : 'Cannot read the arguments';
-    throw new UsageError(message ?? 'Cannot read the arguments');
+    throw new CliUsageError(message ?? 'Cannot read the arguments');
   }
   const { values, positionals } = parsed;
   const [command, ...rest] = positionals;
@@ -119,9 +108,9 @@ async function run(deps: CertCliDeps): Promise<number> {
   }
   if (command === 'inspect') {
     const [file, extra] = rest;
-    if (!file || extra !== undefined) throw new UsageError('inspect takes exactly one file.');
+    if (!file || extra !== undefined) throw new CliUsageError('inspect takes exactly one file.');
     for (const option of ['subject', 'days', 'out', 'key-size', 'legacy', 'force'] as const) {
-      if (values[option] !== undefined) throw new UsageError(`--${option} belongs to "new", not "inspect".`);
+      if (values[option] !== undefined) throw new CliUsageError(`--${option} belongs to "new", not "inspect".`);
     }
     return inspect(deps, fs, now, file, {
       password: passwordFrom(deps.env, values['password-env'], false),
@@ -131,18 +120,18 @@ async function run(deps: CertCliDeps): Promise<number> {
   }
   if (command === 'new') {
     // Not echoed: a stray argument may be a password typed where it does not belong.
-    if (rest.length > 0) throw new UsageError('new takes no file argument; name the output with --out.');
-    if (values['min-days'] !== undefined) throw new UsageError('--min-days belongs to "inspect", not "new".');
+    if (rest.length > 0) throw new CliUsageError('new takes no file argument; name the output with --out.');
+    if (values['min-days'] !== undefined) throw new CliUsageError('--min-days belongs to "inspect", not "new".');
     const subject = values.subject;
     const out = values.out;
-    if (!subject) throw new UsageError('new needs --subject "CN=…".');
-    if (!out) throw new UsageError('new needs --out <file.pfx>.');
-    if (!/\.(pfx|p12)$/i.test(out)) throw new UsageError(`--out ${out} should end with .pfx or .p12.`);
-    if (values.days === undefined) throw new UsageError('new needs --days <n> (how long the certificate is valid).');
+    if (!subject) throw new CliUsageError('new needs --subject "CN=…".');
+    if (!out) throw new CliUsageError('new needs --out <file.pfx>.');
+    if (!/\.(pfx|p12)$/i.test(out)) throw new CliUsageError(`--out ${out} should end with .pfx or .p12.`);
+    if (values.days === undefined) throw new CliUsageError('new needs --days <n> (how long the certificate is valid).');
     const password = passwordFrom(deps.env, values['password-env'], true);
-    if (password === undefined) throw new UsageError('new needs --password-env NAME: the environment variable that holds the PFX password.');
+    if (password === undefined) throw new CliUsageError('new needs --password-env NAME: the environment variable that holds the PFX password.');
     const keySize = integer(values['key-size'], '--key-size', 2048, 2048, 16384);
-    if (keySize % 8 !== 0) throw new UsageError('--key-size must be a multiple of 8 (2048, 3072, 4096).');
+    if (keySize % 8 !== 0) throw new CliUsageError('--key-size must be a multiple of 8 (2048, 3072, 4096).');
     return create(deps, fs, now, {
       subject,
       out,
@@ -154,27 +143,27 @@ async function run(deps: CertCliDeps): Promise<number> {
       json: values.json === true,
     });
   }
-  throw new UsageError(command ? `Unknown command "${command}".` : 'Give a command: inspect or new.');
+  throw new CliUsageError(command ? `Unknown command "${command}".` : 'Give a command: inspect or new.');
 }
 
 function passwordFrom(env: CertCliDeps['env'], name: string | undefined, required: boolean): string | undefined {
   if (name === undefined) return undefined;
-  if (!/^[A-Za-z_][A-Za-z0-9_]*$/.test(name)) throw new UsageError('--password-env takes the NAME of an environment variable (letters, digits, underscore), not the password.');
+  if (!/^[A-Za-z_][A-Za-z0-9_]*$/.test(name)) throw new CliUsageError('--password-env takes the NAME of an environment variable (letters, digits, underscore), not the password.');
   const value = env[name];
   if (value === undefined || (required && value === '')) {
     // The name is echoed only when it looks like one: someone may have given the password itself.
     const which = /^[A-Z_][A-Z0-9_]*$/.test(name) ? `The environment variable ${name}` : 'The environment variable named by --password-env (names are usually upper-case, like CERT_PFX_PASSWORD)';
-    throw new UsageError(`${which} is not set${value === '' ? ' (it is empty)' : ''}. Set it to the PFX password, then run the command again.`);
+    throw new CliUsageError(`${which} is not set${value === '' ? ' (it is empty)' : ''}. Set it to the PFX password, then run the command again.`);
   }
   return value;
 }
 
 function integer(text: string | undefined, option: string, fallback: number, min: number, max: number): number {
   if (text === undefined) return fallback;
-  if (!/^-?\d+$/.test(text)) throw new UsageError(`${option} takes a whole number, not "${text}".`);
+  if (!/^-?\d+$/.test(text)) throw new CliUsageError(`${option} takes a whole number, not "${text}".`);
   const value = Number(text);
   if (value < min || value > max) {
-    throw new UsageError(option === '--key-size' && value < min
+    throw new CliUsageError(option === '--key-size' && value < min
       ? `${option} ${value} is too small: Entra ID rejects RSA keys below ${min} bits (AADSTS700027).`
       : `${option} must be between ${min} and ${max}.`);
   }
@@ -212,7 +201,7 @@ async function create(deps: CertCliDeps, fs: CertCliFs, now: number, options: { 
     await fs.writeNewFile(options.out, made.pfx, 0o600);
   } catch (error) {
     const code = (error as { code?: unknown }).code;
-    if (code === 'EEXIST') throw new UsageError(`${options.out} exists already; nothing was written. Choose another --out, or add --force to replace it.`);
+    if (code === 'EEXIST') throw new CliUsageError(`${options.out} exists already; nothing was written. Choose another --out, or add --force to replace it.`);
     throw new SetupError('CERT_FILE_NOT_FOUND', `Cannot write ${options.out}${typeof code === 'string' ? ` (${code})` : ''}.`, { hint: 'Check that the folder exists and that you may write to it.' });
   }
   const path = resolve(options.out);

@@ -5,6 +5,7 @@ import type { Redis } from 'ioredis';
 import { z } from 'zod';
 import { deploymentSchema } from '../jobs/deployment.ts';
 import { createAuditLog, type StoredAuditEntry } from './audit-log.ts';
+import { CliUsageError, EXIT_USAGE, reportUsageError } from './cli-usage-error.ts';
 import { parseEnv } from './parse-env.ts';
 import { connectRedis, redisHelp } from './redis-connection.ts';
 import { isSetupError } from './setup-error.ts';
@@ -21,7 +22,7 @@ import { isSetupError } from './setup-error.ts';
 
 export const EXIT_OK = 0;
 export const EXIT_REDIS = 1;
-export const EXIT_USAGE = 2;
+export { EXIT_USAGE };
 
 export const TAIL_DEFAULT = 20;
 export const TAIL_MAX = 1000;
@@ -53,10 +54,6 @@ export interface AuditCliDeps {
   connect?: (url: string) => Promise<Redis>;
 }
 
-class UsageError extends Error {
-  override readonly name = 'UsageError';
-}
-
 type Request = { command: 'export'; since?: string; deployment?: string } | { command: 'tail'; count: number; deployment?: string };
 
 export async function main(deps: AuditCliDeps): Promise<number> {
@@ -70,15 +67,7 @@ export async function main(deps: AuditCliDeps): Promise<number> {
     }
     env = parseEnv(auditCliEnvSchema, deps.env as NodeJS.ProcessEnv);
   } catch (error) {
-    if (error instanceof UsageError) {
-      deps.stderr(`${error.message}\n\n${auditCliUsage}\n`);
-      return EXIT_USAGE;
-    }
-    if (isSetupError(error)) {
-      deps.stderr(`${error.message}${error.hint ? `\n${error.hint}` : ''}\n`);
-      return EXIT_USAGE;
-    }
-    throw error;
+    return reportUsageError(error, auditCliUsage, deps.stderr);
   }
 
   let redis: Redis;
@@ -130,7 +119,7 @@ function parseRequest(argv: readonly string[]): Request | 'help' {
   } catch (error) {
     // Node's message quotes the argument; keep only its first sentence.
     const message = error instanceof Error ? error.message.split('. ')[0] : undefined;
-    throw new UsageError(message ?? 'Cannot read the arguments.');
+    throw new CliUsageError(message ?? 'Cannot read the arguments.');
   }
   const { values, positionals } = parsed;
   const [command, ...rest] = positionals;
@@ -138,26 +127,26 @@ function parseRequest(argv: readonly string[]): Request | 'help' {
   let deployment: string | undefined;
   if (values.deployment !== undefined) {
     const d = deploymentSchema.safeParse(values.deployment);
-    if (!d.success) throw new UsageError(`--deployment: ${d.error.issues[0]?.message ?? 'not a deployment name'}.`);
+    if (!d.success) throw new CliUsageError(`--deployment: ${d.error.issues[0]?.message ?? 'not a deployment name'}.`);
     deployment = d.data;
   }
   const withDeployment = deployment === undefined ? {} : { deployment };
   if (command === 'export') {
-    if (rest.length > 0) throw new UsageError('`export` takes no other argument than --since and --deployment.');
+    if (rest.length > 0) throw new CliUsageError('`export` takes no other argument than --since and --deployment.');
     if (values.since === undefined) return { command: 'export', ...withDeployment };
     if (!sinceSchema.safeParse(values.since).success) {
-      throw new UsageError('--since needs an ISO date-time with its time zone, such as 2026-12-01T00:00:00Z.');
+      throw new CliUsageError('--since needs an ISO date-time with its time zone, such as 2026-12-01T00:00:00Z.');
     }
     return { command: 'export', since: values.since, ...withDeployment };
   }
   if (command === 'tail') {
-    if (values.since !== undefined) throw new UsageError('--since is for `export`.');
-    if (rest.length > 1) throw new UsageError('`tail` takes one number at most.');
+    if (values.since !== undefined) throw new CliUsageError('--since is for `export`.');
+    if (rest.length > 1) throw new CliUsageError('`tail` takes one number at most.');
     const n = rest[0] === undefined ? TAIL_DEFAULT : /^\d{1,4}$/.test(rest[0]) ? Number(rest[0]) : NaN;
-    if (!Number.isInteger(n) || n < 1 || n > TAIL_MAX) throw new UsageError(`\`tail [n]\`: n is a whole number from 1 to ${TAIL_MAX}.`);
+    if (!Number.isInteger(n) || n < 1 || n > TAIL_MAX) throw new CliUsageError(`\`tail [n]\`: n is a whole number from 1 to ${TAIL_MAX}.`);
     return { command: 'tail', count: n, ...withDeployment };
   }
-  throw new UsageError(command === undefined ? 'Say what to do: export or tail.' : 'Unknown command: use export or tail.');
+  throw new CliUsageError(command === undefined ? 'Say what to do: export or tail.' : 'Unknown command: use export or tail.');
 }
 
 /** True when this module is the program tsx was started with (not imported by a test). */
