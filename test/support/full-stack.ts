@@ -160,11 +160,13 @@ export async function startFullStack(options: FullStackOptions = {}): Promise<Fu
     graph,
     certificates,
     async say(from, text) {
-      const before = connector.posts().length;
-      const res = await postActivity(messageActivity(target, from, text));
+      const message = messageActivity(target, from, text);
+      const res = await postActivity(message);
       if (res.status !== 200) throw new Error(`the bot answered ${res.status}`);
-      await connector.waitFor(() => connector.posts().length > before, 'the reply');
-      const reply = connector.posts()[before];
+      // The reply to this message, not another run's card posted meanwhile.
+      const replyOf = () => connector.posts().find((p) => p.replyToId === message['id']);
+      await connector.waitFor(() => replyOf() !== undefined, `the reply to "${text}"`);
+      const reply = replyOf();
       if (!reply) throw new Error('no reply');
       return reply;
     },
