@@ -22,7 +22,6 @@ import { testAndEnable } from './test-mailboxes.ts';
  * read the selection back; Test & Enable is its own proof.
  */
 
-
 /** The selection with the columns the three steps compare. */
 export function readConfiguredSelection(env: RunbookEnv, onPage?: (rowsSoFar: number) => void): Promise<ConfiguredMailbox[]> {
   return readSelectionWith(env.ctx.crm, env.filter, { select: configuredMailboxColumns, schema: configuredMailboxSchema }, onPage);

@@ -2,6 +2,7 @@ import { z } from 'zod';
 import { SetupError } from '../core/setup-error.ts';
 import { ActDeliveryMethod, IncomingDeliveryMethod, OutgoingDeliveryMethod } from '../jobs/crm-values.ts';
 import { odataGuid } from '../jobs/mailbox-filter.ts';
+import type { StepHandle } from './cert-steps.ts';
 import { readEmailDeliveryDefaults, writeEmailDeliveryDefaults, type EmailDeliveryDefaults } from './email-settings-xml.ts';
 import { guidSchema, optionalIntSchema } from './mailbox-selection.ts';
 import type { RunbookEnv, RunbookStep, StepCheck } from './runbook-step.ts';
@@ -86,7 +87,7 @@ async function check(env: RunbookEnv): Promise<StepCheck> {
     : { upToDate: false, detail: stepDetail(`would set ${describe(parts, env)}`) };
 }
 
-async function apply(env: RunbookEnv, step: { update: (detail: string) => void }) {
+async function apply(env: RunbookEnv, step: Pick<StepHandle, 'update'>) {
   const profileId = await runbookProfileId(env);
   if (!profileId) {
     throw new SetupError('STEP_FAILED', `The email server profile '${env.profile.name}' is not known to this run, so it cannot be made the default.`, {

@@ -2,6 +2,7 @@ import { z } from 'zod';
 import { SetupError } from '../core/setup-error.ts';
 import { EmailServerType, StateCode } from '../jobs/crm-values.ts';
 import { odataGuid, odataString } from '../jobs/mailbox-filter.ts';
+import type { StepHandle } from './cert-steps.ts';
 import type { CrmApi } from './crm-client.ts';
 import { PROFILE_SET, guidSchema, optionalIntSchema } from './mailbox-selection.ts';
 import type { RunbookEnv, RunbookStep, StepCheck } from './runbook-step.ts';
@@ -200,7 +201,7 @@ function readBackError(name: string, diff: readonly Wanted[], cause: string): Se
   });
 }
 
-async function apply(env: RunbookEnv, step: { update: (detail: string) => void }) {
+async function apply(env: RunbookEnv, step: Pick<StepHandle, 'update'>) {
   const found = await inspect(env);
   const name = env.profile.name;
   const crm = env.ctx.crm;

@@ -1,3 +1,4 @@
+import type { StepHandle } from './cert-steps.ts';
 import type { RunbookEnv } from './runbook-step.ts';
 
 /** The most a step's detail may hold (runbookStepPlanSchema, stepStateSchema). */
@@ -18,7 +19,7 @@ export function mailboxes(n: number): string {
  * A step's running detail at most once per PROGRESS_INTERVAL_MS (and always when `force`: the
  * first and the last word), so a step over thousands of mailboxes does not flood the run card.
  */
-export function throttledUpdate(env: RunbookEnv, step: { update: (detail: string) => void }): (detail: string, force?: boolean) => void {
+export function throttledUpdate(env: RunbookEnv, step: Pick<StepHandle, 'update'>): (detail: string, force?: boolean) => void {
   let last = -Infinity;
   return (detail, force = false) => {
     const now = env.ctx.now();
