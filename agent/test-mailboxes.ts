@@ -39,7 +39,7 @@ const traceRowSchema = z.object({
   tracelogid: guidSchema,
   text: z.string().nullable().optional(),
   _regardingobjectid_value: guidSchema.nullable().optional(),
-  createdon: optionalDate,
+  modifiedon: optionalDate,
 });
 
 /** OData DateTimeOffset literal, whole seconds (CRM's Date header has no finer precision). */
@@ -53,15 +53,17 @@ export function odataDateTime(date: Date): string {
  */
 export const CLOCK_MARGIN_MS = 2_000;
 
-const noTraceText = 'The test failed, but CRM recorded no alert for this mailbox since the test started.';
+const noTraceText = 'The test failed, but CRM recorded or updated no alert for this mailbox since the test started.';
 const nothingTestedText =
   'Nothing was tested: neither incoming nor outgoing email of this mailbox is set to Server-Side Synchronization, and CRM recorded no alert.';
 
 /**
  * Test & Enable: schedules the test on every selected mailbox (PATCH testemailconfigurationscheduled
  * = true through $batch), then polls with one paged query per interval until every scheduled mailbox
- * has a result or TEST_TIMEOUT_MS passes, then reads the trace records written since T0 to explain
- * the failures. T0 is CRM's own clock, read before the first PATCH (the `Date` header of a `WhoAmI`
+ * has a result or TEST_TIMEOUT_MS passes, then reads the alerts (trace records) created or updated since T0
+ * to explain the failures: CRM keeps one alert per mailbox and problem and updates it when the
+ * failure recurs (its `modifiedon` moves, its `createdon` stays at the first occurrence), so the
+ * alerts are read by `modifiedon` (d365-contract.md, "Alerts"). T0 is CRM's own clock, read before the first PATCH (the `Date` header of a `WhoAmI`
  * answer), minus CLOCK_MARGIN_MS: a skewed agent clock cannot make old results look new or new
  * ones look old, and a mailbox whose test completes while its batch is still being answered is
  * not missed (a batch answer's Date comes after every PATCH in it was processed).
@@ -176,15 +178,15 @@ export async function testAndEnable(rows: readonly SelectedMailbox[], ctx: JobCo
     ctx.report({ phase: 'collecting', done: 0, total: failedIds.size });
     const traces = new Map<string, { text: string; at: number }[]>();
     for await (const page of ctx.crm.getAll(TRACE_SET, {
-      select: ['tracelogid', 'text', '_regardingobjectid_value', 'createdon'],
-      filter: `createdon ge ${odataDateTime(t0)}`,
+      select: ['tracelogid', 'text', '_regardingobjectid_value', 'modifiedon'],
+      filter: `modifiedon ge ${odataDateTime(t0)}`,
       schema: traceRowSchema,
     })) {
       for (const row of page) {
         const regarding = row._regardingobjectid_value;
         if (!regarding || !failedIds.has(regarding) || !row.text) continue;
         const list = traces.get(regarding) ?? [];
-        list.push({ text: row.text, at: row.createdon?.getTime() ?? 0 });
+        list.push({ text: row.text, at: row.modifiedon?.getTime() ?? 0 });
         traces.set(regarding, list);
       }
     }

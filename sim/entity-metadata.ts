@@ -228,6 +228,8 @@ export const traceLogMetadata = entity(
     tracecode: { type: 'integer' },
     _regardingobjectid_value: lookup('regardingobjectid', ['mailboxes', 'emailserverprofiles']),
     createdon: date(),
+    /** Moves each time CRM updates the alert in place (the same failure again); createdon keeps the first occurrence. */
+    modifiedon: date(),
   },
 );
 

@@ -68,6 +68,12 @@ export type TraceLogRecord = {
   tracecode: number;
   _regardingobjectid_value: string;
   createdon: string;
+  modifiedon: string;
+  /**
+   * How often the failure occurred. CRM keeps such a count on the alert (shared/d365-contract.md,
+   * "Alerts"); its attribute name is unverified, so the simulator does not serve it.
+   */
+  occurrences: number;
 };
 
 export type OrganizationRecord = {

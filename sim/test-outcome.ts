@@ -139,8 +139,26 @@ export function evaluateTestOutcome(state: SimState, mailbox: MailboxRecord, s2s
 }
 
 /**
- * Writes a finished run into the mailbox (and a trace record when it failed). Returns the trace
- * record, if one was written.
+ * Per alert table, "<mailbox id>|<trace code>" → the id of that mailbox's alert for that problem: a
+ * cache over the table (an entry whose alert is gone, after a reset, is a miss), so finding the alert
+ * to update costs one lookup, not a scan of every alert.
+ */
+const alertIndex = new WeakMap<Map<string, TraceLogRecord>, Map<string, string>>();
+
+function findAlert(tracelogs: Map<string, TraceLogRecord>, key: string): TraceLogRecord | undefined {
+  const id = alertIndex.get(tracelogs)?.get(key);
+  return id === undefined ? undefined : tracelogs.get(id);
+}
+
+function indexAlert(tracelogs: Map<string, TraceLogRecord>, key: string, id: string): void {
+  let index = alertIndex.get(tracelogs);
+  if (!index) alertIndex.set(tracelogs, (index = new Map()));
+  index.set(key, id);
+}
+
+/**
+ * Writes a finished run into the mailbox (and, when it failed, its alert: a new trace record, or
+ * the mailbox's alert for the same problem updated in place). Returns the alert, if one was written.
  */
 export function applyTestOutcome(
   state: SimState,
@@ -163,6 +181,16 @@ export function applyTestOutcome(
   mailbox.modifiedon = now;
   mailbox.versionnumber += 1;
   if (outcome.traceText === null) return null;
+  // CRM keeps one alert per mailbox and problem: the same failure again updates it in place
+  // (text and modifiedon move, createdon stays), a new problem gets its own alert.
+  const key = `${mailbox.mailboxid}|${outcome.traceCode}`;
+  const existing = findAlert(state.tracelogs, key);
+  if (existing) {
+    existing.text = outcome.traceText;
+    existing.modifiedon = now;
+    existing.occurrences += 1;
+    return existing;
+  }
   const trace: TraceLogRecord = {
     tracelogid: newId(),
     text: outcome.traceText,
@@ -170,7 +198,10 @@ export function applyTestOutcome(
     tracecode: outcome.traceCode,
     _regardingobjectid_value: mailbox.mailboxid,
     createdon: now,
+    modifiedon: now,
+    occurrences: 1,
   };
   state.tracelogs.set(trace.tracelogid, trace);
+  indexAlert(state.tracelogs, key, trace.tracelogid);
   return trace;
 }

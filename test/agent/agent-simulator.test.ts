@@ -87,6 +87,30 @@ describe('agent against the CRM simulator', () => {
     expect(result.failures.reduce((n, g) => n + g.count, 0)).toBe(result.failed);
   });
 
+  it('explains a failure from the alert CRM updated in place (modifiedon moves, createdon stays), with its new cause', async () => {
+    // Seeded mailboxes that failed before: each already has its alert from an earlier test.
+    const alertsOf = (id: string) => [...sim.state.tracelogs.values()].filter((t) => t._regardingobjectid_value === id);
+    const failedBefore = active().filter(
+      (m) => m.emailrouteraccessapproval === A.Approved && m.incomingemailstatus === T.Failure && sim.state.badAddresses.get((m.emailaddress ?? '').toLowerCase()) === 'unauthorized' && alertsOf(m.mailboxid).length === 1,
+    );
+    expect(failedBefore.length).toBeGreaterThan(2);
+    const box = failedBefore[0];
+    if (!box?.emailaddress) throw new Error('no seeded failed mailbox with an address');
+    const [alert] = alertsOf(box.mailboxid);
+    const firstSeen = alert?.createdon;
+    const t0 = Date.now();
+    const payload = { type: 'test' as const, runId: newRunId(), deployment: 'default', requestedBy, approvedBy, plannedCount: 1, filter: { kind: 'addresses' as const, addresses: [box.emailaddress] } };
+    const { result } = await run<TestResult>(payload);
+    const after = alertsOf(box.mailboxid);
+    expect(after).toHaveLength(1);
+    expect(after[0]?.tracelogid).toBe(alert?.tracelogid);
+    expect(after[0]?.createdon).toBe(firstSeen);
+    expect(Date.parse(firstSeen ?? '')).toBeLessThan(t0 - 60_000);
+    expect(Date.parse(after[0]?.modifiedon ?? '')).toBeGreaterThanOrEqual(Math.floor(t0 / 1000) * 1000 - 2000);
+    expect(result).toMatchObject({ selected: 1, failed: 1 });
+    expect(result.failures).toEqual([expect.objectContaining({ cause: 'exchange-unauthorized', count: 1, sample: [box.emailaddress] })]);
+  });
+
   it('refuses approve and test runs whose selection outgrew the approved plan, changing nothing in CRM', async () => {
     const pending = active().filter((m) => m.emailrouteraccessapproval === A.Empty || m.emailrouteraccessapproval === A.PendingApproval);
     const before = approvals();

@@ -198,7 +198,7 @@ describe('test (Test & Enable)', () => {
       },
       get: (set, q) => {
         if (set === 'tracelogs') {
-          return [traces.map((t, i) => ({ tracelogid: idOf(900 + i), text: t.text, _regardingobjectid_value: t.id, createdon: '2025-07-01T10:00:20Z' }))];
+          return [traces.map((t, i) => ({ tracelogid: idOf(900 + i), text: t.text, _regardingobjectid_value: t.id, createdon: '2025-06-01T08:00:00Z', modifiedon: '2025-07-01T10:00:20Z' }))];
         }
         if (q.select.includes('testemailconfigurationscheduled')) {
           polls += 1;
@@ -248,7 +248,8 @@ describe('test (Test & Enable)', () => {
       'testmailboxaccesscompletedon',
     ]);
     const traceQuery = crm.queries.find((q) => q.set === 'tracelogs');
-    expect(traceQuery).toEqual({ set: 'tracelogs', select: ['tracelogid', 'text', '_regardingobjectid_value', 'createdon'], filter: 'createdon ge 2025-07-01T09:59:28Z' });
+    // Alerts created or updated since T0: CRM updates a mailbox's alert in place when the failure recurs.
+    expect(traceQuery).toEqual({ set: 'tracelogs', select: ['tracelogid', 'text', '_regardingobjectid_value', 'modifiedon'], filter: 'modifiedon ge 2025-07-01T09:59:28Z' });
     expect(result.failures).toHaveLength(2);
     expect(result.failures).toEqual(
       expect.arrayContaining([

@@ -28,7 +28,7 @@ export function fakeMailCrm(count: number, health: () => { ok: true } | { ok: fa
     actstatus: 1,
     testmailboxaccesscompletedon: null,
   }));
-  const traces: { tracelogid: string; text: string; _regardingobjectid_value: string; createdon: string }[] = [];
+  const traces: { tracelogid: string; text: string; _regardingobjectid_value: string; createdon: string; modifiedon: string }[] = [];
   const filters: string[] = [];
   const crm = new FakeCrm({
     date: () => new Date(now()),
@@ -48,7 +48,7 @@ export function fakeMailCrm(count: number, health: () => { ok: true } | { ok: fa
         for (const box of mailboxes.filter((m) => m.testemailconfigurationscheduled)) {
           const status = h.ok ? 1 : 2;
           Object.assign(box, { testemailconfigurationscheduled: false, incomingemailstatus: status, outgoingemailstatus: status, testmailboxaccesscompletedon: at });
-          if (!h.ok) traces.push({ tracelogid: idOf(1000 + traces.length), text: h.text, _regardingobjectid_value: box.mailboxid, createdon: at });
+          if (!h.ok) traces.push({ tracelogid: idOf(1000 + traces.length), text: h.text, _regardingobjectid_value: box.mailboxid, createdon: at, modifiedon: at });
         }
         return [mailboxes];
       }
