@@ -63,6 +63,15 @@ export const knownErrorRules: readonly KnownErrorRule[] = [
       'Add the registered certificate as a key credential of the Microsoft Dynamics CRM service principal in Entra ID (Resume the rotation, or roll it back) and check that the agent signs in to the tenant Exchange Online uses.',
     patterns: [/not a key credential/i],
   },
+  // EWS retirement (since 1 October 2026): Exchange Online answers 403 with X-EWS-Policy-Reason.
+  // Matched on the header and on "EWS" with "disabled" / "blocked by policy", not on one sentence.
+  {
+    cause: 'ews-blocked',
+    title: 'EWS is blocked for CRM in Exchange Online (403, X-EWS-Policy-Reason)',
+    remediation:
+      "Exchange Online refuses CRM's EWS calls: the organization's EwsEnabled is false, CRM's app ID is not in EwsAllowedAppIDs, or the mailbox's own EwsEnabled is false. Run `@setup ews allow` (or Set-OrganizationConfig -EwsEnabled $true and -EwsAllowedAppIDs with CRM's app ID added; Set-CASMailbox -EwsEnabled $true for the mailboxes), wait up to 24 hours for Exchange to apply it, then run Test & Enable again. After 1 April 2027 EWS is off for good and nothing fixes this.",
+    patterns: [/X-EWS-Policy-Reason/i, /\bEWS\b[^.]*\b(?:is disabled|blocked by policy)\b/i, /\b403\b[^.]*\bEWS\b/i],
+  },
   {
     cause: 'exchange-not-enabled',
     title: 'Exchange Online refused the token (invalid_token naming Exchange)',

@@ -19,6 +19,14 @@ export const PFX_PASSWORD_ENV = 'SETUP_PFX_PASSWORD';
 
 const serviceSchema = z.object({ name: z.string(), status: z.string() }).strict();
 
+/**
+ * Connect-ExchangeOnline app-only (d365-contract.md, "EWS access in Exchange Online"): the app
+ * registration the agent uses for Graph (GRAPH_CLIENT_ID), the thumbprint of its certificate in the
+ * agent account's store, the tenant's initial domain and the cloud's Exchange environment name.
+ */
+const exchangeConnection = ['AppId', 'CertificateThumbprint', 'Organization', 'ExchangeEnvironmentName'] as const;
+const addressList = z.array(z.string().max(320));
+
 export const powershellScripts = {
   /** Get-CrmCertificate, the S2STokenIssuer entry. */
   'Get-S2SCertificate': {
@@ -98,7 +106,45 @@ export const powershellScripts = {
     params: ['OrganizationName', 'TenantId'] as const,
     output: z.object({ organizationId: z.string(), tenantId: z.string(), changed: z.boolean() }).strict(),
   },
+  /**
+   * Get-OrganizationConfig (EwsEnabled, EwsApplicationAccessPolicy, EwsAllowList, EwsBlockList),
+   * Get-OrganizationConfig -RetrieveEwsOperationAccessPolicy (EwsAllowedAppIDs) and one Get-CASMailbox
+   * -Filter 'EwsEnabled -eq $false' for the whole tenant (Exchange Online PowerShell, read-only).
+   */
+  'Get-EwsAccess': {
+    params: exchangeConnection,
+    output: z.object({
+      organizationEnabled: z.boolean().nullable(),
+      allowedAppIds: z.array(z.string().max(64)).nullable(),
+      applicationAccessPolicy: z.string().nullable(),
+      allowList: z.array(z.string()),
+      blockList: z.array(z.string()),
+      disabledMailboxes: addressList,
+      disabledTruncated: z.boolean(),
+    }).strict(),
+  },
+  /** Set-OrganizationConfig -EwsAllowedAppIDs <merged list> and -EwsEnabled $true, each only when needed, read back. */
+  'Set-EwsAccess': {
+    params: [...exchangeConnection, 'AllowAppId'] as const,
+    output: z.object({
+      organizationEnabled: z.boolean().nullable(),
+      allowedAppIds: z.array(z.string().max(64)),
+      changed: z.array(z.enum(['EwsAllowedAppIDs', 'EwsEnabled'])),
+    }).strict(),
+  },
+  /** Set-CASMailbox -Identity <address> -EwsEnabled $true for the listed mailboxes (at most 100) whose EwsEnabled is $false, read back. */
+  'Set-MailboxEws': {
+    params: [...exchangeConnection, 'Mailboxes'] as const,
+    output: z.object({
+      enabled: addressList,
+      alreadyEnabled: addressList,
+      failed: z.array(z.object({ address: z.string().max(320), message: z.string() }).strict()),
+    }).strict(),
+  },
 } as const;
+
+/** Set-MailboxEws takes at most this many addresses a run (its -Mailboxes pattern; Windows' command line holds 32,767 characters). */
+export const MAILBOX_EWS_BATCH = 100;
 
 export type PowershellScriptName = keyof typeof powershellScripts;
 export type PowershellParams<N extends PowershellScriptName> = Record<(typeof powershellScripts)[N]['params'][number], string>;

@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import { powershellScripts, type PowershellOutput, type PowershellScriptName } from '../agent/powershell-scripts.ts';
 import { ASYNC_SERVICES, countChange, takeFault, type S2SState, type SimServer, type SimStoredCertificate } from './s2s-state.ts';
+import { ExchangeScriptError, exchangeOnlineHandlers } from './exchange-online.ts';
 import { CertificateFileError, PfxPasswordError, readCertificateFile, readPfx, subjectDerOf } from './sim-certificates.ts';
 
 /**
@@ -34,6 +35,9 @@ const THUMBPRINT = /^[0-9A-Fa-f]{40}$/;
 const BASE64 = /^[A-Za-z0-9+/]+={0,2}$/;
 const ORGANIZATION_NAME = /^[A-Za-z0-9_]{1,100}$/;
 const GUID = /^[0-9A-Fa-f]{8}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{12}$/;
+const DOMAIN = /^[A-Za-z0-9-]{1,63}(\.[A-Za-z0-9-]{1,63})+$/;
+const MAILBOX_LIST = /^[A-Za-z0-9._%+'-]+@[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)+(,[A-Za-z0-9._%+'-]+@[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)+){0,99}$/;
+const EXCHANGE_ENVIRONMENTS = ['O365Default', 'O365USGovGCCHigh', 'O365USGovDoD'];
 
 function isScriptName(name: string): name is PowershellScriptName {
   return Object.hasOwn(powershellScripts, name);
@@ -62,6 +66,15 @@ function bind(name: PowershellScriptName, params: Record<string, string>): Recor
   pattern('MetadataUrl', /^https:\/\//i, '^https://');
   pattern('TenantId', GUID, '^[0-9A-Fa-f]{8}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{12}$');
   pattern('OrganizationName', ORGANIZATION_NAME, '^[A-Za-z0-9_]{1,100}$');
+  pattern('AppId', GUID, '^[0-9A-Fa-f]{8}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{12}$');
+  pattern('AllowAppId', GUID, '^[0-9A-Fa-f]{8}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{12}$');
+  pattern('CertificateThumbprint', THUMBPRINT, '^[0-9A-Fa-f]{40}$');
+  pattern('Organization', DOMAIN, '^[A-Za-z0-9-]{1,63}(\\.[A-Za-z0-9-]{1,63})+$');
+  pattern('Mailboxes', MAILBOX_LIST, MAILBOX_LIST.source);
+  const environment = bound.ExchangeEnvironmentName;
+  if (environment !== undefined && !EXCHANGE_ENVIRONMENTS.includes(environment)) {
+    throw new ScriptError(`${name}.ps1 : Cannot validate argument on parameter 'ExchangeEnvironmentName'. The argument "${environment}" does not belong to the set "${EXCHANGE_ENVIRONMENTS.join(',')}" specified by the ValidateSet attribute. Supply an argument that is in the set and then try the command again.`);
+  }
   return bound;
 }
 
@@ -107,6 +120,16 @@ function organizationNamed(state: S2SState, script: string, name: string): S2SSt
     throw new ScriptError(`${script}: Get-CrmOrganization : The organization with the unique name '${name}' does not exist in this deployment.`);
   }
   return state.organization;
+}
+
+/** An Exchange Online script against the tenant's Exchange Online (exchange-online.ts), its errors as the script's. */
+function exchangeScript<N extends keyof typeof exchangeOnlineHandlers>(name: N, state: S2SState, params: Record<string, string>): PowershellOutput<N> {
+  try {
+    return exchangeOnlineHandlers[name](state.exchange, params, state.app.clientId);
+  } catch (error) {
+    if (error instanceof ExchangeScriptError) throw new ScriptError(error.message);
+    throw error;
+  }
 }
 
 type Handler = (state: S2SState, params: Record<string, string>, request: PowershellRequest, now: number) => PowershellOutput<PowershellScriptName>;
@@ -227,6 +250,10 @@ const handlers: { [N in PowershellScriptName]: (state: S2SState, params: Record<
 
   // Set-CrmAdvancedSetting stores the setting as given; the organization's S2STenantId is compared
   // without case (a GUID). Written only when it differs, then read back.
+  'Get-EwsAccess': (state, params) => exchangeScript('Get-EwsAccess', state, params),
+  'Set-EwsAccess': (state, params) => exchangeScript('Set-EwsAccess', state, params),
+  'Set-MailboxEws': (state, params) => exchangeScript('Set-MailboxEws', state, params),
+
   'Set-S2STenantId': (state, params) => {
     const organization = organizationNamed(state, 'Set-S2STenantId', param(params, 'OrganizationName'));
     const tenantId = param(params, 'TenantId').toLowerCase();
@@ -244,6 +271,8 @@ const changed: { [N in PowershellScriptName]?: (output: PowershellOutput<N>) => 
   'Set-S2SServerSettings': (o) => o.changed,
   'Restart-CrmAsyncServices': () => true,
   'Set-S2STenantId': (o) => o.changed,
+  'Set-EwsAccess': (o) => o.changed.length > 0,
+  'Set-MailboxEws': (o) => o.enabled.length > 0,
 };
 
 /** Runs one script against the state. Never throws for a script failure: that is `{ ok: false }`. */

@@ -1,5 +1,6 @@
 import { createHash } from 'node:crypto';
 import { ASYNC_SERVICES, type S2SState, type SimCertificate, type SimServer, type SimStoredCertificate } from './s2s-state.ts';
+import { seedExchangeOnline } from './exchange-online.ts';
 import { createSimCertificate } from './sim-certificates.ts';
 import type { SimScenario } from './sim-state.ts';
 
@@ -41,7 +42,8 @@ export interface S2SSeedOptions {
   /**
    * 'fresh': server-to-server authentication never set up: no certificate registered, none in the
    * servers' stores, no key credential on the CRM service principal, no S2S server settings, no
-   * S2STenantId on the organization; the async services run. Default 'configured' (healthy).
+   * S2STenantId on the organization; the async services run; Exchange Online blocks EWS for CRM
+   * (EwsEnabled false, CRM not allow-listed). Default 'configured' (healthy).
    */
   scenario?: SimScenario;
 }
@@ -98,6 +100,8 @@ export function seedS2S(options: S2SSeedOptions = {}): S2SState {
   const tenantId = options.tenantId ?? SIM_TENANT_ID;
   const state: S2SState = {
     serviceAccount,
+    // A fresh deployment's tenant never allowed EWS for CRM: since 1 October 2026 Exchange Online blocks it.
+    exchange: seedExchangeOnline(options.scenario === 'fresh' ? 'blocked' : 'configured'),
     servers,
     crmCertificate: { ...publicFacts, registeredAt },
     serverSettings: { principalId: S2S_PRINCIPAL_ID, metadataUrl: PUBLIC_METADATA_URL },

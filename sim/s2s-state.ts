@@ -1,3 +1,5 @@
+import type { SimExchangeOnline } from './exchange-online.ts';
+
 /**
  * The simulated on-premises and Entra side of server-to-server authentication: the certificate
  * stores of the asynchronous-service servers (with KeySpec and key ACLs), CRM's S2STokenIssuer
@@ -113,6 +115,8 @@ export interface S2SBreakage {
 
 export interface S2SState {
   serviceAccount: string;
+  /** The tenant's Exchange Online: its EWS access policy (exchange-online.ts). */
+  exchange: SimExchangeOnline;
   servers: SimServer[];
   /** Set-CrmCertificate S2STokenIssuer; null when none is registered. */
   crmCertificate: (SimCertificate & { registeredAt: number }) | null;

@@ -1,4 +1,5 @@
 import type { Logger } from '../core/logger.ts';
+import { ewsRefusal } from './exchange-online.ts';
 import { s2sHealth, type S2SState } from './s2s-state.ts';
 import type { SeededRandom } from './seeded-random.ts';
 import type { SimState } from './sim-state.ts';
@@ -114,7 +115,11 @@ export class TestEnableEngine {
     if (!mailbox) return;
     const s2s = this.options.getS2S?.();
     const outcome = s2s
-      ? evaluateTestOutcome(state, mailbox, s2sHealth(s2s, now), { graphTenantId: s2s.tenant.id, organizationTenantId: s2s.organization.s2sTenantId })
+      ? evaluateTestOutcome(state, mailbox, s2sHealth(s2s, now), {
+        graphTenantId: s2s.tenant.id,
+        organizationTenantId: s2s.organization.s2sTenantId,
+        ewsRefusal: (address) => ewsRefusal(s2s.exchange, address),
+      })
       : evaluateTestOutcome(state, mailbox);
     applyTestOutcome(state, mailbox, outcome, now, this.options.newId);
     this.completed.set(outcome.cause, (this.completed.get(outcome.cause) ?? 0) + 1);

@@ -7,6 +7,7 @@ import {
   OutgoingDeliveryMethod,
 } from '../jobs/crm-values.ts';
 import { TraceLevel } from './entity-metadata.ts';
+import type { EwsRefusal } from './exchange-online.ts';
 import type { S2SHealth } from './s2s-state.ts';
 import { crmDateTime, type BadAddressKind, type MailboxRecord, type SimState, type TraceLogRecord } from './sim-state.ts';
 
@@ -14,7 +15,8 @@ import { crmDateTime, type BadAddressKind, type MailboxRecord, type SimState, ty
  * What one Test & Enable run of a mailbox gives, decided from the state at the moment it runs
  * (as CRM's asynchronous service does). Checked in CRM's order: approval, profile, then server-to-
  * server authentication to Exchange Online (`s2s-auth`: the S2S certificate, its key credential,
- * settings or service restarts are not right, see s2s-state.ts), then the address.
+ * settings or service restarts are not right, see s2s-state.ts), the tenant, Exchange Online's EWS
+ * access policy (`ews-blocked`: a 403 with X-EWS-Policy-Reason, exchange-online.ts), then the address.
  */
 export type TestCause =
   | 'success'
@@ -25,6 +27,7 @@ export type TestCause =
   | 'wrong-profile'
   | 's2s-auth'
   | 'wrong-tenant'
+  | 'ews-blocked'
   | BadAddressKind;
 
 /**
@@ -35,6 +38,8 @@ export type TestCause =
 export interface TenantFacts {
   graphTenantId: string;
   organizationTenantId: string | null;
+  /** Whether Exchange Online refuses CRM's EWS calls for an address (exchange-online.ts ewsRefusal); absent: EWS is allowed. */
+  ewsRefusal?: (address: string) => EwsRefusal | null;
 }
 
 export interface TestOutcome {
@@ -56,6 +61,8 @@ const traceCodes: Record<TestCause, number> = {
   'no-profile': 40,
   'profile-inactive': 40,
   'wrong-tenant': 32,
+  // The connection to Exchange Online failed, like the 401s (trace codes unverified).
+  'ews-blocked': 32,
   'wrong-profile': 32,
   's2s-auth': 32,
   unauthorized: 32,
@@ -63,7 +70,7 @@ const traceCodes: Record<TestCause, number> = {
   'insufficient-permissions': 96,
 };
 
-function traceText(cause: TestCause, mailbox: MailboxRecord, profileName: string, s2s: S2SHealth | undefined, tenantId: string | null): string | null {
+function traceText(cause: TestCause, mailbox: MailboxRecord, profileName: string, s2s: S2SHealth | undefined, tenantId: string | null, ews: EwsRefusal | null): string | null {
   const who = `the mailbox ${mailbox.name}`;
   const address = mailbox.emailaddress ?? '(no address)';
   switch (cause) {
@@ -76,6 +83,8 @@ function traceText(cause: TestCause, mailbox: MailboxRecord, profileName: string
       return `Email can't be received for ${who} because the email server profile "${profileName}" associated with it is inactive. Activate the profile or associate the mailbox with an active one, and then test and enable it.`;
     case 'wrong-tenant':
       return `Email can't be received for ${who}. An error occurred while connecting to Exchange Online using the email server profile "${profileName}": The request failed. The remote server returned an error: (401) Unauthorized. The token was issued for the tenant ${tenantId ?? '(none: S2STenantId is not set)'}, which is not the tenant of the mailbox in Exchange Online: check the organization's S2STenantId and the profile's tenant ID.`;
+    case 'ews-blocked':
+      return `Email can't be received for ${who}. An error occurred while connecting to Exchange Online using the email server profile "${profileName}": The request failed with HTTP status 403: Forbidden. X-EWS-Policy-Reason: ${ews?.policyReason ?? 'EWS is disabled for this user or tenant'}.`;
     case 'no-profile':
       return `Email can't be received for ${who} because no email server profile is associated with it. Associate the mailbox with an email server profile, and then test and enable it.`;
     case 'wrong-profile':
@@ -113,6 +122,7 @@ export function evaluateTestOutcome(state: SimState, mailbox: MailboxRecord, s2s
   const usedTenant = profile?.usedefaulttenantid === false ? profile.exchangeonlinetenantid : (tenant?.organizationTenantId ?? null);
   const address = (mailbox.emailaddress ?? '').toLowerCase();
 
+  const ews = tenant?.ewsRefusal?.(address) ?? null;
   let cause: TestCause;
   if (!tested.incoming && !tested.outgoing && !tested.act) cause = 'nothing-to-test';
   else if (approvalRequired && mailbox.emailrouteraccessapproval !== EmailRouterAccessApproval.Approved) cause = 'not-approved';
@@ -121,6 +131,7 @@ export function evaluateTestOutcome(state: SimState, mailbox: MailboxRecord, s2s
   else if (profile.servertype !== EmailServerType.ExchangeOnlineHybrid) cause = 'wrong-profile';
   else if (s2s && !s2s.ok) cause = 's2s-auth';
   else if (tenant && (usedTenant ?? '').toLowerCase() !== tenant.graphTenantId.toLowerCase()) cause = 'wrong-tenant';
+  else if (ews !== null) cause = 'ews-blocked';
   else if (state.ownersWithoutPrivileges.has(address)) cause = 'insufficient-permissions';
   else cause = state.badAddresses.get(address) ?? 'success';
 
@@ -133,7 +144,7 @@ export function evaluateTestOutcome(state: SimState, mailbox: MailboxRecord, s2s
     outgoingemailstatus: status(tested.outgoing),
     actstatus: status(tested.act),
     mailboxstatus: cause === 'nothing-to-test' ? S.NotRun : ok ? S.Success : S.Failure,
-    traceText: traceText(cause, mailbox, profile?.name ?? '', s2s, usedTenant),
+    traceText: traceText(cause, mailbox, profile?.name ?? '', s2s, usedTenant, ews),
     traceCode: traceCodes[cause],
   };
 }
@@ -152,7 +163,7 @@ function findAlert(tracelogs: Map<string, TraceLogRecord>, key: string): TraceLo
 
 function indexAlert(tracelogs: Map<string, TraceLogRecord>, key: string, id: string): void {
   let index = alertIndex.get(tracelogs);
-  if (!index) alertIndex.set(tracelogs, (index = new Map()));
+  if (!index) alertIndex.set(tracelogs, (index = new Map<string, string>()));
   index.set(key, id);
 }
 

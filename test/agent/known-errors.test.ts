@@ -12,6 +12,10 @@ describe('classifyFailure', () => {
     ['Crm.80048306: insufficient permissions for the mailbox owner.', 'insufficient-permissions'],
     ['0x80040220: Principal user (Id=1, type=8) is missing prvApproveRejectEmailAddress privilege', 'insufficient-permissions'],
     ['Appointments, contacts and tasks cannot be synchronized: the mailbox is configured with another org.', 'another-organization'],
+    ['The request failed with HTTP status 403: Forbidden. X-EWS-Policy-Reason: EWS is disabled for this user or tenant.', 'ews-blocked'],
+    ["X-EWS-Policy-Reason: EWS access for the application 00000007-0000-0000-c000-000000000000 is blocked by policy: it is not in the organization's EWS allow-list", 'ews-blocked'],
+    ['HTTP 403 Forbidden: EWS is disabled for this user or tenant', 'ews-blocked'],
+    ['The request was blocked by policy for EWS.', 'unknown'],
     ['Something nobody has seen before.', 'unknown'],
   ])('%s → %s', (text, cause) => {
     expect(classifyFailure(text).cause).toBe(cause);
@@ -24,6 +28,15 @@ describe('classifyFailure', () => {
     expect(classifyFailure('mailbox location could not be determined').remediation).toMatch(/autodiscover off.*EWS URLs/);
     expect(classifyFailure('configured with another org').remediation).toMatch(/this organization only/);
     expect(classifyFailure('Crm.80048306').remediation).toMatch(/owner.*Mailbox privileges/);
+    const ews = classifyFailure('X-EWS-Policy-Reason: EWS is disabled for this user or tenant').remediation;
+    expect(ews).toMatch(/EwsAllowedAppIDs/);
+    expect(ews).toMatch(/Set-CASMailbox -EwsEnabled \$true/);
+    expect(ews).toMatch(/24 hours/);
+    expect(ews).toMatch(/1 April 2027/);
+  });
+
+  it('groups the 403 of a mailbox with a 401 text behind the EWS cause, not the 401', () => {
+    expect(classifyFailure('(401) Unauthorized earlier; now HTTP status 403: Forbidden. X-EWS-Policy-Reason: EWS is disabled for this user or tenant').cause).toBe('ews-blocked');
   });
 });
 

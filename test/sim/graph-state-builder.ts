@@ -1,3 +1,4 @@
+import { seedExchangeOnline } from '../../sim/exchange-online.ts';
 import { createHash, generateKeyPairSync, randomBytes, randomUUID } from 'node:crypto';
 import forge from 'node-forge';
 import { ASYNC_SERVICES, type S2SState, type SimKeyCredential } from '../../sim/s2s-state.ts';
@@ -77,6 +78,7 @@ export function buildGraphTestState(options: { permissions?: string[] } = {}): G
   const service = { status: 'Running' as const, startedAt: now };
   const state: S2SState = {
     serviceAccount: 'CONTOSO\\crmasync',
+    exchange: seedExchangeOnline('configured'),
     servers: ['CRMAPP01', 'CRMAPP02'].map((name) => ({
       name,
       store: new Map(),

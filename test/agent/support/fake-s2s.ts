@@ -5,6 +5,7 @@ import { CRM_APP_ID, S2S_AUTHORITY_PRINCIPAL_ID, type CrmServicePrincipal, type 
 import type { PowershellApi, PowershellRunOptions } from '../../../agent/job-context.ts';
 import { thumbprintOfDer, thumbprintOfKeyCredential } from '../../../agent/key-credentials.ts';
 import type { PowershellOutput, PowershellParams, PowershellScriptName } from '../../../agent/powershell-scripts.ts';
+import { ExchangeScriptError, exchangeOnlineHandlers, seedExchangeOnline, type SimExchangeOnline } from '../../../sim/exchange-online.ts';
 
 /** A certificate as the fakes keep it (public facts and DER). */
 export interface FakeCert {
@@ -22,6 +23,9 @@ interface Stored {
   readers: Set<string>;
 }
 
+/** GRAPH_CLIENT_ID of the handler tests' agent (Connect-ExchangeOnline -AppId). */
+export const FAKE_GRAPH_CLIENT_ID = '3f2e1d0c-b9a8-4765-9432-10fedcba9876';
+
 export const PUBLIC_METADATA_URL = 'https://accounts.accesscontrol.windows.net/metadata/json/1';
 
 /**
@@ -37,6 +41,10 @@ export class FakeS2S implements PowershellApi {
   settings: { principalId: string | null; metadataUrl: string | null } = { principalId: S2S_AUTHORITY_PRINCIPAL_ID, metadataUrl: PUBLIC_METADATA_URL };
   /** The tick of the last change the services must be restarted for. */
   lastChange = 0;
+  /** The tenant's Exchange Online (EWS policy), as the simulator keeps it; allows CRM unless a test changes it. */
+  exchange: SimExchangeOnline = seedExchangeOnline('configured');
+  /** The app Connect-ExchangeOnline must be given (the agent's GRAPH_CLIENT_ID in the handler tests). */
+  exchangeAppId = FAKE_GRAPH_CLIENT_ID;
   #tick = 1;
   readonly calls: { name: PowershellScriptName; params: Record<string, string>; pfxPassword?: string }[] = [];
   readonly faults: { name: string; server?: string; error: Error; times: number }[] = [];
@@ -196,6 +204,15 @@ export class FakeS2S implements PowershellApi {
         if (changed) this.lastChange = this.#tick++;
         return { organizationId: this.organization.id, tenantId, changed };
       }
+      case 'Get-EwsAccess':
+      case 'Set-EwsAccess':
+      case 'Set-MailboxEws':
+        try {
+          return exchangeOnlineHandlers[name](this.exchange, p, this.exchangeAppId);
+        } catch (error) {
+          if (error instanceof ExchangeScriptError) throw new SetupError('POWERSHELL_FAILED', error.message);
+          throw error;
+        }
       case 'Restart-CrmAsyncServices': {
         const server = p['ComputerName'] ?? '';
         this.#store(server);
