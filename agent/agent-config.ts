@@ -3,6 +3,7 @@ import { z } from 'zod';
 import { parseEnv } from '../core/parse-env.ts';
 import { certFileNameSchema } from '../jobs/cert-types.ts';
 import { deploymentSchema } from '../jobs/deployment.ts';
+import { DEFAULT_EWS_APP_ID } from '../jobs/ews-access.ts';
 import { MIN_SIGNING_KEY_LENGTH } from '../jobs/envelope-signer.ts';
 import { NEVER_PASSED_ENV } from './powershell-runner.ts';
 
@@ -63,6 +64,16 @@ const certEnvShape = {
   GRAPH_LOGIN_URL: httpsUrl.optional(),
   GRAPH_URL: httpsUrl.optional(),
   TLS_CA_FILE: z.string().max(1024).optional(),
+  // ---- EWS access in Exchange Online (docs/ews.md) ----
+  /** The app ID Exchange Online must allow for CRM's EWS calls (EwsAllowedAppIDs); confirm it in the tenant's EWS usage report. */
+  EWS_APP_ID: z.string().regex(guidPattern, 'must be an application id (a GUID)').transform((s) => s.toLowerCase()).default(DEFAULT_EWS_APP_ID),
+  /** Connect-ExchangeOnline -Organization: the tenant's initial domain (absent: read from Graph /organization). */
+  EXO_ORGANIZATION: z.string().max(253).regex(/^[A-Za-z0-9-]{1,63}(\.[A-Za-z0-9-]{1,63})+$/, 'must be the tenant\'s initial domain (for example contoso.onmicrosoft.com)').transform((s) => s.toLowerCase()).optional(),
+  /**
+   * Connect-ExchangeOnline -CertificateThumbprint: the app registration's certificate in the store of
+   * the agent's account (absent: the certificate of GRAPH_CLIENT_CERT_FILE, which must be in that store too).
+   */
+  EXO_CERT_THUMBPRINT: z.string().regex(/^[0-9A-Fa-f]{40}$/, 'must be a certificate thumbprint (40 hex digits)').transform((s) => s.toUpperCase()).optional(),
 };
 
 const bool = z.enum(['true', 'false']).transform((v) => v === 'true');

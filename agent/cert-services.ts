@@ -1,3 +1,4 @@
+import { X509Certificate } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import type { Redis } from 'ioredis';
 import type { Logger } from '../core/logger.ts';
@@ -44,6 +45,15 @@ export function graphMissing(config: AgentConfig): string[] {
   if (!config.GRAPH_CLIENT_ID) missing.push('GRAPH_CLIENT_ID');
   if (!config.GRAPH_CLIENT_SECRET && !config.GRAPH_CLIENT_CERT_FILE) missing.push('GRAPH_CLIENT_SECRET or GRAPH_CLIENT_CERT_FILE');
   return missing;
+}
+
+/** The SHA-1 thumbprint Windows shows of the first certificate of a PEM (null when it holds none that reads). */
+function sha1Thumbprint(pem: string): string | null {
+  try {
+    return new X509Certificate(pem).fingerprint.replace(/:/g, '').toUpperCase();
+  } catch {
+    return null;
+  }
 }
 
 async function readConfigFile(variable: string, path: string): Promise<string> {
@@ -113,6 +123,13 @@ export async function createCertServices(config: AgentConfig, deps: CertServices
         CERT_VERIFY_MAILBOXES: config.CERT_VERIFY_MAILBOXES,
         CERT_RETIRE_OLD: config.CERT_RETIRE_OLD,
         CLOUD: config.CLOUD,
+      },
+      exchange: {
+        ewsAppId: config.EWS_APP_ID,
+        clientId: config.GRAPH_CLIENT_ID ?? null,
+        certificateThumbprint: config.EXO_CERT_THUMBPRINT ?? (clientCertificatePem ? sha1Thumbprint(clientCertificatePem) : null),
+        organization: config.EXO_ORGANIZATION ?? null,
+        environment: cloud.exchangeEnvironment,
       },
       powershell,
       kit: { readCertificateFile, summarizeDer },

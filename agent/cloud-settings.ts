@@ -13,6 +13,8 @@ export interface CloudSettings {
   loginUrl: string;
   /** Microsoft Graph host. */
   graphUrl: string;
+  /** Connect-ExchangeOnline -ExchangeEnvironmentName (d365-contract.md: GCC High is O365USGovGCCHigh). */
+  exchangeEnvironment: 'O365Default' | 'O365USGovGCCHigh';
 }
 
 export const cloudSettings: Readonly<Record<Cloud, Readonly<CloudSettings>>> = {
@@ -20,11 +22,13 @@ export const cloudSettings: Readonly<Record<Cloud, Readonly<CloudSettings>>> = {
     metadataUrl: 'https://accounts.accesscontrol.windows.net/metadata/json/1',
     loginUrl: 'https://login.microsoftonline.com',
     graphUrl: 'https://graph.microsoft.com',
+    exchangeEnvironment: 'O365Default',
   },
   usgovhigh: {
     metadataUrl: 'https://login.microsoftonline.us/metadata/json/1',
     loginUrl: 'https://login.microsoftonline.us',
     graphUrl: 'https://graph.microsoft.us',
+    exchangeEnvironment: 'O365USGovGCCHigh',
   },
 };
 
@@ -35,5 +39,6 @@ export function resolveCloudSettings(cloud: Cloud, overrides: { loginUrl?: strin
     metadataUrl: base.metadataUrl,
     loginUrl: overrides.loginUrl ?? base.loginUrl,
     graphUrl: overrides.graphUrl ?? base.graphUrl,
+    exchangeEnvironment: base.exchangeEnvironment,
   };
 }

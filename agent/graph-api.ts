@@ -48,6 +48,8 @@ export const REQUIRED_GRAPH_ROLES = ['Application.ReadWrite.All', 'Organization.
 export interface GraphApi {
   /** GET /v1.0/organization → value[0].id */
   getTenantId(): Promise<string>;
+  /** GET /v1.0/organization?$select=verifiedDomains → the name of the domain with isInitial (contoso.onmicrosoft.com); null when none is marked. */
+  getInitialDomain(): Promise<string | null>;
   /**
    * The application permissions granted to the app (and admin-consented): the `roles` claim of its
    * app-only access token. No request beyond the token; a token that is not a JWT is GRAPH_REQUEST_FAILED.

@@ -71,6 +71,9 @@ const servicePrincipalSchema = z.object({
 });
 const servicePrincipalListSchema = z.object({ value: z.array(z.object({ id: z.string().regex(GUID), appId: z.string() })) });
 const organizationSchema = z.object({ value: z.array(z.object({ id: z.string().regex(GUID) })).min(1) });
+const organizationDomainsSchema = z.object({
+  value: z.array(z.object({ verifiedDomains: z.array(z.object({ name: z.string().max(253), isInitial: z.boolean().optional() })).default([]) })).min(1),
+});
 const keyCredentialInputSchema = z.object({
   keyId: z.string().regex(GUID).optional(),
   type: z.literal('AsymmetricX509Cert'),
@@ -348,6 +351,13 @@ export function createGraphClient(options: GraphClientOptions): GraphClient {
         const first = organization.value[0];
         if (!first) throw new SetupError('GRAPH_REQUEST_FAILED', 'Microsoft Graph returned no organization.');
         return first.id;
+      }),
+
+    getInitialDomain: () =>
+      call('GET /organization', async () => {
+        const body: unknown = await graph.api('/organization').select(['id', 'verifiedDomains']).get();
+        const first = parse(organizationDomainsSchema, body, 'organization list').value[0];
+        return first?.verifiedDomains.find((d) => d.isInitial === true)?.name.toLowerCase() ?? null;
       }),
 
     getCrmServicePrincipal: () =>

@@ -76,9 +76,27 @@ export interface CertKit {
   summarizeDer(derBase64: string, options: { now: number; minDaysLeft: number }): CertSummary;
 }
 
+/**
+ * How the agent signs in to Exchange Online PowerShell, app-only (exchange-online.ts): the Graph
+ * app registration and its certificate. Null fields are not configured (the EWS checks then say
+ * what to set).
+ */
+export interface ExchangeSettings {
+  /** EWS_APP_ID: the app Exchange Online must allow for CRM. */
+  ewsAppId: string;
+  /** GRAPH_CLIENT_ID. */
+  clientId: string | null;
+  /** EXO_CERT_THUMBPRINT, else the SHA-1 thumbprint of GRAPH_CLIENT_CERT_FILE's certificate. */
+  certificateThumbprint: string | null;
+  /** EXO_ORGANIZATION (null: read from Graph /organization). */
+  organization: string | null;
+  environment: 'O365Default' | 'O365USGovGCCHigh';
+}
+
 /** Everything the certificate jobs use, built once by the agent runtime. */
 export interface CertServices {
   settings: CertSettings;
+  exchange: ExchangeSettings;
   powershell: PowershellApi;
   kit: CertKit;
   /** The Graph client, built on first use (throws CONFIG_MISSING when the GRAPH_* settings are missing). */

@@ -69,7 +69,11 @@ function project(sp: SimServicePrincipal, select: SpProperty[], withKey: boolean
 export function getOrganization(state: S2SState, graphUrl: string): GraphResponse {
   return ok({
     '@odata.context': `${graphUrl}/v1.0/$metadata#organization`,
-    value: [{ id: state.tenant.id, displayName: state.tenant.displayName, verifiedDomains: [] }],
+    value: [{
+      id: state.tenant.id,
+      displayName: state.tenant.displayName,
+      verifiedDomains: [{ capabilities: 'Email, OfficeCommunicationsOnline', isDefault: true, isInitial: true, name: state.exchange.initialDomain, type: 'Managed' }],
+    }],
   });
 }
 

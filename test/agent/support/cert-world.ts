@@ -1,3 +1,5 @@
+import { DEFAULT_EWS_APP_ID } from '../../../jobs/ews-access.ts';
+import { SIM_EXO_CERT_THUMBPRINT, SIM_INITIAL_DOMAIN } from '../../../sim/exchange-online.ts';
 import { randomUUID } from 'node:crypto';
 import { mkdtemp, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -9,7 +11,7 @@ import { createStepJournal, type StepJournal } from '../../../agent/cert-steps.t
 import { makeEvaluationPfx } from '../../../agent/evaluation-pfx.ts';
 import type { CertServices, CertSettings } from '../../../agent/job-context.ts';
 import { silentLogger } from '../../../core/logger.ts';
-import { FakeS2S, type FakeCert } from './fake-s2s.ts';
+import { FAKE_GRAPH_CLIENT_ID, FakeS2S, type FakeCert } from './fake-s2s.ts';
 import { fakeMailCrm } from './fake-mail-crm.ts';
 import { testContext, type TestContext } from './job-context.ts';
 
@@ -78,6 +80,7 @@ export function certWorld(redis: Redis, prefix: string, current: FakeCert | null
       CLOUD: 'public',
       ...settings,
     },
+    exchange: { ewsAppId: DEFAULT_EWS_APP_ID, clientId: FAKE_GRAPH_CLIENT_ID, certificateThumbprint: SIM_EXO_CERT_THUMBPRINT, organization: SIM_INITIAL_DOMAIN, environment: 'O365Default' },
     powershell: s2s,
     kit: { readCertificateFile, summarizeDer },
     graph: () => s2s.graph,

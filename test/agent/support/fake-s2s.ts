@@ -5,7 +5,7 @@ import { CRM_APP_ID, S2S_AUTHORITY_PRINCIPAL_ID, type CrmServicePrincipal, type 
 import type { PowershellApi, PowershellRunOptions } from '../../../agent/job-context.ts';
 import { thumbprintOfDer, thumbprintOfKeyCredential } from '../../../agent/key-credentials.ts';
 import type { PowershellOutput, PowershellParams, PowershellScriptName } from '../../../agent/powershell-scripts.ts';
-import { ExchangeScriptError, exchangeOnlineHandlers, seedExchangeOnline, type SimExchangeOnline } from '../../../sim/exchange-online.ts';
+import { ExchangeScriptError, exchangeOnlineHandlers, seedExchangeOnline, SIM_INITIAL_DOMAIN, type SimExchangeOnline } from '../../../sim/exchange-online.ts';
 
 /** A certificate as the fakes keep it (public facts and DER). */
 export interface FakeCert {
@@ -265,6 +265,14 @@ export class FakeGraph implements GraphApi {
   getTenantId(): Promise<string> {
     this.#fault('getTenantId');
     return Promise.resolve(this.tenantId);
+  }
+
+  /** The tenant's initial domain (Graph /organization verifiedDomains isInitial). */
+  initialDomain: string | null = SIM_INITIAL_DOMAIN;
+
+  getInitialDomain(): Promise<string | null> {
+    this.#fault('getInitialDomain');
+    return Promise.resolve(this.initialDomain);
   }
 
   grantedRoles(): Promise<string[]> {
