@@ -1,5 +1,6 @@
-import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
-import { dirname, resolve } from 'node:path';
+import { existsSync, mkdirSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { AppManifestUtils } from '@microsoft/app-manifest';
 import { z } from 'zod';
@@ -19,14 +20,40 @@ export const appPackageDir = dirname(fileURLToPath(import.meta.url));
 export const defaultTeamsAppId = '9b3c1d7e-4a2f-4e58-8c61-2d7f0a9e5b13';
 export const packageFileName = 'setup-teams-app.zip';
 
+/** Where @microsoft/app-manifest keeps its bundled Teams schemas (json-schemas/teams/v<version>/). */
+export const bundledTeamsSchemasDir = join(dirname(createRequire(import.meta.url).resolve('@microsoft/app-manifest')), 'json-schemas', 'teams');
+
+/** The newest numbered manifest version @microsoft/app-manifest bundles (devPreview left out). */
+export function newestBundledManifestVersion(): string {
+  const versions = readdirSync(bundledTeamsSchemasDir)
+    .map((name) => /^v(\d+)\.(\d+)$/.exec(name))
+    .filter((m): m is RegExpExecArray => m !== null)
+    .map((m) => [Number(m[1]), Number(m[2])] as const)
+    .sort((a, b) => a[0] - b[0] || a[1] - b[1]);
+  const newest = versions.at(-1);
+  if (!newest) throw new Error(`no Teams manifest schemas in ${bundledTeamsSchemasDir}`);
+  return `${newest[0]}.${newest[1]}`;
+}
+
+/** The manifest version this app uses: the newest @microsoft/app-manifest ships (checked in the tests). */
+export const teamsManifestVersion = '1.30';
+export const teamsManifestSchemaUrl = `https://developer.microsoft.com/en-us/json-schemas/teams/v${teamsManifestVersion}/MicrosoftTeams.schema.json`;
+
+/** The bundled schema of `version`, read from disk: validation never goes to the network. */
+export function readBundledTeamsSchema(version: string): Record<string, unknown> {
+  const file = join(bundledTeamsSchemasDir, `v${version}`, 'MicrosoftTeams.schema.json');
+  if (!existsSync(file)) throw new Error(`@microsoft/app-manifest has no bundled schema for manifest version ${version} (${file})`);
+  return JSON.parse(readFileSync(file, 'utf8')) as Record<string, unknown>;
+}
+
 const guid = z.string().regex(/^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i, 'must be a GUID');
 const httpsUrl = z.string().url().refine((u) => u.startsWith('https://'), 'must be an https URL');
 const scope = z.enum(['personal', 'team', 'groupChat']);
 
 /** What Teams requires of a bot app's manifest (the parts this product uses). */
 export const manifestSchema = z.object({
-  $schema: z.string().url(),
-  manifestVersion: z.enum(['1.17', '1.18', '1.19', '1.20', '1.21', '1.22']),
+  $schema: z.literal(teamsManifestSchemaUrl, { errorMap: () => ({ message: `must be ${teamsManifestSchemaUrl}` }) }),
+  manifestVersion: z.literal(teamsManifestVersion, { errorMap: () => ({ message: `must be ${teamsManifestVersion}` }) }),
   version: z.string().regex(/^\d+\.\d+\.\d+$/, 'must be x.y.z'),
   id: guid,
   developer: z.object({ name: z.string().min(1).max(32), websiteUrl: httpsUrl, privacyUrl: httpsUrl, termsOfUseUrl: httpsUrl }),
@@ -108,7 +135,11 @@ export async function buildAppPackage(options: { env: NodeJS.ProcessEnv; outDir?
   writeFileSync(manifestPath, text);
   let schemaErrors: string[];
   try {
-    [, schemaErrors] = await AppManifestUtils.readAndValidateTeamsManifest(manifestPath);
+    // readTeamsManifest is the typed reader of readAndValidateTeamsManifest; the schema is given
+    // explicitly (the bundled one of teamsManifestVersion), so nothing is fetched.
+    const manifest = await AppManifestUtils.readTeamsManifest(manifestPath);
+    const schema = readBundledTeamsSchema(parsed.data.manifestVersion) as unknown as Parameters<typeof AppManifestUtils.validateAgainstSchema>[1];
+    schemaErrors = await AppManifestUtils.validateAgainstSchema(manifest, schema);
   } catch (error) {
     // Its typed reader throws on the first property of the wrong shape.
     schemaErrors = [error instanceof Error ? error.message : String(error)];

@@ -54,14 +54,24 @@ const thresholdsSchema = z
   .transform((v) => [...new Set(v.split(',').map((s) => Number(s.trim())))].sort((a, b) => b - a))
   .pipe(z.array(z.number().int().min(1, 'every threshold must be at least 1 day').max(3650, 'a threshold must be at most 3650 days')).min(1).max(20, 'at most 20 thresholds'));
 
+/** The Bot Framework app types botbuilder knows (ConfigurationServiceClientCredentialFactory). */
+export const appTypes = ['MultiTenant', 'SingleTenant', 'UserAssignedMSI'] as const;
+export type AppType = (typeof appTypes)[number];
+
 const botEnvSchema = z.object({
   PORT: z.coerce.number().int().min(0).max(65535).default(3978),
   /** The address to listen on; default 127.0.0.1 while authentication is off, 0.0.0.0 with it. */
   HOST: z.string().trim().min(1).max(255).regex(/^[A-Za-z0-9.:_-]+$/, 'must be an IP address or a host name (for example 127.0.0.1 or 0.0.0.0)').optional(),
   MicrosoftAppId: z.string().optional(),
   MicrosoftAppPassword: z.string().optional(),
-  MicrosoftAppType: z.enum(['MultiTenant', 'SingleTenant', 'UserAssignedMSI']).optional(),
-  MicrosoftAppTenantId: z.string().optional(),
+  /** botbuilder compares the type case-insensitively (its own spelling is UserAssignedMsi); kept in one spelling here. */
+  MicrosoftAppType: z
+    .string()
+    .transform((v) => appTypes.find((t) => t.toLowerCase() === v.toLowerCase()) ?? v)
+    .pipe(z.enum(appTypes, { errorMap: () => ({ message: `must be ${appTypes.join(', ')} (new Azure Bot registrations are SingleTenant or UserAssignedMSI)` }) }))
+    .optional(),
+  /** Goes into the login URL (https://login.microsoftonline.com/<tenant>): a GUID or a domain name, nothing else. */
+  MicrosoftAppTenantId: z.string().regex(/^[A-Za-z0-9][A-Za-z0-9.-]{0,252}$/, 'must be the directory (tenant) id, a GUID such as 72f988bf-86f1-41af-91ab-2d7cd011db47').optional(),
   NODE_ENV: z.string().default('development'),
   REDIS_URL: z.string().url().default('redis://127.0.0.1:6379'),
   REDIS_PREFIX: z.string().regex(/^[A-Za-z0-9_.-]{1,64}$/, 'use 1-64 letters, digits, dots, dashes or underscores').default('setup'),
@@ -94,7 +104,7 @@ export interface BotConfig {
   auth: {
     MicrosoftAppId?: string;
     MicrosoftAppPassword?: string;
-    MicrosoftAppType?: string;
+    MicrosoftAppType?: AppType;
     MicrosoftAppTenantId?: string;
   };
   /** The bot's app id ('' when authentication is off). */
@@ -122,9 +132,22 @@ export function loadBotConfig(env: NodeJS.ProcessEnv): Readonly<BotConfig> {
   if (e.MicrosoftAppPassword) auth.MicrosoftAppPassword = e.MicrosoftAppPassword;
   if (e.MicrosoftAppType) auth.MicrosoftAppType = e.MicrosoftAppType;
   if (e.MicrosoftAppTenantId) auth.MicrosoftAppTenantId = e.MicrosoftAppTenantId;
-  if (e.MicrosoftAppType === 'SingleTenant' && !e.MicrosoftAppTenantId) {
-    throw new SetupError('CONFIG_INVALID', 'The configuration is not valid:\n  MicrosoftAppTenantId: is required when MicrosoftAppType is SingleTenant', {
-      hint: 'Set it to the directory (tenant) id of the bot\'s app registration.',
+  // What botbuilder would otherwise reject with a bare AssertionError when the adapter is built
+  // (ConfigurationServiceClientCredentialFactory), in any environment.
+  const problems: string[] = [];
+  if (e.MicrosoftAppType === 'SingleTenant') {
+    if (!e.MicrosoftAppTenantId) problems.push('MicrosoftAppTenantId: is required when MicrosoftAppType is SingleTenant (the directory (tenant) id of the bot\'s app registration)');
+    if (!e.MicrosoftAppId) problems.push('MicrosoftAppId: is required when MicrosoftAppType is SingleTenant (the app registration\'s application (client) id)');
+    else if (!e.MicrosoftAppPassword) problems.push('MicrosoftAppPassword: is required when MicrosoftAppType is SingleTenant (a client secret of the app registration)');
+  }
+  if (e.MicrosoftAppType === 'UserAssignedMSI') {
+    if (!e.MicrosoftAppId) problems.push('MicrosoftAppId: is required when MicrosoftAppType is UserAssignedMSI (the client id of the user-assigned managed identity)');
+    if (!e.MicrosoftAppTenantId) problems.push('MicrosoftAppTenantId: is required when MicrosoftAppType is UserAssignedMSI (the directory (tenant) id of the managed identity)');
+    if (e.MicrosoftAppPassword) problems.push('MicrosoftAppPassword: must not be set when MicrosoftAppType is UserAssignedMSI (the managed identity gets its tokens from Azure; botbuilder refuses a password)');
+  }
+  if (problems.length > 0) {
+    throw new SetupError('CONFIG_INVALID', `The configuration is not valid:\n  ${problems.join('\n  ')}`, {
+      hint: 'Set the Bot Framework variables as the Azure Bot resource shows them (Configuration blade); see "Registering the bot as single-tenant" in the README.',
     });
   }
   const config: BotConfig = {
@@ -149,16 +172,39 @@ export function loadBotConfig(env: NodeJS.ProcessEnv): Readonly<BotConfig> {
   return Object.freeze(config);
 }
 
+const singleTenantHelp =
+  'Set MicrosoftAppType=SingleTenant with MicrosoftAppId, MicrosoftAppPassword and MicrosoftAppTenantId (the directory id of the app registration), ' +
+  'or MicrosoftAppType=UserAssignedMSI with MicrosoftAppId = the managed identity\'s client id and MicrosoftAppTenantId, and no MicrosoftAppPassword. ' +
+  'See "Registering the bot as single-tenant" in the README.';
+
 /**
- * Authentication off is right for local tries (the Agents Playground sends no token) and wrong in
- * production, where anyone could post activities as any user.
+ * The start-up rules for Bot Framework authentication; returns the warnings to log.
+ *
+ * - Authentication off (no MicrosoftAppId) is right for local tries (the Agents Playground sends no
+ *   token) and wrong in production, where anyone could post activities as any user.
+ * - Since 31 July 2025 new Azure Bot registrations are single-tenant or a user-assigned managed
+ *   identity. botbuilder treats an unset MicrosoftAppType as MultiTenant and then asks the
+ *   multi-tenant botframework.com authority for its tokens, which a single-tenant registration
+ *   cannot get: in production only SingleTenant and UserAssignedMSI start; elsewhere the others
+ *   start with a warning.
+ *
+ * The combinations botbuilder itself rejects (SingleTenant without a tenant id or a password,
+ * UserAssignedMSI with a password) stop loadBotConfig in every environment.
  */
-export function assertAuthenticationConfigured(config: BotConfig): void {
+export function assertAuthenticationConfigured(config: BotConfig): string[] {
+  const type = config.auth.MicrosoftAppType;
   if (config.production && !config.appId) {
     throw new SetupError(
       'CONFIG_INVALID',
       'Refusing to start in production (NODE_ENV=production) without Bot Framework authentication: MicrosoftAppId is not set, so anyone could post messages and approvals as any user.',
-      { hint: 'Set MicrosoftAppId, MicrosoftAppPassword, MicrosoftAppType (and MicrosoftAppTenantId for SingleTenant) from the bot\'s Azure registration.' },
+      { hint: singleTenantHelp },
     );
   }
+  if (!config.appId || type === 'SingleTenant' || type === 'UserAssignedMSI') return [];
+  const what = type === undefined ? 'MicrosoftAppType is not set, so botbuilder treats the bot as MultiTenant' : 'MicrosoftAppType is MultiTenant';
+  const why = 'new Azure Bot registrations (since 31 July 2025) are single-tenant or a user-assigned managed identity, and such a bot fails to authenticate as MultiTenant';
+  if (config.production) {
+    throw new SetupError('CONFIG_INVALID', `Refusing to start in production (NODE_ENV=production): ${what}; ${why}.`, { hint: singleTenantHelp });
+  }
+  return [`${what}: ${why}. Production (NODE_ENV=production) refuses this. ${singleTenantHelp}`];
 }

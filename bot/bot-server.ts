@@ -2,19 +2,20 @@ import { createAuditLog } from '../core/audit-log.ts';
 import { readFileSync } from 'node:fs';
 import type { AddressInfo } from 'node:net';
 import { ActivityTypes, type Request as BotRequest, type TurnContext } from 'botbuilder';
-import { Application, TeamsAdapter } from '@microsoft/teams-ai';
+import { Application } from '@microsoft/teams-ai';
 import type { Redis } from 'ioredis';
 import restify from 'restify';
 import { createLogger, type Logger } from '../core/logger.ts';
 import { connectRedis } from '../core/redis-connection.ts';
 import { EnvelopeSigner } from '../jobs/envelope-signer.ts';
 import { Authorizer } from './authorizer.ts';
+import { z } from 'zod';
+import { SetupTeamsAdapter, internalErrorMessage, type BotFrameworkEndpoints } from './bot-adapter.ts';
 import { assertAuthenticationConfigured, type BotConfig } from './bot-config.ts';
 import { personFrom, type ActivityRequest, type BotServices } from './bot-services.ts';
 import { handleCardAction } from './card-actions.ts';
 import { handleStartRotationClick } from './cert-watch.ts';
 import { verbs } from './cards/card-kit.ts';
-import { createConnectorHttpClient } from './connector-http-client.ts';
 import { BullJobDispatcher } from './job-dispatcher.ts';
 import { routeMessage } from './message-router.ts';
 import { ProgressRelay } from './progress-relay.ts';
@@ -45,7 +46,12 @@ export interface BotDeps {
   timers?: RunTimerScheduler;
   /** Host to listen on, overriding config.host (tests). */
   host?: string;
+  /** Bot Framework endpoints instead of the public cloud's (a local OpenID metadata endpoint in tests). */
+  botFrameworkEndpoints?: BotFrameworkEndpoints;
 }
+
+/** The least an activity must be before botbuilder sees it (botbuilder throws on a missing type). */
+const inboundActivitySchema = z.object({ type: z.string().min(1) }).passthrough();
 
 export interface RunningBot {
   url: string;
@@ -64,12 +70,12 @@ const version = readVersion();
  */
 export async function startBot(config: Readonly<BotConfig>, deps: BotDeps = {}): Promise<RunningBot> {
   const logger = deps.logger ?? createLogger({ name: 'setup-bot', level: config.logLevel });
-  assertAuthenticationConfigured(config);
+  for (const warning of assertAuthenticationConfigured(config)) logger.warn({ appType: config.auth.MicrosoftAppType ?? '(not set)' }, warning);
   if (!config.appId) {
     logger.warn(
       { host: deps.host ?? config.host },
       'AUTHENTICATION IS OFF: MicrosoftAppId is not set, so the bot accepts activities from anyone without a token. ' +
-        'That is only for local use (Agents Playground, tests); set MicrosoftAppId, MicrosoftAppPassword and MicrosoftAppType for Teams. ' +
+        'That is only for local use (Agents Playground, tests); for Teams set MicrosoftAppType=SingleTenant with MicrosoftAppId, MicrosoftAppPassword and MicrosoftAppTenantId (or UserAssignedMSI). ' +
         (config.hostExplicit || deps.host
           ? 'HOST is set: the bot listens there, unauthenticated.'
           : 'It listens on 127.0.0.1 only; set HOST to listen elsewhere.'),
@@ -92,8 +98,10 @@ export async function startBot(config: Readonly<BotConfig>, deps: BotDeps = {}):
   producer.on('error', (err: Error) => logger.debug({ err: err.message }, 'Redis (producer connection) error'));
 
   const signer = new EnvelopeSigner({ key: config.signingKey });
-  const connectorOptions = { httpClient: createConnectorHttpClient() } as unknown as ConstructorParameters<typeof TeamsAdapter>[3];
-  const adapter = new TeamsAdapter(config.auth, undefined, undefined, connectorOptions);
+  const adapter = new SetupTeamsAdapter(config, {
+    logger: logger.child({ component: 'bot-adapter' }),
+    ...(deps.botFrameworkEndpoints ? { endpoints: deps.botFrameworkEndpoints } : {}),
+  });
   adapter.onTurnError = async (context: TurnContext, error: Error) => {
     logger.error({ err: error, activityId: context.activity.id }, 'unhandled error in a turn');
     if (context.activity.type === 'message') {
@@ -157,9 +165,24 @@ export async function startBot(config: Readonly<BotConfig>, deps: BotDeps = {}):
   const server = restify.createServer({ name: 'setup-bot' });
   server.use(restify.plugins.bodyParser({ maxBodySize: 256 * 1024 }));
   server.post('/api/messages', async (req, res) => {
-    await adapter.process(req as unknown as BotRequest, res, async (context) => {
-      await app.run(context);
-    });
+    if (!inboundActivitySchema.safeParse(req.body).success) {
+      res.status(400);
+      res.json({ error: 'The body must be a Bot Framework activity (a JSON object with a type).' });
+      return;
+    }
+    try {
+      // Answers 401 for a token that fails validation, 500 for a failure on the bot's side
+      // (SetupTeamsAdapter), 200 or the invoke's status otherwise.
+      await adapter.process(req as unknown as BotRequest, res, async (context) => {
+        await app.run(context);
+      });
+    } catch (error) {
+      logger.error({ err: error }, 'unexpected error on POST /api/messages');
+      if (!res.headersSent) {
+        res.status(500);
+        res.json({ error: internalErrorMessage });
+      }
+    }
   });
   server.get('/healthz', async (_req, res) => {
     let redisOk = false;

@@ -3,7 +3,8 @@ import { copyFileSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from '
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { appPackageDir, buildAppPackage, defaultTeamsAppId, fillPlaceholders, iconSizes } from '../../appPackage/build.ts';
+import { AppManifestUtils } from '@microsoft/app-manifest';
+import { appPackageDir, buildAppPackage, defaultTeamsAppId, fillPlaceholders, iconSizes, newestBundledManifestVersion, readBundledTeamsSchema, teamsManifestSchemaUrl, teamsManifestVersion } from '../../appPackage/build.ts';
 import { drawColorIcon, drawOutlineIcon } from '../../appPackage/make-icons.ts';
 import { decodeRgbaPng, readPngHeader } from '../../appPackage/png.ts';
 import { readZip, writeZip } from '../../appPackage/zip.ts';
@@ -91,7 +92,7 @@ describe('npm run package', () => {
     expect(manifestText).not.toContain('${{');
     const manifest = JSON.parse(manifestText) as Record<string, unknown> & { bots: { botId: string; scopes: string[]; commandLists: { commands: { title: string }[] }[] }[] };
     expect(manifest.id).toBe(defaultTeamsAppId);
-    expect(manifest.manifestVersion).toMatch(/^1\.(1[7-9]|2[0-2])$/);
+    expect(manifest.manifestVersion).toBe(teamsManifestVersion);
     for (const key of ['version', 'developer', 'name', 'description', 'icons', 'accentColor']) expect(manifest).toHaveProperty(key);
     const developer = manifest.developer as Record<string, string>;
     for (const key of ['websiteUrl', 'privacyUrl', 'termsOfUseUrl']) expect(developer[key]).toMatch(/^https:\/\//);
@@ -140,6 +141,43 @@ describe('npm run package', () => {
     const sourceDir = sourceWith(() => undefined);
     copyFileSync(resolve(appPackageDir, 'outline.png'), join(sourceDir, 'color.png'));
     await expect(buildAppPackage({ env: { MicrosoftAppId: BOT_ID }, sourceDir, outDir: tempDir() })).rejects.toThrow(/color\.png must be 192×192/);
+  });
+});
+
+describe('manifest schema version', () => {
+  type Schema = Parameters<typeof AppManifestUtils.validateAgainstSchema>[1];
+  const filled = (): Record<string, unknown> =>
+    JSON.parse(fillPlaceholders(readFileSync(resolve(appPackageDir, 'manifest.json'), 'utf8'), { BOT_ID, TEAMS_APP_ID: defaultTeamsAppId })) as Record<string, unknown>;
+  const validate = async (manifest: Record<string, unknown>): Promise<string[]> =>
+    AppManifestUtils.validateAgainstSchema(manifest as unknown as Parameters<typeof AppManifestUtils.validateAgainstSchema>[0], readBundledTeamsSchema(teamsManifestVersion) as unknown as Schema);
+
+  it('is the newest numbered one @microsoft/app-manifest bundles (not devPreview)', () => {
+    expect(teamsManifestVersion).toBe(newestBundledManifestVersion());
+    const manifest = filled();
+    expect(manifest.manifestVersion).toBe(teamsManifestVersion);
+    expect(manifest.$schema).toBe(teamsManifestSchemaUrl);
+    // The bundled schema pins the version itself.
+    expect((readBundledTeamsSchema(teamsManifestVersion).properties as { manifestVersion: { const?: string } }).manifestVersion.const).toBe(teamsManifestVersion);
+  });
+
+  it('the manifest is valid against that bundled schema, offline', async () => {
+    expect(await validate(filled())).toEqual([]);
+  });
+
+  it('the same schema rejects a copy without a required field, an older manifestVersion and an unknown property', async () => {
+    const withoutIcons = filled();
+    delete withoutIcons.icons;
+    expect((await validate(withoutIcons)).join('\n')).toMatch(/must have required property 'icons'/);
+    expect((await validate({ ...filled(), manifestVersion: '1.19' })).join('\n')).toMatch(/manifestVersion must be equal to constant/);
+    expect((await validate({ ...filled(), botFramework: true })).join('\n')).toMatch(/must NOT have additional properties/);
+  });
+
+  it('npm run package refuses a manifest on another schema version', async () => {
+    const sourceDir = sourceWith((m) => {
+      m.manifestVersion = '1.19';
+      m.$schema = 'https://developer.microsoft.com/en-us/json-schemas/teams/v1.19/MicrosoftTeams.schema.json';
+    });
+    await expect(buildAppPackage({ env: { MicrosoftAppId: BOT_ID }, sourceDir, outDir: tempDir() })).rejects.toThrow(/manifestVersion: must be 1\.30/);
   });
 });
 
