@@ -9,6 +9,7 @@ import {
 import { runScript } from './cert-checks.ts';
 import { requireCerts, type ReadyCerts } from './cert-requirements.ts';
 import type { JobContext } from './job-context.ts';
+import { readSelection } from './mailbox-selection.ts';
 import { MAILBOX_EWS_BATCH, type PowershellOutput, type PowershellParams } from './powershell-scripts.ts';
 
 /**
@@ -155,6 +156,28 @@ export async function checkEwsAccess(ctx: JobContext, selection: ReadonlySet<str
     ctx.logger.warn({ err: error instanceof Error ? error.message : String(error) }, 'EWS access could not be read');
     return unknownEwsReport(error, appId, ctx.now());
   }
+}
+
+/**
+ * The rows whose Exchange Online mailbox has EwsEnabled False (one Get-EwsAccess for the tenant);
+ * `unchecked` says why when Exchange Online cannot be read (the CRM part of a step still goes on).
+ */
+export async function mailboxesWithEwsDisabled<T extends { emailaddress: string }>(ctx: JobContext, rows: readonly T[]): Promise<{ rows: T[]; unchecked?: string }> {
+  try {
+    const { certs, connection } = await exchangeConnection(ctx);
+    const read = await runScript(ctx, certs, 'Get-EwsAccess', connection);
+    const disabled = new Set(read.disabledMailboxes.map((a) => a.toLowerCase()));
+    return { rows: rows.filter((r) => r.emailaddress !== '' && disabled.has(r.emailaddress.toLowerCase())) };
+  } catch (error) {
+    if (ctx.signal.aborted || (isSetupError(error) && error.code === 'INTERNAL')) throw error;
+    return { rows: [], unchecked: clip(error instanceof Error ? error.message : String(error), 160) };
+  }
+}
+
+/** Lower-cased addresses of the active mailboxes (the mailboxes whose EWS matters): one paged read. */
+export async function activeMailboxAddresses(ctx: JobContext): Promise<Set<string>> {
+  const rows = await readSelection(ctx.crm, { kind: 'all' });
+  return new Set(rows.map((r) => r.emailaddress.toLowerCase()).filter((a) => a.length > 0));
 }
 
 /** Set-EwsAccess: allow-lists EWS_APP_ID and sets EwsEnabled $true (each only when needed); what changed. */

@@ -1,11 +1,13 @@
 import { z } from 'zod';
 import { isSetupError } from '../core/setup-error.ts';
+import type { EwsAccessReport } from '../jobs/ews-access.ts';
 import type { PayloadOf } from '../jobs/job-types.ts';
 import { preflightTitles, type PreflightCheck, type PreflightCheckId, type PreflightResult } from '../jobs/runbook-types.ts';
 import { DUPLICATE_SUBJECT_FIX, listServers, machineCert, runScript, type MachineCert } from './cert-checks.ts';
 import type { ReadyCerts } from './cert-requirements.ts';
 import type { WhoAmI } from './crm-client.ts';
 import { REQUIRED_GRAPH_ROLES } from './graph-api.ts';
+import { activeMailboxAddresses, checkEwsAccess, unknownEwsReport } from './exchange-online.ts';
 import type { JobContext } from './job-context.ts';
 import { certServicesOf, chooseCertificate, describeChoice, type CertChoice } from './setup-certificate.ts';
 
@@ -31,6 +33,8 @@ export interface PreflightOutcome {
   choice: CertChoice | null;
   /** The Graph tenant when the credentials work. */
   tenantId: string | null;
+  /** EWS access in Exchange Online (the ews-access and ews-mailboxes checks). */
+  ews: EwsAccessReport;
 }
 
 const roleRowSchema = z.object({ name: z.string().nullable().optional(), roleid: z.string().optional() }).passthrough();
@@ -124,6 +128,18 @@ export async function runPreflight(ctx: JobContext): Promise<PreflightOutcome> {
     }
   }
 
+  // ---- Exchange Online: EWS (blocked since 1 October 2026 unless allowed; off for good on 1 April 2027) ----
+  let addresses: Set<string> | null = null;
+  if (whoAmI) {
+    try {
+      addresses = await activeMailboxAddresses(ctx);
+    } catch (error) {
+      ctx.logger.warn({ err: reason(error) }, 'the mailbox addresses could not be read for the EWS check');
+    }
+  }
+  const ews = certs ? await checkEwsAccess(ctx, addresses) : unknownEwsReport(new Error('the agent was started without its PowerShell runner.'), '', ctx.now());
+  setEwsChecks(ews, set);
+
   // ---- certificate ----
   let choice: CertChoice | null = null;
   if (!certs) {
@@ -154,7 +170,27 @@ export async function runPreflight(ctx: JobContext): Promise<PreflightOutcome> {
   }
 
   const ordered = [...checks.values()];
-  return { checks: ordered, ok: ordered.every((c) => c.status !== 'failed'), whoAmI, choice, tenantId };
+  return { checks: ordered, ok: ordered.every((c) => c.status !== 'failed'), whoAmI, choice, tenantId, ews };
+}
+
+/**
+ * The two EWS checks: ews-access fails only after the shutdown (nothing fixes it then); blocked is
+ * a warning, since the runbook's ews-access step (or `ews allow`) fixes it, and unknown is a warning
+ * that says what to set. Never ok unless Exchange Online allows EWS for CRM.
+ */
+function setEwsChecks(ews: EwsAccessReport, set: (id: PreflightCheckId, status: PreflightCheck['status'], detail: string, fix?: string) => void): void {
+  const status = ews.verdict === 'allowed' ? 'ok' : ews.verdict === 'shut-down' ? 'failed' : 'warning';
+  set('ews-access', status, ews.detail, ews.fix);
+  if (ews.verdict === 'unknown') set('ews-mailboxes', 'warning', 'Cannot be checked: EWS access in Exchange Online cannot be read (the check above).', ews.fix);
+  else if (ews.verdict === 'shut-down') set('ews-mailboxes', 'failed', 'EWS in Exchange Online is switched off for good (since 1 April 2027).', ews.fix);
+  else if (ews.mailboxesDisabled > 0) {
+    set(
+      'ews-mailboxes',
+      'warning',
+      `${ews.mailboxesDisabled} mailbox${ews.mailboxesDisabled === 1 ? ' has' : 'es have'} EwsEnabled False in Exchange Online: ${ews.disabledSample.join(', ')}${ews.mailboxesDisabled > ews.disabledSample.length ? ', …' : ''}.`,
+      'Nothing to do before `run setup`: its configure-mailboxes step sets EwsEnabled $true on them (Set-CASMailbox); on its own, `@setup configure mailboxes` does the same.',
+    );
+  } else set('ews-mailboxes', 'ok', ews.mailboxesChecked > 0 ? `none of the ${ews.mailboxesChecked} active mailboxes has EwsEnabled False` : 'no mailbox of the tenant has EwsEnabled False');
 }
 
 async function checkServers(
@@ -229,7 +265,7 @@ async function checkServers(
 export async function preflightJob(payload: PayloadOf<'preflight'>, ctx: JobContext): Promise<PreflightResult> {
   const outcome = await runPreflight(ctx);
   ctx.logger.info({ runId: payload.runId, ok: outcome.ok, failed: outcome.checks.filter((c) => c.status === 'failed').map((c) => c.id) }, 'preflight finished');
-  return { type: 'preflight', checks: outcome.checks, ok: outcome.ok };
+  return { type: 'preflight', checks: outcome.checks, ok: outcome.ok, ews: outcome.ews };
 }
 
 /** "crm-admin-role: …": the check's title and what was found (plan blockers, the preflight step's error). */

@@ -2,6 +2,7 @@ import { SetupError } from '../core/setup-error.ts';
 import type { SetupStepId } from '../jobs/runbook-types.ts';
 import { adfsStep } from './adfs-step.ts';
 import type { ReadyCerts } from './cert-requirements.ts';
+import { ewsAccessStep } from './ews-step.ts';
 import { describeCheck, runPreflight, type PreflightOutcome } from './preflight.ts';
 import type { RunbookStep } from './runbook-step.ts';
 import { setupCertSteps } from './setup-cert-steps.ts';
@@ -74,6 +75,7 @@ export function runbookSteps(ids: readonly SetupStepId[], options: StepTableOpti
     preflight: preflightStep(options.preflight),
     ...certSteps,
     'tenant-id': tenantIdStep(),
+    'ews-access': ewsAccessStep,
     'email-profile': emailProfileStep,
     'org-defaults': orgDefaultsStep,
     'configure-mailboxes': configureMailboxesStep,

@@ -1,6 +1,7 @@
 import { isSetupError } from '../core/setup-error.ts';
 import type { PayloadOf } from '../jobs/job-types.ts';
 import { scopeStepIds, type RunbookStepPlan, type SetupPlanResult, type SetupStepId } from '../jobs/runbook-types.ts';
+import { activeMailboxAddresses, checkEwsAccess } from './exchange-online.ts';
 import type { JobContext } from './job-context.ts';
 import { describeCheck, runPreflight, type PreflightOutcome } from './preflight.ts';
 import { ALL_MAILBOXES, hasMailboxSteps, requireStableFilter, runbookEnv, selectionCount, wantedProfile } from './runbook-env.ts';
@@ -84,6 +85,9 @@ export async function planSetup(payload: PayloadOf<'setup-plan'>, ctx: JobContex
     }
   }
 
+  // What Exchange Online says about EWS for CRM: the preflight read it for scope setup; scope ews reads it here.
+  const ews = preflight?.ews ?? (scope === 'ews' ? await checkEwsAccess(ctx, await activeMailboxAddresses(ctx)) : undefined);
+
   const result: SetupPlanResult = {
     type: 'setup-plan',
     scope,
@@ -97,6 +101,7 @@ export async function planSetup(payload: PayloadOf<'setup-plan'>, ctx: JobContex
     tenantId: facts.tenantId ?? preflight?.tenantId ?? null,
     certThumbprint: chosen?.summary.thumbprint ?? null,
     profile: scope === 'setup' || scope === 'profile' ? stripOwnerId(profile) : null,
+    ...(ews ? { ews } : {}),
   };
   ctx.logger.info({ runId: payload.runId, scope, changes: result.changes, blocked: result.blocked, mailboxes }, 'runbook planned');
   return result;

@@ -21,6 +21,8 @@ export const stepRemedies: Readonly<Record<StepId, string>> = {
     'Check that the Deployment Web Service answers and that the agent has the Deployment Administrator role (Get-CrmAdvancedSetting -ConfigurationEntityName ServerSettings), then Retry step.',
   'tenant-id':
     'Check that CRM_ORG_NAME (or the last part of CRM_URL) is the organization\'s unique name and that the agent has the Deployment Administrator role (try Get-CrmOrganization by hand), then Retry step.',
+  'ews-access':
+    "Check that the app registration (GRAPH_CLIENT_ID) holds Exchange.ManageAsApp and the Exchange Administrator role, that its certificate (EXO_CERT_THUMBPRINT) is in the agent account's store and that the ExchangeOnlineManagement module is installed; or run Set-OrganizationConfig -EwsEnabled $true and -EwsAllowedAppIDs by hand. Then Retry step.",
   'restart-services':
     "Check MSCRMAsyncService and 'MSCRMAsyncService$maintenance' in services.msc on the server (the event log says why a service does not start), start them, then Retry step.",
   verify: "Read the failed mailboxes' alerts in CRM; `@setup cert status` shows which part of S2S disagrees.",

@@ -107,6 +107,7 @@ const commandWords = [
   'profile',
   'tenant',
   'configure',
+  'ews',
   'jobs',
   'resume',
   'cancel',

@@ -121,7 +121,8 @@ function decisionRights(req: ActivityRequest, run: Run, approving: boolean): Aut
     case 'setup':
     case 'profile':
     case 'tenant':
-    case 'configure': {
+    case 'configure':
+    case 'ews': {
       if (!approving) return authorizer.canRejectOrWithdraw(req.from.aadObjectId, context);
       const approver = authorizer.canApprove(req.from.aadObjectId);
       if (!approver.allowed || run.kind !== 'setup') return approver;

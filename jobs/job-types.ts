@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { deploymentSchema } from './deployment.ts';
+import { ewsAccessReportSchema } from './ews-access.ts';
 import { failureGroupSchema, type FailureGroup } from './failure-group.ts';
 import { mailboxFilterSchema } from './mailbox-filter.ts';
 import {
@@ -149,6 +150,8 @@ export const statusResultSchema = z.object({
   approval: z.object({ empty: count, approved: count, pending: count, rejected: count }).strict(),
   test: z.object({ success: count, failure: count, notRun: count }).strict(),
   crmUser: z.string().max(64),
+  /** EWS access in Exchange Online for the active mailboxes (absent from agents older than the EWS checks). */
+  ews: ewsAccessReportSchema.optional(),
 }).strict();
 
 export const approveResultSchema = z.object({

@@ -2,6 +2,7 @@ import { z } from 'zod';
 import type { rotationStepIds} from './cert-types.ts';
 import { stepStateSchema, thumbprintSchema, verificationSchema } from './cert-types.ts';
 import { runbookOnlyStepIds, runbookStepTitles } from './step-ids.ts';
+import { ewsAccessReportSchema } from './ews-access.ts';
 import { mailboxFilterSchema } from './mailbox-filter.ts';
 
 /**
@@ -34,6 +35,8 @@ export const setupStepIds = [
   's2s-settings',
   // §2.4
   'tenant-id',
+  // §1 (since 1 October 2026): Exchange Online accepts EWS from CRM (server-side sync is EWS).
+  'ews-access',
   // §8: the async services pick up the certificate and the settings only after a restart.
   'restart-services',
   // §3, §4, §5, §6, §7
@@ -56,7 +59,7 @@ export const setupCertStepIds = ['import', 'grant-key-access', 'register-crm', '
  * `preflight` runs first in every scope that changes something it needs (setup only: the smaller
  * commands check what they need in their own step).
  */
-export const runbookScopeSchema = z.enum(['setup', 'profile', 'tenant', 'configure']);
+export const runbookScopeSchema = z.enum(['setup', 'profile', 'tenant', 'configure', 'ews']);
 export type RunbookScope = z.infer<typeof runbookScopeSchema>;
 
 export const scopeStepIds: Readonly<Record<RunbookScope, readonly SetupStepId[]>> = {
@@ -64,6 +67,7 @@ export const scopeStepIds: Readonly<Record<RunbookScope, readonly SetupStepId[]>
   profile: ['email-profile'],
   tenant: ['tenant-id'],
   configure: ['configure-mailboxes'],
+  ews: ['ews-access'],
 };
 
 export { runbookStepTitles };
@@ -79,6 +83,8 @@ export const preflightCheckIdSchema = z.enum([
   'certificate',
   'certificate-servers',
   'async-services',
+  'ews-access',
+  'ews-mailboxes',
 ]);
 export type PreflightCheckId = z.infer<typeof preflightCheckIdSchema>;
 
@@ -102,6 +108,8 @@ export const preflightTitles: Readonly<Record<PreflightCheckId, string>> = {
   certificate: 'The S2S certificate meets the requirements',
   'certificate-servers': 'The certificate is on every async server, with key access',
   'async-services': 'The asynchronous services run',
+  'ews-access': 'Exchange Online allows EWS for CRM (EwsEnabled, EwsAllowedAppIDs)',
+  'ews-mailboxes': 'No mailbox has EWS disabled in Exchange Online',
 };
 
 /** The checklist items no machine can check: the requester confirms them on the plan card. */
@@ -163,6 +171,8 @@ export const preflightResultSchema = z.object({
   checks: z.array(preflightCheckSchema).max(20),
   /** Every check ok or warning. */
   ok: z.boolean(),
+  /** EWS access in Exchange Online (absent from agents older than the EWS checks). */
+  ews: ewsAccessReportSchema.optional(),
 }).strict();
 export type PreflightResult = z.infer<typeof preflightResultSchema>;
 
@@ -200,6 +210,8 @@ export const setupPlanResultSchema = z.object({
   tenantId: z.string().max(36).nullable(),
   certThumbprint: thumbprintSchema.nullable(),
   profile: profileValuesSchema.nullable(),
+  /** scope setup (with its preflight) and ews: EWS access in Exchange Online. */
+  ews: ewsAccessReportSchema.optional(),
 }).strict();
 export type SetupPlanResult = z.infer<typeof setupPlanResultSchema>;
 

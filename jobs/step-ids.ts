@@ -6,6 +6,7 @@
 export const runbookOnlyStepIds = [
   'preflight',
   'tenant-id',
+  'ews-access',
   'email-profile',
   'org-defaults',
   'configure-mailboxes',
@@ -19,6 +20,7 @@ export type RunbookOnlyStepId = (typeof runbookOnlyStepIds)[number];
 export const runbookStepTitles: Readonly<Record<RunbookOnlyStepId, string>> = {
   preflight: 'Preflight checks',
   'tenant-id': 'Set the Exchange Online tenant ID on the organization (S2STenantId)',
+  'ews-access': 'Allow EWS for CRM in Exchange Online (EwsEnabled, EwsAllowedAppIDs)',
   'email-profile': 'Email server profile, Exchange Online (Hybrid)',
   'org-defaults': 'Organization email defaults (profile, delivery methods, server-side sync)',
   'configure-mailboxes': 'Configure the mailboxes (profile, delivery methods)',

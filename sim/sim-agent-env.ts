@@ -1,4 +1,5 @@
 import { fileURLToPath } from 'node:url';
+import { SIM_EXO_CERT_THUMBPRINT } from './exchange-online.ts';
 import { DEFAULT_ASYNC_SERVERS, DEFAULT_GRAPH_CLIENT_SECRET, DEFAULT_SERVICE_ACCOUNT, SIM_GRAPH_CLIENT_ID, SIM_TENANT_ID } from './s2s-seed.ts';
 
 /** The PowerShell stand-in executable, invoked by the agent exactly like powershell.exe. */
@@ -39,5 +40,7 @@ export function simAgentEnvironment(options: SimAgentEnvOptions): Record<string,
     GRAPH_LOGIN_URL: options.graph.loginUrl,
     GRAPH_URL: options.graph.graphUrl,
     TLS_CA_FILE: options.graph.caFile,
+    // Exchange Online PowerShell signs in with the app's certificate (the tenant's initial domain comes from Graph).
+    EXO_CERT_THUMBPRINT: SIM_EXO_CERT_THUMBPRINT,
   };
 }

@@ -18,6 +18,7 @@ const kindLabels: Readonly<Record<RunKind, string>> = {
   profile: 'profile',
   tenant: 'tenant',
   configure: 'configure mailboxes',
+  ews: 'ews',
 };
 
 const stateColors: Partial<Record<RunState, string>> = {

@@ -27,7 +27,9 @@ export function runbookHeading(kind: Run['kind']): string {
     case 'tenant':
       return 'Exchange Online tenant ID (S2STenantId)';
     case 'configure':
-      return 'Configure mailboxes (profile, delivery methods)';
+      return 'Configure mailboxes (profile, delivery methods, EWS)';
+    case 'ews':
+      return 'EWS access for CRM in Exchange Online';
     case 'preflight':
       return 'Preflight checks';
     default:

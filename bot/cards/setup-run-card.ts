@@ -121,6 +121,8 @@ function newPlanCommand(run: Run): string {
       return 'tenant set';
     case 'configure':
       return 'configure mailboxes';
+    case 'ews':
+      return 'ews allow';
     default:
       return 'run setup';
   }
