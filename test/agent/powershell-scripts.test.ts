@@ -205,6 +205,27 @@ describe('agent/powershell/*.ps1 against the script table', () => {
     expect(codeOnly(helper)).not.toMatch(/Get-ADUser|Get-ADPrincipalGroupMembership|WindowsIdentity/);
   });
 
+  it('reads Get-CrmAdvancedSetting with one Read-CrmSettingValue (the pair in .Attributes), identical in the four setting scripts', () => {
+    const settingScripts = ['Get-S2SServerSettings', 'Set-S2SServerSettings', 'Get-S2STenantId', 'Set-S2STenantId'] as const;
+    const helpers = settingScripts.map((name) => {
+      const text = source(name);
+      const start = text.indexOf('# ---- Read-CrmSettingValue:');
+      const end = text.indexOf('# ---- end Read-CrmSettingValue');
+      expect(start, name).toBeGreaterThan(0);
+      expect(end, name).toBeGreaterThan(start);
+      // Every Get-CrmAdvancedSetting result goes through it; nothing reads the entity as the value.
+      const rest = codeOnly(text.slice(0, start) + text.slice(end));
+      const reads = [...rest.matchAll(/Get-CrmAdvancedSetting /g)].length;
+      expect(reads, name).toBeGreaterThan(0);
+      expect([...rest.matchAll(/Read-CrmSettingValue \(Get-CrmAdvancedSetting /g)].length, name).toBe(reads);
+      expect(rest, name).not.toMatch(/\.Value\b|PSObject\.Properties\['Value'\]/);
+      return text.slice(start, end);
+    });
+    for (const helper of helpers.slice(1)) expect(helper).toBe(helpers[0]);
+    expect(helpers[0]).toContain('foreach ($pair in $Entity.Attributes.GetEnumerator())');
+    expect(helpers[0]).toContain('if ([string]$pair.Key -eq $Name) { $value = $pair.Value }');
+  });
+
   it('never writes the maintenance service name in double quotes (PowerShell would expand $maintenance)', () => {
     for (const name of names) expect(source(name), name).not.toContain('"MSCRMAsyncService$maintenance"');
   });

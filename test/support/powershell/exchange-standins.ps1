@@ -17,7 +17,8 @@
     Disconnect-ExchangeOnline asking for confirmation (ConfirmImpact High) unless -Confirm:$false.
 #>
 
-$script:ExchangeModuleVersion = [version]'3.9.0'
+# The module version the stand-in claims (any 3.x has the EWS cmdlets; unverified which version added EwsAllowedAppIDs).
+function Get-StandInExchangeModuleVersion { return [version]'3.9.0' }
 
 function Get-ExchangeState {
     $exchange = $global:StandIn.state.exchange
@@ -41,7 +42,7 @@ function Get-Module {
     if ($null -eq $Name -or $Name -notcontains 'ExchangeOnlineManagement') { return Microsoft.PowerShell.Core\Get-Module @PSBoundParameters }
     $installed = [bool](Get-StandInValue (Get-ExchangeState) 'moduleInstalled' $true)
     if (($ListAvailable -and $installed) -or $global:StandIn.ContainsKey('exchangeModuleImported')) {
-        return [pscustomobject]@{ Name = 'ExchangeOnlineManagement'; Version = $script:ExchangeModuleVersion; ModuleType = 'Script' }
+        return [pscustomobject]@{ Name = 'ExchangeOnlineManagement'; Version = (Get-StandInExchangeModuleVersion); ModuleType = 'Script' }
     }
 }
 
@@ -53,7 +54,7 @@ function Import-Module {
     if (-not [bool](Get-StandInValue (Get-ExchangeState) 'moduleInstalled' $true)) {
         throw "The specified module 'ExchangeOnlineManagement' was not loaded because no valid module file was found in any module directory."
     }
-    if ($null -ne $MinimumVersion -and $MinimumVersion -gt $script:ExchangeModuleVersion) {
+    if ($null -ne $MinimumVersion -and $MinimumVersion -gt (Get-StandInExchangeModuleVersion)) {
         throw "The specified module 'ExchangeOnlineManagement' with version '$MinimumVersion' was not loaded because no valid module file was found in any module directory."
     }
     $global:StandIn.exchangeModuleImported = $true
