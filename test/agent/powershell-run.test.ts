@@ -7,6 +7,7 @@ import { powershellScripts, type PowershellScriptName } from '../../agent/powers
 import { lastLine, runWithStandIns, type StandInResult, type StandInRun } from '../support/powershell-standins.ts';
 import { caseParams, type AnyScriptCase } from '../support/script-case.ts';
 import { crmScriptCases } from './script-cases/crm-script-cases.ts';
+import { exchangeScriptCases } from './script-cases/exchange-script-cases.ts';
 import { windowsScriptCases } from './script-cases/windows-script-cases.ts';
 
 /**
@@ -15,7 +16,7 @@ import { windowsScriptCases } from './script-cases/windows-script-cases.ts';
  * table's output schema and equals the case's output, or it exits 1 with the case's error on
  * stderr and no result line; the stand-in calls it made are the case's.
  */
-const cases: AnyScriptCase[] = [...crmScriptCases, ...windowsScriptCases];
+const cases: AnyScriptCase[] = [...crmScriptCases, ...exchangeScriptCases, ...windowsScriptCases];
 
 /**
  * Scripts whose success path needs Windows-only .NET that throws PlatformNotSupportedException on
