@@ -12,8 +12,9 @@ import { thumbprintSchema } from '../jobs/cert-types.ts';
  * through PowerShell remoting (Invoke-Command) otherwise.
  *
  * The simulator's stand-in executable (sim/bin/pwsh-sim.mjs) implements the same scripts against
- * simulated state; test/agent/powershell-scripts.test.ts checks the param() blocks of the .ps1
- * files against this table.
+ * simulated state. test/agent/powershell-parse.test.ts checks the param() blocks of the .ps1 files
+ * against this table (PowerShell's own parser), and test/agent/powershell-run.test.ts runs every
+ * script under pwsh against stand-ins of the cmdlets, checking its JSON with `output`.
  */
 export const PFX_PASSWORD_ENV = 'SETUP_PFX_PASSWORD';
 
