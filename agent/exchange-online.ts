@@ -152,7 +152,7 @@ export async function checkEwsAccess(ctx: JobContext, selection: ReadonlySet<str
     const read = await runScript(ctx, certs, 'Get-EwsAccess', connection);
     return ewsAccessReport(read, { appId: certs.exchange.ewsAppId, selection, now: ctx.now() });
   } catch (error) {
-    if (ctx.signal.aborted || (isSetupError(error) && error.code === 'INTERNAL' && ctx.certs)) throw error;
+    if (ctx.signal.aborted) throw error;
     ctx.logger.warn({ err: error instanceof Error ? error.message : String(error) }, 'EWS access could not be read');
     return unknownEwsReport(error, appId, ctx.now());
   }
@@ -163,13 +163,15 @@ export async function checkEwsAccess(ctx: JobContext, selection: ReadonlySet<str
  * `unchecked` says why when Exchange Online cannot be read (the CRM part of a step still goes on).
  */
 export async function mailboxesWithEwsDisabled<T extends { emailaddress: string }>(ctx: JobContext, rows: readonly T[]): Promise<{ rows: T[]; unchecked?: string }> {
+  // A context built for the CRM steps alone has no PowerShell runner (the agent runtime always gives one).
+  if (!ctx.certs) return { rows: [] };
   try {
     const { certs, connection } = await exchangeConnection(ctx);
     const read = await runScript(ctx, certs, 'Get-EwsAccess', connection);
     const disabled = new Set(read.disabledMailboxes.map((a) => a.toLowerCase()));
     return { rows: rows.filter((r) => r.emailaddress !== '' && disabled.has(r.emailaddress.toLowerCase())) };
   } catch (error) {
-    if (ctx.signal.aborted || (isSetupError(error) && error.code === 'INTERNAL')) throw error;
+    if (ctx.signal.aborted) throw error;
     return { rows: [], unchecked: clip(error instanceof Error ? error.message : String(error), 160) };
   }
 }

@@ -81,6 +81,8 @@ export function describeCommand(command: Command): string {
       return `profile ${command.action}`;
     case 'tenant':
       return `tenant ${command.action}`;
+    case 'ews':
+      return `ews ${command.action}`;
     case 'configure-mailboxes':
       return withFilter('configure mailboxes', command.filter);
     case 'resume':

@@ -27,6 +27,8 @@ export type Command =
   | { kind: 'preflight' }
   | { kind: 'profile'; action: 'show' | 'create' }
   | { kind: 'tenant'; action: 'show' | 'set' }
+  /** EWS access for CRM in Exchange Online: `show` (read-only) or `allow` (plan card, then an approver). */
+  | { kind: 'ews'; action: 'show' | 'allow' }
   | { kind: 'configure-mailboxes'; filter: MailboxFilter }
   | { kind: 'jobs' }
   | { kind: 'resume'; runId: string }
@@ -51,6 +53,7 @@ export const runbookCommandForms: readonly string[] = [
   '`run setup [--dry-run] [all | email ends with @contoso.com | addresses]`: the whole server-side sync set-up as one runbook (default `all`); a second person approves; `--dry-run` only shows what would change. Filters on mailbox state (`pending`, `untested`, `failed`, `profile "…"`) are refused: the runbook changes that state as it goes',
   '`profile show|create`: the email server profile',
   '`tenant show|set`: the Exchange Online tenant ID on the organization',
+  '`ews show|allow`: whether Exchange Online lets CRM use EWS (blocked since 1 October 2026 unless allowed, off for good on 1 April 2027), and allowing it',
   '`configure mailboxes [filter]`: profile and delivery methods of the mailboxes (default `all`)',
   '`jobs`: the latest runs and their states',
   '`resume <run>` / `cancel <run>`: continue a halted run after the fix / stop a run',
@@ -193,6 +196,10 @@ function parseRunbookCommand(text: string): ParseResult | undefined {
   const tenant = /^tenant (show|set)$/i.exec(text);
   if (tenant) return { ok: true, command: { kind: 'tenant', action: (tenant[1] ?? '').toLowerCase() === 'set' ? 'set' : 'show' } };
   if (/^tenant\b/i.test(text)) return invalid('Write `tenant show` or `tenant set` (the tenant ID comes from Microsoft Graph, never from what is typed).');
+
+  const ews = /^ews (show|allow)$/i.exec(text);
+  if (ews) return { ok: true, command: { kind: 'ews', action: (ews[1] ?? '').toLowerCase() === 'allow' ? 'allow' : 'show' } };
+  if (/^ews\b/i.test(text)) return invalid('Write `ews show` (what Exchange Online allows) or `ews allow` (a plan an approver confirms). The app ID to allow is the agent\'s EWS_APP_ID, never what is typed.');
 
   const configure = /^configure mailbox(?:es)?(?: (.+))?$/i.exec(text);
   if (configure) {

@@ -12,6 +12,7 @@ import { handleCertWatchCommand } from './commands/cert-watch-command.ts';
 import { handleRunSetupCommand } from './commands/run-setup-command.ts';
 import { handlePreflightCommand } from './commands/preflight-command.ts';
 import { handleProfileCommand } from './commands/profile-command.ts';
+import { handleEwsCommand } from './commands/ews-command.ts';
 import { handleTenantCommand } from './commands/tenant-command.ts';
 import { handleConfigureMailboxesCommand } from './commands/configure-mailboxes-command.ts';
 import { handleJobsCommand } from './commands/jobs-command.ts';
@@ -68,6 +69,8 @@ export async function routeMessage(req: ActivityRequest): Promise<void> {
         return await handleProfileCommand(req, command.action);
       case 'tenant':
         return await handleTenantCommand(req, command.action);
+      case 'ews':
+        return await handleEwsCommand(req, command.action);
       case 'configure-mailboxes':
         return await handleConfigureMailboxesCommand(req, command.filter);
       case 'jobs':

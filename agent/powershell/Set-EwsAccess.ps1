@@ -41,8 +41,9 @@ Set-StrictMode -Version 2.0
 function Get-PropertyValue([object]$InputObject, [string]$Name) {
     if ($null -eq $InputObject) { return $null }
     $property = $InputObject.PSObject.Properties[$Name]
-    if ($null -eq $property) { return $null }
-    return $property.Value
+    if ($null -eq $property -or $null -eq $property.Value) { return $null }
+    # -NoEnumerate: an empty list stays an empty list (a plain return would unroll it to $null).
+    Write-Output -NoEnumerate $property.Value
 }
 
 function ConvertTo-StringList([object]$Value) {

@@ -1,6 +1,7 @@
 import type { PreflightResult } from '../../jobs/runbook-types.ts';
 import type { Run } from '../run-store.ts';
 import { card, text, type AdaptiveCardJson, type CardElement } from './card-kit.ts';
+import { ewsAllGood, ewsSection } from './ews-card-parts.ts';
 import { checklistReminders, head, preflightLines } from './setup-card-parts.ts';
 
 /**
@@ -14,11 +15,16 @@ export function preflightCheckingCard(run: Run): AdaptiveCardJson {
 export function preflightCard(run: Run, result: PreflightResult): AdaptiveCardJson {
   const failed = result.checks.filter((c) => c.status === 'failed').length;
   const warnings = result.checks.filter((c) => c.status === 'warning').length;
+  // Never green while Exchange Online refuses CRM's EWS calls (or cannot be asked).
+  const ewsGood = result.ews ? ewsAllGood(result.ews) : true;
   const summary = result.ok
-    ? `Ready: every check passed${warnings > 0 ? ` (${warnings} warning${warnings === 1 ? '' : 's'})` : ''}.`
+    ? ewsGood
+      ? `Ready: every check passed${warnings > 0 ? ` (${warnings} warning${warnings === 1 ? '' : 's'})` : ''}.`
+      : `Ready to set up, but mail will not sync until Exchange Online allows EWS for CRM (see below; \`run setup\` or \`ews allow\` fixes it).`
     : `Not ready: ${failed} check${failed === 1 ? '' : 's'} failed. Fix each as it says, then \`preflight\` again.`;
-  const body: CardElement[] = [...head(run), text(summary, { color: result.ok ? 'Good' : 'Attention', weight: 'Bolder' })];
+  const body: CardElement[] = [...head(run), text(summary, { color: result.ok ? (ewsGood ? 'Good' : 'Warning') : 'Attention', weight: 'Bolder' })];
   body.push(...preflightLines(result.checks));
+  if (result.ews) body.push(...ewsSection(result.ews));
   body.push(...checklistReminders());
   body.push(text('Nothing was changed.', { subtle: true }));
   return card(body);

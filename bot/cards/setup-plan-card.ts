@@ -3,6 +3,7 @@ import type { Run } from '../run-store.ts';
 import { card, executeAction, text, toggle, verbs, type AdaptiveCardJson, type CardAction, type CardElement } from './card-kit.ts';
 import { minute, personName } from './cert-card-parts.ts';
 import { decisionLines } from './cert-plan-card.ts';
+import { ewsAllGood, ewsSection } from './ews-card-parts.ts';
 import { blockerLines, head, planStepLines, planValueBlocks, preflightLines } from './setup-card-parts.ts';
 
 /**
@@ -28,6 +29,7 @@ function planBody(run: Run, plan: SetupPlanResult): CardElement[] {
   const body: CardElement[] = [...head(run)];
   body.push(text('Steps', { weight: 'Bolder' }), planStepLines(plan.steps));
   if (plan.preflight && plan.preflight.length > 0) body.push(text('Preflight', { weight: 'Bolder' }), ...preflightLines(plan.preflight));
+  if (plan.ews) body.push(...ewsSection(plan.ews));
   body.push(...planValueBlocks(run, plan));
   return body;
 }
@@ -42,7 +44,7 @@ export function setupPlanCard(run: Run, plan: SetupPlanResult): AdaptiveCardJson
     return card(body);
   }
   if (plan.changes === 0) {
-    body.push(text('Nothing to change: every step is already done.', { color: 'Good', weight: 'Bolder' }));
+    body.push(text('Nothing to change: every step is already done.', { color: plan.ews && !ewsAllGood(plan.ews) ? 'Warning' : 'Good', weight: 'Bolder' }));
     return card(body);
   }
   if (run.state !== 'awaiting-approval') {
@@ -88,6 +90,7 @@ export function setupPlanBlockedCard(run: Run, plan: SetupPlanResult): AdaptiveC
   body.push(...blockerLines(plan));
   body.push(text('Steps', { weight: 'Bolder' }), planStepLines(plan.steps));
   if (plan.preflight && plan.preflight.length > 0) body.push(text('Preflight', { weight: 'Bolder' }), ...preflightLines(plan.preflight));
+  if (plan.ews) body.push(...ewsSection(plan.ews));
   body.push(text('Nothing was changed. Fix each of these, then run the command again.', { subtle: true }));
   return card(body);
 }

@@ -1,6 +1,7 @@
 import type { StatusResult } from '../../jobs/job-types.ts';
 import type { Run } from '../run-store.ts';
 import { card, facts, text, title, type AdaptiveCardJson, type CardElement } from './card-kit.ts';
+import { ewsSection } from './ews-card-parts.ts';
 
 export interface AgentSeen {
   /** Seconds since the agent's last heartbeat, or undefined when no agent has reported. */
@@ -38,6 +39,8 @@ export function statusCard(run: Run, seen: AgentSeen, result: StatusResult): Ada
       ['Failure', result.test.failure],
       ['Not run', result.test.notRun],
     ]),
+    // Whether any of this can sync: Exchange Online's EWS policy (an older agent does not report it).
+    ...(result.ews ? ewsSection(result.ews) : [text('EWS access in Exchange Online: not reported by this agent (upgrade the agent to check it).', { color: 'Warning' })]),
   ]);
 }
 

@@ -82,7 +82,10 @@ describe('certificate settings', () => {
       metadataUrl: 'https://accounts.accesscontrol.windows.net/metadata/json/1',
       loginUrl: 'https://127.0.0.1:1',
       graphUrl: 'https://127.0.0.1:1/graph',
+      exchangeEnvironment: 'O365Default',
     });
+    // Connect-ExchangeOnline -ExchangeEnvironmentName follows the cloud (d365-contract.md, GCC High).
+    expect(resolveCloudSettings('usgovhigh').exchangeEnvironment).toBe('O365USGovGCCHigh');
   });
 
   it('are redacted when a configuration object is logged', () => {

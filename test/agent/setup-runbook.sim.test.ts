@@ -1,3 +1,4 @@
+import { PREPOPULATED_APP_IDS } from '../../sim/exchange-online.ts';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { auditKey } from '../../core/audit-log.ts';
 import { newRunId } from '../../jobs/job-options.ts';
@@ -45,8 +46,15 @@ describe('the runbook against the fresh simulated deployment', () => {
   it('preflight passes with a warning that the certificate is not on the servers yet', async () => {
     const out = await run<PreflightResult>({ type: 'preflight', ...jobCommon, runId: newRunId() });
     expect(out.result?.ok, JSON.stringify(out.result?.checks)).toBe(true);
-    expect(out.result?.checks.map((c) => c.id)).toEqual(['crm-reachable', 'crm-admin-role', 'local-admin', 'graph-credentials', 'graph-permissions', 'certificate', 'certificate-servers', 'async-services']);
+    expect(out.result?.checks.map((c) => c.id)).toEqual(['crm-reachable', 'crm-admin-role', 'local-admin', 'graph-credentials', 'graph-permissions', 'ews-access', 'ews-mailboxes', 'certificate', 'certificate-servers', 'async-services']);
     expect(out.result?.checks.find((c) => c.id === 'certificate-servers')).toMatchObject({ status: 'warning' });
+    // The fresh tenant never allowed EWS for CRM: since 1 October 2026 Exchange Online blocks it (run setup's ews-access step fixes it).
+    expect(out.result?.checks.find((c) => c.id === 'ews-access')).toMatchObject({
+      status: 'warning',
+      detail: expect.stringMatching(/blocks EWS for CRM: the organization's EwsEnabled is False and CRM's app 00000007-0000-0000-c000-000000000000 is not in EwsAllowedAppIDs.*\d+ days? left/) as unknown,
+      fix: expect.stringMatching(/`@setup ews allow`.*24 hours.*EWS usage report/) as unknown,
+    });
+    expect(out.result?.ews).toMatchObject({ verdict: 'blocked', organizationEnabled: false, appAllowed: false, mailboxesChecked: MAILBOXES, mailboxesDisabled: 0 });
   }, 60_000);
 
   it('preflight says what to do when the agent is no admin, lacks the CRM role and a Graph permission', async () => {
@@ -69,7 +77,8 @@ describe('the runbook against the fresh simulated deployment', () => {
     expect(first.mailboxes).toBe(MAILBOXES);
     expect(first.certThumbprint).toMatch(/^[0-9A-F]{40}$/);
     const pending = first.steps.filter((s) => s.state === 'pending').map((s) => s.id);
-    expect(pending).toEqual(['import', 'grant-key-access', 'register-crm', 'entra-key-credential', 's2s-settings', 'tenant-id', 'restart-services', 'email-profile', 'org-defaults', 'configure-mailboxes', 'approve-email', 'test-enable']);
+    expect(pending).toEqual(['import', 'grant-key-access', 'register-crm', 'entra-key-credential', 's2s-settings', 'tenant-id', 'ews-access', 'restart-services', 'email-profile', 'org-defaults', 'configure-mailboxes', 'approve-email', 'test-enable']);
+    expect(first.ews).toMatchObject({ verdict: 'blocked' });
     expect(first.changes).toBe(pending.length);
     expect(first.steps.find((s) => s.id === 'adfs')).toMatchObject({ state: 'skipped' });
 
@@ -77,18 +86,23 @@ describe('the runbook against the fresh simulated deployment', () => {
     const out = await run<SetupRunResult>(runPayload(first, runId));
     expect(out.state, JSON.stringify(out.reports.at(-1))).toBe('completed');
     const result = out.result;
-    expect(result?.steps.map((s) => s.state)).toEqual([...Array<string>(13).fill('done'), 'skipped']);
+    expect(result?.steps.map((s) => s.state)).toEqual([...Array<string>(14).fill('done'), 'skipped']);
     expect(result?.changed).toEqual(pending);
     expect(result?.testReport).toMatchObject({ selected: MAILBOXES, succeeded: MAILBOXES, failed: 0, noResult: 0 });
     expect(s2sHealth(sim.s2s, Date.now())).toEqual({ ok: true });
+    // Exchange Online now lets CRM use EWS: the pre-populated apps stay on the list.
+    expect(sim.s2s.exchange.ewsEnabled).toBe(true);
+    expect(sim.s2s.exchange.ewsAllowedAppIds).toEqual([...PREPOPULATED_APP_IDS, '00000007-0000-0000-c000-000000000000']);
+    expect(result?.steps.find((s) => s.id === 'ews-access')?.detail).toMatch(/up to 24 hours/);
 
     const audit = await h.redis.xrange(auditKey(h.prefix, 'default'), '-', '+');
     const steps = audit.map(([, fields]) => JSON.parse(fields[1] ?? '{}') as { runId?: string; what: string }).filter((e) => e.runId === runId);
     expect(steps.map((e) => e.what)).toContain('step tenant-id');
-    expect(steps).toHaveLength(14);
+    expect(steps).toHaveLength(15);
 
     const second = await plan();
     expect(second.changes, JSON.stringify(second.steps)).toBe(0);
+    expect(second.ews).toMatchObject({ verdict: 'allowed', appAllowed: true });
     expect(second.blocked).toBe(false);
     const again = await run<SetupRunResult>(runPayload(second, newRunId()));
     expect(again.result?.changed).toEqual([]);

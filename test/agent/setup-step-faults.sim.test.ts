@@ -64,6 +64,11 @@ const cases: FaultCase[] = [
   { step: 'entra-key-credential', inject: fault({ target: 'graph:patch-service-principal', message: '403' }), says: /Application\.ReadWrite\.All|permission|privileges/i },
   { step: 's2s-settings', inject: fault({ target: 'Set-S2SServerSettings', message: 'Set-CrmAdvancedSetting : The Deployment Service cannot be reached.' }), says: /Deployment Service/ },
   { step: 'tenant-id', inject: fault({ target: 'Set-S2STenantId', message: 'Set-CrmAdvancedSetting : The caller does not have the Deployment Administrator role.' }), says: /Deployment Administrator/ },
+  {
+    step: 'ews-access',
+    inject: fault({ target: 'Set-EwsAccess', message: "Set-OrganizationConfig : The role assigned to application 3f2e1d0c isn't supported in this scenario." }),
+    says: /Exchange\.ManageAsApp/,
+  },
   { step: 'restart-services', inject: fault({ target: 'Restart-CrmAsyncServices@CRMAPP02', message: "Restart-Service : Service 'MSCRMAsyncService' cannot be started." }), says: /cannot be started/ },
   {
     step: 'email-profile',

@@ -155,12 +155,22 @@ function Find-StandInMailbox([string]$Identity) {
     return $null
 }
 
+# The OPATH filters the stand-in understands: EwsEnabled -eq $true/$false (anything else fails, so a
+# script that relies on another filter is noticed here). Whether Exchange Online accepts EwsEnabled in
+# -Filter is unverified.
+function Test-StandInCasFilter([string]$Filter, $Mailbox) {
+    if ($Filter -notmatch '^\s*EwsEnabled\s+-eq\s+\$(true|false)\s*$') { throw "stand-in Get-CASMailbox: the filter '$Filter' is not one the stand-in understands (EwsEnabled -eq `$true|`$false)." }
+    $wanted = $Matches[1] -eq 'true'
+    return (Get-StandInValue $Mailbox 'EwsEnabled' $null) -eq $wanted
+}
+
 function Get-CASMailbox {
     [CmdletBinding()]
-    param([Parameter(Position = 0)][string]$Identity, [object]$ResultSize)
+    param([Parameter(Position = 0)][string]$Identity, [object]$ResultSize, [string]$Filter)
     Assert-ExchangeConnected 'Get-CASMailbox'
     Add-StandInCall 'Get-CASMailbox' $PSBoundParameters
     $mailboxes = @((Get-ExchangeState).mailboxes)
+    if ($PSBoundParameters.ContainsKey('Filter')) { $mailboxes = @($mailboxes | Where-Object { Test-StandInCasFilter $Filter $_ }) }
     if ($PSBoundParameters.ContainsKey('Identity')) {
         $one = Find-StandInMailbox $Identity
         if ($null -eq $one) {
