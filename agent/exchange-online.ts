@@ -98,7 +98,7 @@ export function ewsAccessReport(read: EwsRead, options: EwsReportOptions): EwsAc
         : '';
   const mailboxes =
     disabled.length > 0
-      ? ` ${disabled.length} mailbox${disabled.length === 1 ? ' has' : 'es have'} their own EwsEnabled False (${disabled.slice(0, 3).join(', ')}${disabled.length > 3 ? ', …' : ''}): Exchange refuses EWS for them whatever the organization allows.`
+      ? ` ${disabled.length} mailbox${disabled.length === 1 ? ' has' : 'es have'} EwsEnabled False on the mailbox itself (${disabled.slice(0, 3).join(', ')}${disabled.length > 3 ? ', …' : ''}): Exchange refuses EWS for ${disabled.length === 1 ? 'it' : 'them'} whatever the organization allows.`
       : '';
   const mailboxFix = disabled.length > 0 ? ' For the mailboxes: `@setup configure mailboxes` sets EwsEnabled $true on them (Set-CASMailbox).' : '';
   if (ewsAllowedFor(read, options.appId)) {

@@ -88,7 +88,7 @@ describe('agent against the CRM simulator', () => {
   });
 
   it('explains a failure from the alert CRM updated in place (modifiedon moves, createdon stays), with its new cause', async () => {
-    // Seeded mailboxes that failed before: each already has its alert from an earlier test.
+    // Seeded mailboxes that failed before with a 401: each already has its alert from an earlier test.
     const alertsOf = (id: string) => [...sim.state.tracelogs.values()].filter((t) => t._regardingobjectid_value === id);
     const failedBefore = active().filter(
       (m) => m.emailrouteraccessapproval === A.Approved && m.incomingemailstatus === T.Failure && sim.state.badAddresses.get((m.emailaddress ?? '').toLowerCase()) === 'unauthorized' && alertsOf(m.mailboxid).length === 1,
@@ -98,17 +98,44 @@ describe('agent against the CRM simulator', () => {
     if (!box?.emailaddress) throw new Error('no seeded failed mailbox with an address');
     const [alert] = alertsOf(box.mailboxid);
     const firstSeen = alert?.createdon;
+    expect(alert?.text).toMatch(/\(401\) Unauthorized/);
     const t0 = Date.now();
-    const payload = { type: 'test' as const, runId: newRunId(), deployment: 'default', requestedBy, approvedBy, plannedCount: 1, filter: { kind: 'addresses' as const, addresses: [box.emailaddress] } };
-    const { result } = await run<TestResult>(payload);
+    const test = async () => {
+      const payload = { type: 'test' as const, runId: newRunId(), deployment: 'default', requestedBy, approvedBy, plannedCount: 1, filter: { kind: 'addresses' as const, addresses: [box.emailaddress ?? ''] } };
+      return (await run<TestResult>(payload)).result;
+    };
+
+    // The same failure again: the alert is updated, not a new one, and still explains the failure.
+    const again = await test();
+    expect(alertsOf(box.mailboxid)).toHaveLength(1);
+    expect(again.failures).toEqual([expect.objectContaining({ cause: 'exchange-unauthorized', count: 1, sample: [box.emailaddress] })]);
+
+    // Now Exchange Online blocks EWS for this mailbox: CRM updates the same alert with the 403.
+    sim.s2s.exchange.mailboxEwsDisabled.add(box.emailaddress.toLowerCase());
+    const result = await test();
     const after = alertsOf(box.mailboxid);
     expect(after).toHaveLength(1);
     expect(after[0]?.tracelogid).toBe(alert?.tracelogid);
     expect(after[0]?.createdon).toBe(firstSeen);
     expect(Date.parse(firstSeen ?? '')).toBeLessThan(t0 - 60_000);
     expect(Date.parse(after[0]?.modifiedon ?? '')).toBeGreaterThanOrEqual(Math.floor(t0 / 1000) * 1000 - 2000);
+    expect(after[0]?.text).toMatch(/403: Forbidden\. X-EWS-Policy-Reason: EWS is disabled for this user or tenant/);
     expect(result).toMatchObject({ selected: 1, failed: 1 });
-    expect(result.failures).toEqual([expect.objectContaining({ cause: 'exchange-unauthorized', count: 1, sample: [box.emailaddress] })]);
+    expect(result.failures).toEqual([expect.objectContaining({ cause: 'ews-blocked', count: 1, sample: [box.emailaddress] })]);
+  });
+
+  it('groups Test & Enable failures that Exchange Online refuses over EWS under the EWS cause, with the fix', async () => {
+    // The tenant never put CRM on its EWS allow-list (the state since 1 October 2026 for a tenant that did not act).
+    sim.s2s.exchange.ewsAllowedAppIds = ['d3590ed6-52b3-4102-aeff-aad2292ab01c'];
+    const goodBefore = active().filter((m) => m.emailrouteraccessapproval === A.Approved && m.incomingemailstatus === T.Success && m.outgoingemailstatus === T.Success);
+    expect(goodBefore.length).toBeGreaterThan(5);
+    const addresses = goodBefore.slice(0, 6).map((m) => m.emailaddress ?? '');
+    const payload = { type: 'test' as const, runId: newRunId(), deployment: 'default', requestedBy, approvedBy, plannedCount: 6, filter: { kind: 'addresses' as const, addresses } };
+    const { result } = await run<TestResult>(payload);
+    expect(result).toMatchObject({ selected: 6, succeeded: 0, failed: 6 });
+    expect(result.failures).toHaveLength(1);
+    expect(result.failures[0]).toMatchObject({ cause: 'ews-blocked', count: 6, title: expect.stringMatching(/EWS is blocked for CRM in Exchange Online/) as unknown });
+    expect(result.failures[0]?.remediation).toMatch(/@setup ews allow.*24 hours/);
   });
 
   it('refuses approve and test runs whose selection outgrew the approved plan, changing nothing in CRM', async () => {

@@ -1,3 +1,4 @@
+import { scopeStepIds } from '../../jobs/runbook-types.ts';
 import { describe, expect, it } from 'vitest';
 import { stepTitles } from '../../jobs/cert-types.ts';
 import { newRunId } from '../../jobs/job-options.ts';
@@ -101,7 +102,7 @@ describe('cancel', () => {
     expect((await runStore().get(runId))?.state).toBe('running');
 
     t.clock.advance(5_000);
-    const card = cardText(await reportAndWait(cardId, runId, 'setup-run', { kind: 'failed', error: { code: 'CANCELLED', message: 'Cancelled before the next step.' }, steps: runSteps('setup', 7) }));
+    const card = cardText(await reportAndWait(cardId, runId, 'setup-run', { kind: 'failed', error: { code: 'CANCELLED', message: 'Cancelled before the next step.' }, steps: runSteps('setup', scopeStepIds.setup.indexOf('restart-services')) }));
     expect(card).toContain(`Cancelled by ${OPERATOR.name} before ${stepTitles['restart-services']}; steps done stay done.`);
     expect((await runStore().get(runId))?.state).toBe('cancelled');
     expect(await runStore().certActive('contoso')).toBeUndefined();

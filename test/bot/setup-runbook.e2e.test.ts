@@ -1,6 +1,8 @@
 import { describe, expect, it } from 'vitest';
 import { stepTitles } from '../../jobs/cert-types.ts';
-import { checklistQuestions, preflightTitles } from '../../jobs/runbook-types.ts';
+import { checklistQuestions, preflightTitles, scopeStepIds } from '../../jobs/runbook-types.ts';
+
+const RESTART_AT = scopeStepIds.setup.indexOf('restart-services');
 import { createAuditLog } from '../../core/audit-log.ts';
 import {
   APPROVER,
@@ -106,7 +108,7 @@ describe('run setup', () => {
     await reportAndWait(cardId, runId, 'setup-run', { kind: 'started' });
     expect((await runStore().get(runId))?.state).toBe('running');
     t.clock.advance(5_000);
-    const progress = cardText(await reportAndWait(cardId, runId, 'setup-run', { kind: 'progress', progress: { phase: 'step', done: 7, total: 14, steps: runSteps('setup', 7, 'running', 'restarting on CRMAPP01') } }));
+    const progress = cardText(await reportAndWait(cardId, runId, 'setup-run', { kind: 'progress', progress: { phase: 'step', done: RESTART_AT, total: scopeStepIds.setup.length, steps: runSteps('setup', RESTART_AT, 'running', 'restarting on CRMAPP01') } }));
     expect(progress).toContain(`✓ ${stepTitles['tenant-id']}: done`);
     expect(progress).toContain(`▶ ${stepTitles['restart-services']}: running. restarting on CRMAPP01`);
     expect(progress).toContain(`○ ${stepTitles['email-profile']}: pending`);
@@ -137,7 +139,7 @@ describe('run setup', () => {
     expect(job).toMatchObject({ scope: 'setup', filter: { kind: 'domain', domain: 'contoso.com' } });
     const text = cardText(card);
     expect(text).toContain(`✓ ${stepTitles.import}: already done`);
-    expect(text).toContain('Dry run: 11 steps would change something. Nothing was changed.');
+    expect(text).toContain('Dry run: 12 steps would change something. Nothing was changed.');
     expect(card.actions ?? []).toEqual([]);
     const run = await runStore().get(runId);
     expect(run).toMatchObject({ state: 'succeeded', dryRun: true });
@@ -147,7 +149,7 @@ describe('run setup', () => {
 
   it('nothing to change ends the run; a blocked plan lists each blocker with its fix', async () => {
     await start();
-    const everything = ['preflight', 'import', 'grant-key-access', 'register-crm', 'entra-key-credential', 's2s-settings', 'tenant-id', 'restart-services', 'email-profile', 'org-defaults', 'configure-mailboxes', 'approve-email', 'test-enable'];
+    const everything = ['preflight', 'import', 'grant-key-access', 'register-crm', 'entra-key-credential', 's2s-settings', 'tenant-id', 'ews-access', 'restart-services', 'email-profile', 'org-defaults', 'configure-mailboxes', 'approve-email', 'test-enable'];
     const none = await planned(OPERATOR, 'run setup', setupPlan('setup', { done: everything }));
     expect(cardText(none.card)).toContain('Nothing to change: every step is already done.');
     expect(none.card.actions ?? []).toEqual([]);
