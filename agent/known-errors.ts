@@ -103,7 +103,8 @@ export const knownErrorRules: readonly KnownErrorRule[] = [
   {
     cause: 'another-organization',
     title: 'Appointments, contacts and tasks are synchronized with another organization',
-    remediation: 'Run Test & Enable again with "sync items with Exchange from this organization only".',
+    remediation:
+      'Run Test & Enable again with "sync items with Exchange from this organization only": `@setup sync this org only` (or the button on the results card) marks these mailboxes (orgmarkedasprimaryforexchangesync) and tests them again, once an approver confirms.',
     patterns: [/configured with another org/i],
   },
 ];

@@ -44,8 +44,7 @@ export async function wantedProfile(ctx: JobContext, settings: RunbookSettings, 
   };
 }
 
-/** The scopes whose steps work on a mailbox selection. */
-export const hasMailboxSteps = (scope: RunbookScope) => scope === 'setup' || scope === 'configure';
+export { hasMailboxSteps } from '../jobs/runbook-types.ts';
 
 export const ALL_MAILBOXES: MailboxFilter = { kind: 'all' };
 

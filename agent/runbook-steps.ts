@@ -3,6 +3,7 @@ import type { SetupStepId } from '../jobs/runbook-types.ts';
 import { adfsStep } from './adfs-step.ts';
 import type { ReadyCerts } from './cert-requirements.ts';
 import { ewsAccessStep } from './ews-step.ts';
+import { markPrimaryOrgStep } from './primary-org-step.ts';
 import { describeCheck, runPreflight, type PreflightOutcome } from './preflight.ts';
 import type { RunbookStep } from './runbook-step.ts';
 import { setupCertSteps } from './setup-cert-steps.ts';
@@ -80,6 +81,7 @@ export function runbookSteps(ids: readonly SetupStepId[], options: StepTableOpti
     'org-defaults': orgDefaultsStep,
     'configure-mailboxes': configureMailboxesStep,
     'approve-email': approveEmailStep,
+    'mark-primary-org': markPrimaryOrgStep,
     'test-enable': testEnableStep,
     adfs: adfsStep(),
   };

@@ -1,7 +1,7 @@
 import { SetupError } from '../core/setup-error.ts';
 import { verificationSchema, type Verification } from '../jobs/cert-types.ts';
 import { exceedsPlan, type PayloadOf } from '../jobs/job-types.ts';
-import { scopeStepIds, setupStepIds, type SetupRunResult, type SetupStepId } from '../jobs/runbook-types.ts';
+import { runbookStepIds, scopeStepIds, type SetupRunResult, type SetupStepId } from '../jobs/runbook-types.ts';
 import { ADFS_CHECKLIST_ENTRY, ADFS_SCRIPT_KEY } from './adfs-step.ts';
 import { runCertChange, withCertLock } from './cert-change.ts';
 import { requireCerts, type ReadyCerts } from './cert-requirements.ts';
@@ -21,7 +21,7 @@ const TEST_REPORT_KEY = 'testReport';
 const TENANT_RESTART_ENTRY =
   "Restart MSCRMAsyncService and 'MSCRMAsyncService$maintenance' on every async server (or run setup) so they pick up the new S2STenantId.";
 
-const isSetupStepId = (id: string): id is SetupStepId => (setupStepIds as readonly string[]).includes(id);
+const isSetupStepId = (id: string): id is SetupStepId => (runbookStepIds as readonly string[]).includes(id);
 
 /**
  * `setup-run`: the approved runbook run (docs/runbook.md), or its resume. Refuses PLAN_CHANGED when

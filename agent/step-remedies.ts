@@ -35,6 +35,8 @@ export const stepRemedies: Readonly<Record<StepId, string>> = {
     "Check the failed mailboxes in CRM (owner, Mailbox privileges Read and Write) and that the agent's account may update mailboxes, then Retry step: only the mailboxes not yet configured are changed.",
   'approve-email':
     'Approve Email needs prvApproveRejectEmailAddress for the account that approves: check its security role, then Retry step: only the mailboxes not yet approved are changed.',
+  'mark-primary-org':
+    "Check that the agent's CRM account may update mailboxes (Read and Write on Mailbox), then Retry step: only the mailboxes not yet marked are changed.",
   'test-enable':
     "Read the failed mailboxes' alerts in CRM and fix what they say, then Retry step: only the mailboxes whose test did not succeed are tested again.",
   adfs: 'Check SETUP_ADFS and CRM_URL on the agent, then Retry step.',

@@ -1,12 +1,16 @@
 import { z } from 'zod';
 import { isSetupError } from '../core/setup-error.ts';
-import { MailboxTestStatus as T } from '../jobs/crm-values.ts';
+import { ActDeliveryMethod, MailboxTestStatus as T } from '../jobs/crm-values.ts';
 import type { PayloadOf, TestResult } from '../jobs/job-types.ts';
 import { assertWithinPlan } from './assert-within-plan.ts';
 import { FailureGroups } from './failure-groups.ts';
 import type { JobContext } from './job-context.ts';
 import { isKnownCause } from './known-errors.ts';
-import { MAILBOX_SET, TRACE_SET, guidSchema, optionalIntSchema, readSelection, type SelectedMailbox } from './mailbox-selection.ts';
+import { MAILBOX_SET, TRACE_SET, guidSchema, optionalIntSchema, readSelectionWith, selectedMailboxColumns, selectedMailboxSchema, type SelectedMailbox } from './mailbox-selection.ts';
+
+/** The selection with its ACT delivery method (whether ACT must pass too). */
+const testedRowSchema = selectedMailboxSchema.extend({ actdeliverymethod: optionalIntSchema });
+const testedColumns = [...selectedMailboxColumns, 'actdeliverymethod'] as const;
 import { patchInBatches } from './patch-in-batches.ts';
 
 const optionalDate = z
@@ -70,9 +74,11 @@ const nothingTestedText =
  */
 export async function testMailboxes(payload: PayloadOf<'test'>, ctx: JobContext): Promise<TestResult> {
   const started = ctx.now();
-  const rows = await readSelection(ctx.crm, payload.filter, (done) => ctx.report({ phase: 'reading', done, total: done }));
+  const rows = await readSelectionWith(ctx.crm, payload.filter, { select: testedColumns, schema: testedRowSchema }, (done) => ctx.report({ phase: 'reading', done, total: done }));
   assertWithinPlan(payload.plannedCount, rows.length);
-  const outcome = await testAndEnable(rows, ctx);
+  // A mailbox whose appointments, contacts and tasks go through server-side sync passes only when ACT does too
+  // (CRM shows it failed otherwise, for example "configured with another org").
+  const outcome = await testAndEnable(rows, ctx, { requireActFor: new Set(rows.filter((r) => r.actdeliverymethod === ActDeliveryMethod.ServerSideSync).map((r) => r.mailboxid)) });
   const result: TestResult = {
     type: 'test',
     ...outcome,

@@ -83,6 +83,8 @@ export function describeCommand(command: Command): string {
       return `tenant ${command.action}`;
     case 'ews':
       return `ews ${command.action}`;
+    case 'primary-org':
+      return withFilter('sync this org only', command.filter);
     case 'configure-mailboxes':
       return withFilter('configure mailboxes', command.filter);
     case 'resume':
@@ -110,6 +112,7 @@ const commandWords = [
   'tenant',
   'configure',
   'ews',
+  'sync',
   'jobs',
   'resume',
   'cancel',

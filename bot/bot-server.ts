@@ -15,6 +15,7 @@ import { assertAuthenticationConfigured, type BotConfig } from './bot-config.ts'
 import { personFrom, type ActivityRequest, type BotServices } from './bot-services.ts';
 import { handleCardAction } from './card-actions.ts';
 import { handleStartRotationClick } from './cert-watch.ts';
+import { handlePrimaryOrgClick } from './primary-org-click.ts';
 import { verbs } from './cards/card-kit.ts';
 import { BullJobDispatcher } from './job-dispatcher.ts';
 import { routeMessage } from './message-router.ts';
@@ -158,6 +159,7 @@ export async function startBot(config: Readonly<BotConfig>, deps: BotDeps = {}):
   app.adaptiveCards.actionExecute(verbs.cancel, async (ctx, _state, data) => handleCardAction(requestFor(ctx), verbs.cancel, data));
   app.adaptiveCards.actionExecute(verbs.confirmChecklist, async (ctx, _state, data) => handleCardAction(requestFor(ctx), verbs.confirmChecklist, data));
   app.adaptiveCards.actionExecute(verbs.startRotation, async (ctx, _state, data) => handleStartRotationClick(requestFor(ctx), data));
+  app.adaptiveCards.actionExecute(verbs.primaryOrg, async (ctx, _state, data) => handlePrimaryOrgClick(requestFor(ctx), data));
 
   const relay = new ProgressRelay({ services, connection: redis, signer, ...(deps.relayConcurrency ? { concurrency: deps.relayConcurrency } : {}) });
   const timerWorker = new TimerWorker({ services, connection: redis });

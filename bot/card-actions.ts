@@ -122,7 +122,8 @@ function decisionRights(req: ActivityRequest, run: Run, approving: boolean): Aut
     case 'profile':
     case 'tenant':
     case 'configure':
-    case 'ews': {
+    case 'ews':
+    case 'primary-org': {
       if (!approving) return authorizer.canRejectOrWithdraw(req.from.aadObjectId, context);
       const approver = authorizer.canApprove(req.from.aadObjectId);
       if (!approver.allowed || run.kind !== 'setup') return approver;

@@ -30,6 +30,8 @@ export type Command =
   /** EWS access for CRM in Exchange Online: `show` (read-only) or `allow` (plan card, then an approver). */
   | { kind: 'ews'; action: 'show' | 'allow' }
   | { kind: 'configure-mailboxes'; filter: MailboxFilter }
+  /** `sync this org only [filter]` (default `failed`): Test & Enable "from this organization only" for mailboxes whose ACT another organization holds. */
+  | { kind: 'primary-org'; filter: MailboxFilter }
   | { kind: 'jobs' }
   | { kind: 'resume'; runId: string }
   | { kind: 'cancel'; runId: string }
@@ -55,6 +57,7 @@ export const runbookCommandForms: readonly string[] = [
   '`tenant show|set`: the Exchange Online tenant ID on the organization',
   '`ews show|allow`: whether Exchange Online lets CRM use EWS (blocked since 1 October 2026 unless allowed, off for good on 1 April 2027), and allowing it',
   '`configure mailboxes [filter]`: profile and delivery methods of the mailboxes (default `all`)',
+  '`sync this org only [filter]`: mailboxes whose appointments, contacts and tasks another CRM organization holds (ACT "configured with another org") sync from this one (orgmarkedasprimaryforexchangesync), then Test & Enable (default `failed`)',
   '`jobs`: the latest runs and their states',
   '`resume <run>` / `cancel <run>`: continue a halted run after the fix / stop a run',
   `\`audit [n]\`: the latest n audit entries (default ${AUDIT_DEFAULT_SHOWN}, at most ${AUDIT_MAX_SHOWN})`,
@@ -196,6 +199,15 @@ function parseRunbookCommand(text: string): ParseResult | undefined {
   const tenant = /^tenant (show|set)$/i.exec(text);
   if (tenant) return { ok: true, command: { kind: 'tenant', action: (tenant[1] ?? '').toLowerCase() === 'set' ? 'set' : 'show' } };
   if (/^tenant\b/i.test(text)) return invalid('Write `tenant show` or `tenant set` (the tenant ID comes from Microsoft Graph, never from what is typed).');
+
+  const primary = /^sync (?:from )?this org(?:anization)? only(?: (.+))?$/i.exec(text);
+  if (primary) {
+    const rest = primary[1];
+    const filter = rest === undefined ? { ok: true as const, filter: { kind: 'failed' } as MailboxFilter } : parseFilter(rest);
+    if (!filter.ok) return filter;
+    return { ok: true, command: { kind: 'primary-org', filter: filter.filter } };
+  }
+  if (/^sync\b/i.test(text)) return invalid('Write `sync this org only [filter]` (default: the mailboxes whose last Test & Enable failed).');
 
   const ews = /^ews (show|allow)$/i.exec(text);
   if (ews) return { ok: true, command: { kind: 'ews', action: (ews[1] ?? '').toLowerCase() === 'allow' ? 'allow' : 'show' } };

@@ -13,6 +13,7 @@ import { handleRunSetupCommand } from './commands/run-setup-command.ts';
 import { handlePreflightCommand } from './commands/preflight-command.ts';
 import { handleProfileCommand } from './commands/profile-command.ts';
 import { handleEwsCommand } from './commands/ews-command.ts';
+import { startRunbookPlan } from './commands/run-setup-command.ts';
 import { handleTenantCommand } from './commands/tenant-command.ts';
 import { handleConfigureMailboxesCommand } from './commands/configure-mailboxes-command.ts';
 import { handleJobsCommand } from './commands/jobs-command.ts';
@@ -71,6 +72,9 @@ export async function routeMessage(req: ActivityRequest): Promise<void> {
         return await handleTenantCommand(req, command.action);
       case 'ews':
         return await handleEwsCommand(req, command.action);
+      case 'primary-org':
+        await startRunbookPlan(req, 'primary-org', { dryRun: false, filter: command.filter });
+        return;
       case 'configure-mailboxes':
         return await handleConfigureMailboxesCommand(req, command.filter);
       case 'jobs':

@@ -1,6 +1,7 @@
 import type { Logger } from '../core/logger.ts';
 import { toSetupError } from '../core/setup-error.ts';
 import { jobPayloadSchema, type JobPayload } from '../jobs/job-types.ts';
+import { hasMailboxSteps } from '../jobs/runbook-types.ts';
 import { recordAudit } from './audit-trail.ts';
 import type { ActivityRequest } from './bot-services.ts';
 import { CARD_LOCK_TTL_MS } from './bot-worker.ts';
@@ -30,7 +31,7 @@ export type CardActionReply = AdaptiveCardJson | string;
 export function setupRunJob(run: Run, approvedBy: string, attempt: number, resumedBy: string | undefined): JobPayload | undefined {
   const plan = run.plan;
   if (!isRunbookKind(run.kind) || plan?.type !== 'setup-plan' || plan.blocked || run.dryRun) return undefined;
-  const withFilter = run.kind === 'setup' || run.kind === 'configure';
+  const withFilter = hasMailboxSteps(run.kind);
   const parsed = jobPayloadSchema.safeParse({
     type: 'setup-run',
     runId: run.runId,

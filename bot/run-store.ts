@@ -63,11 +63,11 @@ export const runStates = [
 export type RunState = (typeof runStates)[number];
 export const finalStates: readonly RunState[] = ['succeeded', 'failed', 'rejected', 'expired', 'plan-failed', 'superseded', 'cancelled'];
 
-export const runKindSchema = z.enum(['approve', 'test', 'status', 'cert-status', 'cert-watch', 'cert-rotate', 'cert-rollback', 'preflight', 'setup', 'profile', 'tenant', 'configure', 'ews']);
+export const runKindSchema = z.enum(['approve', 'test', 'status', 'cert-status', 'cert-watch', 'cert-rotate', 'cert-rollback', 'preflight', 'setup', 'profile', 'tenant', 'configure', 'ews', 'primary-org']);
 export type RunKind = z.infer<typeof runKindSchema>;
 
 /** The run kinds of the runbook (issue 4): `run setup` and the smaller commands on its steps; the kind is the job's scope. */
-export const runbookKinds = ['setup', 'profile', 'tenant', 'configure', 'ews'] as const satisfies readonly RunbookScope[];
+export const runbookKinds = ['setup', 'profile', 'tenant', 'configure', 'ews', 'primary-org'] as const satisfies readonly RunbookScope[];
 export type RunbookKind = (typeof runbookKinds)[number];
 export function isRunbookKind(kind: RunKind): kind is RunbookKind {
   return (runbookKinds as readonly string[]).includes(kind);

@@ -49,7 +49,15 @@ export const setupStepIds = [
   'adfs',
 ] as const;
 
-export type SetupStepId = (typeof setupStepIds)[number];
+/** Steps only the smaller scopes run (not part of `run setup`). */
+export const scopeOnlyStepIds = [
+  // Test & Enable's "sync items with Exchange from this organization only" (flag 4) for mailboxes whose ACT is tied to another organization.
+  'mark-primary-org',
+] as const;
+
+/** Every runbook step id (a step's plan, state and journal name one of these). */
+export const runbookStepIds = [...setupStepIds, ...scopeOnlyStepIds] as const;
+export type SetupStepId = (typeof runbookStepIds)[number];
 
 /** The certificate steps of the rotation that `run setup` reuses (same ids, same step code). */
 export const setupCertStepIds = ['import', 'grant-key-access', 'register-crm', 'entra-key-credential', 's2s-settings', 'restart-services'] as const satisfies readonly (typeof rotationStepIds)[number][];
@@ -59,7 +67,7 @@ export const setupCertStepIds = ['import', 'grant-key-access', 'register-crm', '
  * `preflight` runs first in every scope that changes something it needs (setup only: the smaller
  * commands check what they need in their own step).
  */
-export const runbookScopeSchema = z.enum(['setup', 'profile', 'tenant', 'configure', 'ews']);
+export const runbookScopeSchema = z.enum(['setup', 'profile', 'tenant', 'configure', 'ews', 'primary-org']);
 export type RunbookScope = z.infer<typeof runbookScopeSchema>;
 
 export const scopeStepIds: Readonly<Record<RunbookScope, readonly SetupStepId[]>> = {
@@ -68,9 +76,14 @@ export const scopeStepIds: Readonly<Record<RunbookScope, readonly SetupStepId[]>
   tenant: ['tenant-id'],
   configure: ['configure-mailboxes'],
   ews: ['ews-access'],
+  'primary-org': ['mark-primary-org', 'test-enable'],
 };
 
 export { runbookStepTitles };
+
+/** The scopes whose steps work on a mailbox selection (their plan and run carry a filter). */
+export const mailboxScopes: ReadonlySet<string> = new Set<RunbookScope>(['setup', 'configure', 'primary-org']);
+export const hasMailboxSteps = (scope: string): boolean => mailboxScopes.has(scope);
 
 // ---- preflight -----------------------------------------------------------------------------------
 
@@ -160,7 +173,7 @@ const count = z.number().int().nonnegative();
 
 /** A step as planned: pending = would change (detail says what), done = already done, skipped = not part of this run (detail says why). */
 export const runbookStepPlanSchema = z.object({
-  id: z.enum(setupStepIds),
+  id: z.enum(runbookStepIds),
   state: z.enum(['pending', 'done', 'skipped']),
   detail: z.string().max(300),
 }).strict();
@@ -220,7 +233,7 @@ export const setupRunResultSchema = z.object({
   scope: runbookScopeSchema,
   steps: z.array(stepStateSchema).max(20),
   /** The steps that changed something in this run (all attempts): empty = nothing to change. */
-  changed: z.array(z.enum(setupStepIds)).max(20),
+  changed: z.array(z.enum(runbookStepIds)).max(20),
   /** The Test & Enable report (null: the scope has no test step or nothing was tested). */
   testReport: verificationSchema.nullable(),
   /** The adfs step's script for the AD FS server (null: not asked for, SETUP_ADFS=off). */

@@ -11,6 +11,7 @@ export const runbookOnlyStepIds = [
   'org-defaults',
   'configure-mailboxes',
   'approve-email',
+  'mark-primary-org',
   'test-enable',
   'adfs',
 ] as const;
@@ -25,6 +26,7 @@ export const runbookStepTitles: Readonly<Record<RunbookOnlyStepId, string>> = {
   'org-defaults': 'Organization email defaults (profile, delivery methods, server-side sync)',
   'configure-mailboxes': 'Configure the mailboxes (profile, delivery methods)',
   'approve-email': 'Approve Email',
+  'mark-primary-org': 'Sync items with Exchange from this organization only (orgmarkedasprimaryforexchangesync)',
   'test-enable': 'Test & Enable the mailboxes',
   adfs: 'AD FS: OAuth claims and the App for Outlook (script for the AD FS server)',
 };

@@ -255,6 +255,10 @@ export async function startCrmSimulator(options: CrmSimulatorOptions = {}): Prom
     callerRoles: (state.userRoles.get(state.callerUserId) ?? []).map((r) => r.name),
     graphPermissions: [...s2s.app.permissions],
     ownersWithoutPrivileges: [...state.ownersWithoutPrivileges],
+    actInAnotherOrganization: [...state.actInAnotherOrganization],
+    ewsEnabled: s2s.exchange.ewsEnabled,
+    ewsAllowedAppIds: s2s.exchange.ewsAllowedAppIds ? [...s2s.exchange.ewsAllowedAppIds] : null,
+    mailboxesEwsDisabled: [...s2s.exchange.mailboxEwsDisabled],
   });
   const setKnobs = (changes: KnobChanges): void => {
     const parsed = knobsSchema.parse(changes);
@@ -262,6 +266,10 @@ export async function startCrmSimulator(options: CrmSimulatorOptions = {}): Prom
     if (parsed.callerRoles !== undefined) state.userRoles.set(state.callerUserId, parsed.callerRoles.map(roleNamed));
     if (parsed.graphPermissions !== undefined) s2s.app.permissions = [...parsed.graphPermissions];
     if (parsed.ownersWithoutPrivileges !== undefined) state.ownersWithoutPrivileges = new Set(parsed.ownersWithoutPrivileges.map((a) => a.toLowerCase()));
+    if (parsed.actInAnotherOrganization !== undefined) state.actInAnotherOrganization = new Set(parsed.actInAnotherOrganization.map((a) => a.toLowerCase()));
+    if (parsed.ewsEnabled !== undefined) s2s.exchange.ewsEnabled = parsed.ewsEnabled;
+    if (parsed.ewsAllowedAppIds !== undefined) s2s.exchange.ewsAllowedAppIds = parsed.ewsAllowedAppIds === null ? null : parsed.ewsAllowedAppIds.map((a) => a.toLowerCase());
+    if (parsed.mailboxesEwsDisabled !== undefined) s2s.exchange.mailboxEwsDisabled = new Set(parsed.mailboxesEwsDisabled.map((a) => a.toLowerCase()));
     logger.info({ knobs: { ...knobs(), ownersWithoutPrivileges: state.ownersWithoutPrivileges.size } }, 'knobs set');
   };
   const counters = (): SimCounters => ({ crmWrites: { ...crmWrites }, changes: { ...s2s.changeCounts } });

@@ -195,6 +195,7 @@ export function seedDeployment(options: SeedOptions = {}): SimState {
     seedCategories: new Map(),
     userRoles: new Map([[callerUserId, [roleNamed(SYSTEM_ADMINISTRATOR)]]]),
     ownersWithoutPrivileges: new Set(),
+    actInAnotherOrganization: new Set(),
   };
 
   const used = new Set<string>();

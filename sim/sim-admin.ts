@@ -110,6 +110,14 @@ export const knobsSchema = z.object({
   graphPermissions: z.array(z.string().regex(/^[A-Za-z]+(\.[A-Za-z]+)+$/)).max(50),
   /** Mailbox addresses whose owner lacks the Mailbox privileges: Test & Enable fails with Crm.80048306. */
   ownersWithoutPrivileges: z.array(z.string().min(3).max(320)).max(200_000),
+  /** Mailbox addresses whose ACT is tied to another CRM organization: ACT fails "configured with another org" until orgmarkedasprimaryforexchangesync is true. */
+  actInAnotherOrganization: z.array(z.string().min(3).max(320)).max(200_000),
+  /** Exchange Online: the organization's EwsEnabled (null: unset). */
+  ewsEnabled: z.boolean().nullable(),
+  /** Exchange Online: EwsAllowedAppIDs (null: no list). */
+  ewsAllowedAppIds: z.array(z.string().regex(/^[0-9a-fA-F-]{36}$/)).max(100).nullable(),
+  /** Exchange Online: mailbox addresses whose EwsEnabled is false. */
+  mailboxesEwsDisabled: z.array(z.string().min(3).max(320)).max(200_000),
 }).partial().strict();
 export type KnobChanges = z.infer<typeof knobsSchema>;
 export type Knobs = Required<KnobChanges>;

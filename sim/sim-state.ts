@@ -134,6 +134,12 @@ export interface SimState {
    * `ownersWithoutPrivileges`): their Test & Enable fails with Crm.80048306.
    */
   ownersWithoutPrivileges: Set<string>;
+  /**
+   * Lower-cased addresses whose appointments, contacts and tasks are tied to another CRM
+   * organization (knob `actInAnotherOrganization`): their ACT fails Test & Enable ("configured with
+   * another org") until the mailbox has orgmarkedasprimaryforexchangesync true.
+   */
+  actInAnotherOrganization: Set<string>;
 }
 
 /** A security role as `systemuserroles_association` serves it. */

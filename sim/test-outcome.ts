@@ -28,6 +28,8 @@ export type TestCause =
   | 's2s-auth'
   | 'wrong-tenant'
   | 'ews-blocked'
+  /** Incoming and outgoing pass; ACT fails: the mailbox's items are tied to another CRM organization. */
+  | 'act-another-organization'
   | BadAddressKind;
 
 /**
@@ -63,6 +65,7 @@ const traceCodes: Record<TestCause, number> = {
   'wrong-tenant': 32,
   // The connection to Exchange Online failed, like the 401s (trace codes unverified).
   'ews-blocked': 32,
+  'act-another-organization': 95,
   'wrong-profile': 32,
   's2s-auth': 32,
   unauthorized: 32,
@@ -95,6 +98,8 @@ function traceText(cause: TestCause, mailbox: MailboxRecord, profileName: string
       return `The mailbox location could not be determined while processing ${who} (${address}). Autodiscover did not return a location for this address. Turn autodiscover off in the email server profile and give the EWS URLs, then test and enable the mailbox again.`;
     case 's2s-auth':
       return s2s && !s2s.ok ? s2s.traceText : 'Failed Authentication: the S2S certificate is missing or invalid.';
+    case 'act-another-organization':
+      return `Appointments, contacts, and tasks can't be synchronized for ${who} because the mailbox ${address} is configured with another org in Exchange. Test and enable the mailbox with "Sync items with Exchange from this organization only" to make this organization the primary one.`;
     case 'insufficient-permissions':
       return `Appointments, contacts, and tasks can't be synchronized for ${who} because the owner of the mailbox does not have sufficient privileges. Error: Crm.80048306 insufficient permissions on the Mailbox entity.`;
   }
@@ -134,14 +139,17 @@ export function evaluateTestOutcome(state: SimState, mailbox: MailboxRecord, s2s
   else if (ews !== null) cause = 'ews-blocked';
   else if (state.ownersWithoutPrivileges.has(address)) cause = 'insufficient-permissions';
   else cause = state.badAddresses.get(address) ?? 'success';
+  if (cause === 'success' && tested.act && state.actInAnotherOrganization.has(address) && !mailbox.orgmarkedasprimaryforexchangesync) cause = 'act-another-organization';
 
   const ok = cause === 'success';
   // Only the directions that go through server-side sync are tested; the others stay Not Run.
-  const status = (isTested: boolean): number => (!isTested ? S.NotRun : ok ? S.Success : S.Failure);
+  const status = (isTested: boolean, passes = ok): number => (!isTested ? S.NotRun : passes ? S.Success : S.Failure);
+  // Email works for a mailbox whose only problem is the ACT tie to another organization.
+  const mailOk = ok || cause === 'act-another-organization';
   return {
     cause,
-    incomingemailstatus: status(tested.incoming),
-    outgoingemailstatus: status(tested.outgoing),
+    incomingemailstatus: status(tested.incoming, mailOk),
+    outgoingemailstatus: status(tested.outgoing, mailOk),
     actstatus: status(tested.act),
     mailboxstatus: cause === 'nothing-to-test' ? S.NotRun : ok ? S.Success : S.Failure,
     traceText: traceText(cause, mailbox, profile?.name ?? '', s2s, usedTenant, ews),

@@ -34,6 +34,8 @@ export const verbs = {
   cancel: 'run.cancel',
   /** The `run setup` plan card: the requester confirms the checklist items no machine can check (both toggles on). */
   confirmChecklist: 'setup.confirm-checklist',
+  /** A Test & Enable results card with ACT "configured with another org": plan `sync this org only` for that group (bot/primary-org-click.ts). */
+  primaryOrg: 'mailboxes.primary-org',
 } as const;
 export type Verb = (typeof verbs)[keyof typeof verbs];
 

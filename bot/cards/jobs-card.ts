@@ -19,6 +19,7 @@ const kindLabels: Readonly<Record<RunKind, string>> = {
   tenant: 'tenant',
   configure: 'configure mailboxes',
   ews: 'ews',
+  'primary-org': 'sync from this organization only',
 };
 
 const stateColors: Partial<Record<RunState, string>> = {

@@ -1,6 +1,6 @@
 import type { ApproveResult, FailureGroup, Progress, TestResult } from '../../jobs/job-types.ts';
 import type { Run } from '../run-store.ts';
-import { bullets, card, clip, container, facts, text, title, type AdaptiveCardJson, type CardElement } from './card-kit.ts';
+import { bullets, card, clip, container, executeAction, facts, text, title, verbs, type AdaptiveCardJson, type CardElement } from './card-kit.ts';
 import { actionLabel } from './plan-cards.ts';
 
 const phaseLabels: Record<Progress['phase'], string> = {
@@ -110,5 +110,11 @@ export function resultsCard(run: Run, result: ApproveResult | TestResult): Adapt
     ]));
   }
   body.push(...failureGroups(result.failures));
+  // ACT tied to another organization: the fix is Test & Enable "from this organization only" (a plan an approver confirms).
+  const otherOrg = result.type === 'test' ? result.failures.find((g) => g.cause === 'another-organization') : undefined;
+  if (otherOrg) {
+    body.push(text(`${otherOrg.count} mailbox${otherOrg.count === 1 ? '' : 'es'} sync appointments, contacts and tasks with another organization: Sync from this org only marks them (orgmarkedasprimaryforexchangesync) and tests them again, once an approver confirms the plan.`, { subtle: true }));
+    return card(body, [executeAction('Sync from this org only, then test', verbs.primaryOrg, run.runId)]);
+  }
   return card(body);
 }

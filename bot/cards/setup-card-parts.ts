@@ -2,6 +2,7 @@ import { describeFilter } from '../../jobs/mailbox-filter.ts';
 import { stepTitles, type StepState } from '../../jobs/cert-types.ts';
 import {
   checklistQuestions,
+  hasMailboxSteps,
   preflightTitles,
   type ChecklistItemId,
   type PreflightCheck,
@@ -30,6 +31,8 @@ export function runbookHeading(kind: Run['kind']): string {
       return 'Configure mailboxes (profile, delivery methods, EWS)';
     case 'ews':
       return 'EWS access for CRM in Exchange Online';
+    case 'primary-org':
+      return 'Sync items with Exchange from this organization only, then Test & Enable';
     case 'preflight':
       return 'Preflight checks';
     default:
@@ -40,7 +43,7 @@ export function runbookHeading(kind: Run['kind']): string {
 /** Run id, requester, selection and (when decided) approver, checklist, resume. */
 export function setupRunFacts(run: Run): CardElement {
   const rows: [string, string][] = [['Run', run.runId], ['Requested by', personName(run.requester)]];
-  if (run.filter && (run.kind === 'setup' || run.kind === 'configure')) rows.push(['Mailboxes', describeFilter(run.filter)]);
+  if (run.filter && hasMailboxSteps(run.kind)) rows.push(['Mailboxes', describeFilter(run.filter)]);
   if (run.dryRun) rows.push(['Mode', 'dry run: nothing is changed']);
   if (run.approval?.decision === 'approved' && run.approval.decidedBy) rows.push(['Approved by', personName(run.approval.decidedBy)]);
   if (run.checklist) rows.push(['Checklist confirmed by', personName(run.checklist.confirmedBy)]);
@@ -133,7 +136,7 @@ export function planValueBlocks(run: Run, plan: SetupPlanResult): CardElement[] 
   const rows: [string, string | number][] = [];
   if (plan.tenantId !== null || run.kind === 'setup' || run.kind === 'tenant') rows.push(['Exchange Online tenant ID', plan.tenantId ?? 'not read']);
   if (plan.certThumbprint !== null || run.kind === 'setup') rows.push(['S2S certificate', plan.certThumbprint ?? 'none']);
-  if (run.kind === 'setup' || run.kind === 'configure') rows.push(['Mailboxes selected', plan.mailboxes]);
+  if (hasMailboxSteps(run.kind)) rows.push(['Mailboxes selected', plan.mailboxes]);
   const out: CardElement[] = [];
   if (rows.length > 0) out.push(facts(rows));
   if (plan.profile) out.push(text('Email server profile', { weight: 'Bolder' }), profileFacts(plan.profile));

@@ -1,5 +1,5 @@
 import { stepTitles } from '../../jobs/cert-types.ts';
-import { setupStepIds, type SetupRunResult } from '../../jobs/runbook-types.ts';
+import { runbookStepIds, type SetupRunResult } from '../../jobs/runbook-types.ts';
 import { isRunbookKind, type Run } from '../run-store.ts';
 import { bullets, card, codeBlock, executeAction, facts, text, title, verbs, type AdaptiveCardJson, type CardAction, type CardElement } from './card-kit.ts';
 import { failedStep, personName, verificationBlock } from './cert-card-parts.ts';
@@ -91,7 +91,7 @@ export function setupResultsCard(run: Run, result: SetupRunResult): AdaptiveCard
     : bullets(result.changed.map((id) => {
       const detail = result.steps.find((s) => s.id === id)?.detail;
       return `${stepTitles[id]}${detail ? `: ${detail}` : ''}`;
-    }), setupStepIds.length));
+    }), runbookStepIds.length));
   const report = verificationBlock(result.testReport);
   if (report.length > 0) {
     // The shared block is headed "Verification": for the runbook it is the Test & Enable step's report.
@@ -123,6 +123,8 @@ function newPlanCommand(run: Run): string {
       return 'configure mailboxes';
     case 'ews':
       return 'ews allow';
+    case 'primary-org':
+      return 'sync this org only';
     default:
       return 'run setup';
   }

@@ -1,5 +1,5 @@
 import type { MailboxFilter } from '../../jobs/mailbox-filter.ts';
-import type { RunbookScope } from '../../jobs/runbook-types.ts';
+import { hasMailboxSteps, type RunbookScope } from '../../jobs/runbook-types.ts';
 import type { ActivityRequest } from '../bot-services.ts';
 import { setupPlanningCard } from '../cards/setup-plan-card.ts';
 import type { Run } from '../run-store.ts';
@@ -25,7 +25,7 @@ export async function startRunbookPlan(req: ActivityRequest, scope: RunbookScope
     await replyRefusal(req, decision.reason);
     return undefined;
   }
-  const filter = scope === 'setup' || scope === 'configure' ? (options.filter ?? { kind: 'all' as const }) : undefined;
+  const filter = hasMailboxSteps(scope) ? (options.filter ?? { kind: 'all' as const }) : undefined;
   return startRun(req, {
     kind: scope,
     ...(filter ? { filter } : {}),

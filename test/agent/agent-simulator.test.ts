@@ -1,7 +1,7 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { EmailRouterAccessApproval as A, MailboxTestStatus as T, StateCode } from '../../jobs/crm-values.ts';
 import { jobAddOptions, newRunId, signJob } from '../../jobs/job-options.ts';
-import type { ApproveResult, JobPayload, JobResult, Report, StatusResult, TestResult } from '../../jobs/job-types.ts';
+import type { ApproveResult, JobPayload, JobResult, Report, SetupPlanResult, SetupRunResult, StatusResult, TestResult } from '../../jobs/job-types.ts';
 import { startCrmSimulator, type CrmSimulator } from '../../sim/crm-simulator.ts';
 import { createHarness, settled, waitFor, type Harness } from './support/redis-harness.ts';
 
@@ -136,6 +136,34 @@ describe('agent against the CRM simulator', () => {
     expect(result.failures).toHaveLength(1);
     expect(result.failures[0]).toMatchObject({ cause: 'ews-blocked', count: 6, title: expect.stringMatching(/EWS is blocked for CRM in Exchange Online/) as unknown });
     expect(result.failures[0]?.remediation).toMatch(/@setup ews allow.*24 hours/);
+  });
+
+  it('ACT tied to another organization: Test & Enable groups it; sync this org only marks exactly those mailboxes and they pass', async () => {
+    const healthy = active().filter((m) => m.emailrouteraccessapproval === A.Approved && m.incomingemailstatus === T.Success && m.actdeliverymethod === 1 && m.emailaddress);
+    const tied = healthy.slice(0, 3).map((m) => m.emailaddress ?? '');
+    const bystander = healthy[3];
+    expect(tied).toHaveLength(3);
+    // Their items are tied to another CRM organization, and this one is not marked as the primary one (the seed marks working mailboxes).
+    for (const m of healthy.slice(0, 3)) m.orgmarkedasprimaryforexchangesync = false;
+    sim.setKnobs({ actInAnotherOrganization: tied });
+    const addresses = [...tied, bystander?.emailaddress ?? ''];
+    const tested = await run<TestResult>({ type: 'test', runId: newRunId(), deployment: 'default', requestedBy, approvedBy, plannedCount: 4, filter: { kind: 'addresses', addresses } });
+    expect(tested.result).toMatchObject({ selected: 4, succeeded: 1, failed: 3 });
+    expect(tested.result.failures).toEqual([expect.objectContaining({ cause: 'another-organization', count: 3 })]);
+    expect(tested.result.failures[0]?.remediation).toMatch(/sync this org only/);
+    // Email itself works: only ACT failed.
+    for (const a of tied) expect(active().find((m) => m.emailaddress === a)).toMatchObject({ incomingemailstatus: T.Success, outgoingemailstatus: T.Success, actstatus: T.Failure });
+
+    const filter = { kind: 'addresses' as const, addresses };
+    const plan = (await run<SetupPlanResult>({ type: 'setup-plan', runId: newRunId(), deployment: 'default', requestedBy, scope: 'primary-org', filter })).result;
+    expect(plan.steps.map((p) => [p.id, p.state])).toEqual([['mark-primary-org', 'pending'], ['test-enable', 'pending']]);
+    expect(plan.steps[0]?.detail).toBe('would mark 3 of 4 mailboxes to sync items with Exchange from this organization only');
+    const payload = { type: 'setup-run' as const, runId: newRunId(), deployment: 'default', requestedBy, scope: 'primary-org' as const, filter, plannedMailboxes: plan.mailboxes, tenantId: null, certThumbprint: null, approvedBy, attempt: 1 };
+    const out = await run<SetupRunResult>(payload);
+    expect(out.result.changed).toEqual(['mark-primary-org', 'test-enable']);
+    expect(out.result.testReport).toMatchObject({ selected: 3, succeeded: 3, failed: 0 });
+    for (const a of tied) expect(active().find((m) => m.emailaddress === a)).toMatchObject({ orgmarkedasprimaryforexchangesync: true, actstatus: T.Success });
+    expect(active().find((m) => m.mailboxid === bystander?.mailboxid)?.orgmarkedasprimaryforexchangesync).toBe(bystander?.orgmarkedasprimaryforexchangesync);
   });
 
   it('refuses approve and test runs whose selection outgrew the approved plan, changing nothing in CRM', async () => {
