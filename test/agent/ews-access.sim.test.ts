@@ -71,6 +71,9 @@ describe('EWS access for CRM in the simulated tenant', () => {
   it('status reports EWS for the active mailboxes, with the ones Exchange blocks one by one', async () => {
     const { sim } = world;
     const address = [...sim.state.mailboxes.values()].find((m) => m.statecode === 0 && m.emailaddress)?.emailaddress ?? '';
+    // The fresh tenant blocks CRM: status says so, with the fix and the days left.
+    const before = await world.run<StatusResult>({ type: 'status', ...jobCommon, runId: newRunId() });
+    expect(before.result?.ews).toMatchObject({ verdict: 'blocked', appAllowed: false, detail: expect.stringMatching(/blocks EWS for CRM.*\d+ days? left/) as unknown, fix: expect.stringMatching(/ews allow/) as unknown });
     sim.s2s.exchange.ewsEnabled = true;
     sim.s2s.exchange.ewsAllowedAppIds = [CRM_APP];
     sim.s2s.exchange.mailboxEwsDisabled.add(address.toLowerCase());

@@ -5,13 +5,14 @@ import type { TestResult } from '../../jobs/job-types.ts';
 import { APPROVER, OPERATOR, STRANGER } from '../support/bot-harness.ts';
 import { botSession } from '../support/bot-session.ts';
 import { cardOf, cardText } from '../support/fake-connector.ts';
+import { setupPlan } from './setup-fixtures.ts';
 
 /**
  * ACT "configured with another org" on a Test & Enable results card: the button plans `sync this
  * org only` for exactly that group's mailboxes (a plan an approver confirms), once per card; the
  * typed command does the same for a filter. And `ews show|allow` start the ews scope.
  */
-const { start, harness, say, click, runStore } = botSession();
+const { start, harness, say, click, runStore, reportAndWait } = botSession();
 
 const otherOrg = ['ann@contoso.com', 'ben@contoso.com'];
 const testResult = (count: number, sample: string[]): TestResult => ({
@@ -116,5 +117,23 @@ describe('ews show|allow', () => {
     expect((await runStore().get(allow.runId))?.dryRun).toBeUndefined();
     const wrong = cardText(cardOf(await say(OPERATOR, 'ews allow 00000007-0000-0000-c000-000000000000')));
     expect(wrong).toContain('The app ID to allow is the agent\'s EWS_APP_ID, never what is typed.');
+  });
+
+  it('allow: the plan card shows the EWS section and needs an approver; an operator cannot approve; the approver starts the ews run', async () => {
+    const t = await start();
+    const planning = await say(OPERATOR, 'ews allow');
+    const job = await t.agent.waitForJob('setup-plan');
+    const plan = { ...setupPlan('ews'), ews: { verdict: 'blocked' as const, organizationEnabled: false, appId: '00000007-0000-0000-c000-000000000000', appAllowed: false, allowedAppIds: [], applicationAccessPolicy: null, mailboxesChecked: 40, mailboxesDisabled: 0, disabledSample: [], daysLeft: 115, detail: 'Exchange Online blocks EWS for CRM.', fix: 'Run `@setup ews allow`.' } };
+    const card = await reportAndWait(planning.activityId, job.runId, 'setup-plan', { kind: 'result', result: plan });
+    const text = cardText(card);
+    expect(text).toContain('EWS access for CRM in Exchange Online');
+    expect(text).toContain('EWS is blocked for CRM in Exchange Online');
+    expect(text).toContain('115 days left');
+    expect(card.actions?.map((a) => a.title)).toEqual(['Approve', 'Reject']);
+    const refused = await click(OPERATOR, verbs.approve, job.runId, planning.activityId);
+    expect(String(refused.body.value)).toContain('SETUP_APPROVERS');
+    expect(t.agent.jobsOf('setup-run')).toEqual([]);
+    await click(APPROVER, verbs.approve, job.runId, planning.activityId);
+    expect(await t.agent.waitForJob('setup-run', job.runId)).toMatchObject({ scope: 'ews', approvedBy: APPROVER.aadObjectId, attempt: 1 });
   });
 });
