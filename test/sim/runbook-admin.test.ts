@@ -1,3 +1,4 @@
+import { PREPOPULATED_APP_IDS } from '../../sim/exchange-online.ts';
 import { rootCertificates } from 'node:tls';
 import { Agent, fetch as undiciFetch } from 'undici';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
@@ -151,8 +152,22 @@ describe('runbook failure injection, knobs and counters over HTTP', () => {
     expect(await runScript()).toEqual({ isAdministrator: false, user: 'CONTOSO\\crmsetup' });
     expect((await admin('knobs')).json).toMatchObject({ localAdministrator: false, graphPermissions: ['Organization.Read.All'], callerRoles: ['System Administrator'] });
     expect((await admin('knobs', { nonsense: true })).status).toBe(400);
+    // The Exchange Online knobs change the tenant's EWS policy.
+    await admin('knobs', { ewsEnabled: true, ewsAllowedAppIds: ['00000007-0000-0000-C000-000000000000'], mailboxesEwsDisabled: ['Ann@Contoso.com'] });
+    expect(sim.s2s.exchange).toMatchObject({ ewsEnabled: true, ewsAllowedAppIds: ['00000007-0000-0000-c000-000000000000'] });
+    expect([...sim.s2s.exchange.mailboxEwsDisabled]).toEqual(['ann@contoso.com']);
     await admin('reset', {});
-    expect((await simState()).knobs).toEqual({ localAdministrator: true, callerRoles: ['System Administrator'], graphPermissions: [...SIM_GRAPH_PERMISSIONS], ownersWithoutPrivileges: [] });
+    // The fresh scenario's tenant never allowed EWS for CRM: EwsEnabled false, a pre-populated list without CRM.
+    expect((await simState()).knobs).toEqual({
+      localAdministrator: true,
+      callerRoles: ['System Administrator'],
+      graphPermissions: [...SIM_GRAPH_PERMISSIONS],
+      ownersWithoutPrivileges: [],
+      actInAnotherOrganization: [],
+      ewsEnabled: false,
+      ewsAllowedAppIds: [...PREPOPULATED_APP_IDS],
+      mailboxesEwsDisabled: [],
+    });
   });
 
   it('ownersWithoutPrivileges: those mailboxes fail Test & Enable with Crm.80048306, the others pass once everything is configured', async () => {
