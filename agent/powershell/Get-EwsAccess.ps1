@@ -38,11 +38,9 @@ param(
 $ErrorActionPreference = 'Stop'
 Set-StrictMode -Version 2.0
 
-# At most this many disabled mailboxes are listed (the agent compares them with its selection).
-$MaxListed = 50000
-
-# A property of a cmdlet's output object, or $null when that object has no such property (the
-# properties differ between module versions; Set-StrictMode would throw on a missing one).
+# ---- Exchange Online helpers: identical in Get-EwsAccess, Set-EwsAccess and Set-MailboxEws (a test keeps them so) ----
+# A property of a cmdlet's output object, or $null when that object has no such property or it is
+# unset (the properties differ between module versions; Set-StrictMode would throw on a missing one).
 function Get-PropertyValue([object]$InputObject, [string]$Name) {
     if ($null -eq $InputObject) { return $null }
     $property = $InputObject.PSObject.Properties[$Name]
@@ -62,10 +60,15 @@ function ConvertTo-StringList([object]$Value) {
     return ,$list.ToArray()
 }
 
+# App-only: the app registration's certificate in the store of the agent's account.
 function Connect-Exchange {
     Import-Module ExchangeOnlineManagement
     Connect-ExchangeOnline -AppId $AppId -CertificateThumbprint $CertificateThumbprint -Organization $Organization -ExchangeEnvironmentName $ExchangeEnvironmentName -ShowBanner:$false
 }
+# ---- end Exchange Online helpers
+
+# At most this many disabled mailboxes are listed (the agent compares them with its selection).
+$MaxListed = 50000
 
 try {
     Connect-Exchange

@@ -37,7 +37,9 @@ param(
 $ErrorActionPreference = 'Stop'
 Set-StrictMode -Version 2.0
 
-# See Get-EwsAccess.ps1.
+# ---- Exchange Online helpers: identical in Get-EwsAccess, Set-EwsAccess and Set-MailboxEws (a test keeps them so) ----
+# A property of a cmdlet's output object, or $null when that object has no such property or it is
+# unset (the properties differ between module versions; Set-StrictMode would throw on a missing one).
 function Get-PropertyValue([object]$InputObject, [string]$Name) {
     if ($null -eq $InputObject) { return $null }
     $property = $InputObject.PSObject.Properties[$Name]
@@ -46,10 +48,24 @@ function Get-PropertyValue([object]$InputObject, [string]$Name) {
     Write-Output -NoEnumerate $property.Value
 }
 
+# A multi-valued property as a string array (empty when unset).
+function ConvertTo-StringList([object]$Value) {
+    $list = New-Object -TypeName 'System.Collections.Generic.List[string]'
+    if ($null -ne $Value) {
+        foreach ($item in @($Value)) {
+            if ($null -ne $item -and -not [string]::IsNullOrWhiteSpace([string]$item)) { $list.Add(([string]$item).Trim()) }
+        }
+    }
+    return ,$list.ToArray()
+}
+
+# App-only: the app registration's certificate in the store of the agent's account.
 function Connect-Exchange {
     Import-Module ExchangeOnlineManagement
     Connect-ExchangeOnline -AppId $AppId -CertificateThumbprint $CertificateThumbprint -Organization $Organization -ExchangeEnvironmentName $ExchangeEnvironmentName -ShowBanner:$false
 }
+# ---- end Exchange Online helpers
+
 
 try {
     Connect-Exchange

@@ -226,6 +226,24 @@ describe('agent/powershell/*.ps1 against the script table', () => {
     expect(helpers[0]).toContain('if ([string]$pair.Key -eq $Name) { $value = $pair.Value }');
   });
 
+  it('signs in to Exchange Online and reads its objects with one helper block, identical in the three Exchange scripts', () => {
+    const exchangeScripts = ['Get-EwsAccess', 'Set-EwsAccess', 'Set-MailboxEws'] as const;
+    const blocks = exchangeScripts.map((name) => {
+      const text = source(name);
+      const start = text.indexOf('# ---- Exchange Online helpers:');
+      const end = text.indexOf('# ---- end Exchange Online helpers');
+      expect(start, name).toBeGreaterThan(0);
+      expect(end, name).toBeGreaterThan(start);
+      // Every script connects through it, and disconnects in a finally.
+      const rest = codeOnly(text.slice(0, start) + text.slice(end));
+      expect(rest, name).not.toMatch(/Connect-ExchangeOnline/);
+      expect(rest, name).toMatch(/Connect-Exchange\s*\n\s*try \{[\s\S]*finally \{\s*Disconnect-ExchangeOnline -Confirm:\$false/);
+      return text.slice(start, end);
+    });
+    for (const block of blocks.slice(1)) expect(block).toBe(blocks[0]);
+    expect(blocks[0]).toContain('Connect-ExchangeOnline -AppId $AppId -CertificateThumbprint $CertificateThumbprint -Organization $Organization -ExchangeEnvironmentName $ExchangeEnvironmentName');
+  });
+
   it('never writes the maintenance service name in double quotes (PowerShell would expand $maintenance)', () => {
     for (const name of names) expect(source(name), name).not.toContain('"MSCRMAsyncService$maintenance"');
   });
