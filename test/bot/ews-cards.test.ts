@@ -8,7 +8,7 @@ import type { Run } from '../../bot/run-store.ts';
 import type { EwsAccessReport } from '../../jobs/ews-access.ts';
 import type { StatusResult } from '../../jobs/job-types.ts';
 import { cardText } from '../support/fake-connector.ts';
-import { preflightChecks, preflightResult, setupPlan } from './setup-fixtures.ts';
+import { preflightChecks, preflightResult, runFixture, setupPlan } from './setup-fixtures.ts';
 
 /** The "EWS in Exchange Online" section, and no green headline while Exchange refuses CRM's EWS calls. */
 const blocked: EwsAccessReport = {
@@ -28,25 +28,7 @@ const blocked: EwsAccessReport = {
 const allowed: EwsAccessReport = { ...blocked, verdict: 'allowed', organizationEnabled: true, appAllowed: true, mailboxesDisabled: 0, disabledSample: [], detail: 'Exchange Online allows EWS for CRM.' };
 const { fix: _noFix, ...allowedWithoutFix } = allowed;
 
-function run(patch: Partial<Run> = {}): Run {
-  return {
-    runId: 'abcdefghij',
-    deployment: 'contoso',
-    kind: 'status',
-    state: 'succeeded',
-    requester: { aadObjectId: '11111111-1111-1111-1111-111111111111', name: 'Olivia Operator' },
-    conversation: { bot: { id: 'b' }, channelId: 'msteams', conversation: { id: 'c' }, serviceUrl: 'https://smba.example.com/' },
-    createdAt: '2026-12-01T10:00:00.000Z',
-    updatedAt: '2026-12-01T10:00:00.000Z',
-    attempt: 1,
-    progressSeq: -1,
-    lastPostedSeq: -1,
-    lastPostedAt: 0,
-    finalPostedSeq: -1,
-    resultsSentSeq: -1,
-    ...patch,
-  };
-}
+const run = (patch: Partial<Run> = {}): Run => runFixture({ kind: 'status', state: 'succeeded', ...patch });
 
 const status = (ews?: EwsAccessReport): StatusResult => ({ type: 'status', total: 540, approval: { empty: 0, approved: 540, pending: 0, rejected: 0 }, test: { success: 540, failure: 0, notRun: 0 }, crmUser: 'svc', ...(ews ? { ews } : {}) });
 

@@ -1,3 +1,4 @@
+import type { Run } from '../../bot/run-store.ts';
 import type { StepState } from '../../jobs/cert-types.ts';
 import type { PreflightCheck, PreflightResult, RunbookScope, SetupPlanResult, SetupRunResult } from '../../jobs/runbook-types.ts';
 import { scopeStepIds } from '../../jobs/runbook-types.ts';
@@ -91,5 +92,26 @@ export function setupRunResult(scope: RunbookScope, changed: SetupRunResult['cha
     adfsScript: null,
     checklist: scope === 'setup' ? ['Check the first emails arrive in CRM within 15 minutes.'] : [],
     durationMs: 93_000,
+  };
+}
+
+/** A stored run as the cards get it (kind, state and more from `patch`). */
+export function runFixture(patch: Partial<Run> = {}): Run {
+  return {
+    runId: 'abcdefghij',
+    deployment: 'contoso',
+    kind: 'setup',
+    state: 'awaiting-approval',
+    requester: { aadObjectId: '11111111-1111-1111-1111-111111111111', name: 'Olivia Operator' },
+    conversation: { bot: { id: 'b' }, channelId: 'msteams', conversation: { id: 'c' }, serviceUrl: 'https://smba.example.com/' },
+    createdAt: '2026-12-01T10:00:00.000Z',
+    updatedAt: '2026-12-01T10:00:00.000Z',
+    attempt: 1,
+    progressSeq: -1,
+    lastPostedSeq: -1,
+    lastPostedAt: 0,
+    finalPostedSeq: -1,
+    resultsSentSeq: -1,
+    ...patch,
   };
 }
