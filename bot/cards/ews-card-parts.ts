@@ -19,16 +19,23 @@ export function ewsAllGood(report: EwsAccessReport): boolean {
 }
 
 export function ewsSection(report: EwsAccessReport): CardElement[] {
-  const verdict = verdictLines[report.verdict];
-  const good = ewsAllGood(report);
+  // Allowed for the organization, but some mailboxes blocked one by one: a warning, not green.
+  const partly = report.verdict === 'allowed' && report.mailboxesDisabled > 0;
+  const verdict = partly
+    ? {
+        line: `${verdictLines.allowed.line}, but ${report.mailboxesDisabled} mailbox${report.mailboxesDisabled === 1 ? ' has' : 'es have'} EWS disabled`,
+        color: 'Warning',
+        style: 'warning' as const,
+      }
+    : verdictLines[report.verdict];
   const items: CardElement[] = [
     text('EWS in Exchange Online', { weight: 'Bolder' }),
-    text(good || report.verdict !== 'allowed' ? verdict.line : `${verdict.line}, but ${report.mailboxesDisabled} mailbox${report.mailboxesDisabled === 1 ? ' has' : 'es have'} EWS disabled`, { color: good ? 'Good' : report.verdict === 'allowed' ? 'Warning' : verdict.color, weight: 'Bolder' }),
+    text(verdict.line, { color: verdict.color, weight: 'Bolder' }),
     text(report.verdict === 'shut-down' ? 'Switched off since 1 April 2027.' : `${report.daysLeft} day${report.daysLeft === 1 ? '' : 's'} left until EWS in Exchange Online is switched off for good (1 April 2027).`, { color: report.verdict === 'shut-down' || report.daysLeft <= 30 ? 'Attention' : 'Warning' }),
     text(clip(report.detail, 600)),
   ];
   if (report.mailboxesDisabled > 0) items.push(text(`Mailboxes with EwsEnabled False: ${report.disabledSample.join(', ')}${report.mailboxesDisabled > report.disabledSample.length ? ` and ${report.mailboxesDisabled - report.disabledSample.length} more` : ''}`));
   if (report.fix) items.push(text(`What to do: ${clip(report.fix, 1200)}`));
   items.push(text(`App ID checked: ${report.appId || 'not configured'}. ${CONFIRM_APP_ID}`, { subtle: true }));
-  return [container(items, good ? 'good' : verdict.style === 'good' ? 'warning' : verdict.style)];
+  return [container(items, verdict.style)];
 }
