@@ -7,8 +7,8 @@ import { jobTtlMs } from '../../jobs/job-options.ts';
 import { RUN_TTL_SECONDS } from '../../jobs/runbook-types.ts';
 import type { AgentConfig } from './config.ts';
 import { readCertificateFile, summarizeDer } from '../certkit/kit.ts';
-import { createCertLock } from './change-lock.ts';
-import { createStepJournal } from '../steps/runner.ts';
+import { createChangeLock } from './change-lock.ts';
+import { createStepJournal } from '../steps/journal.ts';
 import { resolveCloudSettings } from '../adapters/graph/cloud-settings.ts';
 import { createGraphClient, type GraphClient } from '../adapters/graph/client.ts';
 import type { GraphApi } from '../adapters/graph/api.ts';
@@ -136,7 +136,7 @@ export async function createCertServices(config: AgentConfig, deps: CertServices
       graph,
       graphMissing: deps.graph ? [] : missing,
       journal: createStepJournal({ redis: deps.redis, prefix: config.REDIS_PREFIX, signingKey: config.JOB_SIGNING_KEY, ttlMs: CERT_JOURNAL_TTL_MS }),
-      lock: createCertLock({ redis: deps.redis, prefix: config.REDIS_PREFIX, logger: deps.logger, ttlMs: config.CERT_LOCK_TTL_MS }),
+      lock: createChangeLock({ redis: deps.redis, prefix: config.REDIS_PREFIX, logger: deps.logger, ttlMs: config.CERT_LOCK_TTL_MS }),
     },
     async close() {
       await built?.close();

@@ -2,9 +2,13 @@ import { randomBytes } from 'node:crypto';
 import type { Redis } from 'ioredis';
 import type { Logger } from '../../core/logger.ts';
 import { SetupError } from '../../core/setup-error.ts';
+import type { JobContext } from './job-context.ts';
 
-/** Redis key of the certificate-change lock of one deployment. */
-export function certLockKey(prefix: string, deployment: string): string {
+/**
+ * Redis key of the deployment's change lock (certificate rotations and rollbacks, runbook runs). The
+ * key text `cert-lock:<deployment>` is older than the runbook and stays as it is.
+ */
+export function changeLockKey(prefix: string, deployment: string): string {
   return `${prefix}:cert-lock:${deployment}`;
 }
 
@@ -13,14 +17,14 @@ export function certLockKey(prefix: string, deployment: string): string {
  * processings of the same attempt (BullMQ hands a stalled job to a second worker while the first
  * still runs it) are two holders, and the second is refused as busy.
  */
-export interface CertLockOwner {
+export interface ChangeLockOwner {
   /** A rotation, a rollback, or a runbook run (`run setup` may change the S2S certificate). */
   type: 'cert-rotate' | 'cert-rollback' | 'setup-run';
   runId: string;
   attempt: number;
 }
 
-export interface HeldCertLock {
+export interface HeldChangeLock {
   /**
    * Aborted when this holder lost the lock (a renewal found another value or none, or renewals
    * failed until it has surely expired); its reason is a retryable STEP_FAILED. The certificate job
@@ -33,18 +37,18 @@ export interface HeldCertLock {
   release(): Promise<void>;
 }
 
-export interface CertLock {
+export interface ChangeLock {
   /**
    * Takes the lock of `deployment` for `owner`, or throws a retryable STEP_FAILED naming the run
    * that holds it (BullMQ tries again with backoff; the last attempt reports it).
    */
-  acquire(deployment: string, owner: CertLockOwner): Promise<HeldCertLock>;
+  acquire(deployment: string, owner: ChangeLockOwner): Promise<HeldChangeLock>;
 }
 
 /** Renews the lock every `ms`; returns the function that stops it (tests pass their own). */
 export type LockScheduler = (renew: () => void, ms: number) => () => void;
 
-export interface CertLockOptions {
+export interface ChangeLockOptions {
   redis: Redis;
   prefix: string;
   logger: Logger;
@@ -83,7 +87,7 @@ return 0`;
 const randomToken = () => randomBytes(8).toString('hex');
 
 /** "cert-rotate:<runId>:a<attempt>": who the holder is; the value adds ":<token>" for this processing. */
-const holderOf = (owner: CertLockOwner) => `${owner.type}:${owner.runId}:a${owner.attempt}`;
+const holderOf = (owner: ChangeLockOwner) => `${owner.type}:${owner.runId}:a${owner.attempt}`;
 
 const valuePattern = /^(cert-rotate|cert-rollback|setup-run):([a-z0-9]+):a(\d+)(?::[A-Za-z0-9_-]+)?$/;
 
@@ -99,13 +103,13 @@ function describeHolder(value: string | null, own: string, ttlMs: number): strin
 }
 
 /**
- * One certificate change (rotation or rollback) at a time per deployment: a Redis key set NX with
+ * One change at a time per deployment (a certificate rotation or rollback, a runbook run): a Redis key set NX with
  * a TTL that is renewed while the job runs and deleted at its end only by its holder. The value is
  * the run, the attempt and a random token of this acquire: nobody takes a held lock over, not even
  * another processing of the same attempt (it fails retryably and BullMQ's backoff outlasts the TTL
  * of a crashed agent's lock). A holder that loses its lock is told through `signal`.
  */
-export function createCertLock(options: CertLockOptions): CertLock {
+export function createChangeLock(options: ChangeLockOptions): ChangeLock {
   const ttlMs = options.ttlMs ?? CERT_LOCK_TTL_MS;
   // Renewed well within the TTL (CERT_LOCK_TTL_MS may be shorter than the default period).
   const renewMs = options.renewMs ?? Math.min(CERT_LOCK_RENEW_MS, Math.max(250, Math.floor(ttlMs / 4)));
@@ -115,7 +119,7 @@ export function createCertLock(options: CertLockOptions): CertLock {
 
   return {
     async acquire(deployment, owner) {
-      const key = certLockKey(options.prefix, deployment);
+      const key = changeLockKey(options.prefix, deployment);
       const holder = holderOf(owner);
       const value = `${holder}:${token()}`;
       const log = options.logger.child({ lock: key, runId: owner.runId, attempt: owner.attempt });
@@ -184,6 +188,50 @@ export function createCertLock(options: CertLockOptions): CertLock {
           }
         },
       };
+    },
+  };
+}
+
+/**
+ * Runs `fn` holding the deployment's change lock (busy: a retryable STEP_FAILED naming
+ * the run that holds it; nothing ran), with a signal that also aborts when the lock is lost,
+ * released at the end whatever happens. runGuardedChange adds the two-person rule; the runbook's
+ * smaller scopes (profile, tenant, configure) take the lock alone, so they never run beside a
+ * `run setup` or a rotation of the same deployment.
+ */
+export async function withChangeLock<T>(
+  ctx: JobContext,
+  lock: ChangeLock,
+  payload: ChangeLockOwner & { deployment: string },
+  fn: (guarded: JobContext) => Promise<T>,
+): Promise<T> {
+  const held = await lock.acquire(payload.deployment, { type: payload.type, runId: payload.runId, attempt: payload.attempt });
+  const { signal, dispose } = eitherSignal(ctx.signal, held.signal);
+  try {
+    return await fn({ ...ctx, signal });
+  } finally {
+    dispose();
+    await held.release();
+  }
+}
+
+/** A signal that aborts (with its reason) when either one does; `dispose` removes the listeners. */
+function eitherSignal(a: AbortSignal, b: AbortSignal): { signal: AbortSignal; dispose: () => void } {
+  const controller = new AbortController();
+  const first = [a, b].find((s) => s.aborted);
+  if (first) {
+    controller.abort(first.reason);
+    return { signal: controller.signal, dispose: () => undefined };
+  }
+  const onA = () => controller.abort(a.reason);
+  const onB = () => controller.abort(b.reason);
+  a.addEventListener('abort', onA, { once: true });
+  b.addEventListener('abort', onB, { once: true });
+  return {
+    signal: controller.signal,
+    dispose: () => {
+      a.removeEventListener('abort', onA);
+      b.removeEventListener('abort', onB);
     },
   };
 }

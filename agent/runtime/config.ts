@@ -102,7 +102,7 @@ const runbookEnvShape = {
   SETUP_ADFS: z.enum(['on', 'off']).default('off'),
   /** BullMQ lock of a running job: a killed agent's job is picked up again about this long after (stalled-job recovery). */
   AGENT_LOCK_DURATION_MS: int(1_000, 600_000).default(30_000),
-  /** The agent-side certificate lock's time to live (cert-lock.ts): how long a crashed agent's lock blocks the next attempt. */
+  /** The agent-side certificate lock's time to live (runtime/change-lock.ts): how long a crashed agent's lock blocks the next attempt. */
   CERT_LOCK_TTL_MS: int(1_000, 3_600_000).default(120_000),
 };
 

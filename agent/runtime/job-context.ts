@@ -3,8 +3,8 @@ import type { Logger } from '../../core/logger.ts';
 import type { CertSummary } from '../../jobs/cert-types.ts';
 import type { Progress } from '../../jobs/job-types.ts';
 import type { AgentConfig } from './config.ts';
-import type { CertLock } from './change-lock.ts';
-import type { StepJournal } from '../steps/runner.ts';
+import type { ChangeLock } from './change-lock.ts';
+import type { StepJournal } from '../steps/journal.ts';
 import type { CrmApi } from '../adapters/crm/client.ts';
 import type { GraphApi } from '../adapters/graph/api.ts';
 import type { PowershellOutput, PowershellParams, PowershellScriptName } from '../adapters/powershell/scripts.ts';
@@ -105,7 +105,7 @@ export interface CertServices {
   graphMissing: readonly string[];
   journal: StepJournal;
   /** One certificate change (rotation, rollback) at a time per deployment. */
-  lock: CertLock;
+  lock: ChangeLock;
 }
 
 /** Everything a job handler gets: injected, so tests can drive a handler without Redis or BullMQ. */

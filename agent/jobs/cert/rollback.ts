@@ -1,11 +1,12 @@
 import { SetupError } from '../../../core/setup-error.ts';
 import { rollbackStepIds, type CertRollbackResult } from '../../../jobs/cert-types.ts';
 import type { PayloadOf } from '../../../jobs/job-types.ts';
-import { runCertChange } from '../../runtime/guarded-change.ts';
+import { runGuardedChange } from '../../runtime/guarded-change.ts';
 import { grantKeyAccessStep, listServers, machineCert, readRegistered, registerStep, restartStep, type CertRef } from '../../steps/cert/checks.ts';
 import { requireCerts, type ReadyCerts } from '../../runtime/cert-requirements.ts';
 import { OLD_DER_KEY, verifiedMailboxIds, verifyStep } from './rotate.ts';
-import { StepRunner, onServer, type StepOutcome } from '../../steps/runner.ts';
+import { StepRunner, type StepOutcome } from '../../steps/runner.ts';
+import { onServer } from '../../steps/cert/on-server.ts';
 import type { JobContext } from '../../runtime/job-context.ts';
 import { isCurrent, mergeKeyCredentials, thumbprintOfDer, thumbprintOfKeyCredential } from '../../adapters/graph/key-credentials.ts';
 
@@ -21,7 +22,7 @@ const RESTORE_DER_KEY = 'restoreDerBase64';
  */
 export async function rollbackCertificate(payload: PayloadOf<'cert-rollback'>, ctx: JobContext): Promise<CertRollbackResult> {
   const certs = requireCerts(ctx, ['servers', 'graph']);
-  return runCertChange(ctx, certs, payload, (guarded) => rollback(payload, guarded, certs));
+  return runGuardedChange(ctx, certs, payload, (guarded) => rollback(payload, guarded, certs));
 }
 
 async function rollback(payload: PayloadOf<'cert-rollback'>, ctx: JobContext, certs: ReadyCerts): Promise<CertRollbackResult> {

@@ -4,11 +4,12 @@ import { join } from 'node:path';
 import { SetupError } from '../../../core/setup-error.ts';
 import { rotationStepIds, type CertProblem, type CertRotateResult, type CertSummary, type Verification } from '../../../jobs/cert-types.ts';
 import type { PayloadOf } from '../../../jobs/job-types.ts';
-import { runCertChange } from '../../runtime/guarded-change.ts';
+import { runGuardedChange } from '../../runtime/guarded-change.ts';
 import { entraStep, grantKeyAccessStep, importStep, readRegistered, registerStep, restartStep, settingsStep, type CertRef } from '../../steps/cert/checks.ts';
 import { readCertFile } from '../../certkit/cert-dir.ts';
 import { requireCerts, type ReadyCerts } from '../../runtime/cert-requirements.ts';
-import { StepRunner, type JournalEntry, type StepOutcome } from '../../steps/runner.ts';
+import { StepRunner, type StepOutcome } from '../../steps/runner.ts';
+import type { JournalEntry } from '../../steps/journal.ts';
 import { MAX_REMEMBERED_MAILBOXES, describeVerification, selectMailboxesById, selectVerificationSet, verificationPassed, verifyMailboxes } from './verification.ts';
 import type { JobContext } from '../../runtime/job-context.ts';
 import { mergeKeyCredentials } from '../../adapters/graph/key-credentials.ts';
@@ -103,7 +104,7 @@ export async function verifyStep(
  */
 export async function rotateCertificate(payload: PayloadOf<'cert-rotate'>, ctx: JobContext): Promise<CertRotateResult> {
   const certs = requireCerts(ctx, ['servers', 'pfx', 'graph']);
-  return runCertChange(ctx, certs, payload, (guarded) => rotate(payload, guarded, certs));
+  return runGuardedChange(ctx, certs, payload, (guarded) => rotate(payload, guarded, certs));
 }
 
 async function rotate(payload: PayloadOf<'cert-rotate'>, ctx: JobContext, certs: ReadyCerts): Promise<CertRotateResult> {

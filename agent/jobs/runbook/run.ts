@@ -3,7 +3,8 @@ import { verificationSchema, type Verification } from '../../../jobs/cert-types.
 import { exceedsPlan, type PayloadOf } from '../../../jobs/job-types.ts';
 import { runbookStepIds, scopeStepIds, type SetupRunResult, type SetupStepId } from '../../../jobs/runbook-types.ts';
 import { ADFS_CHECKLIST_ENTRY, ADFS_SCRIPT_KEY } from '../../steps/runbook/adfs.ts';
-import { runCertChange, withCertLock } from '../../runtime/guarded-change.ts';
+import { withChangeLock } from '../../runtime/change-lock.ts';
+import { runGuardedChange } from '../../runtime/guarded-change.ts';
 import { requireCerts, type ReadyCerts } from '../../runtime/cert-requirements.ts';
 import { StepRunner, type StepOutcome } from '../../steps/runner.ts';
 import type { JobContext } from '../../runtime/job-context.ts';
@@ -39,10 +40,10 @@ export async function runSetup(payload: PayloadOf<'setup-run'>, ctx: JobContext)
     // one at a time per deployment, under the same lock; the two-person rule is scope setup's.
     const lock = ctx.certs?.lock;
     if (!lock) throw new SetupError('INTERNAL', 'This agent was started without its certificate-change lock.');
-    return withCertLock(ctx, lock, { type: 'setup-run', runId: payload.runId, deployment: payload.deployment, attempt: payload.attempt }, (guarded) => execute(payload, guarded, null));
+    return withChangeLock(ctx, lock, { type: 'setup-run', runId: payload.runId, deployment: payload.deployment, attempt: payload.attempt }, (guarded) => execute(payload, guarded, null));
   }
   const certs = requireCerts(ctx, ['servers', 'graph']);
-  return runCertChange(
+  return runGuardedChange(
     ctx,
     certs,
     {

@@ -19,7 +19,7 @@ import {
   type MachineCert,
 } from '../cert/checks.ts';
 import type { ReadyCerts } from '../../runtime/cert-requirements.ts';
-import { onServer } from '../runner.ts';
+import { onServer } from '../cert/on-server.ts';
 import { refOf, withPfxCopy } from '../../jobs/cert/rotate.ts';
 import type { RunbookEnv, RunbookStep, StepCheck } from '../step.ts';
 import type { ChosenCert } from './certificate.ts';

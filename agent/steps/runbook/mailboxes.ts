@@ -78,7 +78,7 @@ function mailboxFailure(code: SetupErrorCode, text: { failed: number; of: number
 export const RECONFIGURED_KEY = 'reconfigured';
 /** Its value when the ids do not fit in one journal value: test every mailbox of the selection. */
 export const RECONFIGURED_MANY = '*';
-/** A journal data value holds at most this many characters (cert-steps.ts entrySchema). */
+/** A journal data value holds at most this many characters (steps/journal.ts entrySchema). */
 const MAX_DATA_CHARS = 20_000;
 
 /** The changed mailbox ids as one journal data value: comma-separated when they fit, else the "many" marker. */

@@ -1,8 +1,8 @@
 import { randomUUID } from 'node:crypto';
 import type { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { certLockKey, createCertLock, type LockScheduler } from '../../../agent/runtime/change-lock.ts';
-import { runCertChange } from '../../../agent/runtime/guarded-change.ts';
+import { changeLockKey as certLockKey, createChangeLock as createCertLock, type LockScheduler } from '../../../agent/runtime/change-lock.ts';
+import { runGuardedChange as runCertChange } from '../../../agent/runtime/guarded-change.ts';
 import type { ReadyCerts } from '../../../agent/runtime/cert-requirements.ts';
 import { silentLogger } from '../../../core/logger.ts';
 import { connectRedis } from '../../../core/redis-connection.ts';

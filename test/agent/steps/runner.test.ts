@@ -1,7 +1,8 @@
 import { randomUUID } from 'node:crypto';
 import type { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { certStepsKey, createStepJournal, StepRunner, type StepJournal } from '../../../agent/steps/runner.ts';
+import { stepJournalKey as certStepsKey, createStepJournal, type StepJournal } from '../../../agent/steps/journal.ts';
+import { StepRunner } from '../../../agent/steps/runner.ts';
 import type { AuditAppend } from '../../../agent/runtime/job-context.ts';
 import { CERT_JOURNAL_TTL_MS } from '../../../agent/runtime/cert-services.ts';
 import { RESTART_TRIGGERS } from '../../../agent/steps/step-table.ts';

@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { certLockKey } from '../../../../agent/runtime/change-lock.ts';
+import { changeLockKey as certLockKey } from '../../../../agent/runtime/change-lock.ts';
 import { makeEvaluationPfx } from '../../../../agent/certkit/evaluation-pfx.ts';
 import { MailboxTestStatus } from '../../../../jobs/crm-values.ts';
 import type { CertPlanResult, CertRollbackResult, CertRotateResult, CertStatusResult, StepState } from '../../../../jobs/cert-types.ts';

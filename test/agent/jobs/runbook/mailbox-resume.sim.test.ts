@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { createCertLock } from '../../../../agent/runtime/change-lock.ts';
+import { createChangeLock as createCertLock } from '../../../../agent/runtime/change-lock.ts';
 import type { RunbookFacts } from '../../../../agent/steps/step.ts';
 import { silentLogger } from '../../../../core/logger.ts';
 import { encodeReconfigured, RECONFIGURED_MANY, restoreReconfigured } from '../../../../agent/steps/runbook/mailboxes.ts';
