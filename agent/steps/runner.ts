@@ -4,6 +4,7 @@ import { stepTitles, type StepId, type StepState } from '../../jobs/cert-types.t
 import type { JobContext } from '../runtime/job-context.ts';
 import { knownHint } from '../runtime/known-errors.ts';
 import type { JournalEntry, StepJournal } from './journal.ts';
+import type { Step, StepEnv } from './step.ts';
 import { stepRemedies } from './step-remedies.ts';
 
 export interface StepOutcome {
@@ -250,5 +251,17 @@ export class StepRunner {
   #report(): void {
     const done = this.states.filter((s) => s.state === 'done' || s.state === 'skipped').length;
     this.ctx.report({ phase: 'step', done, total: this.states.length, steps: this.snapshot() });
+  }
+}
+
+/**
+ * Runs `steps` in order with `runner` (each checked, then changed, and journaled): a step whose
+ * `skip` gives a reason is marked skipped without running. A failed step throws (the run halts).
+ */
+export async function runSteps<E extends StepEnv>(runner: StepRunner, steps: readonly Step<E>[], env: E): Promise<void> {
+  for (const step of steps) {
+    const why = step.skip?.(env);
+    if (why === undefined) await runner.run(step.id, (handle) => step.apply(env, handle));
+    else runner.skip(step.id, why);
   }
 }

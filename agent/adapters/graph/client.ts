@@ -15,6 +15,10 @@ import { createGraphHttp, isRetryableResponseStatus, type GraphHttp } from './ht
  * configuration (national clouds, the simulator); msal is told to trust the login host as given,
  * without Microsoft's instance discovery. Every failure comes out as a SetupError:
  * GRAPH_AUTH_FAILED (token refused), GRAPH_FORBIDDEN (403), GRAPH_REQUEST_FAILED (anything else).
+ *
+ * Over 400 lines on purpose: msal's network module, the token provider, the Graph middleware and
+ * the GraphApi methods share one request path and one error mapping; split, each part would need
+ * the others' internals.
  */
 export interface GraphClientOptions {
   /** e.g. https://login.microsoftonline.com */

@@ -1,16 +1,12 @@
-import { SetupError } from '../../../core/setup-error.ts';
 import { rollbackStepIds, type CertRollbackResult } from '../../../jobs/cert-types.ts';
 import type { PayloadOf } from '../../../jobs/job-types.ts';
-import { runGuardedChange } from '../../runtime/guarded-change.ts';
-import { grantKeyAccessStep, listServers, machineCert, readRegistered, registerStep, restartStep, type CertRef } from '../../steps/cert/checks.ts';
 import { requireCerts, type ReadyCerts } from '../../runtime/cert-requirements.ts';
-import { OLD_DER_KEY, verifiedMailboxIds, verifyStep } from './rotate.ts';
-import { StepRunner, type StepOutcome } from '../../steps/runner.ts';
-import { onServer } from '../../steps/cert/on-server.ts';
+import { runGuardedChange } from '../../runtime/guarded-change.ts';
 import type { JobContext } from '../../runtime/job-context.ts';
-import { isCurrent, mergeKeyCredentials, thumbprintOfDer, thumbprintOfKeyCredential } from '../../adapters/graph/key-credentials.ts';
-
-const RESTORE_DER_KEY = 'restoreDerBase64';
+import type { CertRunEnv } from '../../steps/cert/cert-step.ts';
+import { verifiedMailboxIds } from '../../steps/cert/verify.ts';
+import { StepRunner, runSteps } from '../../steps/runner.ts';
+import { rollbackSteps } from '../../steps/step-table.ts';
 
 /**
  * `cert-rollback`: the certificate a failed rotation replaced becomes the S2S token issuer again.
@@ -18,7 +14,8 @@ const RESTORE_DER_KEY = 'restoreDerBase64';
  * passed verification): validate-old checks that (and that CRM still signs with the failed or the
  * restored certificate: the state the rollback was approved for), register-crm registers it, the
  * services restart, the verification set is tested again and, once it passed, retire-failed
- * removes the failed certificate's key credential so Entra ID stops trusting it.
+ * removes the failed certificate's key credential so Entra ID stops trusting it. The step runner
+ * over the rollback's steps (steps/step-table.ts).
  */
 export async function rollbackCertificate(payload: PayloadOf<'cert-rollback'>, ctx: JobContext): Promise<CertRollbackResult> {
   const certs = requireCerts(ctx, ['servers', 'graph']);
@@ -28,152 +25,20 @@ export async function rollbackCertificate(payload: PayloadOf<'cert-rollback'>, c
 async function rollback(payload: PayloadOf<'cert-rollback'>, ctx: JobContext, certs: ReadyCerts): Promise<CertRollbackResult> {
   const started = ctx.now();
   const runner = await StepRunner.start(ctx, certs.journal, payload.runId, payload.attempt, rollbackStepIds);
-  let restore: CertRef | undefined;
-
-  await runner.run('validate-old', async () => {
-    await requireApprovedState(ctx, certs, payload);
-    const ref = await validateOld(ctx, certs, payload.restoreThumbprint, payload.rotationRunId, runner.recorded('validate-old')?.data?.[RESTORE_DER_KEY]);
-    restore = ref.cert;
-    return ref.outcome;
-  });
-  if (!restore) throw new SetupError('INTERNAL', 'The certificate to restore was not found.');
-  const cert: CertRef = restore;
-  await runner.run('register-crm', () => registerStep(ctx, certs, cert));
-  await runner.run('restart-services', () => restartStep(ctx, certs));
+  const env: CertRunEnv = { ctx, recorded: (id) => runner.recorded(id), facts: {} };
   // The mailboxes the rotation's verification tested (those it broke among them) are tested again.
-  const rotationVerify = verifiedMailboxIds((await certs.journal.load(payload.rotationRunId)).get('verify'));
-  const { verification, passed } = await verifyStep(ctx, certs, runner, rotationVerify);
-
-  if (!passed) runner.skip('retire-failed', `the verification failed, so the key credential of ${payload.failedThumbprint} stays until this is understood`);
-  else if (verification === null) runner.skip('retire-failed', `kept: nothing was verified, so the key credential of ${payload.failedThumbprint} stays`);
-  else if (payload.failedThumbprint === payload.restoreThumbprint) runner.skip('retire-failed', 'the failed certificate is the restored one');
-  else await runner.run('retire-failed', () => retireFailed(ctx, certs, payload.failedThumbprint));
+  const sameAs = async () => verifiedMailboxIds((await certs.journal.load(payload.rotationRunId)).get('verify'));
+  await runSteps(runner, rollbackSteps(certs, payload, env.facts, sameAs), env);
+  const passed = env.facts.passed ?? true;
 
   const result: CertRollbackResult = {
     type: 'cert-rollback',
     outcome: passed ? 'rolled-back' : 'verification-failed',
     restoredThumbprint: payload.restoreThumbprint,
     steps: runner.snapshot(),
-    verification,
+    verification: env.facts.verification ?? null,
     durationMs: Math.max(0, Math.round(ctx.now() - started)),
   };
   ctx.logger.info({ outcome: result.outcome, restoredThumbprint: result.restoredThumbprint, rotationRunId: payload.rotationRunId }, 'certificate rollback finished');
   return result;
-}
-
-/**
- * CRM must still sign with the certificate the failed rotation registered (or, on a later attempt,
- * the restored one): otherwise someone changed the S2S certificate since the rollback was
- * approved, and registering the old one would undo that change. PLAN_CHANGED, nothing changed.
- */
-async function requireApprovedState(ctx: JobContext, certs: ReadyCerts, payload: PayloadOf<'cert-rollback'>): Promise<void> {
-  const registered = await readRegistered(ctx, certs);
-  const now = registered?.thumbprint ?? null;
-  if (now === payload.failedThumbprint || now === payload.restoreThumbprint) return;
-  let described = 'no certificate';
-  if (registered) {
-    let subject = '';
-    try {
-      subject = ` (${certs.kit.summarizeDer(registered.derBase64, { now: ctx.now(), minDaysLeft: 0 }).subject.slice(0, 120)})`;
-    } catch {
-      // The thumbprint alone names it.
-    }
-    described = `the certificate ${registered.thumbprint}${subject}`;
-  }
-  throw new SetupError(
-    'PLAN_CHANGED',
-    `CRM signs with ${described} now, not the failed ${payload.failedThumbprint} nor the ${payload.restoreThumbprint} to restore: the rollback was approved for another state. Nothing was changed.`,
-    { hint: 'Someone changed the S2S certificate since the rollback was approved: look at @setup cert status, and if the deployment still needs a change, rotate to the certificate it should use (@setup cert rotate <file>).' },
-  );
-}
-
-/** retire-failed: remove exactly the failed certificate's key credential (read-merge-write; every other credential is written back as it is). */
-async function retireFailed(ctx: JobContext, certs: ReadyCerts, failedThumbprint: string): Promise<StepOutcome> {
-  const graph = certs.graph();
-  const sp = await graph.getCrmServicePrincipal();
-  const plan = mergeKeyCredentials(sp.keyCredentials, ctx.now(), { remove: [failedThumbprint], keepExpired: true });
-  if (plan.removed === 0) return { detail: `the key credential of ${failedThumbprint} is already gone` };
-  if (plan.write) await graph.setKeyCredentials(sp.id, plan.write);
-  // Entra is read by Exchange Online, not by the async services: no restart is owed for it.
-  return { detail: `removed the key credential of ${failedThumbprint}` };
-}
-
-/**
- * The old certificate's public DER: from this rollback's earlier attempt, the rotation's journal
- * (validate kept it), or its key credential in Entra; each checked against the approved thumbprint
- * (the thumbprint is the DER's SHA-1, so a wrong DER cannot pass). Then: not expired, still a valid
- * key credential in Entra, on every server with its key and KeySpec 1; where the service account's
- * Read on the key is not confirmed, it is granted (reported in the detail).
- */
-async function validateOld(
-  ctx: JobContext,
-  certs: ReadyCerts,
-  thumbprint: string,
-  rotationRunId: string,
-  earlierDer: string | undefined,
-): Promise<{ cert: CertRef; outcome: StepOutcome }> {
-  const matches = (der: string | undefined): der is string => der !== undefined && thumbprintOfDer(der) === thumbprint;
-  const graph = certs.graph();
-  const sp = await graph.getCrmServicePrincipal();
-  const credential = sp.keyCredentials.find((k) => thumbprintOfKeyCredential(k) === thumbprint);
-
-  let der = matches(earlierDer) ? earlierDer : undefined;
-  if (!der) {
-    const journaled = (await certs.journal.load(rotationRunId)).get('validate')?.data?.[OLD_DER_KEY];
-    if (matches(journaled)) der = journaled;
-  }
-  if (!der && credential?.key && matches(credential.key)) der = credential.key;
-  if (!der) {
-    throw new SetupError('STEP_FAILED', `the certificate ${thumbprint} is known neither from the rotation's journal nor as a key credential in Entra ID.`, {
-      hint: 'Register the old certificate by hand (Set-CrmCertificate with its .cer), restart the async services, or rotate to a new certificate instead.',
-    });
-  }
-  const summary = certs.kit.summarizeDer(der, { now: ctx.now(), minDaysLeft: 0 });
-  if (Date.parse(summary.notAfter) <= ctx.now()) {
-    throw new SetupError('CERT_REQUIREMENTS', `the certificate ${thumbprint} expired on ${summary.notAfter.slice(0, 10)}; it cannot be restored.`, {
-      hint: 'Rotate to a new, valid certificate instead (@setup cert rotate <file>).',
-    });
-  }
-  if (!credential || !isCurrent(credential, ctx.now())) {
-    throw new SetupError('STEP_FAILED', `the key credential of ${thumbprint} is ${credential ? 'no longer valid' : 'no longer'} on the CRM service principal in Entra ID, so restoring it would not authenticate.`, {
-      hint: 'Add the old certificate back as a key credential of the Microsoft Dynamics CRM service principal (its public .cer, AsymmetricX509Cert, Verify), then run the rollback again; or rotate to a new certificate instead.',
-    });
-  }
-  const cert: CertRef = { thumbprint, subject: summary.subject, derBase64: der };
-  const unreadable: string[] = [];
-  for (const server of certs.servers) {
-    await onServer(server, async () => {
-      const m = await machineCert(ctx, certs, server, cert);
-      const problem = !m.found
-        ? 'is no longer in LocalMachine\\My'
-        : !m.hasPrivateKey
-          ? 'has no private key'
-          : m.keySpec !== 1
-            ? `has KeySpec ${m.keySpec ?? 'unknown'}, not 1 (AT_KEYEXCHANGE)`
-            : undefined;
-      if (problem) {
-        throw new SetupError('STEP_FAILED', `the old certificate ${thumbprint} ${problem}.`, {
-          hint: 'Import the old PFX again (certutil -importpfx <file> AT_KEYEXCHANGE) and grant the async service account Read on its key, then run the rollback again.',
-        });
-      }
-      if (!m.serviceAccountCanRead) unreadable.push(server);
-    });
-  }
-  // The key is there but the service account's Read on it is not confirmed: a rollback is what
-  // restores mail, so grant it (the rotation's grant-key-access step) rather than refuse. Every
-  // server was checked first: a server without the key refuses the rollback before anything changes.
-  let grant: StepOutcome | undefined;
-  if (unreadable.length > 0) {
-    ctx.logger.warn({ servers: unreadable, thumbprint }, 'the service account\'s Read on the old certificate\'s key is not confirmed; granting it');
-    grant = await grantKeyAccessStep(ctx, certs, cert);
-  }
-  const inPlace = `${summary.subject}, valid until ${summary.notAfter.slice(0, 10)}, in place on ${listServers(certs.servers)} and in Entra ID`;
-  return {
-    cert,
-    outcome: {
-      detail: grant ? `${grant.detail}; ${inPlace}` : inPlace,
-      ...(grant?.changed ? { changed: true } : {}),
-      data: { [RESTORE_DER_KEY]: der },
-    },
-  };
 }

@@ -1,8 +1,8 @@
 import { isSetupError } from '../../../core/setup-error.ts';
 import type { CertProblem, CertSummary } from '../../../jobs/cert-types.ts';
-import { readRegistered } from '../cert/checks.ts';
+import { readRegistered } from '../cert/register-crm.ts';
 import { requireCerts, type ReadyCerts } from '../../runtime/cert-requirements.ts';
-import { blockingProblems, describeCert, readNewCert, type NewCert } from '../../jobs/cert/rotate.ts';
+import { blockingProblems, describeCert, readNewCert, type NewCert } from '../cert/validate.ts';
 import type { JobContext } from '../../runtime/job-context.ts';
 
 /**

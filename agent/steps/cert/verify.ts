@@ -3,8 +3,11 @@ import { odataGuid } from '../../../jobs/mailbox-filter.ts';
 import type { Verification } from '../../../jobs/cert-types.ts';
 import type { Progress } from '../../../jobs/job-types.ts';
 import type { JobContext } from '../../runtime/job-context.ts';
-import { MAILBOX_SET, selectedMailboxColumns, selectedMailboxSchema, type SelectedMailbox } from '../mailboxes/selection.ts';
-import { testAndEnable } from '../mailboxes/test.ts';
+import { MAILBOX_SET, selectedMailboxColumns, selectedMailboxSchema, type SelectedMailbox } from '../../jobs/mailboxes/selection.ts';
+import { testAndEnable } from '../../jobs/mailboxes/test.ts';
+import type { ReadyCerts } from '../../runtime/cert-requirements.ts';
+import type { JournalEntry } from '../journal.ts';
+import type { CertRunEnv, CertStep } from './cert-step.ts';
 
 export type VerifySetting = 'all' | number;
 
@@ -105,4 +108,54 @@ export function describeVerification(v: Verification): string {
   const top = v.failures[0];
   if (top) parts.push(`most: ${top.title}`);
   return parts.join('; ');
+}
+
+/** The journal data key of the mailboxes a verification tested (comma-separated ids). */
+export const MAILBOX_IDS_KEY = 'mailboxIds';
+
+/** The mailbox ids a verify step recorded in the journal (empty when it recorded none). */
+export function verifiedMailboxIds(entry: JournalEntry | undefined): string[] {
+  return (entry?.data?.[MAILBOX_IDS_KEY] ?? '').split(',').filter((id) => id.length > 0);
+}
+
+/**
+ * verify: Test & Enable of the verification set (the mailbox test machinery); the report and
+ * whether it passed go to `facts` (nothing to verify: skipped, passed, report null). The mailboxes:
+ * `sameAs` (a rollback: the ones the rotation tested), else the ones this run's earlier attempt
+ * tested (a resume tests again the mailboxes the failed verification broke: a new selection would
+ * skip them, their last test having failed), else a new selection by CERT_VERIFY_MAILBOXES. A
+ * remembered set none of which still qualifies is replaced by a new selection. The check (the
+ * plan) says how many mailboxes a new selection has (`selection`: the plan's shared read).
+ */
+export function verifyStep(
+  certs: ReadyCerts,
+  options: { sameAs?: () => Promise<readonly string[]>; selection?: () => Promise<VerificationSet> } = {},
+): CertStep<CertRunEnv> {
+  return {
+    id: 'verify',
+    async check(env) {
+      const verification = await (options.selection?.() ?? selectVerificationSet(env.ctx, certs.settings.CERT_VERIFY_MAILBOXES));
+      if (verification.rows.length === 0) return { upToDate: false, detail: 'no mailbox qualifies: nothing would be verified (the old key credential would then be kept)' };
+      return { upToDate: false, detail: `would Test & Enable ${verification.rows.length} mailboxes${verification.mode === 'sample' ? ' whose last test succeeded' : ''}` };
+    },
+    async apply(env, step) {
+      const { ctx, facts } = env;
+      facts.verification = null;
+      const sameAs = options.sameAs ? await options.sameAs() : [];
+      const remembered = sameAs.length > 0 ? sameAs : verifiedMailboxIds(env.recorded('verify'));
+      const again = remembered.length > 0 ? await selectMailboxesById(ctx, remembered) : undefined;
+      const set = again && again.rows.length > 0 ? again : await selectVerificationSet(ctx, certs.settings.CERT_VERIFY_MAILBOXES);
+      if (set.rows.length === 0) {
+        const which = set.mode === 'all' ? 'active approved mailbox' : 'active approved mailbox whose last Test & Enable succeeded';
+        facts.passed = true;
+        return { state: 'skipped', detail: `nothing verified: there is no ${which}`, wrote: false };
+      }
+      step.update(`testing ${set.rows.length} mailboxes`);
+      const verification = await verifyMailboxes(ctx, set.rows, (text) => step.update(text));
+      facts.verification = verification;
+      facts.passed = verificationPassed(verification);
+      const ids = set.rows.length <= MAX_REMEMBERED_MAILBOXES ? { data: { [MAILBOX_IDS_KEY]: set.rows.map((r) => r.mailboxid).join(',') } } : {};
+      return { state: facts.passed ? 'done' : 'failed', detail: describeVerification(verification), wrote: false, ...ids };
+    },
+  };
 }
