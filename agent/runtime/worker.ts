@@ -10,7 +10,7 @@ import { attemptOf, jobIdFor, jobTtlMs, verifyJob } from '../../jobs/job-options
 import type { JobPayload, JobResult, JobType, Progress, ReportEvent } from '../../jobs/job-types.ts';
 import type { AgentConfig } from './config.ts';
 import type { CrmApi } from '../adapters/crm/client.ts';
-import { runJob } from '../jobs/job-handlers.ts';
+import { runJob } from '../jobs/handlers.ts';
 import type { CertServices, JobContext } from './job-context.ts';
 import { createJobResultStore } from './result-store.ts';
 import { throttleProgress } from './progress-throttle.ts';

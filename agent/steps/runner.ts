@@ -5,7 +5,7 @@ import type { JobContext } from '../runtime/job-context.ts';
 import { knownHint } from '../runtime/known-errors.ts';
 import type { JournalEntry, StepJournal } from './journal.ts';
 import type { Step, StepEnv } from './step.ts';
-import { stepRemedies } from './step-remedies.ts';
+import { stepRemedies } from './remedies.ts';
 
 export interface StepOutcome {
   /** What the step did or found ("imported on CRMAPP01, already on CRMAPP02"). */

@@ -6,7 +6,7 @@ import type { JobContext } from '../runtime/job-context.ts';
 
 /**
  * One step of a multi-step job: a certificate rotation or rollback (steps/cert/*.ts) or the runbook
- * (docs/runbook.md; steps/runbook/*.ts); steps/step-table.ts lists them. A plan calls `check` for
+ * (docs/runbook.md; steps/runbook/*.ts); steps/table.ts lists them. A plan calls `check` for
  * every step (read-only); the run calls `apply` through the StepRunner (steps/runner.ts), which
  * checks again, changes only what differs, reads back what it changed and throws a SetupError
  * (code, message, hint: what to do) when the read-back does not show it.

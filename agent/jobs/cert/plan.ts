@@ -2,19 +2,19 @@ import { type CertPlanResult, type StepState } from '../../../jobs/cert-types.ts
 import type { PayloadOf } from '../../../jobs/job-types.ts';
 import { requireCerts } from '../../runtime/cert-requirements.ts';
 import type { JobContext } from '../../runtime/job-context.ts';
-import { once, type CertRunEnv } from '../../steps/cert/cert-step.ts';
+import { once, type CertRunEnv } from '../../steps/cert/common.ts';
 import { readStores } from '../../steps/cert/import.ts';
 import { readRegistered } from '../../steps/cert/register-crm.ts';
 import { blockingProblems, newStepCert, readNewCert } from '../../steps/cert/validate.ts';
 import { selectVerificationSet } from '../../steps/cert/verify.ts';
 import { plannedState } from '../../steps/step.ts';
-import { rotationSteps } from '../../steps/step-table.ts';
+import { rotationSteps } from '../../steps/table.ts';
 
 const clip = (text: string, max = 300) => (text.length > max ? `${text.slice(0, max - 1)}…` : text);
 
 /**
  * `cert-plan` (`@setup cert rotate [file]`): reads the PFX from CERT_DIR and previews every step of
- * the rotation: the `check` of each of the rotation's own steps (steps/step-table.ts), in order:
+ * the rotation: the `check` of each of the rotation's own steps (steps/table.ts), in order:
  * "would import on CRMAPP01, CRMAPP02", "already done". Read-only. Blocked when the certificate has
  * an error-severity problem or a step's check already fails (another certificate with the same
  * subject, a server or Entra that cannot be read). A same-subject renewal (the usual CA renewal) is

@@ -3,10 +3,10 @@ import type { PayloadOf } from '../../../jobs/job-types.ts';
 import { requireCerts, type ReadyCerts } from '../../runtime/cert-requirements.ts';
 import { runGuardedChange } from '../../runtime/guarded-change.ts';
 import type { JobContext } from '../../runtime/job-context.ts';
-import type { CertRunEnv } from '../../steps/cert/cert-step.ts';
+import type { CertRunEnv } from '../../steps/cert/common.ts';
 import { verifiedMailboxIds } from '../../steps/cert/verify.ts';
 import { StepRunner, runSteps } from '../../steps/runner.ts';
-import { rollbackSteps } from '../../steps/step-table.ts';
+import { rollbackSteps } from '../../steps/table.ts';
 
 /**
  * `cert-rollback`: the certificate a failed rotation replaced becomes the S2S token issuer again.
@@ -15,7 +15,7 @@ import { rollbackSteps } from '../../steps/step-table.ts';
  * restored certificate: the state the rollback was approved for), register-crm registers it, the
  * services restart, the verification set is tested again and, once it passed, retire-failed
  * removes the failed certificate's key credential so Entra ID stops trusting it. The step runner
- * over the rollback's steps (steps/step-table.ts).
+ * over the rollback's steps (steps/table.ts).
  */
 export async function rollbackCertificate(payload: PayloadOf<'cert-rollback'>, ctx: JobContext): Promise<CertRollbackResult> {
   const certs = requireCerts(ctx, ['servers', 'graph']);

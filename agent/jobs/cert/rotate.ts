@@ -3,13 +3,13 @@ import type { PayloadOf } from '../../../jobs/job-types.ts';
 import { requireCerts, type ReadyCerts } from '../../runtime/cert-requirements.ts';
 import { runGuardedChange } from '../../runtime/guarded-change.ts';
 import type { JobContext } from '../../runtime/job-context.ts';
-import type { CertRunEnv } from '../../steps/cert/cert-step.ts';
+import type { CertRunEnv } from '../../steps/cert/common.ts';
 import { StepRunner, runSteps } from '../../steps/runner.ts';
-import { rotationSteps } from '../../steps/step-table.ts';
+import { rotationSteps } from '../../steps/table.ts';
 
 /**
  * `cert-rotate`: the approved rotation (docs/cert-rotation.md, "Steps"), or its resume: the step
- * runner over the rotation's steps (steps/step-table.ts). Every step checks, then changes, and is
+ * runner over the rotation's steps (steps/table.ts). Every step checks, then changes, and is
  * recorded in the step journal; a resumed attempt skips the steps done. A failed step throws (the
  * job halts with the step states); a failed verification returns outcome 'verification-failed'
  * (the old certificate stays everywhere, for a rollback).

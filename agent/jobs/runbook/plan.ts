@@ -6,7 +6,7 @@ import type { JobContext } from '../../runtime/job-context.ts';
 import { describeCheck, runPreflight, type PreflightOutcome } from './preflight.ts';
 import { ALL_MAILBOXES, hasMailboxSteps, requireStableFilter, runbookEnv, selectionCount, wantedProfile } from './env.ts';
 import type { RunbookFacts } from '../../steps/step.ts';
-import { RESTART_TRIGGERS, runbookSteps } from '../../steps/step-table.ts';
+import { RESTART_TRIGGERS, runbookSteps } from '../../steps/table.ts';
 import { certServicesOf, type ChosenCert } from '../../steps/runbook/certificate.ts';
 import { requireRunbook } from '../../steps/runbook/tenant-id.ts';
 

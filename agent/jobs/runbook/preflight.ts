@@ -4,7 +4,7 @@ import type { EwsAccessReport } from '../../../jobs/ews-access.ts';
 import type { PayloadOf } from '../../../jobs/job-types.ts';
 import { preflightTitles, type PreflightCheck, type PreflightCheckId, type PreflightResult } from '../../../jobs/runbook-types.ts';
 import { DUPLICATE_SUBJECT_FIX, machineCert, type MachineCert } from '../../steps/cert/import.ts';
-import { listServers, runScript } from '../../steps/cert/cert-step.ts';
+import { listServers, runScript } from '../../steps/cert/common.ts';
 import type { ReadyCerts } from '../../runtime/cert-requirements.ts';
 import type { WhoAmI } from '../../adapters/crm/client.ts';
 import { REQUIRED_GRAPH_ROLES } from '../../adapters/graph/api.ts';

@@ -10,7 +10,7 @@ import { StepRunner, type StepOutcome } from '../../steps/runner.ts';
 import type { JobContext } from '../../runtime/job-context.ts';
 import { ALL_MAILBOXES, hasMailboxSteps, requireStableFilter, runbookEnv, selectionCount, wantedProfile } from './env.ts';
 import type { RunbookFacts } from '../../steps/step.ts';
-import { RESTART_TRIGGERS, runbookSteps } from '../../steps/step-table.ts';
+import { RESTART_TRIGGERS, runbookSteps } from '../../steps/table.ts';
 import { chooseCertificate, type ChosenCert } from '../../steps/runbook/certificate.ts';
 import { RECONFIGURED_KEY, restoreReconfigured } from '../../steps/runbook/mailboxes.ts';
 import { requireRunbook } from '../../steps/runbook/tenant-id.ts';

@@ -5,7 +5,7 @@ import { mergeKeyCredentials, newKeyCredential, thumbprintOfKeyCredential, type 
 import type { ReadyCerts } from '../../runtime/cert-requirements.ts';
 import type { JobContext } from '../../runtime/job-context.ts';
 import type { StepOutcome } from '../runner.ts';
-import { joinDetail, reason, upToDate, would, type CertStep, type CertStepOptions } from './cert-step.ts';
+import { joinDetail, reason, upToDate, would, type CertStep, type CertStepOptions } from './common.ts';
 
 export interface EntraCheck {
   sp: CrmServicePrincipal;

@@ -6,7 +6,7 @@ import { thumbprintOfDer } from '../../adapters/graph/key-credentials.ts';
 import type { ReadyCerts } from '../../runtime/cert-requirements.ts';
 import type { JobContext } from '../../runtime/job-context.ts';
 import type { StepOutcome } from '../runner.ts';
-import { runScript, upToDate, would, type CertRef, type CertStep, type CertStepOptions } from './cert-step.ts';
+import { runScript, upToDate, would, type CertRef, type CertStep, type CertStepOptions } from './common.ts';
 
 export interface Registered {
   thumbprint: string;

@@ -3,7 +3,7 @@ import { mergeKeyCredentials } from '../../adapters/graph/key-credentials.ts';
 import type { ReadyCerts } from '../../runtime/cert-requirements.ts';
 import type { JobContext } from '../../runtime/job-context.ts';
 import type { StepOutcome } from '../runner.ts';
-import type { CertRunEnv, CertStep } from './cert-step.ts';
+import type { CertRunEnv, CertStep } from './common.ts';
 
 /** Removes exactly the failed certificate's key credential (read-merge-write; every other credential is written back as it is). */
 export async function retireFailed(ctx: JobContext, certs: ReadyCerts, failedThumbprint: string): Promise<StepOutcome> {

@@ -3,7 +3,7 @@ import { mergeKeyCredentials } from '../../adapters/graph/key-credentials.ts';
 import type { ReadyCerts } from '../../runtime/cert-requirements.ts';
 import type { JobContext } from '../../runtime/job-context.ts';
 import type { StepOutcome } from '../runner.ts';
-import type { CertReads, CertRunEnv, CertStep, StepCert } from './cert-step.ts';
+import type { CertReads, CertRunEnv, CertStep, StepCert } from './common.ts';
 import { readRegistered } from './register-crm.ts';
 
 /** Removes the old certificate's key credential (read-merge-write). */

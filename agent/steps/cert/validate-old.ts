@@ -4,7 +4,7 @@ import { isCurrent, thumbprintOfDer, thumbprintOfKeyCredential } from '../../ada
 import type { ReadyCerts } from '../../runtime/cert-requirements.ts';
 import type { JobContext } from '../../runtime/job-context.ts';
 import type { StepOutcome } from '../runner.ts';
-import { listServers, type CertRunEnv, type CertStep, type StepCert } from './cert-step.ts';
+import { listServers, type CertRunEnv, type CertStep, type StepCert } from './common.ts';
 import { grantKeyAccess } from './grant-key-access.ts';
 import { machineCert } from './import.ts';
 import { onServer } from './on-server.ts';

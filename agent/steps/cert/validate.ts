@@ -7,7 +7,7 @@ import type { PayloadOf } from '../../../jobs/job-types.ts';
 import { readCertFile } from '../../certkit/cert-dir.ts';
 import type { ReadyCerts } from '../../runtime/cert-requirements.ts';
 import type { JobContext } from '../../runtime/job-context.ts';
-import { stepCertOf, type CertRunEnv, type CertStep, type StepCert } from './cert-step.ts';
+import { stepCertOf, type CertRunEnv, type CertStep, type StepCert } from './common.ts';
 import { readRegistered } from './register-crm.ts';
 
 /** The new certificate as read from its PFX in CERT_DIR. */

@@ -7,7 +7,7 @@ import { MAILBOX_SET, selectedMailboxColumns, selectedMailboxSchema, type Select
 import { testAndEnable } from '../../jobs/mailboxes/test.ts';
 import type { ReadyCerts } from '../../runtime/cert-requirements.ts';
 import type { JournalEntry } from '../journal.ts';
-import type { CertRunEnv, CertStep } from './cert-step.ts';
+import type { CertRunEnv, CertStep } from './common.ts';
 
 export type VerifySetting = 'all' | number;
 

@@ -1,5 +1,5 @@
 import { SetupError } from '../../../core/setup-error.ts';
-import { runScript } from '../cert/cert-step.ts';
+import { runScript } from '../cert/common.ts';
 import { requireCerts } from '../../runtime/cert-requirements.ts';
 import type { JobContext } from '../../runtime/job-context.ts';
 import type { RunbookStep } from '../step.ts';

@@ -6,7 +6,7 @@ import type { StepHandle } from '../runner.ts';
 import type { CrmApi } from '../../adapters/crm/client.ts';
 import { PROFILE_SET, guidSchema, optionalIntSchema } from '../../jobs/mailboxes/selection.ts';
 import type { RunbookEnv, RunbookStep, StepCheck } from '../step.ts';
-import { stepDetail } from '../step-detail.ts';
+import { stepDetail } from '../detail.ts';
 
 /**
  * The email-profile step (procedure.md §3): an email server profile named PROFILE_NAME of type

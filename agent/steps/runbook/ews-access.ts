@@ -1,10 +1,10 @@
 import { SetupError } from '../../../core/setup-error.ts';
 import { AFTER_SHUTDOWN_OPTIONS, CONFIRM_APP_ID, ewsDaysLeft, isAfterEwsShutdown } from '../../../jobs/ews-access.ts';
-import { runScript } from '../cert/cert-step.ts';
+import { runScript } from '../cert/common.ts';
 import { allowEws, ewsAllowedFor, exchangeConnection, type EwsRead } from '../../adapters/exchange/ews.ts';
 import type { JobContext } from '../../runtime/job-context.ts';
 import type { RunbookStep, StepCheck } from '../step.ts';
-import { stepDetail } from '../step-detail.ts';
+import { stepDetail } from '../detail.ts';
 
 /**
  * ews-access (procedure.md §1, "Deadlines"; d365-contract.md "EWS access in Exchange Online"):

@@ -6,7 +6,7 @@ import { FailureGroups } from '../../jobs/mailboxes/failure-groups.ts';
 import { configuredMailboxColumns, configuredMailboxSchema, readSelectionWith } from '../../jobs/mailboxes/selection.ts';
 import { patchInBatches } from '../../jobs/mailboxes/patch-in-batches.ts';
 import type { RunbookEnv, RunbookStep, StepCheck } from '../step.ts';
-import { mailboxes, stepDetail, throttledUpdate } from '../step-detail.ts';
+import { mailboxes, stepDetail, throttledUpdate } from '../detail.ts';
 
 /**
  * mark-primary-org (procedure.md §7; d365-contract.md, mailbox `orgmarkedasprimaryforexchangesync`):

@@ -7,7 +7,7 @@ import { readEmailDeliveryDefaults, writeEmailDeliveryDefaults, type EmailDelive
 import { guidSchema, optionalIntSchema } from '../../jobs/mailboxes/selection.ts';
 import type { RunbookEnv, RunbookStep, StepCheck } from '../step.ts';
 import { runbookProfileId } from './email-profile.ts';
-import { stepDetail } from '../step-detail.ts';
+import { stepDetail } from '../detail.ts';
 
 /**
  * The org-defaults step (procedure.md §4): the organization's default email server profile is the

@@ -5,7 +5,7 @@ import { stepJournalKey as certStepsKey, createStepJournal, type StepJournal } f
 import { StepRunner } from '../../../agent/steps/runner.ts';
 import type { AuditAppend } from '../../../agent/runtime/job-context.ts';
 import { CERT_JOURNAL_TTL_MS } from '../../../agent/runtime/cert-services.ts';
-import { RESTART_TRIGGERS } from '../../../agent/steps/step-table.ts';
+import { RESTART_TRIGGERS } from '../../../agent/steps/table.ts';
 import { RUN_TTL_SECONDS } from '../../../jobs/runbook-types.ts';
 import { createAuditLog } from '../../../core/audit-log.ts';
 import { connectRedis } from '../../../core/redis-connection.ts';

@@ -7,7 +7,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { subjectDerBase64 } from '../../../../agent/certkit/kit.ts';
 import { changeLockKey as certLockKey, createChangeLock as createCertLock } from '../../../../agent/runtime/change-lock.ts';
 import { stepJournalKey as certStepsKey } from '../../../../agent/steps/journal.ts';
-import { runJob } from '../../../../agent/jobs/job-handlers.ts';
+import { runJob } from '../../../../agent/jobs/handlers.ts';
 import { createLogger, silentLogger } from '../../../../core/logger.ts';
 import { connectRedis } from '../../../../core/redis-connection.ts';
 import { SetupError } from '../../../../core/setup-error.ts';

@@ -7,7 +7,7 @@ import type { Step, StepCheck, StepEnv } from '../step.ts';
 
 /**
  * What the certificate steps (steps/cert/*.ts) share. Each of them is one `Step` (check, apply),
- * used as they are by the rotation and its plan, the rollback and the runbook (steps/step-table.ts).
+ * used as they are by the rotation and its plan, the rollback and the runbook (steps/table.ts).
  * A check decides once what the step would do; `wording` only picks the texts the plan card has
  * always shown for it: the rotation plan's ("would import on CRMAPP01", "already set") or the
  * runbook's ("already done: …").

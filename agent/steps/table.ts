@@ -1,7 +1,7 @@
 import { SetupError } from '../../core/setup-error.ts';
 import type { PayloadOf } from '../../jobs/job-types.ts';
 import type { SetupStepId, setupCertStepIds } from '../../jobs/runbook-types.ts';
-import { stepCertOf, type CertReads, type CertRunEnv, type CertRunFacts, type CertStep, type CertStepOptions, type StepCert } from './cert/cert-step.ts';
+import { stepCertOf, type CertReads, type CertRunEnv, type CertRunFacts, type CertStep, type CertStepOptions, type StepCert } from './cert/common.ts';
 import { entraStep } from './cert/entra-key-credential.ts';
 import { grantKeyAccessStep } from './cert/grant-key-access.ts';
 import { importStep } from './cert/import.ts';
@@ -17,10 +17,13 @@ import { adfsStep } from './runbook/adfs.ts';
 import type { ReadyCerts } from '../runtime/cert-requirements.ts';
 import { ewsAccessStep } from './runbook/ews-access.ts';
 import { markPrimaryOrgStep } from './runbook/mark-primary-org.ts';
-import { describeCheck, runPreflight, type PreflightOutcome } from '../jobs/runbook/preflight.ts';
+import type { PreflightOutcome } from '../jobs/runbook/preflight.ts';
+import { preflightStep } from './runbook/preflight.ts';
 import type { RunbookStep } from './step.ts';
 import type { ChosenCert } from './runbook/certificate.ts';
-import { approveEmailStep, configureMailboxesStep, testEnableStep } from './runbook/mailboxes.ts';
+import { approveEmailStep } from './runbook/approve-email.ts';
+import { configureMailboxesStep } from './runbook/configure-mailboxes.ts';
+import { testEnableStep } from './runbook/test-enable.ts';
 import { orgDefaultsStep } from './runbook/org-defaults.ts';
 import { emailProfileStep } from './runbook/email-profile.ts';
 import { tenantIdStep } from './runbook/tenant-id.ts';
@@ -99,45 +102,6 @@ export function runbookCertSteps(certs: CertStepOptions['certs'], chosen: Chosen
 
 /** Steps whose change the async services pick up only after a restart (restart-services is owed after them). */
 export const RESTART_TRIGGERS: ReadonlySet<SetupStepId> = new Set(['import', 'grant-key-access', 'register-crm', 's2s-settings', 'tenant-id']);
-
-/**
- * preflight as a step: the plan shows it done (or what fails); the run checks again on every attempt
- * and halts when a check fails.
- */
-export function preflightStep(first?: PreflightOutcome): RunbookStep {
-  let cached = first;
-  const outcome = async (ctx: Parameters<typeof runPreflight>[0]) => {
-    const out = cached ?? (await runPreflight(ctx));
-    cached = undefined;
-    return out;
-  };
-  const summary = (out: PreflightOutcome) => {
-    const warnings = out.checks.filter((c) => c.status === 'warning').length;
-    return `${out.checks.length} checks passed${warnings > 0 ? ` (${warnings} with a warning)` : ''}`;
-  };
-  return {
-    id: 'preflight',
-    async check(env) {
-      const out = await outcome(env.ctx);
-      const failed = out.checks.filter((c) => c.status === 'failed');
-      if (failed.length === 0) return { upToDate: true, detail: summary(out) };
-      return { upToDate: false, detail: `${failed.length} check${failed.length > 1 ? 's' : ''} fail: ${failed.map((c) => c.id).join(', ')}` };
-    },
-    async apply(env) {
-      const out = await outcome(env.ctx);
-      if (out.whoAmI) env.facts.crmUserId = out.whoAmI.UserId;
-      if (out.tenantId) env.facts.tenantId = out.tenantId;
-      const failed = out.checks.filter((c) => c.status === 'failed');
-      if (failed.length > 0) {
-        throw new SetupError('STEP_FAILED', `${failed.length} preflight check${failed.length > 1 ? 's' : ''} fail${failed.length > 1 ? '' : 's'}: ${failed.map(describeCheck).join(' | ')}`, {
-          hint: failed.map((c) => c.fix ?? '').filter((f) => f.length > 0).join(' '),
-          details: { checks: failed.map((c) => c.id) },
-        });
-      }
-      return { detail: summary(out), changed: false, wrote: false };
-    },
-  };
-}
 
 export interface StepTableOptions {
   /** scope setup: the certificate services and the chosen certificate. */
