@@ -1,5 +1,6 @@
 import { SetupError } from '../../core/setup-error.ts';
 import { resolveCloudSettings } from '../adapters/graph/cloud-settings.ts';
+import type { PowershellOutput, PowershellParams, PowershellScriptName } from '../adapters/powershell/scripts.ts';
 import type { CertServices, JobContext } from './job-context.ts';
 
 /** What a certificate job needs configured: the async servers, the PFX folder, Graph. */
@@ -43,4 +44,15 @@ export function requireCerts(ctx: JobContext, needs: readonly CertNeed[]): Ready
     certDir: s.CERT_DIR ?? '',
     metadataUrl: resolveCloudSettings(s.CLOUD).metadataUrl,
   };
+}
+
+/** Runs one of the agent's PowerShell scripts with the job's signal (a shutdown or a lost change lock stops it). */
+export function runScript<N extends PowershellScriptName>(
+  ctx: JobContext,
+  certs: ReadyCerts,
+  name: N,
+  params: PowershellParams<N>,
+  options: { pfxPassword?: string } = {},
+): Promise<PowershellOutput<N>> {
+  return certs.powershell.run(name, params, { signal: ctx.signal, ...options });
 }

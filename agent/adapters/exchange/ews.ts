@@ -6,7 +6,7 @@ import {
   isAfterEwsShutdown,
   type EwsAccessReport,
 } from '../../../jobs/ews-access.ts';
-import { runScript } from '../../steps/cert/common.ts';
+import { runScript } from '../../runtime/cert-requirements.ts';
 import { requireCerts, type ReadyCerts } from '../../runtime/cert-requirements.ts';
 import type { JobContext } from '../../runtime/job-context.ts';
 import { readSelection } from '../../jobs/mailboxes/selection.ts';

@@ -3,7 +3,7 @@ import type { CertStatusResult, CertSummary, EntraState, ServerCertState } from 
 import type { PayloadOf } from '../../../jobs/job-types.ts';
 import { machineCert } from '../../steps/cert/import.ts';
 import { readRegistered, type Registered } from '../../steps/cert/register-crm.ts';
-import { runScript } from '../../steps/cert/common.ts';
+import { runScript } from '../../runtime/cert-requirements.ts';
 import { requireCerts, type ReadyCerts } from '../../runtime/cert-requirements.ts';
 import { CRM_APP_ID, S2S_AUTHORITY_PRINCIPAL_ID } from '../../adapters/graph/api.ts';
 import type { JobContext } from '../../runtime/job-context.ts';

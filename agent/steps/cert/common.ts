@@ -1,7 +1,6 @@
 import type { CertSummary, StepId, Verification } from '../../../jobs/cert-types.ts';
-import type { PowershellOutput, PowershellParams, PowershellScriptName } from '../../adapters/powershell/scripts.ts';
+import type { PowershellOutput } from '../../adapters/powershell/scripts.ts';
 import type { ReadyCerts } from '../../runtime/cert-requirements.ts';
-import type { JobContext } from '../../runtime/job-context.ts';
 import type { JournalEntry } from '../journal.ts';
 import type { Step, StepCheck, StepEnv } from '../step.ts';
 
@@ -70,16 +69,6 @@ export interface CertReads {
 
 /** A certificate step: runs in any env that has the job context (a certificate run's, the runbook's). */
 export type CertStep<E extends StepEnv = StepEnv> = Step<E>;
-
-export function runScript<N extends PowershellScriptName>(
-  ctx: JobContext,
-  certs: ReadyCerts,
-  name: N,
-  params: PowershellParams<N>,
-  options: { pfxPassword?: string } = {},
-): Promise<PowershellOutput<N>> {
-  return certs.powershell.run(name, params, { signal: ctx.signal, ...options });
-}
 
 /** "A, B" or "A and 2 more". */
 export function listServers(servers: readonly string[]): string {

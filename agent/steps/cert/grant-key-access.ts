@@ -2,7 +2,8 @@ import { SetupError } from '../../../core/setup-error.ts';
 import type { ReadyCerts } from '../../runtime/cert-requirements.ts';
 import type { JobContext } from '../../runtime/job-context.ts';
 import type { StepOutcome } from '../runner.ts';
-import { joinDetail, listServers, runScript, upToDate, would, type CertRef, type CertStep, type CertStepOptions } from './common.ts';
+import { joinDetail, listServers, upToDate, would, type CertRef, type CertStep, type CertStepOptions } from './common.ts';
+import { runScript } from '../../runtime/cert-requirements.ts';
 import { machineCert, storesOf } from './import.ts';
 import { onServer } from './on-server.ts';
 

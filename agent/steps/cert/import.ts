@@ -5,7 +5,8 @@ import type { ReadyCerts } from '../../runtime/cert-requirements.ts';
 import type { JobContext } from '../../runtime/job-context.ts';
 import type { StepOutcome } from '../runner.ts';
 import type { StepEnv } from '../step.ts';
-import { joinDetail, listServers, runScript, type CertRef, type CertStep, type CertStepOptions, type StepCert } from './common.ts';
+import { joinDetail, listServers, type CertRef, type CertStep, type CertStepOptions, type StepCert } from './common.ts';
+import { runScript } from '../../runtime/cert-requirements.ts';
 import { onServer } from './on-server.ts';
 import { withPfxCopy } from './validate.ts';
 

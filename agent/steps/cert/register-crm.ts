@@ -6,7 +6,8 @@ import { thumbprintOfDer } from '../../adapters/graph/key-credentials.ts';
 import type { ReadyCerts } from '../../runtime/cert-requirements.ts';
 import type { JobContext } from '../../runtime/job-context.ts';
 import type { StepOutcome } from '../runner.ts';
-import { runScript, upToDate, would, type CertRef, type CertStep, type CertStepOptions } from './common.ts';
+import { runScript } from '../../runtime/cert-requirements.ts';
+import { upToDate, would, type CertRef, type CertStep, type CertStepOptions } from './common.ts';
 
 export interface Registered {
   thumbprint: string;

@@ -2,7 +2,8 @@ import { SetupError } from '../../../core/setup-error.ts';
 import type { ReadyCerts } from '../../runtime/cert-requirements.ts';
 import type { JobContext } from '../../runtime/job-context.ts';
 import type { StepOutcome } from '../runner.ts';
-import { listServers, runScript, upToDate, would, type CertStep, type CertStepOptions } from './common.ts';
+import { listServers, upToDate, would, type CertStep, type CertStepOptions } from './common.ts';
+import { runScript } from '../../runtime/cert-requirements.ts';
 import { onServer } from './on-server.ts';
 
 /** Restarts the async services on every server and checks that they run. */

@@ -3,7 +3,8 @@ import type { PowershellOutput } from '../../adapters/powershell/scripts.ts';
 import type { ReadyCerts } from '../../runtime/cert-requirements.ts';
 import type { JobContext } from '../../runtime/job-context.ts';
 import type { StepOutcome } from '../runner.ts';
-import { reason, upToDate, would, runScript, type CertStep, type CertStepOptions } from './common.ts';
+import { reason, upToDate, would, type CertStep, type CertStepOptions } from './common.ts';
+import { runScript } from '../../runtime/cert-requirements.ts';
 
 export async function checkSettings(ctx: JobContext, certs: ReadyCerts): Promise<{ current: PowershellOutput<'Get-S2SServerSettings'>; ok: boolean }> {
   const current = await runScript(ctx, certs, 'Get-S2SServerSettings', {});

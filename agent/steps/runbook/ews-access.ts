@@ -1,6 +1,6 @@
 import { SetupError } from '../../../core/setup-error.ts';
 import { AFTER_SHUTDOWN_OPTIONS, CONFIRM_APP_ID, ewsDaysLeft, isAfterEwsShutdown } from '../../../jobs/ews-access.ts';
-import { runScript } from '../cert/common.ts';
+import { runScript } from '../../runtime/cert-requirements.ts';
 import { allowEws, ewsAllowedFor, exchangeConnection, type EwsRead } from '../../adapters/exchange/ews.ts';
 import type { JobContext } from '../../runtime/job-context.ts';
 import type { RunbookStep, StepCheck } from '../step.ts';

@@ -1,5 +1,5 @@
 import { SetupError } from '../../../core/setup-error.ts';
-import { runScript } from '../cert/common.ts';
+import { runScript } from '../../runtime/cert-requirements.ts';
 import { requireCerts } from '../../runtime/cert-requirements.ts';
 import type { JobContext, RunbookSettings } from '../../runtime/job-context.ts';
 import type { RunbookStep } from '../step.ts';
