@@ -1,6 +1,6 @@
 import { createLogger } from '../core/logger.ts';
 import { toSetupError } from '../core/setup-error.ts';
-import { bootAgent } from './boot-agent.ts';
+import { bootAgent } from './runtime/boot.ts';
 
 /** `npm run agent`: the on-premises agent. Configuration comes from the environment only. */
 async function main(): Promise<void> {

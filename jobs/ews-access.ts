@@ -5,7 +5,7 @@ import { z } from 'zod';
  * side sync from CRM on-premises to Exchange Online is EWS, which Exchange Online blocks since
  * 1 October 2026 unless the organization has `EwsEnabled` true and CRM's application in its EWS
  * allow-list (`EwsAllowedAppIDs`), and switches off for good on 1 April 2027. The agent reads the
- * tenant's settings with Exchange Online PowerShell (agent/exchange-online.ts) and reports them in
+ * tenant's settings with Exchange Online PowerShell (agent/adapters/exchange/ews.ts) and reports them in
  * this shape; the bot shows it on the preflight, status and `ews` cards.
  */
 

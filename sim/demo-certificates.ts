@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { makeEvaluationPfx } from '../agent/evaluation-pfx.ts';
+import { makeEvaluationPfx } from '../agent/certkit/evaluation-pfx.ts';
 
 export interface DemoCertificates {
   dir: string;

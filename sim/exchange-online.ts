@@ -1,4 +1,4 @@
-import type { PowershellOutput, PowershellScriptName } from '../agent/powershell-scripts.ts';
+import type { PowershellOutput, PowershellScriptName } from '../agent/adapters/powershell/scripts.ts';
 import { CRM_APP_ID } from './s2s-seed.ts';
 
 /**

@@ -1,11 +1,11 @@
 import { z } from 'zod';
-import { powershellScripts, type PowershellOutput, type PowershellScriptName } from '../agent/powershell-scripts.ts';
+import { powershellScripts, type PowershellOutput, type PowershellScriptName } from '../agent/adapters/powershell/scripts.ts';
 import { ASYNC_SERVICES, countChange, takeFault, type S2SState, type SimServer, type SimStoredCertificate } from './s2s-state.ts';
 import { ExchangeScriptError, exchangeOnlineHandlers } from './exchange-online.ts';
 import { CertificateFileError, PfxPasswordError, readCertificateFile, readPfx, subjectDerOf } from './sim-certificates.ts';
 
 /**
- * `POST /_sim/powershell`: the scripts of agent/powershell, run against the simulated S2S state
+ * `POST /_sim/powershell`: the scripts of agent/adapters/powershell, run against the simulated S2S state
  * instead of Windows. Import follows the real script: the PFX bytes and password go to the server,
  * the KeySpec is the one the PFX's key bag attributes give, and anything but 1 fails after the
  * certificate is in the store. The stand-in executable (sim/bin/pwsh-sim.mjs) is invoked exactly like

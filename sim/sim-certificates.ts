@@ -1,7 +1,7 @@
 import { createHash, createPrivateKey, generateKeyPairSync, randomBytes, sign, X509Certificate, type KeyObject } from 'node:crypto';
 import forge from 'node-forge';
-import { fromDer } from '../agent/cert-asn1.ts';
-import { Pkcs12PasswordError, readPkcs12, type KeySpec } from '../agent/cert-pkcs12.ts';
+import { fromDer } from '../agent/certkit/asn1.ts';
+import { Pkcs12PasswordError, readPkcs12, type KeySpec } from '../agent/certkit/pkcs12.ts';
 import type { SimCertificate } from './s2s-state.ts';
 
 /**
@@ -95,7 +95,7 @@ export function thumbprintOfDer(der: Buffer): string {
 /**
  * Base64 of the certificate's subject Name DER (what Windows' X509Certificate2.SubjectName.RawData
  * holds), for the same-subject checks. Derived with forge's ASN.1 parser, independently of the
- * agent's kit (agent/cert-kit.ts subjectDerBase64), so the simulator checks the agent rather than
+ * agent's kit (agent/certkit/kit.ts subjectDerBase64), so the simulator checks the agent rather than
  * repeating it. Null when the DER is not a certificate.
  */
 export function subjectDerOf(derBase64: string): string | null {
@@ -200,7 +200,7 @@ export interface PfxContents {
 /**
  * Reads a PFX as X509Certificate2Collection.Import would: a wrong password is refused with .NET's
  * message; the key's KeySpec comes from the key bag attributes (CSP name, key usage), as Windows
- * decides it (agent/cert-pkcs12.ts).
+ * decides it (agent/certkit/pkcs12.ts).
  */
 export function readPfx(bytes: Buffer, password: string): PfxContents {
   let contents: ReturnType<typeof readPkcs12>;

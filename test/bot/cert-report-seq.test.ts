@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { Queue } from 'bullmq';
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createReportPublisher, reportSeqKey } from '../../agent/report-publisher.ts';
+import { createReportPublisher, reportSeqKey } from '../../agent/runtime/report-publisher.ts';
 import { reportQueueName } from '../../jobs/deployment.ts';
 import { EnvelopeSigner } from '../../jobs/envelope-signer.ts';
 import { attemptOfReportSeq, newRunId, verifyReport } from '../../jobs/job-options.ts';

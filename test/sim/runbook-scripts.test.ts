@@ -1,5 +1,5 @@
 import { beforeEach, describe, expect, it } from 'vitest';
-import type { PowershellScriptName } from '../../agent/powershell-scripts.ts';
+import type { PowershellScriptName } from '../../agent/adapters/powershell/scripts.ts';
 import { runSimulatedScript, type PowershellApiResult } from '../../sim/powershell-api.ts';
 import { customKeyIdentifierOf, DEFAULT_SERVICE_ACCOUNT, PUBLIC_METADATA_URL, S2S_PRINCIPAL_ID, seedS2S, SIM_TENANT_ID } from '../../sim/s2s-seed.ts';
 import { s2sHealth, type S2SState } from '../../sim/s2s-state.ts';

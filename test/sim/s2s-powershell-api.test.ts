@@ -1,8 +1,8 @@
 import { X509Certificate } from 'node:crypto';
 import { beforeEach, describe, expect, it } from 'vitest';
-import { subjectDerBase64 } from '../../agent/cert-kit.ts';
-import { makeEvaluationPfx } from '../../agent/evaluation-pfx.ts';
-import type { PowershellScriptName } from '../../agent/powershell-scripts.ts';
+import { subjectDerBase64 } from '../../agent/certkit/kit.ts';
+import { makeEvaluationPfx } from '../../agent/certkit/evaluation-pfx.ts';
+import type { PowershellScriptName } from '../../agent/adapters/powershell/scripts.ts';
 import { runSimulatedScript, type PowershellApiResult } from '../../sim/powershell-api.ts';
 import { customKeyIdentifierOf, DEFAULT_SERVICE_ACCOUNT, PUBLIC_METADATA_URL, S2S_PRINCIPAL_ID, seedS2S } from '../../sim/s2s-seed.ts';
 import { s2sHealth, type S2SState } from '../../sim/s2s-state.ts';

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { classifyFailure } from '../../agent/known-errors.ts';
+import { classifyFailure } from '../../agent/runtime/known-errors.ts';
 import { seedDeployment } from '../../sim/seed-deployment.ts';
 import { SIM_TENANT_ID } from '../../sim/s2s-seed.ts';
 import { newProfileRecord, type MailboxRecord, type SimState } from '../../sim/sim-state.ts';

@@ -23,7 +23,7 @@ export function pwshExecutable(): string {
   const found = findPwsh();
   if (found === undefined) {
     throw new Error(
-      `pwsh (PowerShell ${PWSH_VERSION}) is not installed: the tests run agent/powershell/*.ps1 under it. ` +
+      `pwsh (PowerShell ${PWSH_VERSION}) is not installed: the tests run agent/adapters/powershell/*.ps1 under it. ` +
         `Install it with \`${PWSH_INSTALL_COMMAND}\` (needs the .NET SDK) and put ~/.dotnet/tools on PATH, or run .ci/run, which does both.`,
     );
   }

@@ -1,4 +1,4 @@
-import type { PowershellOutput, PowershellParams, PowershellScriptName } from '../../agent/powershell-scripts.ts';
+import type { PowershellOutput, PowershellParams, PowershellScriptName } from '../../agent/adapters/powershell/scripts.ts';
 import type { StandInState } from './powershell-standins.ts';
 
 /** A stand-in call a case expects: the command and (toMatchObject) some of its recorded arguments. */
@@ -8,8 +8,8 @@ export interface ExpectedCall {
 }
 
 /**
- * One run of a table script (agent/powershell-scripts.ts) under pwsh against the stand-ins, for
- * test/agent/powershell-run.test.ts: adding a case for a script is one entry in a
+ * One run of a table script (agent/adapters/powershell/scripts.ts) under pwsh against the stand-ins, for
+ * test/agent/adapters/powershell/run.test.ts: adding a case for a script is one entry in a
  * test/agent/script-cases/*.ts list.
  */
 export interface ScriptCase<N extends PowershellScriptName> {

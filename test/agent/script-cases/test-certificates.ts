@@ -1,6 +1,6 @@
 import { X509Certificate } from 'node:crypto';
-import { subjectDerBase64 } from '../../../agent/cert-kit.ts';
-import { makeEvaluationPfx, type EvaluationPfxOptions } from '../../../agent/evaluation-pfx.ts';
+import { subjectDerBase64 } from '../../../agent/certkit/kit.ts';
+import { makeEvaluationPfx, type EvaluationPfxOptions } from '../../../agent/certkit/evaluation-pfx.ts';
 
 export interface TestCertificate {
   pfx: Buffer;

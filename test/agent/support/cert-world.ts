@@ -5,11 +5,11 @@ import { mkdtemp, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Redis } from 'ioredis';
-import { readCertificateFile, summarizeDer } from '../../../agent/cert-kit.ts';
-import { createCertLock, type LockScheduler } from '../../../agent/cert-lock.ts';
-import { createStepJournal, type StepJournal } from '../../../agent/cert-steps.ts';
-import { makeEvaluationPfx } from '../../../agent/evaluation-pfx.ts';
-import type { CertServices, CertSettings } from '../../../agent/job-context.ts';
+import { readCertificateFile, summarizeDer } from '../../../agent/certkit/kit.ts';
+import { createChangeLock, type LockScheduler } from '../../../agent/runtime/change-lock.ts';
+import { createStepJournal, type StepJournal } from '../../../agent/steps/journal.ts';
+import { makeEvaluationPfx } from '../../../agent/certkit/evaluation-pfx.ts';
+import type { CertServices, CertSettings } from '../../../agent/runtime/job-context.ts';
 import { silentLogger } from '../../../core/logger.ts';
 import { FAKE_GRAPH_CLIENT_ID, FakeS2S, type FakeCert } from './fake-s2s.ts';
 import { fakeMailCrm } from './fake-mail-crm.ts';
@@ -86,7 +86,7 @@ export function certWorld(redis: Redis, prefix: string, current: FakeCert | null
     graph: () => s2s.graph,
     graphMissing: [],
     journal,
-    lock: createCertLock({ redis, prefix, logger: silentLogger(), schedule }),
+    lock: createChangeLock({ redis, prefix, logger: silentLogger(), schedule }),
   };
   return { s2s, ctx: Object.assign(base, { certs }), mail, journal, renewals };
 }

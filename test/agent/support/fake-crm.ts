@@ -1,5 +1,5 @@
-import type { BatchPartResponse, BatchRequest } from '../../../agent/batch-multipart.ts';
-import type { BatchOptions, BatchResult, CrmApi, GetAllOptions, WhoAmI } from '../../../agent/crm-client.ts';
+import type { BatchPartResponse, BatchRequest } from '../../../agent/adapters/crm/batch-multipart.ts';
+import type { BatchOptions, BatchResult, CrmApi, GetAllOptions, WhoAmI } from '../../../agent/adapters/crm/client.ts';
 
 /**
  * An in-memory CrmApi for handler tests. It understands only the queries the handlers send

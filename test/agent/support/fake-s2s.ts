@@ -1,10 +1,10 @@
 import { readFile, stat } from 'node:fs/promises';
 import { SetupError } from '../../../core/setup-error.ts';
-import { readCertificateFile, subjectDerBase64 } from '../../../agent/cert-kit.ts';
-import { CRM_APP_ID, S2S_AUTHORITY_PRINCIPAL_ID, type CrmServicePrincipal, type GraphApi, type GraphKeyCredential, type KeyCredentialInput } from '../../../agent/graph-api.ts';
-import type { PowershellApi, PowershellRunOptions } from '../../../agent/job-context.ts';
-import { thumbprintOfDer, thumbprintOfKeyCredential } from '../../../agent/key-credentials.ts';
-import type { PowershellOutput, PowershellParams, PowershellScriptName } from '../../../agent/powershell-scripts.ts';
+import { readCertificateFile, subjectDerBase64 } from '../../../agent/certkit/kit.ts';
+import { CRM_APP_ID, S2S_AUTHORITY_PRINCIPAL_ID, type CrmServicePrincipal, type GraphApi, type GraphKeyCredential, type KeyCredentialInput } from '../../../agent/adapters/graph/api.ts';
+import type { PowershellApi, PowershellRunOptions } from '../../../agent/runtime/job-context.ts';
+import { thumbprintOfDer, thumbprintOfKeyCredential } from '../../../agent/adapters/graph/key-credentials.ts';
+import type { PowershellOutput, PowershellParams, PowershellScriptName } from '../../../agent/adapters/powershell/scripts.ts';
 import { ExchangeScriptError, exchangeOnlineHandlers, seedExchangeOnline, SIM_INITIAL_DOMAIN, type SimExchangeOnline } from '../../../sim/exchange-online.ts';
 
 /** A certificate as the fakes keep it (public facts and DER). */

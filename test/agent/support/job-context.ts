@@ -1,7 +1,7 @@
 import { silentLogger } from '../../../core/logger.ts';
 import type { Progress } from '../../../jobs/job-types.ts';
-import type { CrmApi } from '../../../agent/crm-client.ts';
-import type { HandlerSettings, JobContext } from '../../../agent/job-context.ts';
+import type { CrmApi } from '../../../agent/adapters/crm/client.ts';
+import type { HandlerSettings, JobContext } from '../../../agent/runtime/job-context.ts';
 
 export interface TestContext extends JobContext {
   progress: Progress[];

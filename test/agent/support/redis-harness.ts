@@ -1,8 +1,8 @@
 import { randomUUID } from 'node:crypto';
 import { Queue, Worker, type Job } from 'bullmq';
 import type { Redis } from 'ioredis';
-import { loadAgentConfig, type AgentConfig } from '../../../agent/agent-config.ts';
-import { startAgent, type AgentDeps, type RunningAgent } from '../../../agent/agent-runtime.ts';
+import { loadAgentConfig, type AgentConfig } from '../../../agent/runtime/config.ts';
+import { startAgent, type AgentDeps, type RunningAgent } from '../../../agent/runtime/start-agent.ts';
 import { silentLogger } from '../../../core/logger.ts';
 import { connectRedis } from '../../../core/redis-connection.ts';
 import { jobQueueName, reportQueueName } from '../../../jobs/deployment.ts';

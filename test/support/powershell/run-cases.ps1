@@ -1,5 +1,5 @@
 <#
-    Test fixture: runs many cases of agent/powershell/*.ps1 in one pwsh process, each against the
+    Test fixture: runs many cases of agent/adapters/powershell/*.ps1 in one pwsh process, each against the
     stand-ins (standins.ps1) with its own state. -CasesFile is a JSON array of
     @{ id; script (a .ps1 path); params (named parameters, splatted: no command text is built);
     state (standins.ps1); env (variables to set, $null to remove, restored afterwards) }.

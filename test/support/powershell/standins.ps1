@@ -1,5 +1,5 @@
 <#
-    Test fixture: stand-ins for what agent/powershell/*.ps1 call and cannot run here, as PowerShell
+    Test fixture: stand-ins for what agent/adapters/powershell/*.ps1 call and cannot run here, as PowerShell
     functions that shadow the real commands (a function wins over a cmdlet of the same name):
     crm-standins.ps1 (the Microsoft.Crm.PowerShell snap-in), exchange-standins.ps1 (Exchange Online
     PowerShell) and windows-standins.ps1 (services, the LocalMachine\My store, remoting). They return

@@ -1,0 +1,203 @@
+<#
+.SYNOPSIS
+    The certificate with this thumbprint in LocalMachine\My on an async-service server: KeySpec,
+    private key, whether the service account can read the key, another certificate with the same
+    subject, and the async services.
+.DESCRIPTION
+    Runs locally when -ComputerName is this machine, otherwise through Invoke-Command.
+    duplicateSubject: another certificate (another thumbprint) in LocalMachine\My has the subject
+    -SubjectDer (base64 of the subject Name's DER), whether or not the certificate -Thumbprint is
+    there yet (CRM would then fail with "private key not found"). The bytes are compared
+    (X509Certificate2.SubjectName.RawData), not the Subject text, whose format (S=, quoting,
+    OID.x.y.z=) is Windows' own. Prints one JSON object:
+    {"found","keySpec","hasPrivateKey","serviceAccountCanRead","duplicateSubject","services":[{"name","status"}]}
+#>
+[CmdletBinding()]
+param(
+    [Parameter(Mandatory = $true)]
+    [ValidateNotNullOrEmpty()]
+    [string]$ComputerName,
+
+    [Parameter(Mandatory = $true)]
+    [ValidatePattern('^[0-9A-Fa-f]{40}$')]
+    [string]$Thumbprint,
+
+    [Parameter(Mandatory = $true)]
+    [ValidatePattern('^[A-Za-z0-9+/]+={0,2}$')]
+    [string]$SubjectDer,
+
+    [Parameter(Mandatory = $true)]
+    [ValidateNotNullOrEmpty()]
+    [string]$ServiceAccount
+)
+
+$ErrorActionPreference = 'Stop'
+Set-StrictMode -Version 2.0
+
+$inspect = {
+    param([string]$Thumbprint, [string]$SubjectDer, [string]$ServiceAccount)
+    $ErrorActionPreference = 'Stop'
+
+    # ---- Get-CertificateKeyInfo: identical in Get-MachineCertificate.ps1, Grant-CertificateKeyAccess.ps1
+    # and Import-S2SCertificate.ps1 (a remote script block cannot dot-source a local file; the test
+    # test/agent/adapters/powershell/scripts.test.ts checks the three copies are the same).
+    # The KeySpec and the key container file of a certificate's private key, as CRM sees them.
+    # Windows PowerShell 5.1 runs on .NET Framework 4.x, where
+    # RSACertificateExtensions.GetRSAPrivateKey() opens every key through CNG
+    # (CRYPT_ACQUIRE_ONLY_NCRYPT_KEY_FLAG), a legacy CSP key too: it returns RSACng and a KeySpec 1 key
+    # would read as KeySpec 0, its file looked for under Crypto\Keys (dotnet/corefx#3502).
+    # X509Certificate2.PrivateKey opens CSP keys as RSACryptoServiceProvider: KeyNumber is the KeySpec
+    # (Exchange 1, Signature 2) and the file is Crypto\RSA\MachineKeys\<UniqueKeyContainerName>. For a
+    # CNG key it throws ("Invalid provider type specified"): KeySpec 0, the file
+    # Crypto\Keys\<RSACng.Key.UniqueName> through GetRSAPrivateKey(). `key` is the opened key object
+    # (RSACryptoServiceProvider or RSACng), for deleting a key the import persisted.
+    function Get-CertificateKeyInfo([System.Security.Cryptography.X509Certificates.X509Certificate2]$Certificate) {
+        if (-not $Certificate.HasPrivateKey) { return $null }
+        $csp = $null
+        try { $csp = $Certificate.PrivateKey } catch { $csp = $null }
+        if ($csp -is [System.Security.Cryptography.RSACryptoServiceProvider]) {
+            $container = $csp.CspKeyContainerInfo
+            $keySpec = 2
+            if ($container.KeyNumber -eq [System.Security.Cryptography.KeyNumber]::Exchange) { $keySpec = 1 }
+            $file = Join-Path -Path $env:ProgramData -ChildPath ('Microsoft\Crypto\RSA\MachineKeys\' + $container.UniqueKeyContainerName)
+            return @{ keySpec = $keySpec; file = $file; key = $csp }
+        }
+        $cng = [System.Security.Cryptography.X509Certificates.RSACertificateExtensions]::GetRSAPrivateKey($Certificate)
+        if ($cng -is [System.Security.Cryptography.RSACng]) {
+            $file = Join-Path -Path $env:ProgramData -ChildPath ('Microsoft\Crypto\Keys\' + $cng.Key.UniqueName)
+            return @{ keySpec = 0; file = $file; key = $cng }
+        }
+        throw "The private key of $($Certificate.Thumbprint) is not an RSA key."
+    }
+    # ---- end Get-CertificateKeyInfo
+
+    # ---- Test-AccountCanRead: identical in Get-MachineCertificate.ps1 and Grant-CertificateKeyAccess.ps1
+    # (test/agent/adapters/powershell/scripts.test.ts checks the two copies are the same).
+    # Whether $Account can read the key container file $File, never claiming access that is not
+    # there: a false "cannot read" costs a second (harmless) grant, a false "can read" leaves CRM with
+    # "Keyset does not exist". The SIDs counted as the account's:
+    #  - its own SID;
+    #  - Everyone (S-1-1-0) and Authenticated Users (S-1-5-11): in the token of every service logon
+    #    (domain accounts, gMSAs, NETWORK SERVICE, LocalSystem);
+    #  - for a domain account, its domain security groups, nested ones included, from Active
+    #    Directory's constructed tokenGroups attribute (ADSI over LDAP: built into Windows PowerShell
+    #    5.1, no RSAT; WindowsIdentity(UPN) needs S4U and a UPN, so it is not used). When no domain
+    #    controller answers, the account's domain groups are not counted;
+    #  - the server's BUILTIN groups named in the ACL (Administrators, Users, ...) whose direct members
+    #    (WinNT provider) include one of the SIDs above (BUILTIN\Users holds Authenticated Users by
+    #    default, but only a membership that is there counts).
+    # Not counted (so possibly a false "cannot read"): groups nested inside local groups, local
+    # groups that are not BUILTIN, and logon-type SIDs (SERVICE, BATCH), which depend on how the
+    # process is started.
+    # Read: ReadData (bit 0; Read, ReadAndExecute, Modify and FullControl all include it), GENERIC_ALL
+    # (bit 28) or GENERIC_READ (bit 31, a negative Int32). A Deny rule with one of them for one of the
+    # SIDs wins over any Allow.
+    function Test-AccountCanRead([string]$File, [string]$Account) {
+        $sid = ([System.Security.Principal.NTAccount]::new($Account)).Translate([System.Security.Principal.SecurityIdentifier])
+        $sids = @{}
+        $sids[$sid.Value] = $true
+        $sids['S-1-1-0'] = $true
+        $sids['S-1-5-11'] = $true
+        if ($null -ne $sid.AccountDomainSid) {
+            try {
+                $entry = [ADSI]('LDAP://<SID=' + $sid.Value + '>')
+                $entry.RefreshCache([string[]]@('tokenGroups'))
+                foreach ($raw in $entry.Properties['tokenGroups']) {
+                    $sids[([System.Security.Principal.SecurityIdentifier]::new([byte[]]$raw, 0)).Value] = $true
+                }
+            }
+            catch {
+                # A local account, or no domain controller: its domain groups are not counted.
+                $null = $_
+            }
+        }
+        $rules = @((Get-Acl -LiteralPath $File).GetAccessRules($true, $true, [System.Security.Principal.SecurityIdentifier]))
+        foreach ($rule in $rules) {
+            $ruleSid = $rule.IdentityReference.Value
+            if ($sids.ContainsKey($ruleSid) -or -not $ruleSid.StartsWith('S-1-5-32-')) { continue }
+            try {
+                $groupName = ([System.Security.Principal.SecurityIdentifier]::new($ruleSid)).Translate([System.Security.Principal.NTAccount]).Value.Split('\')[-1]
+                $group = [ADSI]('WinNT://' + $env:COMPUTERNAME + '/' + $groupName + ',group')
+                foreach ($member in @($group.psbase.Invoke('Members'))) {
+                    $memberSid = $member.GetType().InvokeMember('objectSid', 'GetProperty', $null, $member, $null)
+                    if ($sids.ContainsKey(([System.Security.Principal.SecurityIdentifier]::new([byte[]]$memberSid, 0)).Value)) {
+                        $sids[$ruleSid] = $true
+                        break
+                    }
+                }
+            }
+            catch {
+                # The group's members cannot be listed: its rule is not counted.
+                $null = $_
+            }
+        }
+        $allowed = $false
+        foreach ($rule in $rules) {
+            if (-not $sids.ContainsKey($rule.IdentityReference.Value)) { continue }
+            $mask = [int32]$rule.FileSystemRights
+            $reads = (($mask -band 1) -ne 0) -or (($mask -band 0x10000000) -ne 0) -or ($mask -lt 0)
+            if (-not $reads) { continue }
+            if ($rule.AccessControlType -eq [System.Security.AccessControl.AccessControlType]::Deny) { return $false }
+            $allowed = $true
+        }
+        return $allowed
+    }
+    # ---- end Test-AccountCanRead
+
+    $services = @()
+    foreach ($name in @('MSCRMAsyncService', 'MSCRMAsyncService$maintenance')) {
+        $service = Get-Service -Name $name -ErrorAction SilentlyContinue
+        $status = 'NotInstalled'
+        if ($null -ne $service) { $status = [string]$service.Status }
+        $services += @{ name = $name; status = $status }
+    }
+
+    # Another certificate with this subject (the same Name DER, exact), checked before the thumbprint
+    # is looked up: a plan sees a same-subject certificate in the store before the new one is imported.
+    $others = @(Get-ChildItem -Path 'Cert:\LocalMachine\My' | Where-Object { [Convert]::ToBase64String($_.SubjectName.RawData) -ceq $SubjectDer -and $_.Thumbprint -ne $Thumbprint })
+
+    $result = @{
+        found                 = $false
+        keySpec               = $null
+        hasPrivateKey         = $false
+        serviceAccountCanRead = $false
+        duplicateSubject      = ($others.Count -gt 0)
+        services              = $services
+    }
+    $certificate = Get-Item -LiteralPath ('Cert:\LocalMachine\My\' + $Thumbprint) -ErrorAction SilentlyContinue
+    if ($null -eq $certificate) { return $result }
+
+    $result.found = $true
+    if ($certificate.HasPrivateKey) {
+        $result.hasPrivateKey = $true
+        $key = Get-CertificateKeyInfo $certificate
+        $result.keySpec = $key.keySpec
+        $result.serviceAccountCanRead = Test-AccountCanRead -File $key.file -Account $ServiceAccount
+    }
+    return $result
+}
+
+try {
+    $thisComputer = @('localhost', '.', $env:COMPUTERNAME, [System.Net.Dns]::GetHostEntry([string]::Empty).HostName)
+    if ($thisComputer -contains $ComputerName) {
+        $state = & $inspect $Thumbprint.ToUpperInvariant() $SubjectDer $ServiceAccount
+    }
+    else {
+        $state = Invoke-Command -ComputerName $ComputerName -ScriptBlock $inspect -ArgumentList $Thumbprint.ToUpperInvariant(), $SubjectDer, $ServiceAccount
+    }
+    $keySpec = $null
+    if ($null -ne $state.keySpec) { $keySpec = [int]$state.keySpec }
+    $result = [ordered]@{
+        found                 = [bool]$state.found
+        keySpec               = $keySpec
+        hasPrivateKey         = [bool]$state.hasPrivateKey
+        serviceAccountCanRead = [bool]$state.serviceAccountCanRead
+        duplicateSubject      = [bool]$state.duplicateSubject
+        services              = @($state.services | ForEach-Object { [ordered]@{ name = [string]$_.name; status = [string]$_.status } })
+    }
+    ConvertTo-Json -InputObject $result -Compress -Depth 5
+}
+catch {
+    [Console]::Error.WriteLine("Get-MachineCertificate on ${ComputerName}: $($_.Exception.Message)")
+    exit 1
+}
