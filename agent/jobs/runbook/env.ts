@@ -44,7 +44,6 @@ export async function wantedProfile(ctx: JobContext, settings: RunbookSettings, 
   };
 }
 
-export { hasMailboxSteps } from '../../../jobs/runbook-types.ts';
 
 export const ALL_MAILBOXES: MailboxFilter = { kind: 'all' };
 

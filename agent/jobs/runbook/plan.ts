@@ -1,10 +1,10 @@
 import { isSetupError } from '../../../core/setup-error.ts';
 import type { PayloadOf } from '../../../jobs/job-types.ts';
-import { scopeStepIds, type RunbookStepPlan, type SetupPlanResult, type SetupStepId } from '../../../jobs/runbook-types.ts';
+import { hasMailboxSteps, scopeStepIds, type RunbookStepPlan, type SetupPlanResult, type SetupStepId } from '../../../jobs/runbook-types.ts';
 import { activeMailboxAddresses, checkEwsAccess } from '../../adapters/exchange/ews.ts';
 import type { JobContext } from '../../runtime/job-context.ts';
 import { describeCheck, runPreflight, type PreflightOutcome } from './preflight.ts';
-import { ALL_MAILBOXES, hasMailboxSteps, requireStableFilter, runbookEnv, selectionCount, wantedProfile } from './env.ts';
+import { ALL_MAILBOXES, requireStableFilter, runbookEnv, selectionCount, wantedProfile } from './env.ts';
 import type { RunbookFacts } from '../../steps/step.ts';
 import { RESTART_TRIGGERS, runbookSteps } from '../../steps/table.ts';
 import { certServicesOf, type ChosenCert } from '../../steps/runbook/certificate.ts';

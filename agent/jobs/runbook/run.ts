@@ -1,14 +1,14 @@
 import { SetupError } from '../../../core/setup-error.ts';
 import { verificationSchema, type Verification } from '../../../jobs/cert-types.ts';
 import { exceedsPlan, type PayloadOf } from '../../../jobs/job-types.ts';
-import { runbookStepIds, scopeStepIds, type SetupRunResult, type SetupStepId } from '../../../jobs/runbook-types.ts';
+import { hasMailboxSteps, runbookStepIds, scopeStepIds, type SetupRunResult, type SetupStepId } from '../../../jobs/runbook-types.ts';
 import { ADFS_CHECKLIST_ENTRY, ADFS_SCRIPT_KEY } from '../../steps/runbook/adfs.ts';
 import { withChangeLock } from '../../runtime/change-lock.ts';
 import { runGuardedChange } from '../../runtime/guarded-change.ts';
 import { requireCerts, type ReadyCerts } from '../../runtime/cert-requirements.ts';
 import { StepRunner, type StepOutcome } from '../../steps/runner.ts';
 import type { JobContext } from '../../runtime/job-context.ts';
-import { ALL_MAILBOXES, hasMailboxSteps, requireStableFilter, runbookEnv, selectionCount, wantedProfile } from './env.ts';
+import { ALL_MAILBOXES, requireStableFilter, runbookEnv, selectionCount, wantedProfile } from './env.ts';
 import type { RunbookFacts } from '../../steps/step.ts';
 import { RESTART_TRIGGERS, runbookSteps } from '../../steps/table.ts';
 import { chooseCertificate, type ChosenCert } from '../../steps/runbook/certificate.ts';
