@@ -1,5 +1,6 @@
 import type { Redis } from 'ioredis';
 import { z } from 'zod';
+import { redisKeys } from '../jobs/redis-keys.ts';
 
 /**
  * The audit log (issue 4): every command, approval, click, step and result, appended to one Redis
@@ -50,7 +51,7 @@ export interface AuditLogOptions {
 }
 
 export function auditKey(prefix: string, deployment: string): string {
-  return `${prefix}:audit:${deployment}`;
+  return redisKeys.audit(prefix, deployment);
 }
 
 const clip = (text: string, max: number) => (text.length > max ? `${text.slice(0, max - 1)}…` : text);

@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { redisKeys } from './redis-keys.ts';
 
 /** A CRM deployment's name as used in queue names: short, lower-case, no separators Redis or BullMQ dislike. */
 export const deploymentSchema = z
@@ -17,7 +18,7 @@ export function reportQueueName(deployment: string): string {
 
 /** Redis key (under the configured prefix) where the deployment's agents leave a heartbeat. */
 export function agentHeartbeatKey(prefix: string, deployment: string): string {
-  return `${prefix}:agent-heartbeat:${deploymentSchema.parse(deployment)}`;
+  return redisKeys.agentHeartbeat(prefix, deploymentSchema.parse(deployment));
 }
 
 /**

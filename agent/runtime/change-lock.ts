@@ -3,13 +3,14 @@ import type { Redis } from 'ioredis';
 import type { Logger } from '../../core/logger.ts';
 import { SetupError } from '../../core/setup-error.ts';
 import type { JobContext } from './job-context.ts';
+import { redisKeys } from '../../jobs/redis-keys.ts';
 
 /**
  * Redis key of the deployment's change lock (certificate rotations and rollbacks, runbook runs). The
  * key text `cert-lock:<deployment>` is older than the runbook and stays as it is.
  */
 export function changeLockKey(prefix: string, deployment: string): string {
-  return `${prefix}:cert-lock:${deployment}`;
+  return redisKeys.changeLock(prefix, deployment);
 }
 
 /**

@@ -4,6 +4,7 @@ import { reportQueueName } from '../../jobs/deployment.ts';
 import type { EnvelopeSigner } from '../../jobs/envelope-signer.ts';
 import { reportAddOptions, reportSeqFor, reportTtlMs, signReport } from '../../jobs/job-options.ts';
 import type { JobType, ReportEvent } from '../../jobs/job-types.ts';
+import { redisKeys } from '../../jobs/redis-keys.ts';
 
 export interface ReportTarget {
   runId: string;
@@ -27,7 +28,7 @@ export interface ReportPublisherOptions {
 
 /** Redis key of a run's report counter (one per attempt of a resumed run). */
 export function reportSeqKey(prefix: string, runId: string, attempt = 1): string {
-  return attempt > 1 ? `${prefix}:report-seq:${runId}:a${attempt}` : `${prefix}:report-seq:${runId}`;
+  return redisKeys.reportSeq(prefix, runId, attempt);
 }
 
 /**

@@ -2,10 +2,11 @@ import { createHmac, timingSafeEqual } from 'node:crypto';
 import type { Redis } from 'ioredis';
 import { z } from 'zod';
 import { jobResultSchema, type JobResult, type JobType } from '../../jobs/job-types.ts';
+import { redisKeys } from '../../jobs/redis-keys.ts';
 
 /** Redis key where a job's computed result waits until its result report is published. */
 export function jobResultKey(prefix: string, runId: string, type: JobType): string {
-  return `${prefix}:job-result:${runId}-${type}`;
+  return redisKeys.jobResult(prefix, runId, type);
 }
 
 export interface JobResultStore {

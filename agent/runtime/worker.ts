@@ -15,6 +15,7 @@ import type { CertServices, JobContext } from './job-context.ts';
 import { createJobResultStore } from './result-store.ts';
 import { throttleProgress } from './progress-throttle.ts';
 import type { ReportPublisher } from './report-publisher.ts';
+import { redisKeys } from '../../jobs/redis-keys.ts';
 
 export interface JobProcessorDeps {
   config: AgentConfig;
@@ -39,12 +40,12 @@ export interface JobProcessorDeps {
 
 /** Redis key a `cancel <run>` sets (the bot's RunStore.cancelKey): the agent stops the run before its next step. */
 export function cancelKey(prefix: string, runId: string): string {
-  return `${prefix}:cancel:${runId}`;
+  return redisKeys.cancel(prefix, runId);
 }
 
 /** Redis key of the replay guard for a run's job of one type (and attempt, for a resumed run). */
 export function jobSeenKey(prefix: string, runId: string, type: JobType, attempt = 1): string {
-  return `${prefix}:job-seen:${jobIdFor(runId, type, attempt)}`;
+  return redisKeys.jobSeen(prefix, jobIdFor(runId, type, attempt));
 }
 
 /**

@@ -2,6 +2,7 @@ import { createHmac, timingSafeEqual } from 'node:crypto';
 import type { Redis } from 'ioredis';
 import { z } from 'zod';
 import { stepIdSchema, type StepId } from '../../jobs/cert-types.ts';
+import { redisKeys } from '../../jobs/redis-keys.ts';
 
 /**
  * Redis hash of a run's step journal (every multi-step run: certificate rotations and rollbacks,
@@ -9,7 +10,7 @@ import { stepIdSchema, type StepId } from '../../jobs/cert-types.ts';
  * older than the runbook and stays as it is, so a journal written before is still read.
  */
 export function stepJournalKey(prefix: string, runId: string): string {
-  return `${prefix}:cert-steps:${runId}`;
+  return redisKeys.stepJournal(prefix, runId);
 }
 
 const entrySchema = z.object({
