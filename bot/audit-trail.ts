@@ -3,8 +3,8 @@ import { z } from 'zod';
 import { describeFilter } from '../jobs/mailbox-filter.ts';
 import { runIdSchema } from '../jobs/job-types.ts';
 import type { ActivityRequest } from './bot-services.ts';
-import { normaliseText, type Command } from './command-parser.ts';
-import { clip } from './cards/card-kit.ts';
+import { normaliseText, type Command } from './inbound/command-parser.ts';
+import { clip } from './cards/common/card-kit.ts';
 
 /**
  * What the bot appends to the audit log for what people do (commands, refusals, card clicks). The
