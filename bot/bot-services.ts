@@ -7,7 +7,8 @@ import type { Authorizer } from './inbound/authorizer.ts';
 import type { BotConfig } from './bot-config.ts';
 import type { AgentSeen } from './cards/mailboxes/status-card.ts';
 import type { JobDispatcher } from './outbound/job-dispatcher.ts';
-import type { Person, Run, RunStore } from './runs/run-store.ts';
+import type { Person, Run } from './runs/run-model.ts';
+import type { RunStore } from './runs/run-store.ts';
 import type { RunTimerScheduler } from './runs/run-timers.ts';
 import type { TeamsPoster } from './teams-poster.ts';
 

@@ -13,7 +13,8 @@ import type { ActivityRequest, BotServices } from '../bot-services.ts';
 import type { AdaptiveCardJson } from '../cards/common/card-kit.ts';
 import { startCertRotation } from '../inbound/commands/cert-rotate-command.ts';
 import { certExpiredCard, certNotRegisteredCard, certWatchCannotCheckCard, rotationDueCard } from '../cards/cert/cert-watch-card.ts';
-import { conversationRefSchema, type ConversationRef, type Person, type Run, type RunError, type RunKind } from '../runs/run-store.ts';
+import { conversationRefSchema, type ConversationRef, type Person, type Run, type RunError } from '../runs/run-model.ts';
+import type { RunKind } from '../runs/run-kinds.ts';
 import { jobTimeoutAt, scheduleTimer } from '../runs/run-timers.ts';
 import { describeError } from '../user-facing-error.ts';
 

@@ -21,7 +21,9 @@ import { preflightCard, preflightFailedCard } from '../cards/runbook/preflight-c
 import { setupPlanCard, setupPlanFailedCard } from '../cards/runbook/setup-plan-card.ts';
 import { currentSetupCard, setupResultsCard, setupRunCard } from '../cards/runbook/setup-run-card.ts';
 import { refreshCertCard } from './cert-card-refresh.ts';
-import { finalStates, isRunbookKind, touchesRegistration, type Run, type RunPatch, type RunState } from '../runs/run-store.ts';
+import { finalStates, type Run, type RunPatch, type RunState } from '../runs/run-model.ts';
+import { isRunbookKind } from '../runs/run-kinds.ts';
+import { touchesRegistration } from '../runs/cert-rules.ts';
 import { scheduleTimer } from '../runs/run-timers.ts';
 import type { PostOutcome } from '../teams-poster.ts';
 import { runErrorFromAgent } from '../user-facing-error.ts';

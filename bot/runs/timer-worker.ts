@@ -19,7 +19,8 @@ import { statusFailedCard } from '../cards/mailboxes/status-card.ts';
 import { preflightFailedCard } from '../cards/runbook/preflight-card.ts';
 import { setupPlanFailedCard } from '../cards/runbook/setup-plan-card.ts';
 import { currentSetupCard, setupRunCard } from '../cards/runbook/setup-run-card.ts';
-import { isRunbookKind, type Run, type RunError, type RunPatch, type RunState, type TransitionOutcome } from './run-store.ts';
+import { isRunbookKind } from './run-kinds.ts';
+import type { Run, RunError, RunPatch, RunState, TransitionOutcome } from './run-model.ts';
 import { timerDataSchema, type TimerData, type TimerKind } from './run-timers.ts';
 
 /**

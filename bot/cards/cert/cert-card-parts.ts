@@ -1,5 +1,5 @@
 import { stepTitles, type CertSummary, type StepState, type Verification } from '../../../jobs/cert-types.ts';
-import type { Person, Run } from '../../runs/run-store.ts';
+import type { Person, Run } from '../../runs/run-model.ts';
 import { bullets, clip, container, facts, text, type CardElement } from '../common/card-kit.ts';
 
 /**

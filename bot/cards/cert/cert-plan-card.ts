@@ -1,5 +1,5 @@
 import type { CertPlanResult } from '../../../jobs/cert-types.ts';
-import type { Run } from '../../runs/run-store.ts';
+import type { Run } from '../../runs/run-model.ts';
 import { stepTitles } from '../../../jobs/cert-types.ts';
 import { card, clip, container, executeAction, facts, text, title, verbs, type AdaptiveCardJson, type CardElement } from '../common/card-kit.ts';
 import { certFacts, minute, personName, previewLines, problemBlock, runFacts } from './cert-card-parts.ts';

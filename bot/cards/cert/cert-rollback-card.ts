@@ -1,5 +1,5 @@
 import { certStepTitles, rollbackStepIds } from '../../../jobs/cert-types.ts';
-import type { Run } from '../../runs/run-store.ts';
+import type { Run } from '../../runs/run-model.ts';
 import { bullets, card, executeAction, facts, text, title, verbs, type AdaptiveCardJson, type CardElement } from '../common/card-kit.ts';
 import { certFacts, minute, personName, runFacts } from './cert-card-parts.ts';
 import { decisionLines } from './cert-plan-card.ts';

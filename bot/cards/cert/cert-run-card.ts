@@ -1,5 +1,6 @@
 import type { CertRollbackResult, CertRotateResult } from '../../../jobs/cert-types.ts';
-import { touchesRegistration, type Run } from '../../runs/run-store.ts';
+import { touchesRegistration } from '../../runs/cert-rules.ts';
+import type { Run } from '../../runs/run-model.ts';
 import { card, executeAction, facts, text, title, verbs, type AdaptiveCardJson, type CardAction, type CardElement } from '../common/card-kit.ts';
 import { failedStep, personName, runFacts, stepLines, verificationBlock } from './cert-card-parts.ts';
 import { certPlanBlockedCard, certPlanCard, certPlanFailedCard, certPlanningCard } from './cert-plan-card.ts';

@@ -1,5 +1,5 @@
 import type { CertStatusResult } from '../../../jobs/cert-types.ts';
-import type { Run } from '../../runs/run-store.ts';
+import type { Run } from '../../runs/run-model.ts';
 import { bullets, card, container, facts, text, title, type AdaptiveCardJson, type CardElement } from '../common/card-kit.ts';
 import { certFacts, day, keySpecText } from './cert-card-parts.ts';
 

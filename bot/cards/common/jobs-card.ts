@@ -1,5 +1,6 @@
 import { stepTitles, type StepState } from '../../../jobs/cert-types.ts';
-import { isRunbookKind, type Run, type RunKind, type RunState } from '../../runs/run-store.ts';
+import { isRunbookKind, type RunKind } from '../../runs/run-kinds.ts';
+import type { Run, RunState } from '../../runs/run-model.ts';
 import { card, clip, container, text, title, type AdaptiveCardJson, type CardElement } from './card-kit.ts';
 import { minute, personName } from '../cert/cert-card-parts.ts';
 

@@ -1,6 +1,6 @@
 import { describeFilter } from '../../../jobs/mailbox-filter.ts';
 import type { PlanResult } from '../../../jobs/job-types.ts';
-import type { Run } from '../../runs/run-store.ts';
+import type { Run } from '../../runs/run-model.ts';
 import { bullets, card, executeAction, facts, text, title, verbs, type AdaptiveCardJson, type CardElement } from '../common/card-kit.ts';
 
 export function actionLabel(kind: Run['kind']): string {

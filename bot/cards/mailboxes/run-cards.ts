@@ -1,5 +1,5 @@
 import type { ApproveResult, FailureGroup, Progress, TestResult } from '../../../jobs/job-types.ts';
-import type { Run } from '../../runs/run-store.ts';
+import type { Run } from '../../runs/run-model.ts';
 import { bullets, card, clip, container, executeAction, facts, text, title, verbs, type AdaptiveCardJson, type CardElement } from '../common/card-kit.ts';
 import { actionLabel } from './plan-cards.ts';
 

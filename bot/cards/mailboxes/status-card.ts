@@ -1,5 +1,5 @@
 import type { StatusResult } from '../../../jobs/job-types.ts';
-import type { Run } from '../../runs/run-store.ts';
+import type { Run } from '../../runs/run-model.ts';
 import { card, facts, text, title, type AdaptiveCardJson, type CardElement } from '../common/card-kit.ts';
 import { ewsSection } from '../runbook/ews-card-parts.ts';
 

@@ -1,5 +1,5 @@
 import type { PreflightResult } from '../../../jobs/runbook-types.ts';
-import type { Run } from '../../runs/run-store.ts';
+import type { Run } from '../../runs/run-model.ts';
 import { card, text, type AdaptiveCardJson, type CardElement } from '../common/card-kit.ts';
 import { ewsAllGood, ewsSection } from './ews-card-parts.ts';
 import { checklistReminders, head, preflightLines } from './setup-card-parts.ts';

@@ -10,7 +10,7 @@ import {
   type RunbookStepPlan,
   type SetupPlanResult,
 } from '../../../jobs/runbook-types.ts';
-import type { Run } from '../../runs/run-store.ts';
+import type { Run } from '../../runs/run-model.ts';
 import { bullets, clip, container, facts, text, title, type CardElement } from '../common/card-kit.ts';
 import { minute, personName } from '../cert/cert-card-parts.ts';
 

@@ -1,5 +1,5 @@
 import { checklistQuestions, type ChecklistItemId, type SetupPlanResult } from '../../../jobs/runbook-types.ts';
-import type { Run } from '../../runs/run-store.ts';
+import type { Run } from '../../runs/run-model.ts';
 import { card, executeAction, text, toggle, verbs, type AdaptiveCardJson, type CardAction, type CardElement } from '../common/card-kit.ts';
 import { minute, personName } from '../cert/cert-card-parts.ts';
 import { decisionLines } from '../cert/cert-plan-card.ts';

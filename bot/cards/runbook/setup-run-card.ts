@@ -1,6 +1,7 @@
 import { stepTitles } from '../../../jobs/cert-types.ts';
 import { runbookStepIds, type SetupRunResult } from '../../../jobs/runbook-types.ts';
-import { isRunbookKind, type Run } from '../../runs/run-store.ts';
+import { isRunbookKind } from '../../runs/run-kinds.ts';
+import type { Run } from '../../runs/run-model.ts';
 import { bullets, card, codeBlock, executeAction, facts, text, title, verbs, type AdaptiveCardJson, type CardAction, type CardElement } from '../common/card-kit.ts';
 import { failedStep, personName, verificationBlock } from '../cert/cert-card-parts.ts';
 import { preflightCard, preflightCheckingCard, preflightFailedCard } from './preflight-card.ts';

@@ -14,7 +14,8 @@ import { oldThumbprintOf, registrationTouched } from '../../cards/cert/cert-run-
 import { checklistInputId } from '../../cards/runbook/setup-plan-card.ts';
 import { refreshCertCard } from '../../reports/cert-card-refresh.ts';
 import { cancelRun, currentCard, pendingRollbackReply, resumeRun, rotateJob, setupRunJob, showToAll, type CardActionReply } from '../../runs/run-control.ts';
-import { finalStates, isRunbookKind, type Run, type RunPatch, type RunState } from '../../runs/run-store.ts';
+import { finalStates, type Run, type RunPatch, type RunState } from '../../runs/run-model.ts';
+import { isRunbookKind } from '../../runs/run-kinds.ts';
 import { jobTimeoutAt, scheduleTimer } from '../../runs/run-timers.ts';
 import { invokePostPolicy } from '../../teams-poster.ts';
 import { describeError } from '../../user-facing-error.ts';

@@ -5,7 +5,7 @@ import { MAX_FILTER_ADDRESSES, type MailboxFilter } from '../../../jobs/mailbox-
 import { loadRun, type ActivityRequest } from '../../bot-services.ts';
 import { startRunbookPlan } from '../commands/run-setup-command.ts';
 import type { CardActionReply } from '../../runs/run-control.ts';
-import type { Run } from '../../runs/run-store.ts';
+import type { Run } from '../../runs/run-model.ts';
 import { describeError } from '../../user-facing-error.ts';
 
 /**

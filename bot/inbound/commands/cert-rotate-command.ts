@@ -1,6 +1,6 @@
 import type { ActivityRequest } from '../../bot-services.ts';
 import { certPlanningCard } from '../../cards/cert/cert-plan-card.ts';
-import type { Run } from '../../runs/run-store.ts';
+import type { Run } from '../../runs/run-model.ts';
 import { replyRefusal } from './refuse.ts';
 import { startRun } from './start-run.ts';
 

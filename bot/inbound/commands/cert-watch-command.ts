@@ -3,7 +3,7 @@ import type { ActivityRequest } from '../../bot-services.ts';
 import { certWatchSetCard } from '../../cards/cert/cert-watch-card.ts';
 import { errorCard } from '../../cards/common/message-cards.ts';
 import { runCertWatch, storeCertWatchConversation } from '../../cert-watch/cert-watch.ts';
-import type { ConversationRef } from '../../runs/run-store.ts';
+import type { ConversationRef } from '../../runs/run-model.ts';
 import { describeError } from '../../user-facing-error.ts';
 import { replyRefusal } from './refuse.ts';
 

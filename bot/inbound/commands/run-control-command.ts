@@ -2,7 +2,7 @@ import { loadRun, type ActivityRequest } from '../../bot-services.ts';
 import type { CardActionReply } from '../../runs/run-control.ts';
 import { card, text } from '../../cards/common/card-kit.ts';
 import type { Logger } from '../../../core/logger.ts';
-import type { Run } from '../../runs/run-store.ts';
+import type { Run } from '../../runs/run-model.ts';
 import { replyRefusal } from './refuse.ts';
 
 /** What `resume <run>` and `cancel <run>` say about a run this deployment does not have. */

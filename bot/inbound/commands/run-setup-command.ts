@@ -2,7 +2,7 @@ import type { MailboxFilter } from '../../../jobs/mailbox-filter.ts';
 import { hasMailboxSteps, type RunbookScope } from '../../../jobs/runbook-types.ts';
 import type { ActivityRequest } from '../../bot-services.ts';
 import { setupPlanningCard } from '../../cards/runbook/setup-plan-card.ts';
-import type { Run } from '../../runs/run-store.ts';
+import type { Run } from '../../runs/run-model.ts';
 import { replyRefusal } from './refuse.ts';
 import { startRun } from './start-run.ts';
 

@@ -6,7 +6,8 @@ import type { MailboxFilter } from '../../../jobs/mailbox-filter.ts';
 import type { ActivityRequest } from '../../bot-services.ts';
 import type { AdaptiveCardJson } from '../../cards/common/card-kit.ts';
 import { errorCard } from '../../cards/common/message-cards.ts';
-import type { Run, RunKind } from '../../runs/run-store.ts';
+import type { Run } from '../../runs/run-model.ts';
+import type { RunKind } from '../../runs/run-kinds.ts';
 import { jobTimeoutAt, scheduleTimer } from '../../runs/run-timers.ts';
 import { describeError } from '../../user-facing-error.ts';
 

@@ -5,7 +5,7 @@ import { errorCard, refusalCard } from '../../../bot/cards/common/message-cards.
 import { decidedCard, planCard, planFailedCard, planningCard } from '../../../bot/cards/mailboxes/plan-cards.ts';
 import { resultsCard, runCard } from '../../../bot/cards/mailboxes/run-cards.ts';
 import { statusCard, statusCheckingCard, statusFailedCard } from '../../../bot/cards/mailboxes/status-card.ts';
-import type { Run } from '../../../bot/runs/run-store.ts';
+import type { Run } from '../../../bot/runs/run-model.ts';
 import type { FailureGroup, PlanResult } from '../../../jobs/job-types.ts';
 
 const longAddress = `${'a'.repeat(60)}@${'b'.repeat(60)}.contoso.com`;

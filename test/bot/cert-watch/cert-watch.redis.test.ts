@@ -28,7 +28,8 @@ import {
 import { handleCertWatchCommand } from '../../../bot/inbound/commands/cert-watch-command.ts';
 import { ConnectorHttpError } from '../../../bot/connector-http-client.ts';
 import { BullJobDispatcher } from '../../../bot/outbound/job-dispatcher.ts';
-import { RunStore, type ConversationRef, type Run } from '../../../bot/runs/run-store.ts';
+import { RunStore } from '../../../bot/runs/run-store.ts';
+import type { ConversationRef, Run } from '../../../bot/runs/run-model.ts';
 import { BullRunTimers, timerJobId } from '../../../bot/runs/run-timers.ts';
 import { TeamsPoster } from '../../../bot/teams-poster.ts';
 import { deletePrefixedKeys } from '../../support/delete-prefixed-keys.ts';

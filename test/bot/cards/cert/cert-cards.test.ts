@@ -4,7 +4,7 @@ import { certPlanBlockedCard, certPlanCard, certPlanFailedCard, certPlanningCard
 import { certRollbackCard } from '../../../../bot/cards/cert/cert-rollback-card.ts';
 import { certResultsCard, certRunCard, currentCertCard } from '../../../../bot/cards/cert/cert-run-card.ts';
 import { certStatusCard, certStatusFailedCard } from '../../../../bot/cards/cert/cert-status-card.ts';
-import type { Run } from '../../../../bot/runs/run-store.ts';
+import type { Run } from '../../../../bot/runs/run-model.ts';
 import type { CertProblem, Verification } from '../../../../jobs/cert-types.ts';
 import { NEW_THUMBPRINT, OLD_THUMBPRINT, certPlanResult, certRollbackResult, certRotateResult, certStatusResult, certSummary, rollbackStepsFailedAt, rotationSteps, rotationStepsFailedAt } from '../../../support/cert-fixtures.ts';
 

@@ -4,7 +4,7 @@ import { ewsAllGood, ewsSection } from '../../../../bot/cards/runbook/ews-card-p
 import { preflightCard } from '../../../../bot/cards/runbook/preflight-card.ts';
 import { setupPlanCard } from '../../../../bot/cards/runbook/setup-plan-card.ts';
 import { statusCard } from '../../../../bot/cards/mailboxes/status-card.ts';
-import type { Run } from '../../../../bot/runs/run-store.ts';
+import type { Run } from '../../../../bot/runs/run-model.ts';
 import type { EwsAccessReport } from '../../../../jobs/ews-access.ts';
 import type { StatusResult } from '../../../../jobs/job-types.ts';
 import { cardText } from '../../../support/fake-connector.ts';

@@ -3,7 +3,7 @@ import { MAX_CARD_BYTES, MAX_CODE_RUNS, cardBytes, codeBlock } from '../../../..
 import { preflightCard } from '../../../../bot/cards/runbook/preflight-card.ts';
 import { setupPlanCard } from '../../../../bot/cards/runbook/setup-plan-card.ts';
 import { currentSetupCard, setupResultsCard, setupRunCard } from '../../../../bot/cards/runbook/setup-run-card.ts';
-import type { Run } from '../../../../bot/runs/run-store.ts';
+import type { Run } from '../../../../bot/runs/run-model.ts';
 import { setupStepIds } from '../../../../jobs/runbook-types.ts';
 import { cardText } from '../../../support/fake-connector.ts';
 import { preflightChecks, preflightResult, setupPlan, setupRunResult } from '../../setup-fixtures.ts';

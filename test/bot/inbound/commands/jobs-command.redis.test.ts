@@ -1,5 +1,6 @@
 import { afterEach, describe, expect, it } from 'vitest';
-import { RunStore, type NewRun } from '../../../../bot/runs/run-store.ts';
+import { RunStore } from '../../../../bot/runs/run-store.ts';
+import type { NewRun } from '../../../../bot/runs/run-model.ts';
 import { JOBS_SHOWN } from '../../../../bot/inbound/commands/jobs-command.ts';
 import { APPROVER, OPERATOR, STRANGER, sendMessage, startHarness, type Harness } from '../../../support/bot-harness.ts';
 import { cardOf, cardText } from '../../../support/fake-connector.ts';
