@@ -13,7 +13,7 @@ import { z } from 'zod';
 import { SetupTeamsAdapter, internalErrorMessage, type BotFrameworkEndpoints } from './bot-adapter.ts';
 import { assertAuthenticationConfigured, type BotConfig } from './bot-config.ts';
 import { personFrom, type ActivityRequest, type BotServices } from './bot-services.ts';
-import { handleCardAction } from './inbound/card-actions/card-actions.ts';
+import { handleCardAction, runVerbs } from './inbound/card-actions/card-action-router.ts';
 import { handleStartRotationClick } from './cert-watch/cert-watch.ts';
 import { handlePrimaryOrgClick } from './inbound/card-actions/primary-org-click.ts';
 import { verbs } from './cards/common/card-kit.ts';
@@ -151,13 +151,7 @@ export async function startBot(config: Readonly<BotConfig>, deps: BotDeps = {}):
   app.activity(ActivityTypes.Message, async (ctx) => {
     await routeMessage(requestFor(ctx));
   });
-  app.adaptiveCards.actionExecute(verbs.approve, async (ctx, _state, data) => handleCardAction(requestFor(ctx), verbs.approve, data));
-  app.adaptiveCards.actionExecute(verbs.reject, async (ctx, _state, data) => handleCardAction(requestFor(ctx), verbs.reject, data));
-  app.adaptiveCards.actionExecute(verbs.resume, async (ctx, _state, data) => handleCardAction(requestFor(ctx), verbs.resume, data));
-  app.adaptiveCards.actionExecute(verbs.rollback, async (ctx, _state, data) => handleCardAction(requestFor(ctx), verbs.rollback, data));
-  app.adaptiveCards.actionExecute(verbs.abandon, async (ctx, _state, data) => handleCardAction(requestFor(ctx), verbs.abandon, data));
-  app.adaptiveCards.actionExecute(verbs.cancel, async (ctx, _state, data) => handleCardAction(requestFor(ctx), verbs.cancel, data));
-  app.adaptiveCards.actionExecute(verbs.confirmChecklist, async (ctx, _state, data) => handleCardAction(requestFor(ctx), verbs.confirmChecklist, data));
+  for (const verb of runVerbs) app.adaptiveCards.actionExecute(verb, async (ctx, _state, data) => handleCardAction(requestFor(ctx), verb, data));
   app.adaptiveCards.actionExecute(verbs.startRotation, async (ctx, _state, data) => handleStartRotationClick(requestFor(ctx), data));
   app.adaptiveCards.actionExecute(verbs.primaryOrg, async (ctx, _state, data) => handlePrimaryOrgClick(requestFor(ctx), data));
 

@@ -7,7 +7,7 @@ import type { CertStatusResult } from '../../jobs/cert-types.ts';
 import { deploymentSchema, timerQueueName } from '../../jobs/deployment.ts';
 import { newRunId } from '../../jobs/job-options.ts';
 import { runIdSchema, type JobPayload } from '../../jobs/job-types.ts';
-import type { CardActionReply } from '../inbound/card-actions/card-actions.ts';
+import type { CardActionReply } from '../inbound/card-actions/card-action-router.ts';
 import type { BotConfig } from '../bot-config.ts';
 import type { ActivityRequest, BotServices } from '../bot-services.ts';
 import type { AdaptiveCardJson } from '../cards/common/card-kit.ts';

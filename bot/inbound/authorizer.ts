@@ -1,3 +1,5 @@
+import type { DecisionRight } from '../runs/run-kinds.ts';
+
 /**
  * Who may do what. Identities are Entra object ids (activity.from.aadObjectId), matched against
  * SETUP_OPERATORS and SETUP_APPROVERS; names and card data are never trusted. Empty lists mean
@@ -57,10 +59,28 @@ export class Authorizer {
   }
 
   /**
-   * Two-person rule (certificate rotation and rollback): an approver, and not the person who asked
-   * for it. Checked on the server for every click, by Entra object id.
+   * Approve or reject / withdraw a run's plan, by the right its kind asks for (bot/runs/run-kinds.ts):
+   * the one place that says who may decide a plan, the two-person rule included.
    */
-  canApproveAsSecondPerson(aadObjectId: string | undefined, context: ConfirmContext & { what: 'rotation' | 'rollback' }): AuthzDecision {
+  canDecide(right: DecisionRight, aadObjectId: string | undefined, context: ConfirmContext & { what: string }): AuthzDecision {
+    switch (right) {
+      case 'approver':
+        return this.canApprove(aadObjectId);
+      case 'test-confirmer':
+        return this.canConfirmTest(aadObjectId, context);
+      case 'requester-or-approver':
+        return this.canRejectOrWithdraw(aadObjectId, context);
+      case 'second-person':
+        return this.canApproveAsSecondPerson(aadObjectId, context);
+    }
+  }
+
+  /**
+   * Two-person rule (certificate rotation and rollback, `run setup`: it may change the S2S
+   * certificate): an approver, and not the person who asked for it. Checked on the server for every
+   * click, by Entra object id.
+   */
+  canApproveAsSecondPerson(aadObjectId: string | undefined, context: ConfirmContext & { what: string }): AuthzDecision {
     const approver = this.canApprove(aadObjectId);
     if (!approver.allowed) return approver;
     const id = normaliseId(aadObjectId);
@@ -91,6 +111,12 @@ export class Authorizer {
       reason: `Only the operator who asked for this test or an approver listed in SETUP_APPROVERS may confirm or cancel it; ask your CRM administrator to add your Entra object ID ${describeId(aadObjectId)} to SETUP_APPROVERS.`,
     };
   }
+}
+
+/** Whether two Entra object ids are the same person (case and spaces aside; an empty id is nobody). */
+export function isSamePerson(a: string | undefined, b: string | undefined): boolean {
+  const n = normaliseId(a);
+  return n.length > 0 && n === normaliseId(b);
 }
 
 function normaliseId(id: string | undefined): string {

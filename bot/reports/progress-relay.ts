@@ -22,7 +22,7 @@ import { setupPlanCard, setupPlanFailedCard } from '../cards/runbook/setup-plan-
 import { currentSetupCard, setupResultsCard, setupRunCard } from '../cards/runbook/setup-run-card.ts';
 import { refreshCertCard } from './cert-card-refresh.ts';
 import { finalStates, type Run, type RunPatch, type RunState } from '../runs/run-model.ts';
-import { isRunbookKind } from '../runs/run-kinds.ts';
+import { kindOf } from '../runs/run-kinds.ts';
 import { touchesRegistration } from '../runs/cert-rules.ts';
 import { scheduleTimer } from '../runs/run-timers.ts';
 import type { PostOutcome } from '../teams-poster.ts';
@@ -189,7 +189,7 @@ export class ProgressRelay {
       await this.#update(latest, currentCertCard(latest), log);
       return;
     }
-    const card = latest.kind === 'status'
+    const card = kindOf(latest).immediate
       ? latest.result?.type === 'status'
         ? statusCard(latest, await readAgentSeen(this.#services), latest.result)
         : statusFailedCard(latest, await readAgentSeen(this.#services))
@@ -282,14 +282,14 @@ export class ProgressRelay {
     const halts = report.jobType === 'cert-rotate' || (setupRun && isStepFailure(e.code, steps));
     const to: RunState = planning ? 'plan-failed' : cancelled ? 'cancelled' : halts ? 'halted' : 'failed';
     const patch: RunPatch = { error: e, lastPostedSeq: report.seq, ...(steps ? { steps } : {}) };
-    const moved = run.kind === 'cert-rollback' && run.parentRunId
+    const moved = kindOf(run).rollsBack && run.parentRunId
       ? await runs.rollbackFailed(run.runId, run.parentRunId, run.deployment, from, patch)
       : await runs.transition(run.runId, from, to, patch, certChangeOptions(run));
     if (!(await this.#shouldPostFinal(run, report, moved, to, log))) return;
     const latest = await runs.get(run.runId);
     if (!latest) return;
     if (moved.ok) await this.#audit(latest, report, `failed: ${e.code}${to === 'halted' ? ' (halted)' : to === 'cancelled' ? ' (cancelled)' : ''}`, log);
-    if (latest.kind === 'cert-watch') {
+    if (kindOf(latest).watch) {
       // The watch has no card of its own: the next scheduled check tries again; after several
       // failed checks in a row it says so in the watch conversation (once a day).
       log.warn({ code: e.code, err: e.message }, 'certificate watch check failed');
@@ -324,7 +324,7 @@ export class ProgressRelay {
 
   async #certStatusResult(run: Run, report: Report, result: CertStatusResult, log: Logger): Promise<void> {
     const { runs } = this.#services;
-    if (run.kind === 'cert-watch') {
+    if (kindOf(run).watch) {
       if (run.state !== 'running') {
         log.info({ state: run.state }, 'certificate watch result for a run that has ended: dropped');
         return;
@@ -487,7 +487,7 @@ export class ProgressRelay {
    * (and Abandon as the rules say) again. Also on a redelivered report (the card is the current one).
    */
   async #rotationBack(rollback: Run, log: Logger): Promise<void> {
-    if (rollback.kind !== 'cert-rollback' || !rollback.parentRunId || rollback.state !== 'failed') return;
+    if (!kindOf(rollback).rollsBack || !rollback.parentRunId || rollback.state !== 'failed') return;
     const rotation = await this.#services.runs.get(rollback.parentRunId);
     if (rotation?.state !== 'halted' || rotation.failedRollbackRunId !== rollback.runId) return;
     log.info({ rotationRunId: rotation.runId }, 'the rollback failed before changing CRM\'s registration: its rotation is halted again');
@@ -549,29 +549,9 @@ export class ProgressRelay {
   }
 }
 
+/** Whether the report's job is one of the jobs of the run's kind (bot/runs/run-kinds.ts). */
 function jobTypeFits(run: Run, report: Report): boolean {
-  switch (report.jobType) {
-    case 'plan':
-      return run.kind === 'approve' || run.kind === 'test';
-    case 'status':
-      return run.kind === 'status';
-    case 'approve':
-      return run.kind === 'approve';
-    case 'test':
-      return run.kind === 'test';
-    case 'cert-status':
-      return run.kind === 'cert-status' || run.kind === 'cert-watch';
-    case 'cert-plan':
-    case 'cert-rotate':
-      return run.kind === 'cert-rotate';
-    case 'cert-rollback':
-      return run.kind === 'cert-rollback';
-    case 'preflight':
-      return run.kind === 'preflight';
-    case 'setup-plan':
-    case 'setup-run':
-      return isRunbookKind(run.kind);
-  }
+  return kindOf(run).jobTypes.includes(report.jobType);
 }
 
 /** The step states a report carries (progress, failed report, rotation or rollback result). */
@@ -610,14 +590,14 @@ function isAttemptJob(report: Report): boolean {
 
 /** A rotation, rollback or `run setup` reaching a final state releases the deployment's cert-active key (same step). */
 function certChangeOptions(run: Run): { releaseCertActive?: string } {
-  return run.kind === 'cert-rotate' || run.kind === 'cert-rollback' || run.kind === 'setup' ? { releaseCertActive: run.deployment } : {};
+  return kindOf(run).certChange ? { releaseCertActive: run.deployment } : {};
 }
 
 /** The runbook's runs and preflight: their cards are bot/cards/setup-*.ts and preflight-card.ts. */
 function isSetupKind(run: Run): boolean {
-  return run.kind === 'preflight' || isRunbookKind(run.kind);
+  return kindOf(run).family === 'runbook';
 }
 
 function isCertKind(run: Run): boolean {
-  return run.kind === 'cert-status' || run.kind === 'cert-watch' || run.kind === 'cert-rotate' || run.kind === 'cert-rollback';
+  return kindOf(run).family === 'cert';
 }

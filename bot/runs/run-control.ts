@@ -13,7 +13,7 @@ import { runCard } from '../cards/mailboxes/run-cards.ts';
 import { currentSetupCard } from '../cards/runbook/setup-run-card.ts';
 import { refreshCertCard } from '../reports/cert-card-refresh.ts';
 import { finalStates, type Run, type RunPatch } from './run-model.ts';
-import { isRunbookKind } from './run-kinds.ts';
+import { isRunbookKind, kindOf } from './run-kinds.ts';
 import { jobTimeoutAt, scheduleTimer } from './run-timers.ts';
 import { invokePostPolicy } from '../teams-poster.ts';
 import { describeError } from '../user-facing-error.ts';
@@ -44,7 +44,7 @@ export function setupRunJob(run: Run, approvedBy: string, attempt: number, resum
     tenantId: plan.tenantId,
     certThumbprint: plan.certThumbprint,
     approvedBy,
-    ...(run.kind === 'setup' && run.checklist ? { checklistConfirmedBy: run.checklist.confirmedBy.aadObjectId } : {}),
+    ...(kindOf(run).needsChecklist && run.checklist ? { checklistConfirmedBy: run.checklist.confirmedBy.aadObjectId } : {}),
     attempt,
     ...(resumedBy !== undefined ? { resumedBy } : {}),
   });
@@ -88,7 +88,7 @@ export async function resumeRun(req: ActivityRequest, run: Run, log: Logger): Pr
     log.info({ reason: allowed.reason }, 'resume refused');
     return allowed.reason;
   }
-  if (run.kind !== 'cert-rotate' && !isRunbookKind(run.kind)) {
+  if (!kindOf(run).resumable) {
     return `Run ${run.runId} is a ${run.kind} run: only a halted certificate rotation or set-up run can be resumed.`;
   }
   if (run.state !== 'halted') {
@@ -104,12 +104,12 @@ export async function resumeRun(req: ActivityRequest, run: Run, log: Logger): Pr
   const approvedBy = run.approval?.decision === 'approved' ? run.approval.decidedBy?.aadObjectId : undefined;
   const job = approvedBy === undefined
     ? undefined
-    : run.kind === 'cert-rotate'
+    : kindOf(run).approvedJob === 'cert-rotate'
       ? rotateJob(run, approvedBy, attempt, req.from.aadObjectId)
       : setupRunJob(run, approvedBy, attempt, req.from.aadObjectId);
   if (!job) {
     log.error({ hasPlan: Boolean(run.plan), attempt }, 'run record is incomplete (or too many attempts): cannot build the resumed job');
-    return run.kind === 'cert-rotate'
+    return kindOf(run).family === 'cert'
       ? 'This rotation cannot be resumed: its record is incomplete or it was resumed too often. Nothing was changed; roll back or start a new `cert rotate`.'
       : 'This run cannot be resumed: its record is incomplete or it was retried too often. Nothing was changed; cancel it and run the command again.';
   }
@@ -162,14 +162,14 @@ export async function cancelRun(req: ActivityRequest, run: Run, log: Logger): Pr
   }
   if (finalStates.includes(run.state)) return `Run ${run.runId} is already ${run.state}.`;
   const patch: RunPatch = { cancelRequestedBy: req.from };
-  const runbook = isRunbookKind(run.kind);
+  const runbook = kindOf(run).cancellable;
   switch (run.state) {
     case 'planning':
     case 'awaiting-approval': {
       const outcome = await runs.transition(run.runId, ['planning', 'awaiting-approval'], 'cancelled', patch);
       if (!outcome.ok) return raced(req, run, log);
       await recordAudit(req, { kind: 'approval', what: 'cancel', runId: run.runId, outcome: `cancelled (was ${outcome.from})` });
-      if (run.kind === 'cert-rollback' && run.parentRunId) {
+      if (kindOf(run).rollsBack && run.parentRunId) {
         // Like a withdrawn rollback: its rotation is plainly halted again (Resume, Roll back).
         const cleared = await runs.clearPendingRollback(run.parentRunId, run.runId);
         if (cleared) await refreshCertCard(req.services, run.parentRunId, log);
@@ -190,7 +190,7 @@ export async function cancelRun(req: ActivityRequest, run: Run, log: Logger): Pr
     case 'approved':
     case 'running': {
       if (!runbook) {
-        return `Run ${run.runId} (${run.kind}) is ${run.state} and cannot be stopped from Teams: ${run.kind === 'cert-rotate' || run.kind === 'cert-rollback' ? 'a certificate change runs to its end, then halts or finishes; Roll back or Abandon it there if needed' : 'it finishes on its own (its card shows the progress)'}.`;
+        return `Run ${run.runId} (${run.kind}) is ${run.state} and cannot be stopped from Teams: ${kindOf(run).certChange ? 'a certificate change runs to its end, then halts or finishes; Roll back or Abandon it there if needed' : 'it finishes on its own (its card shows the progress)'}.`;
       }
       const outcome = await runs.requestCancel(run.runId, req.from);
       if (!outcome.ok) return raced(req, run, log);
@@ -256,14 +256,14 @@ async function acquireWithin(req: ActivityRequest, runId: string, waitMs: number
 
 /** The card a run shows in its current state, whatever its kind. */
 export function currentCard(run: Run): AdaptiveCardJson {
-  if (run.kind === 'preflight' || isRunbookKind(run.kind)) return currentSetupCard(run);
+  if (kindOf(run).family === 'runbook') return currentSetupCard(run);
   if (run.state === 'cancelled') {
     // A plan cancelled before its decision (`cancel <run>`): the plan as it was, and who cancelled it.
-    const base = run.kind === 'approve' || run.kind === 'test' ? decidedCard(run) : currentCertCard({ ...run, state: run.plan ? 'expired' : 'planning' });
+    const base = kindOf(run).family === 'mailboxes' ? decidedCard(run) : currentCertCard({ ...run, state: run.plan ? 'expired' : 'planning' });
     const body = base.body.filter((el) => !(typeof el['text'] === 'string' && (el['text'].startsWith('Expired:') || el['text'].startsWith('Planning…'))));
     return { ...base, body: [...body, text(`Cancelled by ${personName(run.cancelRequestedBy) || 'someone'}. Nothing was run.`, { color: 'Attention', weight: 'Bolder' })] };
   }
-  if (run.kind !== 'approve' && run.kind !== 'test' && run.kind !== 'status') return currentCertCard(run);
+  if (kindOf(run).family === 'cert') return currentCertCard(run);
   switch (run.state) {
     case 'approved':
     case 'rejected':

@@ -28,6 +28,8 @@ export interface RunKindSpec {
   /** The job that starts it (a plan, or the check itself), and every job whose reports belong to it. */
   firstJob: JobType;
   jobTypes: readonly JobType[];
+  /** The job its approval (or a resume) starts; absent: nothing is approved. */
+  approvedJob?: 'approve' | 'test' | 'cert-rotate' | 'cert-rollback' | 'setup-run';
   /** Started with its job, no plan and no approval (a check: running → succeeded | failed). */
   immediate: boolean;
   /** Who may approve and who may reject its plan; absent: nothing to decide. */
@@ -53,9 +55,19 @@ export interface RunKindSpec {
   hasMailboxSteps: boolean;
   /** What to type for a new plan of the same kind ("then … again"). */
   newPlanCommand: string;
+  /** Its plan is confirmed (Confirm / Cancel, "Confirmed by"), not approved (Approve / Reject). */
+  confirms: boolean;
+  /** What its approved job changes, as the person will recognise it in CRM (mailbox runs). */
+  changes?: string;
+  /** The whole runbook (`run setup`): preflight plus every step; `--dry-run` is its show. */
+  wholeRunbook: boolean;
+  /** Its plan card shows the tenant id and the S2S certificate even when the plan did not read them. */
+  showsTenant: boolean;
+  showsCertificate: boolean;
 }
 
-type Row = Omit<RunKindSpec, 'hasMailboxSteps' | 'runbook' | 'cancellable' | 'resumable'> & { runbook?: boolean; resumable?: boolean; cancellable?: boolean };
+type Defaulted = 'hasMailboxSteps' | 'runbook' | 'cancellable' | 'resumable' | 'confirms' | 'wholeRunbook' | 'showsTenant' | 'showsCertificate';
+type Row = Omit<RunKindSpec, Defaulted> & Partial<Record<Exclude<Defaulted, 'hasMailboxSteps'>, boolean>>;
 
 const check = { immediate: true, certChange: false, needsChecklist: false, rollsForward: false, rollsBack: false, watch: false, what: 'run' } as const;
 const runbookRow = (label: string, heading: string, newPlanCommand: string, extra: Partial<Row> = {}): Row => ({
@@ -67,6 +79,7 @@ const runbookRow = (label: string, heading: string, newPlanCommand: string, extr
   cancellable: true,
   firstJob: 'setup-plan',
   jobTypes: ['setup-plan', 'setup-run'],
+  approvedJob: 'setup-run',
   immediate: false,
   approve: 'approver',
   reject: 'requester-or-approver',
@@ -81,23 +94,24 @@ const runbookRow = (label: string, heading: string, newPlanCommand: string, extr
 });
 
 const rows = {
-  approve: { label: 'approve mailboxes', heading: 'Approve mailboxes', family: 'mailboxes', firstJob: 'plan', jobTypes: ['plan', 'approve'], ...check, immediate: false, approve: 'approver', reject: 'approver', newPlanCommand: 'approve mailboxes' },
-  test: { label: 'test mailboxes', heading: 'Test & Enable mailboxes', family: 'mailboxes', firstJob: 'plan', jobTypes: ['plan', 'test'], ...check, immediate: false, approve: 'test-confirmer', reject: 'test-confirmer', newPlanCommand: 'test mailboxes' },
+  approve: { label: 'approve mailboxes', heading: 'Approve mailboxes', family: 'mailboxes', firstJob: 'plan', jobTypes: ['plan', 'approve'], approvedJob: 'approve', ...check, immediate: false, approve: 'approver', reject: 'approver', newPlanCommand: 'approve mailboxes', changes: 'Approve Email: emailrouteraccessapproval → Approved' },
+  test: { label: 'test mailboxes', heading: 'Test & Enable mailboxes', family: 'mailboxes', firstJob: 'plan', jobTypes: ['plan', 'test'], approvedJob: 'test', ...check, immediate: false, approve: 'test-confirmer', reject: 'test-confirmer', newPlanCommand: 'test mailboxes', confirms: true,
+    changes: 'Test & Enable: testemailconfigurationscheduled → true, then wait for each mailbox\'s result' },
   status: { label: 'status', heading: 'Status', family: 'mailboxes', firstJob: 'status', jobTypes: ['status'], ...check, newPlanCommand: 'status' },
   'cert-status': { label: 'cert status', heading: 'S2S certificate status', family: 'cert', firstJob: 'cert-status', jobTypes: ['cert-status'], ...check, newPlanCommand: 'cert status' },
   'cert-watch': { label: 'cert watch', heading: 'S2S certificate status', family: 'cert', firstJob: 'cert-status', jobTypes: ['cert-status'], ...check, watch: true, newPlanCommand: 'cert status' },
   'cert-rotate': {
-    label: 'cert rotate', heading: 'Rotate the S2S certificate', family: 'cert', firstJob: 'cert-plan', jobTypes: ['cert-plan', 'cert-rotate'], ...check, immediate: false,
+    label: 'cert rotate', heading: 'Rotate the S2S certificate', family: 'cert', firstJob: 'cert-plan', jobTypes: ['cert-plan', 'cert-rotate'], approvedJob: 'cert-rotate', ...check, immediate: false,
     approve: 'second-person', reject: 'requester-or-approver', what: 'rotation', certChange: true, resumable: true, rollsForward: true, newPlanCommand: 'cert rotate',
   },
   'cert-rollback': {
-    label: 'cert rollback', heading: 'Roll back the S2S certificate', family: 'cert', firstJob: 'cert-rollback', jobTypes: ['cert-rollback'], ...check, immediate: false,
+    label: 'cert rollback', heading: 'Roll back the S2S certificate', family: 'cert', firstJob: 'cert-rollback', jobTypes: ['cert-rollback'], approvedJob: 'cert-rollback', ...check, immediate: false,
     approve: 'second-person', reject: 'requester-or-approver', what: 'rollback', certChange: true, rollsBack: true, newPlanCommand: 'cert rotate',
   },
   preflight: { label: 'preflight', heading: 'Preflight checks', family: 'runbook', firstJob: 'preflight', jobTypes: ['preflight'], ...check, newPlanCommand: 'preflight' },
-  setup: runbookRow('run setup', 'Set up server-side sync (run setup)', 'run setup', { approve: 'second-person', what: 'set-up run', certChange: true, needsChecklist: true }),
+  setup: runbookRow('run setup', 'Set up server-side sync (run setup)', 'run setup', { approve: 'second-person', what: 'set-up run', certChange: true, needsChecklist: true, wholeRunbook: true, showsTenant: true, showsCertificate: true }),
   profile: runbookRow('profile', 'Email server profile, Exchange Online (Hybrid)', 'profile create'),
-  tenant: runbookRow('tenant', 'Exchange Online tenant ID (S2STenantId)', 'tenant set'),
+  tenant: runbookRow('tenant', 'Exchange Online tenant ID (S2STenantId)', 'tenant set', { showsTenant: true }),
   configure: runbookRow('configure mailboxes', 'Configure mailboxes (profile, delivery methods, EWS)', 'configure mailboxes'),
   ews: runbookRow('ews', 'EWS access for CRM in Exchange Online', 'ews allow'),
   'primary-org': runbookRow('sync from this organization only', 'Sync items with Exchange from this organization only, then Test & Enable', 'sync this org only'),
@@ -111,7 +125,17 @@ export const runKinds: Readonly<Record<RunKind, RunKindSpec>> = Object.freeze(
   Object.fromEntries(
     kindNames.map((kind) => {
       const row: Row = rows[kind];
-      const spec: RunKindSpec = { ...row, runbook: row.runbook ?? false, resumable: row.resumable ?? false, cancellable: row.cancellable ?? false, hasMailboxSteps: hasMailboxSteps(kind) };
+      const spec: RunKindSpec = {
+        runbook: false,
+        resumable: false,
+        cancellable: false,
+        confirms: false,
+        wholeRunbook: false,
+        showsTenant: false,
+        showsCertificate: false,
+        ...row,
+        hasMailboxSteps: hasMailboxSteps(kind),
+      };
       return [kind, Object.freeze(spec)];
     }),
   ) as Record<RunKind, RunKindSpec>,

@@ -19,7 +19,7 @@ import { statusFailedCard } from '../cards/mailboxes/status-card.ts';
 import { preflightFailedCard } from '../cards/runbook/preflight-card.ts';
 import { setupPlanFailedCard } from '../cards/runbook/setup-plan-card.ts';
 import { currentSetupCard, setupRunCard } from '../cards/runbook/setup-run-card.ts';
-import { isRunbookKind } from './run-kinds.ts';
+import { kindOf } from './run-kinds.ts';
 import type { Run, RunError, RunPatch, RunState, TransitionOutcome } from './run-model.ts';
 import { timerDataSchema, type TimerData, type TimerKind } from './run-timers.ts';
 
@@ -119,7 +119,7 @@ export class TimerWorker {
       // same step (the transition does so only for a final `to`, and only if the key holds this run).
       const moved = move.apply
         ? await move.apply()
-        : await runs.transition(run.runId, move.from, move.to, move.patch, isCertChange(run) ? { releaseCertActive: run.deployment } : {});
+        : await runs.transition(run.runId, move.from, move.to, move.patch, kindOf(run).certChange ? { releaseCertActive: run.deployment } : {});
       if (!moved.ok) {
         // A retry after this worker stopped (or Teams failed) between the state change and the card: post the card again.
         const rerun = job.attemptsMade > 0 || job.stalledCounter > 0;
@@ -141,30 +141,32 @@ export class TimerWorker {
     const decidedAt = new Date(this.#services.now()).toISOString();
     switch (timer.timer) {
       case 'plan-timeout': {
-        if (run.kind === 'cert-status' || run.kind === 'cert-watch') {
+        // What nobody answered: the job that starts the run (its plan, or the check itself).
+        const first = kindOf(run).firstJob;
+        if (first === 'cert-status') {
           const error = noAgentAnswered('cert-status', 'Check the agent is running and connected (`@setup status` shows when it last reported), then ask again.');
           return {
             from: ['running'],
             to: 'failed',
             patch: { error },
-            card: (r) => (r.kind === 'cert-watch' ? undefined : certStatusFailedCard(r)),
+            card: (r) => (kindOf(r).watch ? undefined : certStatusFailedCard(r)),
             // A watch check nobody answered counts as a failed check (several in a row: the watch says so).
-            ...(run.kind === 'cert-watch' ? { after: (r: Run, log: Logger) => (r.error ? recordCertWatchFailure(this.#services, r, r.error, log) : Promise.resolve()) } : {}),
+            ...(kindOf(run).watch ? { after: (r: Run, log: Logger) => (r.error ? recordCertWatchFailure(this.#services, r, r.error, log) : Promise.resolve()) } : {}),
           };
         }
-        if (run.kind === 'cert-rotate') {
+        if (first === 'cert-plan') {
           const error = noAgentAnswered('cert-plan', 'Check the agent is running and connected (`@setup status` shows when it last reported), then `cert rotate` again.');
           return { from: ['planning'], to: 'plan-failed', patch: { error }, card: certPlanFailedCard };
         }
-        if (run.kind === 'preflight') {
+        if (first === 'preflight') {
           const error = noAgentAnswered('preflight', 'Check the agent is running and connected (`@setup status` shows when it last reported), then `preflight` again.');
           return { from: ['running'], to: 'failed', patch: { error }, card: preflightFailedCard };
         }
-        if (isRunbookKind(run.kind)) {
+        if (first === 'setup-plan') {
           const error = noAgentAnswered('setup-plan', 'Check the agent is running and connected (`@setup status` shows when it last reported), then run the command again.');
           return { from: ['planning'], to: 'plan-failed', patch: { error }, card: setupPlanFailedCard };
         }
-        if (run.kind === 'status') {
+        if (first === 'status') {
           const error = noAgentAnswered('status', 'Check the agent is running and connected (the agent line above shows when it last reported), then ask again.');
           return { from: ['running'], to: 'failed', patch: { error }, card: async (r) => statusFailedCard(r, await readAgentSeen(this.#services)) };
         }
@@ -176,12 +178,14 @@ export class TimerWorker {
           from: ['awaiting-approval'],
           to: 'expired',
           patch: { approval: { decision: 'expired', decidedAt } },
-          card: isRunbookKind(run.kind) ? currentSetupCard : isCertRun(run) ? currentCertCard : decidedCard,
+          card: kindOf(run).runbook ? currentSetupCard : kindOf(run).family === 'cert' ? currentCertCard : decidedCard,
           // An expired rollback: its rotation is plainly halted again (Resume, Roll back).
-          ...(run.kind === 'cert-rollback' && run.parentRunId ? { after: (r: Run, log: Logger) => this.#rollbackSettled(r, log) } : {}),
+          ...(kindOf(run).rollsBack && run.parentRunId ? { after: (r: Run, log: Logger) => this.#rollbackSettled(r, log) } : {}),
         };
       case 'start-timeout': {
-        if (isRunbookKind(run.kind)) {
+        // What no agent started: the job the approval (or a resume) enqueued.
+        const approved = kindOf(run).approvedJob;
+        if (approved === 'setup-run') {
           // Like a rotation: nothing of this attempt ran, so the run stays resumable (a setup run keeps the cert-active key).
           const error: RunError = {
             code: 'JOB_NOT_STARTED',
@@ -190,8 +194,8 @@ export class TimerWorker {
           };
           return { from: ['approved'], to: 'halted', patch: { error }, card: setupRunCard };
         }
-        if (run.kind === 'cert-rotate' || run.kind === 'cert-rollback') {
-          const type = run.kind;
+        if (approved === 'cert-rotate' || approved === 'cert-rollback') {
+          const type = approved;
           const error: RunError = {
             code: 'JOB_NOT_STARTED',
             message: `No on-premises agent started the ${type === 'cert-rotate' ? 'rotation' : 'rollback'} within ${duration(jobTtlMs[type])}, so the job expired and no agent will run it.`,
@@ -215,7 +219,7 @@ export class TimerWorker {
             after: (_r: Run, log: Logger) => refreshCertCard(this.#services, parentRunId, log, 10_000),
           };
         }
-        const type = run.kind === 'test' ? 'test' : 'approve';
+        const type = approved === 'test' ? 'test' : 'approve';
         const error: RunError = {
           code: 'JOB_NOT_STARTED',
           message: `No on-premises agent started the job within ${duration(jobTtlMs[type])}, so it expired and no agent will run it. Nothing was changed.`,
@@ -253,15 +257,6 @@ export class TimerWorker {
 }
 
 export const NO_AGENT_ANSWER = 'AGENT_NO_ANSWER';
-
-function isCertRun(run: Run): boolean {
-  return run.kind === 'cert-rotate' || run.kind === 'cert-rollback' || run.kind === 'cert-status' || run.kind === 'cert-watch';
-}
-
-/** A rotation, rollback or `run setup`: holds the deployment's cert-active key while approved, running or halted. */
-function isCertChange(run: Run): boolean {
-  return run.kind === 'cert-rotate' || run.kind === 'cert-rollback' || run.kind === 'setup';
-}
 
 function noAgentAnswered(type: JobType, hint: string): RunError {
   return { code: NO_AGENT_ANSWER, message: `No on-premises agent answered within ${duration(jobTtlMs[type])}.`, hint };

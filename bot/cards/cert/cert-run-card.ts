@@ -7,13 +7,14 @@ import { certPlanBlockedCard, certPlanCard, certPlanFailedCard, certPlanningCard
 import { certRollbackCard } from './cert-rollback-card.ts';
 import { certStatusCheckingCard, certStatusCard, certStatusFailedCard } from './cert-status-card.ts';
 import { stepTitles } from '../../../jobs/cert-types.ts';
+import { kindOf } from '../../runs/run-kinds.ts';
 
 /**
  * The run card of an approved rotation or rollback, updated in place: queued, each step with its
  * state, then rotated / rolled back, halted (Resume, Roll back) or failed.
  */
 function heading(run: Run): string {
-  return run.kind === 'cert-rollback' ? 'Roll back the S2S certificate' : 'Rotate the S2S certificate';
+  return kindOf(run).heading;
 }
 
 /** The rotation's old certificate (what a rollback restores), null when none was registered. */
@@ -119,12 +120,12 @@ export function certRunCard(run: Run): AdaptiveCardJson {
         body.push(text(`${run.error.message} What the rotation did before it stopped is listed in the steps (a certificate imported, a key credential added in Entra ID); \`@setup cert status\` shows it, and a later rotation reuses or replaces it.`, { weight: 'Bolder' }));
         break;
       }
-      body.push(text(run.kind === 'cert-rollback' ? 'The rollback failed.' : `Failed${run.error ? ` (${run.error.code})` : ''}.`, { color: 'Attention', weight: 'Bolder' }));
+      body.push(text(kindOf(run).rollsBack ? 'The rollback failed.' : `Failed${run.error ? ` (${run.error.code})` : ''}.`, { color: 'Attention', weight: 'Bolder' }));
       body.push(...errorLines(run));
       body.push(...verificationBlock(rollbackResult?.verification ?? null));
-      if (run.kind === 'cert-rollback' && run.parentRunId && !registrationTouched(run)) {
+      if (kindOf(run).rollsBack && run.parentRunId && !registrationTouched(run)) {
         body.push(text(`Nothing was changed by this rollback: CRM's registration is as the rotation left it. The rotation (run ${run.parentRunId}) is halted again: fix the cause as the hint says, then Roll back there again, or Resume it.`));
-      } else if (run.kind === 'cert-rollback') {
+      } else if (kindOf(run).rollsBack) {
         body.push(text('What next: fix the cause as the hint says, then `@setup cert rotate` again with a working certificate; if mail keeps failing, contact your Dynamics 365 partner or Microsoft support with this run id.'));
       }
       break;
@@ -171,30 +172,28 @@ export function certResultsCard(run: Run, result: CertRotateResult | CertRollbac
 
 /** The card a certificate run shows in its current state (clicks, timers, reposts). */
 export function currentCertCard(run: Run): AdaptiveCardJson {
-  switch (run.kind) {
-    case 'cert-status':
-    case 'cert-watch':
-      if (run.state === 'running') return certStatusCheckingCard(run);
-      return run.result?.type === 'cert-status' ? certStatusCard(run, run.result) : certStatusFailedCard(run);
-    case 'cert-rollback':
-      return ['awaiting-approval', 'approved', 'rejected', 'expired'].includes(run.state) ? certRollbackCard(run) : certRunCard(run);
-    default: {
-      const plan = run.plan?.type === 'cert-plan' ? run.plan : undefined;
-      switch (run.state) {
-        case 'planning':
-          return certPlanningCard(run);
-        case 'plan-failed':
-          return plan?.blocked ? certPlanBlockedCard(run, plan) : certPlanFailedCard(run);
-        case 'awaiting-approval':
-        case 'rejected':
-        case 'expired':
-          return plan ? certPlanCard(run, plan) : certPlanFailedCard(run);
-        case 'approved':
-          // Just approved: the plan with who approved it; a resumed attempt: the run card.
-          return plan && !run.resumedBy ? certPlanCard(run, plan) : certRunCard(run);
-        default:
-          return certRunCard(run);
-      }
-    }
+  const spec = kindOf(run);
+  if (spec.immediate) {
+    // cert status, cert watch: the check.
+    if (run.state === 'running') return certStatusCheckingCard(run);
+    return run.result?.type === 'cert-status' ? certStatusCard(run, run.result) : certStatusFailedCard(run);
+  }
+  if (spec.rollsBack) return ['awaiting-approval', 'approved', 'rejected', 'expired'].includes(run.state) ? certRollbackCard(run) : certRunCard(run);
+  // A rotation.
+  const plan = run.plan?.type === 'cert-plan' ? run.plan : undefined;
+  switch (run.state) {
+    case 'planning':
+      return certPlanningCard(run);
+    case 'plan-failed':
+      return plan?.blocked ? certPlanBlockedCard(run, plan) : certPlanFailedCard(run);
+    case 'awaiting-approval':
+    case 'rejected':
+    case 'expired':
+      return plan ? certPlanCard(run, plan) : certPlanFailedCard(run);
+    case 'approved':
+      // Just approved: the plan with who approved it; a resumed attempt: the run card.
+      return plan && !run.resumedBy ? certPlanCard(run, plan) : certRunCard(run);
+    default:
+      return certRunCard(run);
   }
 }

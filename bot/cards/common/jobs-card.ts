@@ -1,27 +1,10 @@
 import { stepTitles, type StepState } from '../../../jobs/cert-types.ts';
-import { isRunbookKind, type RunKind } from '../../runs/run-kinds.ts';
+import { kindOf, runKinds } from '../../runs/run-kinds.ts';
 import type { Run, RunState } from '../../runs/run-model.ts';
 import { card, clip, container, text, title, type AdaptiveCardJson, type CardElement } from './card-kit.ts';
 import { minute, personName } from '../cert/cert-card-parts.ts';
 
 /** `jobs`: the deployment's latest runs, newest first, with what to do next for a halted one. */
-
-const kindLabels: Readonly<Record<RunKind, string>> = {
-  approve: 'approve mailboxes',
-  test: 'test mailboxes',
-  status: 'status',
-  'cert-status': 'cert status',
-  'cert-watch': 'cert watch',
-  'cert-rotate': 'cert rotate',
-  'cert-rollback': 'cert rollback',
-  preflight: 'preflight',
-  setup: 'run setup',
-  profile: 'profile',
-  tenant: 'tenant',
-  configure: 'configure mailboxes',
-  ews: 'ews',
-  'primary-org': 'sync from this organization only',
-};
 
 const stateColors: Partial<Record<RunState, string>> = {
   succeeded: 'Good',
@@ -32,8 +15,8 @@ const stateColors: Partial<Record<RunState, string>> = {
 };
 
 export function kindLabel(run: Pick<Run, 'kind' | 'dryRun'>): string {
-  const label = kindLabels[run.kind];
-  return run.dryRun && run.kind === 'setup' ? `${label} --dry-run` : run.dryRun ? `${label} (show)` : label;
+  const label = runKinds[run.kind].label;
+  return run.dryRun && runKinds[run.kind].wholeRunbook ? `${label} --dry-run` : run.dryRun ? `${label} (show)` : label;
 }
 
 /** The step a running or halted runbook run is at: the failed one, else the running one, else the first pending. */
@@ -44,7 +27,7 @@ export function currentStep(steps: readonly StepState[] | undefined): StepState 
 
 /** What a person can do about the run now, as the commands to type (only for a halted runbook run). */
 export function nextAction(run: Run): string | undefined {
-  if (!isRunbookKind(run.kind)) return undefined;
+  if (!kindOf(run).runbook) return undefined;
   if (run.state === 'halted') return `After the fix: \`resume ${run.runId}\`, or \`cancel ${run.runId}\` to stop it.`;
   if (run.state === 'running' || run.state === 'approved' || run.state === 'awaiting-approval') return `To stop it: \`cancel ${run.runId}\`.`;
   return undefined;
@@ -56,7 +39,7 @@ function runBlock(run: Run): CardElement {
     `Asked by ${clip(personName(run.requester), 80)} · created ${minute(run.createdAt)} · updated ${minute(run.updatedAt)} (UTC)`,
   ];
   const items: CardElement[] = [text(lines[0] ?? '', stateColors[run.state] ? { color: stateColors[run.state] ?? 'Default' } : {}), text(lines[1] ?? '', { subtle: true })];
-  if (isRunbookKind(run.kind) && (run.state === 'running' || run.state === 'halted')) {
+  if (kindOf(run).runbook && (run.state === 'running' || run.state === 'halted')) {
     const step = currentStep(run.steps);
     if (step) {
       const detail = step.detail ? `: ${clip(step.detail, 200)}` : '';

@@ -2,16 +2,15 @@ import { describeFilter } from '../../../jobs/mailbox-filter.ts';
 import type { PlanResult } from '../../../jobs/job-types.ts';
 import type { Run } from '../../runs/run-model.ts';
 import { bullets, card, executeAction, facts, text, title, verbs, type AdaptiveCardJson, type CardElement } from '../common/card-kit.ts';
+import { kindOf, runKinds } from '../../runs/run-kinds.ts';
 
 export function actionLabel(kind: Run['kind']): string {
-  return kind === 'approve' ? 'Approve mailboxes' : kind === 'test' ? 'Test & Enable mailboxes' : 'Status';
+  return runKinds[kind].heading;
 }
 
 /** What the write does, as the person will recognise it in CRM. */
 export function changeDescription(kind: Run['kind']): string {
-  return kind === 'approve'
-    ? 'Approve Email: emailrouteraccessapproval → Approved'
-    : 'Test & Enable: testemailconfigurationscheduled → true, then wait for each mailbox\'s result';
+  return runKinds[kind].changes ?? '';
 }
 
 function header(run: Run): CardElement[] {
@@ -58,13 +57,13 @@ export function planCard(run: Run, plan: PlanResult): AdaptiveCardJson {
   }
   // The job carries plan.toChange as plannedCount; the agent refuses a selection grown well beyond it.
   const noun = plan.toChange === 1 ? 'mailbox' : 'mailboxes';
-  body.push(text(`This ${run.kind === 'approve' ? 'approval' : 'confirmation'} covers about ${plan.toChange.toLocaleString('en-US')} ${noun}. The agent stops if the selection has grown beyond this plan.`));
-  const who = run.kind === 'approve'
+  body.push(text(`This ${kindOf(run).confirms ? 'confirmation' : 'approval'} covers about ${plan.toChange.toLocaleString('en-US')} ${noun}. The agent stops if the selection has grown beyond this plan.`));
+  const who = !kindOf(run).confirms
     ? 'Only an approver (SETUP_APPROVERS) can approve.'
     : 'The requester or an approver (SETUP_APPROVERS) can confirm.';
   const expires = run.expiresAt ? ` This plan expires at ${run.expiresAt.replace('T', ' ').slice(0, 16)} UTC.` : '';
   body.push(text(`${who}${expires}`, { subtle: true }));
-  const actions = run.kind === 'approve'
+  const actions = !kindOf(run).confirms
     ? [executeAction('Approve', verbs.approve, run.runId, 'positive'), executeAction('Reject', verbs.reject, run.runId, 'destructive')]
     : [executeAction('Confirm', verbs.approve, run.runId, 'positive'), executeAction('Cancel', verbs.reject, run.runId, 'destructive')];
   return card(body, actions);
@@ -79,9 +78,9 @@ export function decidedCard(run: Run): AdaptiveCardJson {
   if (run.state === 'expired' || d?.decision === 'expired') {
     body.push(text(`Expired: the approval window ended${run.expiresAt ? ` at ${run.expiresAt.replace('T', ' ').slice(0, 16)} UTC` : ''}. Nothing was run; ask again to get a fresh plan.`, { color: 'Warning', weight: 'Bolder' }));
   } else if (d?.decision === 'rejected') {
-    body.push(text(`${run.kind === 'approve' ? 'Rejected' : 'Cancelled'} by ${by} at ${at} UTC. Nothing was run.`, { color: 'Attention', weight: 'Bolder' }));
+    body.push(text(`${kindOf(run).confirms ? 'Cancelled' : 'Rejected'} by ${by} at ${at} UTC. Nothing was run.`, { color: 'Attention', weight: 'Bolder' }));
   } else if (d?.decision === 'approved') {
-    body.push(text(`${run.kind === 'approve' ? 'Approved' : 'Confirmed'} by ${by} at ${at} UTC: queued for the on-premises agent.`, { color: 'Good', weight: 'Bolder' }));
+    body.push(text(`${kindOf(run).confirms ? 'Confirmed' : 'Approved'} by ${by} at ${at} UTC: queued for the on-premises agent.`, { color: 'Good', weight: 'Bolder' }));
   }
   return card(body);
 }

@@ -2,6 +2,7 @@ import type { ApproveResult, FailureGroup, Progress, TestResult } from '../../..
 import type { Run } from '../../runs/run-model.ts';
 import { bullets, card, clip, container, executeAction, facts, text, title, verbs, type AdaptiveCardJson, type CardElement } from '../common/card-kit.ts';
 import { actionLabel } from './plan-cards.ts';
+import { kindOf } from '../../runs/run-kinds.ts';
 
 const phaseLabels: Record<Progress['phase'], string> = {
   reading: 'Reading the selection from CRM',
@@ -20,7 +21,7 @@ function who(run: Run): string {
 function runFacts(run: Run): CardElement {
   const rows: [string, string][] = [['Run', run.runId], ['Requested by', run.requester.name || run.requester.aadObjectId]];
   const approver = who(run);
-  if (approver) rows.push([run.kind === 'approve' ? 'Approved by' : 'Confirmed by', approver]);
+  if (approver) rows.push([kindOf(run).confirms ? 'Confirmed by' : 'Approved by', approver]);
   return facts(rows);
 }
 

@@ -2,7 +2,6 @@ import { describeFilter } from '../../../jobs/mailbox-filter.ts';
 import { stepTitles, type StepState } from '../../../jobs/cert-types.ts';
 import {
   checklistQuestions,
-  hasMailboxSteps,
   preflightTitles,
   type ChecklistItemId,
   type PreflightCheck,
@@ -10,6 +9,7 @@ import {
   type RunbookStepPlan,
   type SetupPlanResult,
 } from '../../../jobs/runbook-types.ts';
+import { kindOf, runKinds } from '../../runs/run-kinds.ts';
 import type { Run } from '../../runs/run-model.ts';
 import { bullets, clip, container, facts, text, title, type CardElement } from '../common/card-kit.ts';
 import { minute, personName } from '../cert/cert-card-parts.ts';
@@ -20,30 +20,13 @@ import { minute, personName } from '../cert/cert-card-parts.ts';
  */
 
 export function runbookHeading(kind: Run['kind']): string {
-  switch (kind) {
-    case 'setup':
-      return 'Set up server-side sync (run setup)';
-    case 'profile':
-      return 'Email server profile, Exchange Online (Hybrid)';
-    case 'tenant':
-      return 'Exchange Online tenant ID (S2STenantId)';
-    case 'configure':
-      return 'Configure mailboxes (profile, delivery methods, EWS)';
-    case 'ews':
-      return 'EWS access for CRM in Exchange Online';
-    case 'primary-org':
-      return 'Sync items with Exchange from this organization only, then Test & Enable';
-    case 'preflight':
-      return 'Preflight checks';
-    default:
-      return 'Set-up run';
-  }
+  return runKinds[kind].family === 'runbook' ? runKinds[kind].heading : 'Set-up run';
 }
 
 /** Run id, requester, selection and (when decided) approver, checklist, resume. */
 export function setupRunFacts(run: Run): CardElement {
   const rows: [string, string][] = [['Run', run.runId], ['Requested by', personName(run.requester)]];
-  if (run.filter && hasMailboxSteps(run.kind)) rows.push(['Mailboxes', describeFilter(run.filter)]);
+  if (run.filter && kindOf(run).hasMailboxSteps) rows.push(['Mailboxes', describeFilter(run.filter)]);
   if (run.dryRun) rows.push(['Mode', 'dry run: nothing is changed']);
   if (run.approval?.decision === 'approved' && run.approval.decidedBy) rows.push(['Approved by', personName(run.approval.decidedBy)]);
   if (run.checklist) rows.push(['Checklist confirmed by', personName(run.checklist.confirmedBy)]);
@@ -134,9 +117,9 @@ export function profileFacts(p: ProfileValues): CardElement {
 /** The plan's values: tenant, certificate, mailboxes, profile. */
 export function planValueBlocks(run: Run, plan: SetupPlanResult): CardElement[] {
   const rows: [string, string | number][] = [];
-  if (plan.tenantId !== null || run.kind === 'setup' || run.kind === 'tenant') rows.push(['Exchange Online tenant ID', plan.tenantId ?? 'not read']);
-  if (plan.certThumbprint !== null || run.kind === 'setup') rows.push(['S2S certificate', plan.certThumbprint ?? 'none']);
-  if (hasMailboxSteps(run.kind)) rows.push(['Mailboxes selected', plan.mailboxes]);
+  if (plan.tenantId !== null || kindOf(run).showsTenant) rows.push(['Exchange Online tenant ID', plan.tenantId ?? 'not read']);
+  if (plan.certThumbprint !== null || kindOf(run).showsCertificate) rows.push(['S2S certificate', plan.certThumbprint ?? 'none']);
+  if (kindOf(run).hasMailboxSteps) rows.push(['Mailboxes selected', plan.mailboxes]);
   const out: CardElement[] = [];
   if (rows.length > 0) out.push(facts(rows));
   if (plan.profile) out.push(text('Email server profile', { weight: 'Bolder' }), profileFacts(plan.profile));

@@ -5,6 +5,7 @@ import { minute, personName } from '../cert/cert-card-parts.ts';
 import { decisionLines } from '../cert/cert-plan-card.ts';
 import { ewsAllGood, ewsSection } from './ews-card-parts.ts';
 import { blockerLines, head, planStepLines, planValueBlocks, preflightLines } from './setup-card-parts.ts';
+import { kindOf } from '../../runs/run-kinds.ts';
 
 /**
  * The runbook's plan (`run setup [--dry-run] [filter]`, `profile show|create`, `tenant show|set`,
@@ -19,7 +20,7 @@ export function checklistInputId(id: ChecklistItemId): string {
 }
 
 export function setupPlanningCard(run: Run): AdaptiveCardJson {
-  const what = run.kind === 'setup'
+  const what = kindOf(run).wholeRunbook
     ? 'running the preflight checks and comparing every step of the set-up with what is configured'
     : 'comparing what is configured with what the runbook wants';
   return card([...head(run), text(`Planning… the on-premises agent is ${what}. Nothing is changed yet.`, { subtle: true })]);
@@ -56,7 +57,7 @@ export function setupPlanCard(run: Run, plan: SetupPlanResult): AdaptiveCardJson
     return card(body);
   }
   const actions: CardAction[] = [];
-  if (run.kind === 'setup') {
+  if (kindOf(run).needsChecklist) {
     body.push(text('Checklist', { weight: 'Bolder' }));
     if (run.checklist) {
       body.push(text(`Confirmed by ${personName(run.checklist.confirmedBy)} at ${minute(run.checklist.confirmedAt)} UTC:`, { color: 'Good' }));
@@ -69,7 +70,7 @@ export function setupPlanCard(run: Run, plan: SetupPlanResult): AdaptiveCardJson
   }
   const expires = run.expiresAt ? ` This plan expires at ${minute(run.expiresAt)} UTC.` : '';
   body.push(text(
-    run.kind === 'setup'
+    kindOf(run).approve === 'second-person'
       ? `Needs an approver other than ${personName(run.requester)} (SETUP_APPROVERS; two-person rule: the set-up may change the S2S certificate).${expires}`
       : `Needs an approver (SETUP_APPROVERS).${expires}`,
     { weight: 'Bolder' },

@@ -1,6 +1,6 @@
 import { stepTitles } from '../../../jobs/cert-types.ts';
 import { runbookStepIds, type SetupRunResult } from '../../../jobs/runbook-types.ts';
-import { isRunbookKind } from '../../runs/run-kinds.ts';
+import { kindOf } from '../../runs/run-kinds.ts';
 import type { Run } from '../../runs/run-model.ts';
 import { bullets, card, codeBlock, executeAction, facts, text, title, verbs, type AdaptiveCardJson, type CardAction, type CardElement } from '../common/card-kit.ts';
 import { failedStep, personName, verificationBlock } from '../cert/cert-card-parts.ts';
@@ -64,8 +64,8 @@ export function setupRunCard(run: Run): AdaptiveCardJson {
     case 'failed':
       body.push(text(`Failed${run.error ? ` (${run.error.code}): ${run.error.message}` : '.'}`, { color: 'Attention', weight: 'Bolder' }));
       if (run.error?.hint) body.push(text(`What to do: ${run.error.hint}`));
-      if (isRunbookKind(run.kind)) {
-        body.push(text(`This run has ended: it failed outside its steps, so a retry could only fail the same way${run.kind === 'setup' ? '; it no longer holds the certificate-change slot' : ''}. Ask for a new plan: \`@setup ${newPlanCommand(run)}\`.`));
+      if (kindOf(run).runbook) {
+        body.push(text(`This run has ended: it failed outside its steps, so a retry could only fail the same way${kindOf(run).certChange ? '; it no longer holds the certificate-change slot' : ''}. Ask for a new plan: \`@setup ${kindOf(run).newPlanCommand}\`.`));
       }
       break;
     default:
@@ -113,31 +113,13 @@ function cancelTooLate(run: Run): CardElement[] {
     : [];
 }
 
-/** What to type for a new plan of the same kind (a failed runbook run cannot be retried). */
-function newPlanCommand(run: Run): string {
-  switch (run.kind) {
-    case 'profile':
-      return 'profile create';
-    case 'tenant':
-      return 'tenant set';
-    case 'configure':
-      return 'configure mailboxes';
-    case 'ews':
-      return 'ews allow';
-    case 'primary-org':
-      return 'sync this org only';
-    default:
-      return 'run setup';
-  }
-}
-
 /** The card a runbook or preflight run shows in its current state (clicks, timers, reposts). */
 export function currentSetupCard(run: Run): AdaptiveCardJson {
-  if (run.kind === 'preflight') {
+  if (kindOf(run).immediate) {
     if (run.state === 'running') return preflightCheckingCard(run);
     return run.result?.type === 'preflight' ? preflightCard(run, run.result) : preflightFailedCard(run);
   }
-  if (!isRunbookKind(run.kind)) return setupRunCard(run);
+  if (!kindOf(run).runbook) return setupRunCard(run);
   const plan = run.plan?.type === 'setup-plan' ? run.plan : undefined;
   switch (run.state) {
     case 'planning':

@@ -10,6 +10,7 @@ import type { Run } from '../../runs/run-model.ts';
 import type { RunKind } from '../../runs/run-kinds.ts';
 import { jobTimeoutAt, scheduleTimer } from '../../runs/run-timers.ts';
 import { describeError } from '../../user-facing-error.ts';
+import { runKinds } from '../../runs/run-kinds.ts';
 
 export interface StartRunSpec {
   kind: RunKind;
@@ -36,7 +37,7 @@ export async function startRun(req: ActivityRequest, spec: StartRunSpec): Promis
   const { runs, jobs, config, poster, timers, now } = req.services;
   const reference = TurnContext.getConversationReference(req.ctx.activity);
   // A status (or preflight) run has no plan: it runs at once.
-  const immediate = spec.kind === 'status' || spec.kind === 'cert-status' || spec.kind === 'preflight';
+  const immediate = runKinds[spec.kind].immediate;
   const run = await runs.create({
     runId: spec.runId ?? newRunId(),
     deployment: config.deployment,
