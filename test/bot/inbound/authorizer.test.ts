@@ -44,3 +44,17 @@ describe('Authorizer', () => {
     expect(b.canConfirmTest(op, { requesterAadObjectId: op }).allowed).toBe(false);
   });
 });
+
+describe('Authorizer.canDecide (the right a run kind asks for)', () => {
+  const a = new Authorizer({ operators: ['op'], approvers: ['ap', 'ap2'] });
+  it('applies the two-person rule to run setup as to a rotation', () => {
+    expect(a.canDecide('second-person', 'ap', { requesterAadObjectId: 'AP', what: 'set-up run' })).toEqual({ allowed: false, reason: 'You asked for this set-up run; another approver must approve it.' });
+    expect(a.canDecide('second-person', 'ap2', { requesterAadObjectId: 'ap', what: 'set-up run' })).toEqual({ allowed: true });
+    expect(a.canDecide('second-person', 'op', { requesterAadObjectId: 'ap', what: 'rotation' }).allowed).toBe(false);
+  });
+  it('lets the requester or an approver reject, and the test requester confirm', () => {
+    expect(a.canDecide('requester-or-approver', 'op', { requesterAadObjectId: 'op', what: 'run' }).allowed).toBe(true);
+    expect(a.canDecide('approver', 'op', { requesterAadObjectId: 'op', what: 'run' }).allowed).toBe(false);
+    expect(a.canDecide('test-confirmer', 'op', { requesterAadObjectId: 'op', what: 'run' }).allowed).toBe(true);
+  });
+});
