@@ -1,10 +1,9 @@
 import type { AuditEntry } from '../core/audit-log.ts';
 import { z } from 'zod';
-import { describeFilter } from '../jobs/mailbox-filter.ts';
 import { runIdSchema } from '../jobs/job-types.ts';
 import type { ActivityRequest } from './bot-services.ts';
-import { normaliseText, type Command } from './command-parser.ts';
-import { clip } from './cards/card-kit.ts';
+import { normaliseText } from './inbound/command-parser.ts';
+import { clip } from './cards/common/card-kit.ts';
 
 /**
  * What the bot appends to the audit log for what people do (commands, refusals, card clicks). The
@@ -54,51 +53,6 @@ export async function recordAudit(req: ActivityRequest, entry: BotAuditEntry, wa
   } finally {
     clearTimeout(timer);
   }
-}
-
-/** A short description of a parsed command for the audit log: its words and, for mailbox commands, the filter. */
-export function describeCommand(command: Command): string {
-  const withFilter = (words: string, filter: Parameters<typeof describeFilter>[0]) => `${words} (filter: ${describeFilter(filter)})`;
-  switch (command.kind) {
-    case 'help':
-    case 'status':
-    case 'preflight':
-    case 'jobs':
-      return command.kind;
-    case 'approve-mailboxes':
-      return withFilter('approve mailboxes', command.filter);
-    case 'test-mailboxes':
-      return withFilter('test mailboxes', command.filter);
-    case 'cert-status':
-      return 'cert status';
-    case 'cert-rotate':
-      return command.file ? `cert rotate ${command.file}` : 'cert rotate (the agent\'s CERT_NEW_PFX)';
-    case 'cert-watch-here':
-      return 'cert watch here';
-    case 'run-setup':
-      return withFilter(command.dryRun ? 'run setup --dry-run' : 'run setup', command.filter);
-    case 'profile':
-      return `profile ${command.action}`;
-    case 'tenant':
-      return `tenant ${command.action}`;
-    case 'ews':
-      return `ews ${command.action}`;
-    case 'primary-org':
-      return withFilter('sync this org only', command.filter);
-    case 'configure-mailboxes':
-      return withFilter('configure mailboxes', command.filter);
-    case 'resume':
-      return `resume ${command.runId}`;
-    case 'cancel':
-      return `cancel ${command.runId}`;
-    case 'audit':
-      return `audit ${command.count}`;
-  }
-}
-
-/** The run a command names (resume, cancel), for the entry's runId. */
-export function runIdOfCommand(command: Command): string | undefined {
-  return command.kind === 'resume' || command.kind === 'cancel' ? command.runId : undefined;
 }
 
 const commandWords = [

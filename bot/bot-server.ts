@@ -8,24 +8,24 @@ import restify from 'restify';
 import { createLogger, type Logger } from '../core/logger.ts';
 import { connectRedis } from '../core/redis-connection.ts';
 import { EnvelopeSigner } from '../jobs/envelope-signer.ts';
-import { Authorizer } from './authorizer.ts';
+import { Authorizer } from './inbound/authorizer.ts';
 import { z } from 'zod';
 import { SetupTeamsAdapter, internalErrorMessage, type BotFrameworkEndpoints } from './bot-adapter.ts';
 import { assertAuthenticationConfigured, type BotConfig } from './bot-config.ts';
 import { personFrom, type ActivityRequest, type BotServices } from './bot-services.ts';
-import { handleCardAction } from './card-actions.ts';
-import { handleStartRotationClick } from './cert-watch.ts';
-import { handlePrimaryOrgClick } from './primary-org-click.ts';
-import { verbs } from './cards/card-kit.ts';
-import { BullJobDispatcher } from './job-dispatcher.ts';
-import { routeMessage } from './message-router.ts';
-import { ProgressRelay } from './progress-relay.ts';
-import { RunStore } from './run-store.ts';
-import { BullRunTimers, type RunTimerScheduler } from './run-timers.ts';
+import { handleCardAction, runVerbs } from './inbound/card-actions/card-action-router.ts';
+import { handleStartRotationClick } from './cert-watch/cert-watch.ts';
+import { handlePrimaryOrgClick } from './inbound/card-actions/primary-org-click.ts';
+import { verbs } from './cards/common/card-kit.ts';
+import { BullJobDispatcher } from './outbound/job-dispatcher.ts';
+import { routeMessage } from './inbound/message-router.ts';
+import { ProgressRelay } from './reports/progress-relay.ts';
+import { RunStore } from './runs/run-store.ts';
+import { BullRunTimers, type RunTimerScheduler } from './runs/run-timers.ts';
 import { TeamsPoster, type PostPolicy } from './teams-poster.ts';
-import { TimerWorker } from './timer-worker.ts';
-import { startCertWatchSchedule } from './cert-watch.ts';
-import { openProducerRedis } from './producer-redis.ts';
+import { TimerWorker } from './runs/timer-worker.ts';
+import { startCertWatchSchedule } from './cert-watch/cert-watch.ts';
+import { openProducerRedis } from './outbound/producer-redis.ts';
 import { describeError } from './user-facing-error.ts';
 
 export interface BotDeps {
@@ -151,13 +151,7 @@ export async function startBot(config: Readonly<BotConfig>, deps: BotDeps = {}):
   app.activity(ActivityTypes.Message, async (ctx) => {
     await routeMessage(requestFor(ctx));
   });
-  app.adaptiveCards.actionExecute(verbs.approve, async (ctx, _state, data) => handleCardAction(requestFor(ctx), verbs.approve, data));
-  app.adaptiveCards.actionExecute(verbs.reject, async (ctx, _state, data) => handleCardAction(requestFor(ctx), verbs.reject, data));
-  app.adaptiveCards.actionExecute(verbs.resume, async (ctx, _state, data) => handleCardAction(requestFor(ctx), verbs.resume, data));
-  app.adaptiveCards.actionExecute(verbs.rollback, async (ctx, _state, data) => handleCardAction(requestFor(ctx), verbs.rollback, data));
-  app.adaptiveCards.actionExecute(verbs.abandon, async (ctx, _state, data) => handleCardAction(requestFor(ctx), verbs.abandon, data));
-  app.adaptiveCards.actionExecute(verbs.cancel, async (ctx, _state, data) => handleCardAction(requestFor(ctx), verbs.cancel, data));
-  app.adaptiveCards.actionExecute(verbs.confirmChecklist, async (ctx, _state, data) => handleCardAction(requestFor(ctx), verbs.confirmChecklist, data));
+  for (const verb of runVerbs) app.adaptiveCards.actionExecute(verb, async (ctx, _state, data) => handleCardAction(requestFor(ctx), verb, data));
   app.adaptiveCards.actionExecute(verbs.startRotation, async (ctx, _state, data) => handleStartRotationClick(requestFor(ctx), data));
   app.adaptiveCards.actionExecute(verbs.primaryOrg, async (ctx, _state, data) => handlePrimaryOrgClick(requestFor(ctx), data));
 

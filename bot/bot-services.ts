@@ -3,12 +3,13 @@ import type { Redis } from 'ioredis';
 import type { AuditLog } from '../core/audit-log.ts';
 import type { Logger } from '../core/logger.ts';
 import { agentHeartbeatKey } from '../jobs/deployment.ts';
-import type { Authorizer } from './authorizer.ts';
+import type { Authorizer } from './inbound/authorizer.ts';
 import type { BotConfig } from './bot-config.ts';
-import type { AgentSeen } from './cards/status-card.ts';
-import type { JobDispatcher } from './job-dispatcher.ts';
-import type { Person, Run, RunStore } from './run-store.ts';
-import type { RunTimerScheduler } from './run-timers.ts';
+import type { AgentSeen } from './cards/mailboxes/status-card.ts';
+import type { JobDispatcher } from './outbound/job-dispatcher.ts';
+import type { Person, Run } from './runs/run-model.ts';
+import type { RunStore } from './runs/run-store.ts';
+import type { RunTimerScheduler } from './runs/run-timers.ts';
 import type { TeamsPoster } from './teams-poster.ts';
 
 /** What handlers, card actions and the relay need; built once in bot-server.ts. */

@@ -1,7 +1,7 @@
 import { DelayedError, Worker, type Job } from 'bullmq';
 import type { Redis } from 'ioredis';
 import type { Logger } from '../core/logger.ts';
-import type { RunStore } from './run-store.ts';
+import type { RunStore } from './runs/run-store.ts';
 
 /**
  * What the bot's two BullMQ workers (the progress relay and the run timers) share: how a worker is

@@ -1,8 +1,8 @@
 import { CardFactory, type CloudAdapter, type ConversationReference, type TurnContext } from 'botbuilder';
 import type { Logger } from '../core/logger.ts';
-import type { AdaptiveCardJson } from './cards/card-kit.ts';
+import type { AdaptiveCardJson } from './cards/common/card-kit.ts';
 import { ConnectorHttpError } from './connector-http-client.ts';
-import type { ConversationRef } from './run-store.ts';
+import type { ConversationRef } from './runs/run-model.ts';
 
 /**
  * Proactive posting to Teams: update a card in place, or send a new card into the thread. Retries

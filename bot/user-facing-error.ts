@@ -1,5 +1,5 @@
 import { isSetupError, userMessage } from '../core/setup-error.ts';
-import type { RunError } from './run-store.ts';
+import type { RunError } from './runs/run-model.ts';
 
 /**
  * The one place the bot turns an error into what a person reads (a reply, an invoke answer, a

@@ -19,7 +19,7 @@ import { mailboxFilterSchema } from './mailbox-filter.ts';
 export { runbookOnlyStepIds };
 
 /**
- * How long a run lives (bot/run-store.ts: a halted run can be resumed for 30 days). The agent's step
+ * How long a run lives (bot/runs/run-store.ts: a halted run can be resumed for 30 days). The agent's step
  * journal lives as long, so a resume finds what the earlier attempts did.
  */
 export const RUN_TTL_SECONDS = 30 * 24 * 3600;

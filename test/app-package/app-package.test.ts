@@ -1,4 +1,4 @@
-import { parseCommand } from '../../bot/command-parser.ts';
+import { parseCommand } from '../../bot/inbound/command-parser.ts';
 import { copyFileSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';

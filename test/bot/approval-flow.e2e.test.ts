@@ -4,7 +4,7 @@ import { jobQueueName } from '../../jobs/deployment.ts';
 import { EnvelopeSigner } from '../../jobs/envelope-signer.ts';
 import { reportAddOptions, signReport } from '../../jobs/job-options.ts';
 import { reportQueueName } from '../../jobs/deployment.ts';
-import type { RunStore } from '../../bot/run-store.ts';
+import type { RunStore } from '../../bot/runs/run-store.ts';
 import { APPROVER, OPERATOR, OTHER_OPERATOR, STRANGER, clickCard, runStoreOf, sendMessage, startHarness, waitForJobState, type Harness, type User } from '../support/bot-harness.ts';
 import { cardOf, cardText, type CapturedCall } from '../support/fake-connector.ts';
 

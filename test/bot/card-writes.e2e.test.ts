@@ -1,7 +1,7 @@
 import type { Queue } from 'bullmq';
 import { afterEach, describe, expect, it } from 'vitest';
-import type { RunStore } from '../../bot/run-store.ts';
-import type { RunTimerScheduler } from '../../bot/run-timers.ts';
+import type { RunStore } from '../../bot/runs/run-store.ts';
+import type { RunTimerScheduler } from '../../bot/runs/run-timers.ts';
 import { REDIS_UNAVAILABLE_MESSAGE } from '../../bot/user-facing-error.ts';
 import { jobQueueName, reportQueueName } from '../../jobs/deployment.ts';
 import type { ApproveResult } from '../../jobs/job-types.ts';

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { certWatchFailuresKey, storeCertWatchConversation } from '../../bot/cert-watch.ts';
-import { timerJobId, type TimerKind } from '../../bot/run-timers.ts';
+import { certWatchFailuresKey, storeCertWatchConversation } from '../../bot/cert-watch/cert-watch.ts';
+import { timerJobId, type TimerKind } from '../../bot/runs/run-timers.ts';
 import { timerQueueName } from '../../jobs/deployment.ts';
 import { jobTtlMs } from '../../jobs/job-options.ts';
 import type { ReportEvent } from '../../jobs/job-types.ts';

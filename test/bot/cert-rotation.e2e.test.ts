@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { reportQueueName, timerQueueName } from '../../jobs/deployment.ts';
 import { certStepTitles, rotationStepIds } from '../../jobs/cert-types.ts';
-import { certWatchConversationKey } from '../../bot/cert-watch.ts';
+import { certWatchConversationKey } from '../../bot/cert-watch/cert-watch.ts';
 import { APPROVER, OPERATOR, OTHER_OPERATOR, STRANGER, withQueue, type User, SECOND_APPROVER, twoApproversEnv } from '../support/bot-harness.ts';
 import { cardOf, cardText } from '../support/fake-connector.ts';
 import { botSession } from '../support/bot-session.ts';

@@ -1,7 +1,7 @@
 import { afterEach, describe, expect, it } from 'vitest';
-import { storeCertWatchConversation } from '../../bot/cert-watch.ts';
-import { RunStore } from '../../bot/run-store.ts';
-import { timerJobId, type TimerKind } from '../../bot/run-timers.ts';
+import { storeCertWatchConversation } from '../../bot/cert-watch/cert-watch.ts';
+import { RunStore } from '../../bot/runs/run-store.ts';
+import { timerJobId, type TimerKind } from '../../bot/runs/run-timers.ts';
 import { jobQueueName, timerQueueName } from '../../jobs/deployment.ts';
 import { jobTtlMs, newRunId } from '../../jobs/job-options.ts';
 import { APPROVER, OPERATOR, clickCard, sendMessage, startHarness, waitForJobState, withQueue, type Harness, SECOND_APPROVER, twoApproversEnv } from '../support/bot-harness.ts';

@@ -1,6 +1,6 @@
 import { afterEach, describe, expect, it } from 'vitest';
-import { RunStore } from '../../bot/run-store.ts';
-import { BullRunTimers, timerJobId } from '../../bot/run-timers.ts';
+import { RunStore } from '../../bot/runs/run-store.ts';
+import { BullRunTimers, timerJobId } from '../../bot/runs/run-timers.ts';
 import { reportQueueName, timerQueueName } from '../../jobs/deployment.ts';
 import { APPROVER, OPERATOR, invokeActivity, post, startHarness, waitForJobState, withQueue, type Harness } from '../support/bot-harness.ts';
 

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { primaryOrgStartKey } from '../../bot/primary-org-click.ts';
-import { verbs } from '../../bot/cards/card-kit.ts';
+import { primaryOrgStartKey } from '../../bot/inbound/card-actions/primary-org-click.ts';
+import { verbs } from '../../bot/cards/common/card-kit.ts';
 import type { TestResult } from '../../jobs/job-types.ts';
 import { APPROVER, OPERATOR, STRANGER } from '../support/bot-harness.ts';
 import { botSession } from '../support/bot-session.ts';

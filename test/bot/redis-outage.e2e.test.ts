@@ -1,7 +1,7 @@
 import { Redis } from 'ioredis';
 import { afterEach, describe, expect, it } from 'vitest';
 import { startBot, type RunningBot } from '../../bot/bot-server.ts';
-import { openProducerRedis } from '../../bot/producer-redis.ts';
+import { openProducerRedis } from '../../bot/outbound/producer-redis.ts';
 import { REDIS_UNAVAILABLE_MESSAGE } from '../../bot/user-facing-error.ts';
 import { silentLogger } from '../../core/logger.ts';
 import { APPROVER, OPERATOR, invokeActivity, messageActivity, post, startHarness, type Harness } from '../support/bot-harness.ts';

@@ -1,4 +1,4 @@
-import type { Run } from '../../bot/run-store.ts';
+import type { Run } from '../../bot/runs/run-model.ts';
 import type { StepState } from '../../jobs/cert-types.ts';
 import type { PreflightCheck, PreflightResult, RunbookScope, SetupPlanResult, SetupRunResult } from '../../jobs/runbook-types.ts';
 import { scopeStepIds } from '../../jobs/runbook-types.ts';

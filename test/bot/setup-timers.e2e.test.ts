@@ -1,6 +1,6 @@
 import { afterEach, describe, expect, it } from 'vitest';
-import { RunStore } from '../../bot/run-store.ts';
-import { timerJobId, type TimerKind } from '../../bot/run-timers.ts';
+import { RunStore } from '../../bot/runs/run-store.ts';
+import { timerJobId, type TimerKind } from '../../bot/runs/run-timers.ts';
 import { timerQueueName } from '../../jobs/deployment.ts';
 import { jobTtlMs } from '../../jobs/job-options.ts';
 import { APPROVER, OPERATOR, clickCard, invokeActivity, sendMessage, startHarness, twoApproversEnv, waitForJobState, withQueue, type Harness } from '../support/bot-harness.ts';

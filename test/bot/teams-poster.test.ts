@@ -1,9 +1,9 @@
 import type { CloudAdapter, TurnContext } from 'botbuilder';
 import { describe, expect, it } from 'vitest';
 import { silentLogger } from '../../core/logger.ts';
-import { card, text } from '../../bot/cards/card-kit.ts';
+import { card, text } from '../../bot/cards/common/card-kit.ts';
 import { ConnectorHttpError } from '../../bot/connector-http-client.ts';
-import type { ConversationRef } from '../../bot/run-store.ts';
+import type { ConversationRef } from '../../bot/runs/run-model.ts';
 import { TeamsPoster, retryAfterMs } from '../../bot/teams-poster.ts';
 
 const ref: ConversationRef = { channelId: 'msteams', serviceUrl: 'http://127.0.0.1:1/', conversation: { id: 'c' }, bot: { id: 'b' } };

@@ -1,7 +1,7 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { setupStepIds, type SetupPlanResult, type SetupRunResult } from '../../jobs/runbook-types.ts';
-import { RunStore } from '../../bot/run-store.ts';
-import { checklistInputId } from '../../bot/cards/setup-plan-card.ts';
+import { RunStore } from '../../bot/runs/run-store.ts';
+import { checklistInputId } from '../../bot/cards/runbook/setup-plan-card.ts';
 import { s2sHealth } from '../../sim/s2s-state.ts';
 import { SIM_TENANT_ID } from '../../sim/s2s-seed.ts';
 import { cardOf, cardText } from '../support/fake-connector.ts';

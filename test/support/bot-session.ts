@@ -1,5 +1,5 @@
 import { afterEach } from 'vitest';
-import type { RunStore } from '../../bot/run-store.ts';
+import type { RunStore } from '../../bot/runs/run-store.ts';
 import { jobQueueName } from '../../jobs/deployment.ts';
 import type { JobType, ReportEvent } from '../../jobs/job-types.ts';
 import { clickCard, runStoreOf, sendMessage, startHarness, withQueue, type ClickResponse, type Harness, type HarnessOptions, type User } from './bot-harness.ts';
