@@ -17,6 +17,7 @@ import { conversationRefSchema, type ConversationRef, type Person, type Run, typ
 import type { RunKind } from '../runs/run-kinds.ts';
 import { jobTimeoutAt, scheduleTimer } from '../runs/run-timers.ts';
 import { describeError } from '../user-facing-error.ts';
+import { redisKeys } from '../../jobs/redis-keys.ts';
 
 /**
  * The certificate expiry watch (bot side). A BullMQ job scheduler on the bot's timer queue fires a
@@ -58,26 +59,26 @@ export const THRESHOLD_MARK_TTL_SECONDS = 400 * 24 * 3600;
 export const DAILY_MARK_TTL_SECONDS = 2 * 24 * 3600;
 
 export function certWatchConversationKey(prefix: string, deployment: string): string {
-  return `${prefix}:cert-watch:${deploymentSchema.parse(deployment)}:conversation`;
+  return redisKeys.certWatchConversation(prefix, deploymentSchema.parse(deployment));
 }
 
 export function certWatchThresholdKey(prefix: string, deployment: string, thumbprint: string, days: number): string {
-  return `${prefix}:cert-watch:${deploymentSchema.parse(deployment)}:${thumbprint}:${days}`;
+  return redisKeys.certWatchThreshold(prefix, deploymentSchema.parse(deployment), thumbprint, days);
 }
 
 export function certWatchDailyKey(prefix: string, deployment: string, what: 'expired' | 'none', thumbprint: string | null, day: string): string {
-  return `${prefix}:cert-watch:${deploymentSchema.parse(deployment)}:${thumbprint ?? 'none'}:${what}:${day}`;
+  return redisKeys.certWatchDaily(prefix, deploymentSchema.parse(deployment), thumbprint, what, day);
 }
 
 /** After this many failed checks in a row the watch says it cannot check (once a day). */
 export const CERT_WATCH_FAILURES_BEFORE_ALERT = 3;
 
 export function certWatchFailuresKey(prefix: string, deployment: string): string {
-  return `${prefix}:cert-watch:${deploymentSchema.parse(deployment)}:failures`;
+  return redisKeys.certWatchFailures(prefix, deploymentSchema.parse(deployment));
 }
 
 export function certWatchCannotCheckKey(prefix: string, deployment: string, day: string): string {
-  return `${prefix}:cert-watch:${deploymentSchema.parse(deployment)}:cannot-check:${day}`;
+  return redisKeys.certWatchCannotCheck(prefix, deploymentSchema.parse(deployment), day);
 }
 
 /** Stores the conversation the rotation-due cards go to (one per deployment; the last `cert watch here` wins). */
@@ -327,7 +328,7 @@ const runIdData = z.object({ runId: runIdSchema }).passthrough();
 export const START_ROTATION_MARK_TTL_SECONDS = 30 * 24 * 3600;
 
 export function certWatchStartKey(prefix: string, watchRunId: string): string {
-  return `${prefix}:cert-watch-start:${runIdSchema.parse(watchRunId)}`;
+  return redisKeys.certWatchStart(prefix, runIdSchema.parse(watchRunId));
 }
 
 /**

@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import type { Redis } from 'ioredis';
 import { runScripts } from './run-scripts.ts';
+import { redisKeys } from '../../jobs/redis-keys.ts';
 
 /**
  * A run card's lock, `<prefix>:run-lock:<runId>`: every write of the run card (progress, final,
@@ -16,7 +17,7 @@ export class CardLock {
   }
 
   key(runId: string): string {
-    return `${this.#prefix}:run-lock:${runId}`;
+    return redisKeys.cardLock(this.#prefix, runId);
   }
 
   /**

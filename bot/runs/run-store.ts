@@ -5,6 +5,7 @@ import { touchesRegistration } from './cert-rules.ts';
 import { decodeRun, encodeNewRun, encodePatch } from './run-codec.ts';
 import { CANCEL_KEY_TTL_SECONDS, RUN_INDEX_MAX, RUN_TTL_SECONDS, finalStates, personSchema, type AbandonOutcome, type CertApproveOutcome, type NewRun, type Person, type RelayDecision, type ResumeOutcome, type RollbackFailedOutcome, type RollbackRequestOutcome, type Run, type RunPatch, type RunState, type TransitionOutcome } from './run-model.ts';
 import { runScripts } from './run-scripts.ts';
+import { redisKeys } from '../../jobs/redis-keys.ts';
 
 /**
  * The runs in Redis (the model and its states: run-model.ts; the hash codec: run-codec.ts; the
@@ -35,7 +36,7 @@ export class RunStore {
   }
 
   key(runId: string): string {
-    return `${this.#prefix}:run:${runId}`;
+    return redisKeys.run(this.#prefix, runId);
   }
 
   async create(run: NewRun): Promise<Run> {
@@ -51,7 +52,7 @@ export class RunStore {
 
   /** Sorted set of a deployment's run ids by creation time (`@setup jobs`). */
   indexKey(deployment: string): string {
-    return `${this.#prefix}:runs:${deployment}`;
+    return redisKeys.runIndex(this.#prefix, deployment);
   }
 
   /** The deployment's latest runs, newest first (runs whose record expired are left out). */
@@ -80,7 +81,7 @@ export class RunStore {
    * "stop before the next step". Not a secret and not signed: its only power is to stop a run.
    */
   cancelKey(runId: string): string {
-    return `${this.#prefix}:cancel:${runId}`;
+    return redisKeys.cancel(this.#prefix, runId);
   }
 
   /**
@@ -126,7 +127,7 @@ export class RunStore {
 
   /** The deployment's "active certificate change" key: the run id of the rotation or rollback approved, running or halted. */
   certActiveKey(deployment: string): string {
-    return `${this.#prefix}:cert-active:${deployment}`;
+    return redisKeys.certActive(this.#prefix, deployment);
   }
 
   /** The run id of the deployment's active certificate change, if any. */

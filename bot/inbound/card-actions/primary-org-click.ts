@@ -7,6 +7,7 @@ import { startRunbookPlan } from '../commands/run-setup-command.ts';
 import type { CardActionReply } from '../../runs/run-control.ts';
 import type { Run } from '../../runs/run-model.ts';
 import { describeError } from '../../user-facing-error.ts';
+import { redisKeys } from '../../../jobs/redis-keys.ts';
 
 /**
  * **Sync from this organization only** on a Test & Enable results card whose failures include
@@ -25,7 +26,7 @@ const runIdData = z.object({ runId: runIdSchema }).passthrough();
 const START_MARK_TTL_SECONDS = 30 * 24 * 3600;
 
 export function primaryOrgStartKey(prefix: string, runId: string): string {
-  return `${prefix}:primary-org-start:${runIdSchema.parse(runId)}`;
+  return redisKeys.primaryOrgStart(prefix, runIdSchema.parse(runId));
 }
 
 /** The mailboxes of a finished test run's "another organization" group, as a filter (undefined: the run has none). */
