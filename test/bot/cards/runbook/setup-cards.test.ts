@@ -6,32 +6,13 @@ import { currentSetupCard, setupResultsCard, setupRunCard } from '../../../../bo
 import type { Run } from '../../../../bot/runs/run-model.ts';
 import { setupStepIds } from '../../../../jobs/runbook-types.ts';
 import { cardText } from '../../../support/fake-connector.ts';
-import { preflightChecks, preflightResult, setupPlan, setupRunResult } from '../../setup-fixtures.ts';
+import { preflightChecks, preflightResult, runFixture, setupPlan, setupRunResult } from '../../setup-fixtures.ts';
 
 /** The runbook's cards at their largest stay under Teams' limit; the states show what the brief says. */
 
 const long = (n: number) => 'x'.repeat(n);
 
-function run(patch: Partial<Run> = {}): Run {
-  return {
-    runId: 'abcdefghij',
-    deployment: 'contoso',
-    kind: 'setup',
-    state: 'awaiting-approval',
-    filter: { kind: 'all' },
-    requester: { aadObjectId: '11111111-1111-1111-1111-111111111111', name: 'Olivia Operator' },
-    conversation: { bot: { id: 'b' }, channelId: 'msteams', conversation: { id: 'c' }, serviceUrl: 'https://smba.example.com/' },
-    createdAt: '2026-12-01T10:00:00.000Z',
-    updatedAt: '2026-12-01T10:00:00.000Z',
-    attempt: 1,
-    progressSeq: -1,
-    lastPostedSeq: -1,
-    lastPostedAt: 0,
-    finalPostedSeq: -1,
-    resultsSentSeq: -1,
-    ...patch,
-  };
-}
+const run = (patch: Partial<Run> = {}): Run => runFixture({ filter: { kind: 'all' }, ...patch });
 
 describe('runbook cards', () => {
   it('stay under the card size limit with every text at its longest', () => {
