@@ -65,6 +65,12 @@ export const ewsAccessReportSchema = z.object({
   mailboxesDisabled: count,
   disabledSample: z.array(z.string().max(320)).max(10),
   daysLeft: count,
+  /**
+   * The older EwsApplicationAccessPolicy (user-agent lists) applies on top of the app-ID list and may
+   * refuse CRM although its app is allowed (which user agent CRM sends is unverified): never all good.
+   * Absent from agents older than this field.
+   */
+  olderPolicyApplies: z.boolean().optional(),
   /** What was found, in one sentence. */
   detail: z.string().max(600),
   /** What to do (absent when nothing is to be done). */

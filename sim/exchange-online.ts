@@ -67,6 +67,10 @@ export function ewsRefusal(exchange: SimExchangeOnline, address: string, appId: 
   if (!(exchange.ewsAllowedAppIds ?? []).some((id) => id.toLowerCase() === appId.toLowerCase())) {
     return { reason: 'not-allowed', policyReason: `EWS access for the application ${appId} is blocked by policy: it is not in the organization's EWS allow-list` };
   }
+  // The older user-agent policy on top: EnforceAllowList with an empty list refuses every client (what CRM's user agent is, is unverified).
+  if (exchange.ewsApplicationAccessPolicy === 'EnforceAllowList' && exchange.ewsAllowList.length === 0) {
+    return { reason: 'not-allowed', policyReason: 'EWS access is blocked by policy: EwsApplicationAccessPolicy EnforceAllowList allows no client' };
+  }
   return null;
 }
 

@@ -86,39 +86,53 @@ export function ewsAccessReport(read: EwsRead, options: EwsReportOptions): EwsAc
     disabledSample: disabled.slice(0, SAMPLE),
     daysLeft,
   };
+  // EnforceAllowList with no user agent on the list refuses every EWS client; a list of either kind may refuse CRM's.
+  const allowListBlocksAll = read.applicationAccessPolicy === 'EnforceAllowList' && read.allowList.length === 0;
+  const olderPolicyApplies = read.applicationAccessPolicy === 'EnforceAllowList' || (read.applicationAccessPolicy === 'EnforceBlockList' && read.blockList.length > 0);
   if (isAfterEwsShutdown(options.now)) {
     return { ...base, verdict: 'shut-down', detail: 'EWS in Exchange Online is switched off for good (since 1 April 2027): server-side sync from CRM on-premises to Exchange Online mailboxes cannot work.', fix: AFTER_SHUTDOWN_OPTIONS };
   }
   const left = `${daysLeft} day${daysLeft === 1 ? '' : 's'} left until EWS in Exchange Online is switched off for good (1 April 2027)`;
-  const policy =
-    read.applicationAccessPolicy === 'EnforceAllowList' && read.allowList.length > 0
+  const policy = allowListBlocksAll
+    ? ' The older EwsApplicationAccessPolicy is EnforceAllowList with an empty EwsAllowList: it refuses every EWS client, CRM included.'
+    : read.applicationAccessPolicy === 'EnforceAllowList'
       ? ` The older EwsApplicationAccessPolicy EnforceAllowList also applies (user agents ${clip(read.allowList.join(', '), 120)}): CRM's user agent must be on it.`
-      : read.applicationAccessPolicy === 'EnforceBlockList' && read.blockList.length > 0
+      : olderPolicyApplies
         ? ` The older EwsApplicationAccessPolicy EnforceBlockList also applies (user agents ${clip(read.blockList.join(', '), 120)}): CRM's must not be on it.`
         : '';
+  const policyFix = olderPolicyApplies
+    ? ' Check the older user-agent policy: add CRM\'s user agent to EwsAllowList (Set-OrganizationConfig -EwsAllowList) or set -EwsApplicationAccessPolicy $null, then test a mailbox.'
+    : '';
+  const truncated = read.disabledTruncated ? ' Exchange listed more mailboxes with EwsEnabled False than the agent reads (50,000): there may be more.' : '';
   const mailboxes =
     disabled.length > 0
       ? ` ${disabled.length} mailbox${disabled.length === 1 ? ' has' : 'es have'} EwsEnabled False on the mailbox itself (${disabled.slice(0, 3).join(', ')}${disabled.length > 3 ? ', …' : ''}): Exchange refuses EWS for ${disabled.length === 1 ? 'it' : 'them'} whatever the organization allows.`
       : '';
   const mailboxFix = disabled.length > 0 ? ' For the mailboxes: `@setup configure mailboxes` sets EwsEnabled $true on them (Set-CASMailbox).' : '';
-  if (ewsAllowedFor(read, options.appId)) {
+  if (ewsAllowedFor(read, options.appId) && !allowListBlocksAll) {
     return {
       ...base,
       verdict: 'allowed',
-      detail: clip(`Exchange Online allows EWS for CRM (EwsEnabled True, ${options.appId} in EwsAllowedAppIDs); ${left}.${mailboxes}${policy}`, 600),
-      ...(mailboxFix || policy ? { fix: clip(`${mailboxFix.trim()} Plan the move before 1 April 2027: ${AFTER_SHUTDOWN_OPTIONS}`, 1200) } : {}),
+      ...(olderPolicyApplies ? { olderPolicyApplies } : {}),
+      detail: clip(`Exchange Online allows EWS for CRM (EwsEnabled True, ${options.appId} in EwsAllowedAppIDs); ${left}.${mailboxes}${truncated}${policy}`, 600),
+      ...(mailboxFix || policyFix ? { fix: clip(`${mailboxFix.trim()}${policyFix} Plan the move before 1 April 2027: ${AFTER_SHUTDOWN_OPTIONS}`, 1200) } : {}),
     };
   }
   const why = [
     read.organizationEnabled !== true && `the organization's EwsEnabled is ${read.organizationEnabled === null ? 'not set' : 'False'}`,
     !appAllowed && `CRM's app ${options.appId} is not in EwsAllowedAppIDs${read.allowedAppIds && read.allowedAppIds.length > 0 ? ` (it lists ${read.allowedAppIds.length} other app${read.allowedAppIds.length === 1 ? '' : 's'})` : ' (the list is empty)'}`,
+    allowListBlocksAll && 'EwsApplicationAccessPolicy is EnforceAllowList with an empty EwsAllowList',
   ].filter((w): w is string => typeof w === 'string');
   return {
     ...base,
     verdict: 'blocked',
-    detail: clip(`Exchange Online blocks EWS for CRM: ${why.join(' and ')}. Server-side sync fails with 403 (X-EWS-Policy-Reason) until it is allowed; ${left}.${mailboxes}${policy}`, 600),
+    ...(olderPolicyApplies ? { olderPolicyApplies } : {}),
+    detail: clip(`Exchange Online blocks EWS for CRM: ${why.join(' and ')}. Server-side sync fails with 403 (X-EWS-Policy-Reason) until it is allowed; ${left}.${mailboxes}${truncated}${allowListBlocksAll ? '' : policy}`, 600),
+    // Only the older policy blocks: `ews allow` does not change it, so the fix is the policy's alone.
     fix: clip(
-      `Run \`@setup ews allow\` (an approver confirms): it adds ${options.appId} to EwsAllowedAppIDs and sets EwsEnabled $true (Set-OrganizationConfig); Exchange can take up to 24 hours to apply it, then run Test & Enable again.${mailboxFix} ${CONFIRM_APP_ID}`,
+      ewsAllowedFor(read, options.appId)
+        ? `${policyFix.trim()}${mailboxFix}`
+        : `Run \`@setup ews allow\` (an approver confirms): it adds ${options.appId} to EwsAllowedAppIDs and sets EwsEnabled $true (Set-OrganizationConfig); Exchange can take up to 24 hours to apply it, then run Test & Enable again.${mailboxFix}${policyFix} ${CONFIRM_APP_ID}`,
       1200,
     ),
   };

@@ -181,7 +181,7 @@ export async function runPreflight(ctx: JobContext): Promise<PreflightOutcome> {
  * that says what to set. Never ok unless Exchange Online allows EWS for CRM.
  */
 function setEwsChecks(ews: EwsAccessReport, set: (id: PreflightCheckId, status: PreflightCheck['status'], detail: string, fix?: string) => void): void {
-  const status = ews.verdict === 'allowed' ? 'ok' : ews.verdict === 'shut-down' ? 'failed' : 'warning';
+  const status = ews.verdict === 'allowed' && ews.olderPolicyApplies !== true ? 'ok' : ews.verdict === 'shut-down' ? 'failed' : 'warning';
   set('ews-access', status, ews.detail, ews.fix);
   if (ews.verdict === 'unknown') set('ews-mailboxes', 'warning', 'Cannot be checked: EWS access in Exchange Online cannot be read (the check above).', ews.fix);
   else if (ews.verdict === 'shut-down') set('ews-mailboxes', 'failed', 'EWS in Exchange Online is switched off for good (since 1 April 2027).', ews.fix);

@@ -51,7 +51,14 @@ export const ewsAccessStep: RunbookStep = {
       return { upToDate: false, detail: stepDetail(`cannot go on: ${message}`), blocker: { message: stepDetail(message), fix } };
     }
     if (ewsAllowedFor(found.read, found.appId)) {
-      return { upToDate: true, detail: stepDetail(`already done: Exchange Online allows EWS for CRM (EwsEnabled True, ${found.appId} allow-listed); ${daysLeftText(now)}`) };
+      // The older user-agent policy is not this step's to change: an allow-list of no client blocks the plan, a list says to check it.
+      const policy = found.read.applicationAccessPolicy;
+      if (policy === 'EnforceAllowList' && found.read.allowList.length === 0) {
+        const message = 'Exchange Online allows CRM\'s app, but its older EwsApplicationAccessPolicy is EnforceAllowList with an empty EwsAllowList, which refuses every EWS client.';
+        return { upToDate: false, detail: stepDetail(`cannot go on: ${message}`), blocker: { message, fix: "Add CRM's user agent to EwsAllowList (Set-OrganizationConfig -EwsAllowList) or clear the policy (Set-OrganizationConfig -EwsApplicationAccessPolicy $null), then ask for the plan again." } };
+      }
+      const caveat = policy === 'EnforceAllowList' || (policy === 'EnforceBlockList' && found.read.blockList.length > 0) ? `; the older EwsApplicationAccessPolicy ${policy} also applies: check that it lets CRM's user agent through` : '';
+      return { upToDate: true, detail: stepDetail(`already done: Exchange Online allows EWS for CRM (EwsEnabled True, ${found.appId} allow-listed)${caveat}; ${daysLeftText(now)}`) };
     }
     const what = [
       !(found.read.allowedAppIds ?? []).some((id) => id.toLowerCase() === found.appId) && `add ${found.appId} to EwsAllowedAppIDs`,

@@ -15,15 +15,17 @@ const verdictLines: Readonly<Record<EwsAccessReport['verdict'], { line: string; 
 
 /** Whether the report lets a card be green: allowed, and no mailbox of the selection blocked. */
 export function ewsAllGood(report: EwsAccessReport): boolean {
-  return report.verdict === 'allowed' && report.mailboxesDisabled === 0;
+  return report.verdict === 'allowed' && report.mailboxesDisabled === 0 && report.olderPolicyApplies !== true;
 }
 
 export function ewsSection(report: EwsAccessReport): CardElement[] {
-  // Allowed for the organization, but some mailboxes blocked one by one: a warning, not green.
-  const partly = report.verdict === 'allowed' && report.mailboxesDisabled > 0;
+  // Allowed for the organization, but some mailboxes blocked one by one, or the older user-agent policy on top: a warning, not green.
+  const partly = report.verdict === 'allowed' && !ewsAllGood(report);
   const verdict = partly
     ? {
-        line: `${verdictLines.allowed.line}, but ${report.mailboxesDisabled} mailbox${report.mailboxesDisabled === 1 ? ' has' : 'es have'} EWS disabled`,
+        line: report.mailboxesDisabled > 0
+          ? `${verdictLines.allowed.line}, but ${report.mailboxesDisabled} mailbox${report.mailboxesDisabled === 1 ? ' has' : 'es have'} EWS disabled`
+          : `${verdictLines.allowed.line}, but the older EwsApplicationAccessPolicy may still refuse it`,
         color: 'Warning',
         style: 'warning' as const,
       }

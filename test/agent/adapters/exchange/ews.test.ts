@@ -46,9 +46,25 @@ describe('ewsAccessReport', () => {
     expect(ewsAccessReport(read({ disabledMailboxes: ['x@contoso.com'] }), { ...options, selection: null }).mailboxesDisabled).toBe(1);
   });
 
-  it('names the older user-agent policy when it applies on top', () => {
+  it('names the older user-agent policy when it applies on top, and never calls that all good', () => {
     const report = ewsAccessReport(read({ applicationAccessPolicy: 'EnforceAllowList', allowList: ['OutlookService/*'] }), options);
     expect(report.detail).toMatch(/EnforceAllowList also applies \(user agents OutlookService\/\*\)/);
+    expect(report).toMatchObject({ verdict: 'allowed', olderPolicyApplies: true });
+    expect(report.fix).toMatch(/EwsAllowList/);
+    expect(ewsAccessReport(read({ applicationAccessPolicy: 'EnforceBlockList', blockList: ['Bad/*'] }), options).olderPolicyApplies).toBe(true);
+    expect(ewsAccessReport(read({ applicationAccessPolicy: 'EnforceBlockList', blockList: [] }), options).olderPolicyApplies).toBeUndefined();
+  });
+
+  it('EnforceAllowList with no user agent on it refuses every client: blocked, with the policy as the fix (ews allow does not change it)', () => {
+    const report = ewsAccessReport(read({ applicationAccessPolicy: 'EnforceAllowList', allowList: [] }), options);
+    expect(report).toMatchObject({ verdict: 'blocked', appAllowed: true, olderPolicyApplies: true });
+    expect(report.detail).toMatch(/EwsApplicationAccessPolicy is EnforceAllowList with an empty EwsAllowList/);
+    expect(report.fix).toMatch(/^Check the older user-agent policy/);
+    expect(report.fix).not.toMatch(/ews allow/);
+  });
+
+  it('says when Exchange listed more disabled mailboxes than the agent reads', () => {
+    expect(ewsAccessReport(read({ disabledTruncated: true, disabledMailboxes: ['bob@contoso.com'] }), options).detail).toMatch(/there may be more/);
   });
 
   it('after 1 April 2027: shut down whatever the tenant says, with the options Microsoft leaves', () => {

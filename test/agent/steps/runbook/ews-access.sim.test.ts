@@ -68,6 +68,14 @@ describe('EWS access for CRM in the simulated tenant', () => {
     expect(shown.ews).toMatchObject({ verdict: 'unknown' });
   }, 60_000);
 
+  it('ews show is blocked when the older EwsApplicationAccessPolicy allows no client, which ews allow cannot change', async () => {
+    const { sim } = world;
+    Object.assign(sim.s2s.exchange, { ewsEnabled: true, ewsAllowedAppIds: [CRM_APP], ewsApplicationAccessPolicy: 'EnforceAllowList', ewsAllowList: [] });
+    const shown = await ewsPlan();
+    expect(shown).toMatchObject({ blocked: true, ews: { verdict: 'blocked', appAllowed: true, olderPolicyApplies: true } });
+    expect(shown.blockers[0]).toMatchObject({ message: expect.stringMatching(/EnforceAllowList with an empty EwsAllowList/) as unknown, fix: expect.stringMatching(/Set-OrganizationConfig -EwsAllowList/) as unknown });
+  }, 60_000);
+
   it('status reports EWS for the active mailboxes, with the ones Exchange blocks one by one', async () => {
     const { sim } = world;
     const address = [...sim.state.mailboxes.values()].find((m) => m.statecode === 0 && m.emailaddress)?.emailaddress ?? '';

@@ -66,6 +66,9 @@ describe('the EWS section', () => {
     expect(cardText(statusCard(run(), { lastSeenSeconds: 3 }, status()))).toContain('EWS access in Exchange Online: not reported by this agent');
     expect(ewsAllGood(allowed)).toBe(true);
     expect(ewsAllGood({ ...allowed, mailboxesDisabled: 1 })).toBe(false);
+    expect(ewsAllGood({ ...allowed, olderPolicyApplies: true })).toBe(false);
+    const policy = statusCard(run(), { lastSeenSeconds: 3 }, status({ ...allowedWithoutFix, olderPolicyApplies: true }));
+    expect(colorOf(policy, 'Exchange Online allows EWS for CRM, but the older EwsApplicationAccessPolicy may still refuse it')).toBe('Warning');
   });
 
   it('after the shutdown: switched off, with the options', () => {
