@@ -142,14 +142,17 @@ describe('agent against the CRM simulator', () => {
     const healthy = active().filter((m) => m.emailrouteraccessapproval === A.Approved && m.incomingemailstatus === T.Success && m.actdeliverymethod === 1 && m.emailaddress);
     const tied = healthy.slice(0, 3).map((m) => m.emailaddress ?? '');
     const bystander = healthy[3];
+    // A mailbox whose ACT fails for another reason (its owner lacks the privileges): never taken from another organization.
+    const otherFailure = healthy[4];
+    if (otherFailure) otherFailure.orgmarkedasprimaryforexchangesync = false;
     expect(tied).toHaveLength(3);
     // Their items are tied to another CRM organization, and this one is not marked as the primary one (the seed marks working mailboxes).
     for (const m of healthy.slice(0, 3)) m.orgmarkedasprimaryforexchangesync = false;
-    sim.setKnobs({ actInAnotherOrganization: tied });
-    const addresses = [...tied, bystander?.emailaddress ?? ''];
-    const tested = await run<TestResult>({ type: 'test', runId: newRunId(), deployment: 'default', requestedBy, approvedBy, plannedCount: 4, filter: { kind: 'addresses', addresses } });
-    expect(tested.result).toMatchObject({ selected: 4, succeeded: 1, failed: 3 });
-    expect(tested.result.failures).toEqual([expect.objectContaining({ cause: 'another-organization', count: 3 })]);
+    sim.setKnobs({ actInAnotherOrganization: tied, ownersWithoutPrivileges: [otherFailure?.emailaddress ?? ''] });
+    const addresses = [...tied, bystander?.emailaddress ?? '', otherFailure?.emailaddress ?? ''];
+    const tested = await run<TestResult>({ type: 'test', runId: newRunId(), deployment: 'default', requestedBy, approvedBy, plannedCount: 5, filter: { kind: 'addresses', addresses } });
+    expect(tested.result).toMatchObject({ selected: 5, succeeded: 1, failed: 4 });
+    expect(tested.result.failures).toEqual(expect.arrayContaining([expect.objectContaining({ cause: 'another-organization', count: 3 }), expect.objectContaining({ cause: 'insufficient-permissions', count: 1 })]));
     expect(tested.result.failures[0]?.remediation).toMatch(/sync this org only/);
     // Email itself works: only ACT failed.
     for (const a of tied) expect(active().find((m) => m.emailaddress === a)).toMatchObject({ incomingemailstatus: T.Success, outgoingemailstatus: T.Success, actstatus: T.Failure });
@@ -157,13 +160,16 @@ describe('agent against the CRM simulator', () => {
     const filter = { kind: 'addresses' as const, addresses };
     const plan = (await run<SetupPlanResult>({ type: 'setup-plan', runId: newRunId(), deployment: 'default', requestedBy, scope: 'primary-org', filter })).result;
     expect(plan.steps.map((p) => [p.id, p.state])).toEqual([['mark-primary-org', 'pending'], ['test-enable', 'pending']]);
-    expect(plan.steps[0]?.detail).toBe('would mark 3 of 4 mailboxes to sync items with Exchange from this organization only');
-    const payload = { type: 'setup-run' as const, runId: newRunId(), deployment: 'default', requestedBy, scope: 'primary-org' as const, filter, plannedMailboxes: plan.mailboxes, tenantId: null, certThumbprint: null, approvedBy, attempt: 1 };
+    expect(plan.steps[0]?.detail).toBe('would mark 3 of 5 mailboxes to sync items with Exchange from this organization only');
+    // The run (on the tied mailboxes and the working one) marks and tests exactly the tied ones.
+    const runFilter = { kind: 'addresses' as const, addresses: [...tied, bystander?.emailaddress ?? ''] };
+    const payload = { type: 'setup-run' as const, runId: newRunId(), deployment: 'default', requestedBy, scope: 'primary-org' as const, filter: runFilter, plannedMailboxes: 4, tenantId: null, certThumbprint: null, approvedBy, attempt: 1 };
     const out = await run<SetupRunResult>(payload);
     expect(out.result.changed).toEqual(['mark-primary-org', 'test-enable']);
     expect(out.result.testReport).toMatchObject({ selected: 3, succeeded: 3, failed: 0 });
     for (const a of tied) expect(active().find((m) => m.emailaddress === a)).toMatchObject({ orgmarkedasprimaryforexchangesync: true, actstatus: T.Success });
     expect(active().find((m) => m.mailboxid === bystander?.mailboxid)?.orgmarkedasprimaryforexchangesync).toBe(bystander?.orgmarkedasprimaryforexchangesync);
+    expect(active().find((m) => m.mailboxid === otherFailure?.mailboxid)?.orgmarkedasprimaryforexchangesync).toBe(false);
   });
 
   it('refuses approve and test runs whose selection outgrew the approved plan, changing nothing in CRM', async () => {

@@ -202,6 +202,9 @@ export async function allowEws(ctx: JobContext): Promise<PowershellOutput<'Set-E
   return runScript(ctx, certs, 'Set-EwsAccess', { ...connection, AllowAppId: certs.exchange.ewsAppId });
 }
 
+/** One address as Set-MailboxEws.ps1's -Mailboxes pattern takes it. */
+const MAILBOX_ADDRESS = /^[A-Za-z0-9._%+'-]+@[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)+$/;
+
 export interface MailboxEwsOutcome {
   enabled: string[];
   failed: { address: string; message: string }[];
@@ -211,9 +214,15 @@ export interface MailboxEwsOutcome {
 export async function enableMailboxEws(ctx: JobContext, addresses: readonly string[]): Promise<MailboxEwsOutcome> {
   const outcome: MailboxEwsOutcome = { enabled: [], failed: [] };
   if (addresses.length === 0) return outcome;
+  // Set-MailboxEws validates -Mailboxes as a whole: an address it would refuse is reported on its own, not with its batch.
+  const valid = addresses.filter((a) => MAILBOX_ADDRESS.test(a));
+  for (const address of addresses) {
+    if (!MAILBOX_ADDRESS.test(address)) outcome.failed.push({ address, message: 'The address has characters Set-MailboxEws does not pass to Exchange Online: set EwsEnabled on this mailbox by hand (Set-CASMailbox -Identity <address> -EwsEnabled $true).' });
+  }
+  if (valid.length === 0) return outcome;
   const { certs, connection } = await exchangeConnection(ctx);
-  for (let i = 0; i < addresses.length; i += MAILBOX_EWS_BATCH) {
-    const batch = addresses.slice(i, i + MAILBOX_EWS_BATCH);
+  for (let i = 0; i < valid.length; i += MAILBOX_EWS_BATCH) {
+    const batch = valid.slice(i, i + MAILBOX_EWS_BATCH);
     try {
       const out = await runScript(ctx, certs, 'Set-MailboxEws', { ...connection, Mailboxes: batch.join(',') });
       outcome.enabled.push(...out.enabled);

@@ -99,8 +99,8 @@ export type TestAndEnableOutcome = Pick<TestResult, 'selected' | 'succeeded' | '
 export interface TestAndEnableOptions {
   /**
    * Mailboxes whose appointments, contacts and tasks go through server-side sync (actdeliverymethod
-   * 1): they pass only when `actstatus` is Success too (the runbook). Absent: incoming and outgoing
-   * decide, as the `test` command and the `untested` filter have it.
+   * 1): they pass only when `actstatus` is Success too (the runbook and the `test` command). Absent:
+   * incoming and outgoing decide (the certificate rotation's verification, as the `untested` filter has it).
    */
   requireActFor?: ReadonlySet<string>;
 }

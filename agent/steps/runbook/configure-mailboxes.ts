@@ -83,13 +83,13 @@ async function applyConfigure(env: RunbookEnv, step: StepHandle) {
   await readBack(env, configured, (r) => needsConfiguring(r, profileId), 'configured');
   env.ctx.logger.info({ selected: rows.length, configured: configured.size, ewsEnabled, failed: failures.total }, 'mailboxes configured');
   if (failures.total > 0) {
-    throw mailboxFailure('STEP_FAILED', { failed: failures.total, of: todo.length + ews.rows.length, verb: 'could not be configured', extra: `${configured.size} were configured` }, failures.toArray(), {
+    throw mailboxFailure('STEP_FAILED', { failed: failures.total, of: new Set([...todo, ...ews.rows].map((r) => r.mailboxid)).size, verb: 'could not be configured', extra: `${configured.size} were configured` }, failures.toArray(), {
       failures: failures.toArray(),
       configured: configured.size,
     });
   }
   const ewsText = ewsEnabled > 0 ? `; set EwsEnabled True on ${mailboxes(ewsEnabled)} in Exchange Online` : ewsNote;
-  return { detail: stepDetail(`configured ${todo.length > 0 ? todo.length - failures.total : 0} of ${mailboxes(rows.length)}${ewsText}`), wrote: true, changed: false, data: reconfiguredData(env.facts) };
+  return { detail: stepDetail(`configured ${todo.length} of ${mailboxes(rows.length)}${ewsText}`), wrote: true, changed: false, data: reconfiguredData(env.facts) };
 }
 
 /** configure-mailboxes (procedure.md §5). */

@@ -3,7 +3,9 @@ import { SetupError } from '../../../core/setup-error.ts';
 import { ActDeliveryMethod, MailboxTestStatus } from '../../../jobs/crm-values.ts';
 import type { StepHandle } from '../runner.ts';
 import { FailureGroups } from '../../jobs/mailboxes/failure-groups.ts';
-import { configuredMailboxColumns, configuredMailboxSchema, readSelectionWith } from '../../jobs/mailboxes/selection.ts';
+import { TRACE_SET, configuredMailboxColumns, configuredMailboxSchema, guidSchema, readSelectionWith } from '../../jobs/mailboxes/selection.ts';
+import { classifyFailure } from '../../runtime/known-errors.ts';
+import { odataGuid } from '../../../jobs/mailbox-filter.ts';
 import { patchInBatches } from '../../jobs/mailboxes/patch-in-batches.ts';
 import type { RunbookEnv, RunbookStep, StepCheck } from '../step.ts';
 import { mailboxes, stepDetail, throttledUpdate } from '../detail.ts';
@@ -12,8 +14,8 @@ import { mailboxes, stepDetail, throttledUpdate } from '../detail.ts';
  * mark-primary-org (procedure.md §7; d365-contract.md, mailbox `orgmarkedasprimaryforexchangesync`):
  * the Web API form of Test & Enable's "Sync items with Exchange from this organization only"
  * (flag 4). For the mailboxes of the selection whose appointments, contacts and tasks go through
- * server-side sync and whose ACT did not pass (the "configured with another org" failure), PATCH
- * orgmarkedasprimaryforexchangesync true; the scope's test-enable step then tests them again.
+ * server-side sync, whose ACT failed and whose newest alert says "configured with another org",
+ * PATCH orgmarkedasprimaryforexchangesync true; the scope's test-enable step then tests them again.
  * Read back like the other mailbox steps; a mailbox already marked is left alone.
  */
 
@@ -21,16 +23,52 @@ const rowSchema = configuredMailboxSchema.extend({ orgmarkedasprimaryforexchange
 type Row = z.output<typeof rowSchema>;
 const columns = [...configuredMailboxColumns, 'orgmarkedasprimaryforexchangesync'] as const;
 
-/** ACT through server-side sync, not passing, and not yet this organization's. */
-export function needsPrimaryOrg(row: Row): boolean {
-  return row.actdeliverymethod === ActDeliveryMethod.ServerSideSync && row.actstatus !== MailboxTestStatus.Success && row.orgmarkedasprimaryforexchangesync !== true;
+/** ACT through server-side sync, failed, and not yet this organization's: a candidate (its alert decides). */
+export function actFailedElsewhere(row: Row): boolean {
+  return row.actdeliverymethod === ActDeliveryMethod.ServerSideSync && row.actstatus === MailboxTestStatus.Failure && row.orgmarkedasprimaryforexchangesync !== true;
 }
 
 const read = (env: RunbookEnv, onPage?: (n: number) => void) => readSelectionWith(env.ctx.crm, env.filter, { select: columns, schema: rowSchema }, onPage);
 
+const alertSchema = z.object({ text: z.string().nullable().optional(), _regardingobjectid_value: guidSchema.nullable().optional(), modifiedon: z.string().nullable().optional() });
+/** known-errors.ts' cause for "configured with another org". */
+const ANOTHER_ORGANIZATION = 'another-organization';
+/** Mailbox ids per alert query (an `or` of GUID literals, well within a URL). */
+const ALERT_QUERY_IDS = 50;
+
+/**
+ * The candidates whose newest alert (created or updated, d365-contract.md "Alerts") says their ACT
+ * is configured with another organization. A mailbox failing for another reason is not taken from
+ * the organization it may rightly sync with.
+ */
+async function tiedToAnotherOrganization(env: RunbookEnv, candidates: readonly Row[]): Promise<Row[]> {
+  const newest = new Map<string, { text: string; at: string }>();
+  for (let i = 0; i < candidates.length; i += ALERT_QUERY_IDS) {
+    const ids = candidates.slice(i, i + ALERT_QUERY_IDS).map((r) => `_regardingobjectid_value eq ${odataGuid(r.mailboxid)}`);
+    for await (const page of env.ctx.crm.getAll(TRACE_SET, { select: ['text', '_regardingobjectid_value', 'modifiedon'], filter: ids.join(' or '), schema: alertSchema })) {
+      for (const alert of page) {
+        const id = alert._regardingobjectid_value;
+        if (!id || !alert.text) continue;
+        const at = alert.modifiedon ?? '';
+        const seen = newest.get(id);
+        if (!seen || at > seen.at) newest.set(id, { text: alert.text, at });
+      }
+    }
+  }
+  return candidates.filter((r) => {
+    const alert = newest.get(r.mailboxid);
+    return alert !== undefined && classifyFailure(alert.text).cause === ANOTHER_ORGANIZATION;
+  });
+}
+
+async function toMark(env: RunbookEnv, rows: readonly Row[]): Promise<Row[]> {
+  const candidates = rows.filter(actFailedElsewhere);
+  return candidates.length === 0 ? [] : tiedToAnotherOrganization(env, candidates);
+}
+
 async function check(env: RunbookEnv): Promise<StepCheck> {
   const rows = await read(env);
-  const todo = rows.filter(needsPrimaryOrg).length;
+  const todo = (await toMark(env, rows)).length;
   if (rows.length === 0) return { upToDate: true, detail: 'already done: no mailboxes match the selection' };
   if (todo === 0) return { upToDate: true, detail: stepDetail(`already done: none of the ${mailboxes(rows.length)} has a failing ACT that another organization holds`) };
   return { upToDate: false, detail: stepDetail(`would mark ${todo} of ${mailboxes(rows.length)} to sync items with Exchange from this organization only`) };
@@ -39,7 +77,7 @@ async function check(env: RunbookEnv): Promise<StepCheck> {
 async function apply(env: RunbookEnv, step: StepHandle) {
   const update = throttledUpdate(env, step);
   const rows = await read(env, (n) => update(`reading the selection: ${mailboxes(n)}`));
-  const todo = rows.filter(needsPrimaryOrg);
+  const todo = await toMark(env, rows);
   if (todo.length === 0) return { detail: stepDetail(`already done: none of the ${mailboxes(rows.length)} needs it`), wrote: false, changed: false };
   const failures = new FailureGroups();
   const marked = new Set<string>();

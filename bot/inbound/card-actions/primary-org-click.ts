@@ -24,6 +24,8 @@ const runIdData = z.object({ runId: runIdSchema }).passthrough();
 
 /** How long a click is remembered per results card (as long as a run is kept). */
 const START_MARK_TTL_SECONDS = 30 * 24 * 3600;
+/** How long the claim holds before the plan has started. */
+const STARTING_MARK_TTL_SECONDS = 5 * 60;
 
 export function primaryOrgStartKey(prefix: string, runId: string): string {
   return redisKeys.primaryOrgStart(prefix, runIdSchema.parse(runId));
@@ -79,7 +81,8 @@ export async function handlePrimaryOrgClick(req: ActivityRequest, data: unknown)
 /** Claims the card for this click: a marker value, `{ existing }` when a plan was already asked for, undefined when Redis did not answer. */
 async function claim(req: ActivityRequest, key: string, log: Logger): Promise<string | { existing: string } | undefined> {
   try {
-    if ((await req.services.redis.set(key, 'starting', 'EX', START_MARK_TTL_SECONDS, 'NX')) === 'OK') return 'starting';
+    // Short while the plan starts (a bot that dies meanwhile frees the card soon); the plan's run id then holds it for as long as a run is kept.
+    if ((await req.services.redis.set(key, 'starting', 'EX', STARTING_MARK_TTL_SECONDS, 'NX')) === 'OK') return 'starting';
     return { existing: (await req.services.redis.get(key)) ?? 'unknown' };
   } catch (error) {
     log.error({ err: error }, 'sync from this organization only: the claim could not be made');

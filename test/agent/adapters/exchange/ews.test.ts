@@ -1,5 +1,7 @@
 import { describe, expect, it } from 'vitest';
-import { ewsAccessReport, ewsAllowedFor, unknownEwsReport, type EwsRead } from '../../../../agent/adapters/exchange/ews.ts';
+import { enableMailboxEws, ewsAccessReport, ewsAllowedFor, unknownEwsReport, type EwsRead } from '../../../../agent/adapters/exchange/ews.ts';
+import { FakeCrm } from '../../support/fake-crm.ts';
+import { testContext } from '../../support/job-context.ts';
 import { SetupError } from '../../../../core/setup-error.ts';
 import { DEFAULT_EWS_APP_ID, ewsAccessReportSchema } from '../../../../jobs/ews-access.ts';
 
@@ -85,5 +87,15 @@ describe('ewsAllowedFor', () => {
     expect(ewsAllowedFor({ organizationEnabled: true, allowedAppIds: [DEFAULT_EWS_APP_ID] }, DEFAULT_EWS_APP_ID)).toBe(true);
     expect(ewsAllowedFor({ organizationEnabled: null, allowedAppIds: [DEFAULT_EWS_APP_ID] }, DEFAULT_EWS_APP_ID)).toBe(false);
     expect(ewsAllowedFor({ organizationEnabled: true, allowedAppIds: null }, DEFAULT_EWS_APP_ID)).toBe(false);
+  });
+});
+
+describe('enableMailboxEws', () => {
+  it('reports an address Set-MailboxEws would refuse on its own and runs no script for it (no batch fails with it)', async () => {
+    // A context without PowerShell: a run of the script would throw; the refused address never gets that far.
+    const ctx = testContext(new FakeCrm({ get: () => [] }));
+    const outcome = await enableMailboxEws(ctx, ['r&d@contoso.com']);
+    expect(outcome.enabled).toEqual([]);
+    expect(outcome.failed).toEqual([{ address: 'r&d@contoso.com', message: expect.stringMatching(/Set-CASMailbox -Identity <address> -EwsEnabled \$true/) as unknown }]);
   });
 });
