@@ -70,6 +70,18 @@ export function ewsAllowedFor(read: Pick<EwsRead, 'organizationEnabled' | 'allow
   return read.organizationEnabled === true && (read.allowedAppIds ?? []).some((id) => sameApp(id, appId));
 }
 
+/**
+ * The older EwsApplicationAccessPolicy (user-agent lists) on top of the app-ID list:
+ * EnforceAllowList with no user agent on it refuses every EWS client; a list of either kind may
+ * refuse CRM's (which user agent CRM sends is unverified).
+ */
+export function olderEwsPolicy(read: Pick<EwsRead, 'applicationAccessPolicy' | 'allowList' | 'blockList'>): { allowListBlocksAll: boolean; olderPolicyApplies: boolean } {
+  return {
+    allowListBlocksAll: read.applicationAccessPolicy === 'EnforceAllowList' && read.allowList.length === 0,
+    olderPolicyApplies: read.applicationAccessPolicy === 'EnforceAllowList' || (read.applicationAccessPolicy === 'EnforceBlockList' && read.blockList.length > 0),
+  };
+}
+
 /** The report of what Get-EwsAccess read (pure: the cards' words come from here). */
 export function ewsAccessReport(read: EwsRead, options: EwsReportOptions): EwsAccessReport {
   const daysLeft = ewsDaysLeft(options.now);
@@ -86,9 +98,7 @@ export function ewsAccessReport(read: EwsRead, options: EwsReportOptions): EwsAc
     disabledSample: disabled.slice(0, SAMPLE),
     daysLeft,
   };
-  // EnforceAllowList with no user agent on the list refuses every EWS client; a list of either kind may refuse CRM's.
-  const allowListBlocksAll = read.applicationAccessPolicy === 'EnforceAllowList' && read.allowList.length === 0;
-  const olderPolicyApplies = read.applicationAccessPolicy === 'EnforceAllowList' || (read.applicationAccessPolicy === 'EnforceBlockList' && read.blockList.length > 0);
+  const { allowListBlocksAll, olderPolicyApplies } = olderEwsPolicy(read);
   if (isAfterEwsShutdown(options.now)) {
     return { ...base, verdict: 'shut-down', detail: 'EWS in Exchange Online is switched off for good (since 1 April 2027): server-side sync from CRM on-premises to Exchange Online mailboxes cannot work.', fix: AFTER_SHUTDOWN_OPTIONS };
   }
@@ -158,12 +168,40 @@ export function unknownEwsReport(error: unknown, appId: string, now: number): Ew
   };
 }
 
+interface EwsReading {
+  certs: ReadyCerts;
+  connection: ExchangeConnection;
+  read: EwsRead;
+}
+
+/**
+ * One Get-EwsAccess per job, however many checks ask (preflight, the ews-access step and
+ * configure-mailboxes of one plan): each run is an Exchange Online PowerShell sign-in, seconds on a
+ * real host. Keyed by the job's CRM client scope (one per job, shared by the contexts a step derives
+ * from it; the abort signal is the worker's, shared by every job); a change (Set-EwsAccess,
+ * Set-MailboxEws) forgets it.
+ */
+const readings = new WeakMap<object, Promise<EwsReading>>();
+
+export function readEws(ctx: JobContext): Promise<EwsReading> {
+  let reading = readings.get(ctx.crm);
+  if (!reading) {
+    reading = (async () => {
+      const { certs, connection } = await exchangeConnection(ctx);
+      return { certs, connection, read: await runScript(ctx, certs, 'Get-EwsAccess', connection) };
+    })();
+    readings.set(ctx.crm, reading);
+    // A failed read is not kept: the next check asks again (and says why it failed).
+    reading.catch(() => readings.delete(ctx.crm));
+  }
+  return reading;
+}
+
 /** Reads EWS access (never throws for Exchange's or the configuration's sake: the report then says unknown, and why). */
 export async function checkEwsAccess(ctx: JobContext, selection: ReadonlySet<string> | null): Promise<EwsAccessReport> {
   const appId = ctx.certs?.exchange.ewsAppId ?? '';
   try {
-    const { certs, connection } = await exchangeConnection(ctx);
-    const read = await runScript(ctx, certs, 'Get-EwsAccess', connection);
+    const { certs, read } = await readEws(ctx);
     return ewsAccessReport(read, { appId: certs.exchange.ewsAppId, selection, now: ctx.now() });
   } catch (error) {
     if (ctx.signal.aborted) throw error;
@@ -180,8 +218,7 @@ export async function mailboxesWithEwsDisabled<T extends { emailaddress: string 
   // A context built for the CRM steps alone has no PowerShell runner (the agent runtime always gives one).
   if (!ctx.certs) return { rows: [] };
   try {
-    const { certs, connection } = await exchangeConnection(ctx);
-    const read = await runScript(ctx, certs, 'Get-EwsAccess', connection);
+    const { read } = await readEws(ctx);
     const disabled = new Set(read.disabledMailboxes.map((a) => a.toLowerCase()));
     return { rows: rows.filter((r) => r.emailaddress !== '' && disabled.has(r.emailaddress.toLowerCase())) };
   } catch (error) {
@@ -199,6 +236,7 @@ export async function activeMailboxAddresses(ctx: JobContext): Promise<Set<strin
 /** Set-EwsAccess: allow-lists EWS_APP_ID and sets EwsEnabled $true (each only when needed); what changed. */
 export async function allowEws(ctx: JobContext): Promise<PowershellOutput<'Set-EwsAccess'>> {
   const { certs, connection } = await exchangeConnection(ctx);
+  readings.delete(ctx.crm);
   return runScript(ctx, certs, 'Set-EwsAccess', { ...connection, AllowAppId: certs.exchange.ewsAppId });
 }
 
@@ -221,6 +259,7 @@ export async function enableMailboxEws(ctx: JobContext, addresses: readonly stri
   }
   if (valid.length === 0) return outcome;
   const { certs, connection } = await exchangeConnection(ctx);
+  readings.delete(ctx.crm);
   for (let i = 0; i < valid.length; i += MAILBOX_EWS_BATCH) {
     const batch = valid.slice(i, i + MAILBOX_EWS_BATCH);
     try {

@@ -1,7 +1,6 @@
 import { SetupError } from '../../../core/setup-error.ts';
 import { AFTER_SHUTDOWN_OPTIONS, CONFIRM_APP_ID, ewsDaysLeft, isAfterEwsShutdown } from '../../../jobs/ews-access.ts';
-import { runScript } from '../../runtime/cert-requirements.ts';
-import { allowEws, ewsAllowedFor, exchangeConnection, type EwsRead } from '../../adapters/exchange/ews.ts';
+import { allowEws, ewsAllowedFor, olderEwsPolicy, readEws, type EwsRead } from '../../adapters/exchange/ews.ts';
 import type { JobContext } from '../../runtime/job-context.ts';
 import type { RunbookStep, StepCheck } from '../step.ts';
 import { stepDetail } from '../detail.ts';
@@ -22,8 +21,8 @@ const daysLeftText = (now: number) => {
 };
 
 async function read(ctx: JobContext): Promise<{ read: EwsRead; appId: string }> {
-  const { certs, connection } = await exchangeConnection(ctx);
-  return { read: await runScript(ctx, certs, 'Get-EwsAccess', connection), appId: certs.exchange.ewsAppId };
+  const { certs, read: found } = await readEws(ctx);
+  return { read: found, appId: certs.exchange.ewsAppId };
 }
 
 function shutDown(): SetupError {
@@ -53,11 +52,12 @@ export const ewsAccessStep: RunbookStep = {
     if (ewsAllowedFor(found.read, found.appId)) {
       // The older user-agent policy is not this step's to change: an allow-list of no client blocks the plan, a list says to check it.
       const policy = found.read.applicationAccessPolicy;
-      if (policy === 'EnforceAllowList' && found.read.allowList.length === 0) {
+      const older = olderEwsPolicy(found.read);
+      if (older.allowListBlocksAll) {
         const message = 'Exchange Online allows CRM\'s app, but its older EwsApplicationAccessPolicy is EnforceAllowList with an empty EwsAllowList, which refuses every EWS client.';
         return { upToDate: false, detail: stepDetail(`cannot go on: ${message}`), blocker: { message, fix: "Add CRM's user agent to EwsAllowList (Set-OrganizationConfig -EwsAllowList) or clear the policy (Set-OrganizationConfig -EwsApplicationAccessPolicy $null), then ask for the plan again." } };
       }
-      const caveat = policy === 'EnforceAllowList' || (policy === 'EnforceBlockList' && found.read.blockList.length > 0) ? `; the older EwsApplicationAccessPolicy ${policy} also applies: check that it lets CRM's user agent through` : '';
+      const caveat = older.olderPolicyApplies ? `; the older EwsApplicationAccessPolicy ${policy} also applies: check that it lets CRM's user agent through` : '';
       return { upToDate: true, detail: stepDetail(`already done: Exchange Online allows EWS for CRM (EwsEnabled True, ${found.appId} allow-listed)${caveat}; ${daysLeftText(now)}`) };
     }
     const what = [
